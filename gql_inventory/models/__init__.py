@@ -1,0 +1,39 @@
+"""SQLAlchemy tables only: no behaviour lives here."""
+
+from gql_inventory.models.base import Base
+from gql_inventory.models.catalog import Location, Product, Variant
+from gql_inventory.models.orders import (
+    IdempotencyRecord,
+    Order,
+    OrderAllocation,
+    OrderLine,
+    OrderStatus,
+    PaymentEvent,
+    Refund,
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+    WebhookEvent,
+)
+from gql_inventory.models.stock import MovementKind, StockLevel, StockMovement
+
+__all__ = [
+    "Base",
+    "IdempotencyRecord",
+    "Location",
+    "MovementKind",
+    "Order",
+    "OrderAllocation",
+    "OrderLine",
+    "OrderStatus",
+    "PaymentEvent",
+    "Product",
+    "Refund",
+    "Reservation",
+    "ReservationLine",
+    "ReservationStatus",
+    "StockLevel",
+    "StockMovement",
+    "Variant",
+    "WebhookEvent",
+]

@@ -1,0 +1,89 @@
+"""Catalog tables: products, variants (SKUs) and locations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gql_inventory.models.base import Base, created_at_column
+
+
+class Product(Base):
+    """A product as the shop lists it (Shopify's *handle* is its stable key)."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    handle: Mapped[str] = mapped_column(String(255), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    vendor: Mapped[str | None] = mapped_column(Text)
+    product_type: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Variant(Base):
+    """A SKU: one product in one combination of options.
+
+    `options` is a JSON list of ``{"name": "Size", "value": "Medium"}`` in the
+    product's option order. `price_amount` is in the currency's minor units
+    (cents for USD, yen for JPY).
+    """
+
+    __tablename__ = "variants"
+    __table_args__ = (
+        CheckConstraint("price_amount >= 0", name="price_non_negative"),
+        CheckConstraint("low_stock_threshold >= 0", name="threshold_non_negative"),
+        CheckConstraint("char_length(currency_code) = 3", name="currency_iso4217"),
+        Index("ix_variants_product_id_position", "product_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    sku: Mapped[str] = mapped_column(String(255), unique=True)
+    title: Mapped[str] = mapped_column(Text)
+    options: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
+    position: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    price_amount: Mapped[int] = mapped_column(BigInteger)
+    currency_code: Mapped[str] = mapped_column(String(3), server_default=text("'USD'"))
+    low_stock_threshold: Mapped[int] = mapped_column(Integer, server_default=text("5"))
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Location(Base):
+    """A warehouse or store that holds stock.
+
+    `priority`: lower is drawn from first when a reservation is allocated.
+    Exactly one location is the default (a partial unique index holds that).
+    """
+
+    __tablename__ = "locations"
+    __table_args__ = (
+        Index(
+            "uq_locations_single_default",
+            "is_default",
+            unique=True,
+            postgresql_where=text("is_default"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    is_default: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    priority: Mapped[int] = mapped_column(Integer, server_default=text("100"))
+    created_at: Mapped[datetime] = created_at_column()

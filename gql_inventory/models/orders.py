@@ -1,0 +1,222 @@
+"""Reservations (carts), orders, refunds, payment events and idempotency records."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gql_inventory.models.base import Base, created_at_column
+
+
+class ReservationStatus(enum.StrEnum):
+    """ACTIVE holds stock; the others are final."""
+
+    ACTIVE = "ACTIVE"
+    COMPLETED = "COMPLETED"
+    RELEASED = "RELEASED"
+    EXPIRED = "EXPIRED"
+
+
+class OrderStatus(enum.StrEnum):
+    """An order's payment state."""
+
+    PENDING_PAYMENT = "PENDING_PAYMENT"
+    PAID = "PAID"
+    PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
+    REFUNDED = "REFUNDED"
+    CANCELLED = "CANCELLED"
+    NEEDS_ATTENTION = "NEEDS_ATTENTION"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=24)
+
+
+class Reservation(Base):
+    """A hold on stock (a cart or an unpaid order). Its random UUID is a capability."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (
+        Index("ix_reservations_active_expires_at", "expires_at", postgresql_where=text("status = 'ACTIVE'")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    status: Mapped[ReservationStatus] = mapped_column(
+        _enum(ReservationStatus, "reservation_status"), default=ReservationStatus.ACTIVE
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ReservationLine(Base):
+    """Units of one variant held at one location by one reservation.
+
+    A level's `reserved` equals the sum of `quantity` over the lines of ACTIVE
+    reservations on it (DESIGN.md invariant 2).
+    """
+
+    __tablename__ = "reservation_lines"
+    __table_args__ = (
+        UniqueConstraint("reservation_id", "stock_level_id", name="uq_reservation_lines_reservation_level"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        Index("ix_reservation_lines_stock_level_id", "stock_level_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    reservation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("reservations.id", ondelete="CASCADE")
+    )
+    stock_level_id: Mapped[int] = mapped_column(ForeignKey("stock_levels.id", ondelete="RESTRICT"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="RESTRICT"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
+    quantity: Mapped[int] = mapped_column(Integer)
+
+
+class Order(Base):
+    """An order made from a reservation at checkout. Amounts are in minor units."""
+
+    __tablename__ = "orders"
+    __table_args__ = (CheckConstraint("total_amount >= 0", name="total_non_negative"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    reservation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("reservations.id", ondelete="SET NULL"), unique=True
+    )
+    status: Mapped[OrderStatus] = mapped_column(
+        _enum(OrderStatus, "order_status"), default=OrderStatus.PENDING_PAYMENT
+    )
+    email: Mapped[str | None] = mapped_column(Text)
+    currency_code: Mapped[str] = mapped_column(String(3))
+    total_amount: Mapped[int] = mapped_column(BigInteger)
+    payment_provider: Mapped[str] = mapped_column(String(32))
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    payment_client_secret: Mapped[str | None] = mapped_column(Text)
+    last_payment_error: Mapped[str | None] = mapped_column(Text)
+    attention_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class OrderLine(Base):
+    """One variant of an order, its unit price frozen at checkout (minor units)."""
+
+    __tablename__ = "order_lines"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "refunded_quantity >= 0 AND refunded_quantity <= quantity", name="refund_within_quantity"
+        ),
+        UniqueConstraint("order_id", "variant_id", name="uq_order_lines_order_variant"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="RESTRICT"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    refunded_quantity: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    unit_price_amount: Mapped[int] = mapped_column(BigInteger)
+    currency_code: Mapped[str] = mapped_column(String(3))
+
+
+class OrderAllocation(Base):
+    """Where the units of an order line were sold from, so a restock returns them there."""
+
+    __tablename__ = "order_allocations"
+    __table_args__ = (
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "returned_quantity >= 0 AND returned_quantity <= quantity", name="return_within_quantity"
+        ),
+        UniqueConstraint("order_line_id", "stock_level_id", name="uq_order_allocations_line_level"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_line_id: Mapped[int] = mapped_column(ForeignKey("order_lines.id", ondelete="CASCADE"))
+    stock_level_id: Mapped[int] = mapped_column(ForeignKey("stock_levels.id", ondelete="RESTRICT"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    returned_quantity: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+
+class Refund(Base):
+    """A refund of an order, local or at the payment provider. Amounts in minor units.
+
+    `lines` is a JSON list of ``{"variant_id": int, "quantity": int}``;
+    `restocked` tells whether its units went back on hand, so a provider's later
+    `charge.refunded` event never restocks a second time.
+    """
+
+    __tablename__ = "refunds"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    provider_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency_code: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
+    restocked: Mapped[bool] = mapped_column(server_default=text("false"))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class PaymentEvent(Base):
+    """What happened to an order's payment, for admins: attempts, webhook events, errors."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (Index("ix_payment_events_order_id_id", "order_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(64))
+    provider_event_id: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class WebhookEvent(Base):
+    """A provider event applied once; its id's presence makes a redelivery a no-op."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = created_at_column()
+
+
+class IdempotencyRecord(Base):
+    """The first result of a mutation called with an idempotency key.
+
+    `request_hash` is a SHA-256 of the canonical input; a second call with the
+    same key and another hash is an IDEMPOTENCY_CONFLICT. `result` is JSON the
+    use case can rebuild its payload from.
+    """
+
+    __tablename__ = "idempotency_records"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = created_at_column()

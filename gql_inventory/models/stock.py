@@ -1,0 +1,104 @@
+"""Stock levels and the stock movement ledger (which is also the event log)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gql_inventory.models.base import Base
+
+
+class MovementKind(enum.StrEnum):
+    """Why a stock level changed (DESIGN.md, "Lifecycle")."""
+
+    RECEIPT = "RECEIPT"
+    ADJUSTMENT = "ADJUSTMENT"
+    COUNT = "COUNT"
+    RESERVATION = "RESERVATION"
+    RELEASE = "RELEASE"
+    EXPIRY = "EXPIRY"
+    SALE = "SALE"
+    RETURN = "RETURN"
+
+
+class StockLevel(Base):
+    """Units of one variant at one location.
+
+    `available` is derived (``on_hand - reserved``). CHECK constraints make
+    overselling impossible whatever the code does. `version` grows by one with
+    every change, so a client can notice a missed event.
+    """
+
+    __tablename__ = "stock_levels"
+    __table_args__ = (
+        UniqueConstraint("variant_id", "location_id", name="uq_stock_levels_variant_location"),
+        CheckConstraint("on_hand >= 0", name="on_hand_non_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_non_negative"),
+        CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
+        Index("ix_stock_levels_location_id", "location_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
+    on_hand: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    reserved: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class StockMovement(Base):
+    """One row per change of one stock level, written in the same transaction.
+
+    Deltas and the level's figures after the change are stored, so the ledger
+    alone replays every level. `txid` is the writing transaction's id
+    (``pg_current_xact_id()``), used to resume subscriptions safely although
+    ids are handed out at insert rather than at commit.
+    """
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (
+        Index("ix_stock_movements_variant_id_id", "variant_id", "id"),
+        Index("ix_stock_movements_stock_level_id_version", "stock_level_id", "version"),
+        Index("ix_stock_movements_reference", "reference"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    stock_level_id: Mapped[int] = mapped_column(
+        ForeignKey("stock_levels.id", ondelete="CASCADE")
+    )
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
+    kind: Mapped[MovementKind] = mapped_column(
+        Enum(MovementKind, name="movement_kind", native_enum=False, length=16)
+    )
+    on_hand_delta: Mapped[int] = mapped_column(Integer)
+    reserved_delta: Mapped[int] = mapped_column(Integer)
+    on_hand_after: Mapped[int] = mapped_column(Integer)
+    reserved_after: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str | None] = mapped_column(Text)
+    reference: Mapped[str | None] = mapped_column(Text)
+    txid: Mapped[int] = mapped_column(
+        BigInteger, server_default=text("(pg_current_xact_id()::text)::bigint")
+    )
+    occurred_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

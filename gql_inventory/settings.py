@@ -1,0 +1,70 @@
+"""Service settings, read from the environment (and an optional `.env`) by pydantic-settings."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+
+class Settings(BaseSettings):
+    """All knobs of the service. Environment names are the field names upper-cased.
+
+    Durations are in seconds; money never appears here.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy or libpq URL of PostgreSQL 14+. Unset: an embedded PostgreSQL "
+        "is started in `data_dir`.",
+    )
+    data_dir: Path = Field(
+        default=Path("var/pgdata"), description="Embedded PostgreSQL's data folder."
+    )
+    broadcast_url: str | None = Field(
+        default=None,
+        description="broadcaster backend: postgres://, redis:// or memory://. Unset: "
+        "LISTEN/NOTIFY on the service's own database.",
+    )
+    stripe_api_key: str | None = None
+    stripe_webhook_secret: str = "whsec_offline_development_secret"
+    stripe_api_base: str | None = Field(
+        default=None, description="Override of Stripe's API address (tests, stripe-mock)."
+    )
+    reservation_ttl_seconds: int = Field(default=900, ge=1)
+    reservation_max_ttl_seconds: int = Field(default=7200, ge=1)
+    expiry_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often the in-app sweeper expires reservations."
+    )
+    max_lines_per_reservation: int = Field(default=100, ge=1)
+    max_quantity_per_line: int = Field(default=10_000, ge=1)
+    admin_tokens: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated bearer tokens that grant admin operations.",
+    )
+    graphiql: bool = True
+    query_depth_limit: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 5000
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("admin_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
