@@ -11,17 +11,30 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
 
+from gql_inventory.app import create_app
 from gql_inventory.db import create_engine, make_sessionmaker, start_embedded_postgres, to_libpq_url
 from gql_inventory.migrations import upgrade_database
+from gql_inventory.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_CSV_DIR = ROOT.parent / "shared" / "data" / "shopify-product-csvs"
+
+
+class GraphQLCaller(Protocol):
+    """The `gql` fixture: ``await gql(query, variables, admin=False) -> response body``."""
+
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, *, admin: bool = False
+    ) -> dict[str, Any]: ...
 
 
 def _with_database(url: str, name: str) -> str:
@@ -86,3 +99,43 @@ async def _clean_tables(request: pytest.FixtureRequest) -> None:
     eng: AsyncEngine = request.getfixturevalue("engine")
     async with eng.begin() as conn:
         await conn.exec_driver_sql(f"TRUNCATE {_TABLES} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """Settings of the app under test (admin token `admin-secret`)."""
+    return Settings(admin_tokens=["admin-secret"], graphiql=True)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, database_url: str) -> AsyncIterator[Starlette]:
+    """The ASGI app on the test database."""
+    application = create_app(settings, database_url=database_url)
+    yield application
+    await application.state.services.close()
+
+
+@pytest.fixture
+async def client(app: Starlette, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client speaking to the app in-process (depends on `engine` for clean tables)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> GraphQLCaller:
+    """Post a GraphQL operation; returns the whole response body (data and errors)."""
+
+    async def call(
+        query: str, variables: dict[str, Any] | None = None, *, admin: bool = False
+    ) -> dict[str, Any]:
+        headers = {"Authorization": "Bearer admin-secret"} if admin else {}
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    return call

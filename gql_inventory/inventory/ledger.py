@@ -164,9 +164,7 @@ async def ensure_level(session: AsyncSession, *, variant_id: int, location_id: i
     return int(level_id)
 
 
-_LOCK_LEVEL = text(
-    "SELECT on_hand, reserved FROM stock_levels WHERE id = :level_id FOR UPDATE"
-)
+_LOCK_LEVEL = text("SELECT on_hand, reserved FROM stock_levels WHERE id = :level_id FOR UPDATE")
 
 
 async def set_on_hand(

@@ -56,7 +56,11 @@ class Reservation(Base):
 
     __tablename__ = "reservations"
     __table_args__ = (
-        Index("ix_reservations_active_expires_at", "expires_at", postgresql_where=text("status = 'ACTIVE'")),
+        Index(
+            "ix_reservations_active_expires_at",
+            "expires_at",
+            postgresql_where=text("status = 'ACTIVE'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -77,7 +81,9 @@ class ReservationLine(Base):
 
     __tablename__ = "reservation_lines"
     __table_args__ = (
-        UniqueConstraint("reservation_id", "stock_level_id", name="uq_reservation_lines_reservation_level"),
+        UniqueConstraint(
+            "reservation_id", "stock_level_id", name="uq_reservation_lines_reservation_level"
+        ),
         CheckConstraint("quantity > 0", name="quantity_positive"),
         Index("ix_reservation_lines_stock_level_id", "stock_level_id"),
     )
@@ -124,7 +130,8 @@ class OrderLine(Base):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint(
-            "refunded_quantity >= 0 AND refunded_quantity <= quantity", name="refund_within_quantity"
+            "refunded_quantity >= 0 AND refunded_quantity <= quantity",
+            name="refund_within_quantity",
         ),
         UniqueConstraint("order_id", "variant_id", name="uq_order_lines_order_variant"),
     )
@@ -145,7 +152,8 @@ class OrderAllocation(Base):
     __table_args__ = (
         CheckConstraint("quantity > 0", name="quantity_positive"),
         CheckConstraint(
-            "returned_quantity >= 0 AND returned_quantity <= quantity", name="return_within_quantity"
+            "returned_quantity >= 0 AND returned_quantity <= quantity",
+            name="return_within_quantity",
         ),
         UniqueConstraint("order_line_id", "stock_level_id", name="uq_order_allocations_line_level"),
     )

@@ -59,9 +59,7 @@ class StockLevel(Base):
     on_hand: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     reserved: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class StockMovement(Base):
@@ -81,9 +79,7 @@ class StockMovement(Base):
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    stock_level_id: Mapped[int] = mapped_column(
-        ForeignKey("stock_levels.id", ondelete="CASCADE")
-    )
+    stock_level_id: Mapped[int] = mapped_column(ForeignKey("stock_levels.id", ondelete="CASCADE"))
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="CASCADE"))
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
     kind: Mapped[MovementKind] = mapped_column(

@@ -1,0 +1,93 @@
+"""The Starlette application: /graphql (queries, mutations, graphql-transport-ws), health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from gql_inventory.context import Context
+from gql_inventory.loaders import Loaders
+from gql_inventory.logs import configure_logging, get_logger
+from gql_inventory.schema import build_schema
+from gql_inventory.services import Services
+from gql_inventory.settings import Settings, get_settings
+
+log = get_logger(__name__)
+
+
+class InventoryGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view with our typed context (fresh DataLoaders per request)."""
+
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        super().__init__(build_schema(services.settings), **kwargs)
+        self.services = services
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Context:
+        return Context(
+            request=request,
+            services=self.services,
+            loaders=Loaders(self.services.engine),
+            response=response,
+        )
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
+    """Build the ASGI app. The database is connected lazily; `lifespan` closes the pool.
+
+    Routes: ``/graphql`` (GET: GraphiQL when enabled; POST; websocket with the
+    graphql-transport-ws subprotocol only), ``/healthz`` (process alive) and
+    ``/readyz`` (database reachable: 200, else 503).
+    """
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    services = Services.create(settings, database_url)
+    graphql = InventoryGraphQL(
+        services,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+    )
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        try:
+            async with services.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure means "not ready"
+            log.warning("readyz.database_unreachable", error=str(exc))
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok", "database": "ok"})
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        log.info("app.started")
+        try:
+            yield
+        finally:
+            await services.close()
+            log.info("app.stopped")
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    return app

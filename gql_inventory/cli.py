@@ -1,0 +1,144 @@
+"""`gql-inventory` command line (typer): serve, migrate, import, export, schema, maintenance."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
+from gql_inventory.settings import get_settings
+
+app = typer.Typer(help="GraphQL inventory service.", no_args_is_help=True)
+
+T = TypeVar("T")
+
+EXAMPLE_QUERY = """{
+  products(first: 3) {
+    edges { node { title variants { sku title available
+      stockLevels { location { name } onHand reserved available } } } }
+  }
+}"""
+
+
+def _database_url() -> str:
+    return resolve_database_url(get_settings())
+
+
+def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on the configured database; commit if it returns."""
+
+    async def main() -> T:
+        engine = create_engine(_database_url(), pool_size=2, max_overflow=0)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+@app.command()
+def migrate(revision: str = "head") -> None:
+    """Apply database migrations (Alembic) up to REVISION."""
+    from gql_inventory.migrations import upgrade_database
+
+    upgrade_database(_database_url(), revision)
+    typer.echo(f"database migrated to {revision}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL)."""
+    from gql_inventory.schema import print_sdl
+
+    sys.stdout.write(print_sdl())
+
+
+@app.command("import-shopify")
+def import_shopify(
+    files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
+    location: Annotated[str | None, typer.Option(help="Location receiving the stock.")] = None,
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency of the prices.")] = "USD",
+) -> None:
+    """Import Shopify product CSV exports; a bad file is refused whole (exit 1)."""
+    from gql_inventory.catalog.shopify import CatalogImportError, import_shopify_files
+
+    try:
+        report = _in_transaction(
+            lambda s: import_shopify_files(s, files, location_name=location, currency=currency)
+        )
+    except CatalogImportError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{problem.path}:{problem.line}: {problem.message}", err=True)
+        typer.echo(f"refused: {len(exc.problems)} problem(s), nothing imported", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"imported into {report.location}: products {report.products_created} new, "
+        f"{report.products_updated} updated; variants {report.variants_created} new, "
+        f"{report.variants_updated} updated; {report.units_received} units received, "
+        f"{report.levels_counted} levels counted"
+    )
+
+
+@app.command("seed-demo")
+def seed_demo() -> None:
+    """Load the generated demo catalog (apparel in sizes, three locations)."""
+    from gql_inventory.catalog.demo import seed_demo_catalog
+
+    report = _in_transaction(seed_demo_catalog)
+    typer.echo(
+        f"demo catalog: {report.products_created} products new, "
+        f"{report.variants_created} variants new, {report.units_received} units received"
+    )
+
+
+@app.command("export-stock")
+def export_stock(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File; default stdout.")
+    ] = None,
+) -> None:
+    """Write every stock level as CSV: sku, location, on_hand, reserved, available."""
+    from gql_inventory.catalog.export import export_stock_csv
+
+    if output is None:
+        _in_transaction(lambda s: export_stock_csv(s, sys.stdout))
+        return
+    with output.open("w", newline="", encoding="utf-8") as fh:
+        count = _in_transaction(lambda s: export_stock_csv(s, fh))
+    typer.echo(f"{count} stock levels written to {output}", err=True)
+
+
+@app.command()
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    reload: bool = False,
+) -> None:
+    """Serve the API under uvicorn (GraphiQL at /graphql)."""
+    import uvicorn
+
+    _database_url()  # start the embedded server once, before workers fork
+    typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
+    typer.echo("Try:\n" + EXAMPLE_QUERY)
+    uvicorn.run(
+        "gql_inventory.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,80 @@
+"""The typed GraphQL context, built once per HTTP request or websocket connection."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import Request
+from starlette.websockets import WebSocket
+
+from gql_inventory.loaders import Loaders
+from gql_inventory.settings import Settings
+
+if TYPE_CHECKING:
+    from gql_inventory.services import Services
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value, or None."""
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def token_is_admin(token: str | None, admin_tokens: list[str]) -> bool:
+    """Constant-time comparison of `token` against every configured admin token."""
+    if not token:
+        return False
+    return any(hmac.compare_digest(token.encode(), t.encode()) for t in admin_tokens)
+
+
+@dataclass
+class Context:
+    """What every resolver gets as `info.context`.
+
+    `connection_params` is the websocket `connection_init` payload (strawberry
+    sets it); admin rights come from the HTTP `Authorization` header or from its
+    `authorization` key.
+    """
+
+    request: Request | WebSocket
+    services: Services
+    loaders: Loaders
+    connection_params: dict[str, Any] | None = None
+    response: Any = None
+    _extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        """The service settings."""
+        return self.services.settings
+
+    @property
+    def sessions(self) -> async_sessionmaker[AsyncSession]:
+        """Session factory; open one transaction per mutation with `.begin()`."""
+        return self.services.sessions
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database engine."""
+        return self.services.engine
+
+    @property
+    def is_admin(self) -> bool:
+        """True when the caller presented one of `ADMIN_TOKENS`."""
+        header = self.request.headers.get("authorization")
+        if header is None and self.connection_params:
+            raw = self.connection_params.get("authorization") or self.connection_params.get(
+                "Authorization"
+            )
+            header = raw if isinstance(raw, str) else None
+        token = bearer_token(header)
+        if token is None and header and " " not in header.strip():
+            token = header.strip()  # websocket clients often send the bare token
+        return token_is_admin(token, self.settings.admin_tokens)

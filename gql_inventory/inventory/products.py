@@ -1,0 +1,67 @@
+"""Catalog reads: product pages with text search and the low-stock filter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gql_inventory.loaders import PRODUCT_COLUMNS, ProductRow, product_row
+from gql_inventory.models import Product, StockLevel, Variant
+
+
+@dataclass(frozen=True, slots=True)
+class ProductPage:
+    """Up to `first` products after a cursor, and whether more follow."""
+
+    products: list[ProductRow]
+    has_next_page: bool
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def product_page(
+    conn: AsyncConnection,
+    *,
+    first: int,
+    after_id: int | None,
+    query: str | None,
+    low_stock_only: bool,
+) -> ProductPage:
+    """Products ordered by id, after `after_id`, filtered; one SQL statement.
+
+    `query` matches case-insensitively a substring of the title, the handle or
+    any variant's SKU. `low_stock_only` keeps products with at least one variant
+    whose available units (summed over locations) are at or under its threshold.
+    """
+    stmt = select(*PRODUCT_COLUMNS).order_by(Product.id).limit(first + 1)
+    if after_id is not None:
+        stmt = stmt.where(Product.id > after_id)
+    if query:
+        pattern = f"%{_escape_like(query.strip())}%"
+        sku_match = exists().where(
+            and_(Variant.product_id == Product.id, Variant.sku.ilike(pattern, escape="\\"))
+        )
+        stmt = stmt.where(
+            or_(
+                Product.title.ilike(pattern, escape="\\"),
+                Product.handle.ilike(pattern, escape="\\"),
+                sku_match,
+            )
+        )
+    if low_stock_only:
+        available = (
+            select(func.coalesce(func.sum(StockLevel.on_hand - StockLevel.reserved), 0))
+            .where(StockLevel.variant_id == Variant.id)
+            .scalar_subquery()
+        )
+        stmt = stmt.where(
+            exists().where(
+                and_(Variant.product_id == Product.id, available <= Variant.low_stock_threshold)
+            )
+        )
+    rows = [product_row(r._mapping) for r in await conn.execute(stmt)]
+    return ProductPage(products=rows[:first], has_next_page=len(rows) > first)

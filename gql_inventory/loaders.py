@@ -1,0 +1,220 @@
+"""Per-request DataLoaders: batched Core reads, one query per batch, whatever the page size.
+
+Each batch runs on its own pooled connection (reads only), so loaders that fire
+in the same tick may run concurrently. Rows come back as small frozen
+dataclasses; GraphQL types are built from them in `gql_inventory.schema`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Executable
+from strawberry.dataloader import DataLoader
+
+from gql_inventory.models import Location, Product, ReservationLine, StockLevel, Variant
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRow:
+    """A product (`id`, Shopify `handle`, `title`)."""
+
+    id: int
+    handle: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class VariantRow:
+    """A variant; `price_amount` in minor units of `currency_code`."""
+
+    id: int
+    product_id: int
+    sku: str
+    title: str
+    options: list[dict[str, str]]
+    price_amount: int
+    currency_code: str
+    low_stock_threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class LocationRow:
+    """A location; lower `priority` is drawn from first."""
+
+    id: int
+    name: str
+    is_default: bool
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class LevelRow:
+    """A stock level's figures (units)."""
+
+    id: int
+    variant_id: int
+    location_id: int
+    on_hand: int
+    reserved: int
+    version: int
+
+    @property
+    def available(self) -> int:
+        """`on_hand - reserved`."""
+        return self.on_hand - self.reserved
+
+
+PRODUCT_COLUMNS = (Product.id, Product.handle, Product.title)
+VARIANT_COLUMNS = (
+    Variant.id,
+    Variant.product_id,
+    Variant.sku,
+    Variant.title,
+    Variant.options,
+    Variant.price_amount,
+    Variant.currency_code,
+    Variant.low_stock_threshold,
+)
+LOCATION_COLUMNS = (Location.id, Location.name, Location.is_default, Location.priority)
+LEVEL_COLUMNS = (
+    StockLevel.id,
+    StockLevel.variant_id,
+    StockLevel.location_id,
+    StockLevel.on_hand,
+    StockLevel.reserved,
+    StockLevel.version,
+)
+
+
+def product_row(m: Any) -> ProductRow:
+    """Build from a row mapping with `PRODUCT_COLUMNS`."""
+    return ProductRow(id=m["id"], handle=m["handle"], title=m["title"])
+
+
+def variant_row(m: Any) -> VariantRow:
+    """Build from a row mapping with `VARIANT_COLUMNS`."""
+    return VariantRow(
+        id=m["id"],
+        product_id=m["product_id"],
+        sku=m["sku"],
+        title=m["title"],
+        options=list(m["options"] or []),
+        price_amount=m["price_amount"],
+        currency_code=m["currency_code"],
+        low_stock_threshold=m["low_stock_threshold"],
+    )
+
+
+def location_row(m: Any) -> LocationRow:
+    """Build from a row mapping with `LOCATION_COLUMNS`."""
+    return LocationRow(
+        id=m["id"], name=m["name"], is_default=m["is_default"], priority=m["priority"]
+    )
+
+
+def level_row(m: Any) -> LevelRow:
+    """Build from a row mapping with `LEVEL_COLUMNS`."""
+    return LevelRow(
+        id=m["id"],
+        variant_id=m["variant_id"],
+        location_id=m["location_id"],
+        on_hand=m["on_hand"],
+        reserved=m["reserved"],
+        version=m["version"],
+    )
+
+
+class Loaders:
+    """The DataLoaders of one request. Build a new one per request (caches are per request)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.product_by_id = DataLoader[int, ProductRow | None](self._products_by_id)
+        self.variant_by_id = DataLoader[int, VariantRow | None](self._variants_by_id)
+        self.variant_by_sku = DataLoader[str, VariantRow | None](self._variants_by_sku)
+        self.variants_by_product = DataLoader[int, list[VariantRow]](self._variants_by_product)
+        self.location_by_id = DataLoader[int, LocationRow | None](self._locations_by_id)
+        self.levels_by_variant = DataLoader[int, list[LevelRow]](self._levels_by_variant)
+        self.level_by_id = DataLoader[int, LevelRow | None](self._levels_by_id)
+        self.reservation_lines = DataLoader[Any, list[tuple[int, int]]](self._reservation_lines)
+
+    async def _rows(self, stmt: Executable) -> Sequence[Any]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(stmt)
+            return [r._mapping for r in result]
+
+    async def _products_by_id(self, ids: Sequence[int]) -> list[ProductRow | None]:
+        rows = await self._rows(select(*PRODUCT_COLUMNS).where(Product.id.in_(ids)))
+        found = {r["id"]: product_row(r) for r in rows}
+        return [found.get(i) for i in ids]
+
+    async def _variants_by_id(self, ids: Sequence[int]) -> list[VariantRow | None]:
+        rows = await self._rows(select(*VARIANT_COLUMNS).where(Variant.id.in_(ids)))
+        found = {r["id"]: variant_row(r) for r in rows}
+        return [found.get(i) for i in ids]
+
+    async def _variants_by_sku(self, skus: Sequence[str]) -> list[VariantRow | None]:
+        rows = await self._rows(select(*VARIANT_COLUMNS).where(Variant.sku.in_(skus)))
+        found = {r["sku"]: variant_row(r) for r in rows}
+        for row in found.values():
+            self.variant_by_id.prime(row.id, row)
+        return [found.get(s) for s in skus]
+
+    async def _variants_by_product(self, ids: Sequence[int]) -> list[list[VariantRow]]:
+        rows = await self._rows(
+            select(*VARIANT_COLUMNS)
+            .where(Variant.product_id.in_(ids))
+            .order_by(Variant.product_id, Variant.position, Variant.id)
+        )
+        grouped: dict[int, list[VariantRow]] = defaultdict(list)
+        for r in rows:
+            row = variant_row(r)
+            grouped[row.product_id].append(row)
+            self.variant_by_id.prime(row.id, row)
+        return [grouped[i] for i in ids]
+
+    async def _locations_by_id(self, ids: Sequence[int]) -> list[LocationRow | None]:
+        rows = await self._rows(select(*LOCATION_COLUMNS).where(Location.id.in_(ids)))
+        found = {r["id"]: location_row(r) for r in rows}
+        return [found.get(i) for i in ids]
+
+    async def _levels_by_variant(self, ids: Sequence[int]) -> list[list[LevelRow]]:
+        rows = await self._rows(
+            select(*LEVEL_COLUMNS)
+            .join(Location, Location.id == StockLevel.location_id)
+            .where(StockLevel.variant_id.in_(ids))
+            .order_by(StockLevel.variant_id, Location.priority, Location.id)
+        )
+        grouped: dict[int, list[LevelRow]] = defaultdict(list)
+        for r in rows:
+            row = level_row(r)
+            grouped[row.variant_id].append(row)
+        return [grouped[i] for i in ids]
+
+    async def _levels_by_id(self, ids: Sequence[int]) -> list[LevelRow | None]:
+        rows = await self._rows(select(*LEVEL_COLUMNS).where(StockLevel.id.in_(ids)))
+        found = {r["id"]: level_row(r) for r in rows}
+        return [found.get(i) for i in ids]
+
+    async def _reservation_lines(self, ids: Sequence[Any]) -> list[list[tuple[int, int]]]:
+        """Per reservation id: ``[(variant_id, quantity summed over locations), ...]``."""
+        rows = await self._rows(
+            select(
+                ReservationLine.reservation_id,
+                ReservationLine.variant_id,
+                ReservationLine.quantity,
+            )
+            .where(ReservationLine.reservation_id.in_(ids))
+            .order_by(ReservationLine.reservation_id, ReservationLine.id)
+        )
+        grouped: dict[Any, dict[int, int]] = defaultdict(dict)
+        for r in rows:
+            per = grouped[r["reservation_id"]]
+            per[r["variant_id"]] = per.get(r["variant_id"], 0) + r["quantity"]
+        return [list(grouped[i].items()) for i in ids]

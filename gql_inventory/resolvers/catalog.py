@@ -1,0 +1,99 @@
+"""Catalog queries: product, products, variant, variants, locations."""
+
+from __future__ import annotations
+
+import strawberry
+from sqlalchemy import select
+from strawberry.types import Info
+
+from gql_inventory.context import Context
+from gql_inventory.cursors import decode_cursor, encode_cursor
+from gql_inventory.errors import BadRequest
+from gql_inventory.inventory.products import product_page
+from gql_inventory.loaders import LOCATION_COLUMNS, PRODUCT_COLUMNS, location_row, product_row
+from gql_inventory.models import Location, Product
+from gql_inventory.schema.catalog import (
+    LocationType,
+    PageInfo,
+    ProductConnection,
+    ProductEdge,
+    ProductType,
+    VariantType,
+)
+
+MAX_PAGE_SIZE = 100
+MAX_SKUS = 250
+
+
+async def product(
+    info: Info[Context, None], id: strawberry.ID | None = None, handle: str | None = None
+) -> ProductType | None:
+    """A product by `id` or by `handle` (exactly one of them)."""
+    if (id is None) == (handle is None):
+        raise BadRequest("give exactly one of id and handle")
+    if id is not None:
+        if not str(id).isdigit():
+            return None
+        row = await info.context.loaders.product_by_id.load(int(id))
+        return ProductType.from_row(row) if row else None
+    async with info.context.engine.connect() as conn:
+        found = (
+            await conn.execute(select(*PRODUCT_COLUMNS).where(Product.handle == handle))
+        ).first()
+    return ProductType.from_row(product_row(found._mapping)) if found else None
+
+
+async def products(
+    info: Info[Context, None],
+    first: int | None = 20,
+    after: str | None = None,
+    query: str | None = None,
+    low_stock_only: bool | None = False,
+) -> ProductConnection:
+    """A forward Relay page of products ordered by id; `first` from 0 to 100 (null: 20)."""
+    first = 20 if first is None else first
+    if not 0 <= first <= MAX_PAGE_SIZE:
+        raise BadRequest(f"first must be between 0 and {MAX_PAGE_SIZE}")
+    after_id = decode_cursor("product", after) if after is not None else None
+    async with info.context.engine.connect() as conn:
+        page = await product_page(
+            conn, first=first, after_id=after_id, query=query, low_stock_only=bool(low_stock_only)
+        )
+    edges = [
+        ProductEdge(cursor=encode_cursor("product", row.id), node=ProductType.from_row(row))
+        for row in page.products
+    ]
+    for row in page.products:
+        info.context.loaders.product_by_id.prime(row.id, row)
+    return ProductConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=after_id is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )
+
+
+async def variant(info: Info[Context, None], sku: str) -> VariantType | None:
+    """The variant with this SKU, or null."""
+    row = await info.context.loaders.variant_by_sku.load(sku)
+    return VariantType.from_row(row) if row else None
+
+
+async def variants(info: Info[Context, None], skus: list[str]) -> list[VariantType | None]:
+    """Variants in the order of `skus`; null where a SKU is unknown (at most 250 SKUs)."""
+    if len(skus) > MAX_SKUS:
+        raise BadRequest(f"at most {MAX_SKUS} skus")
+    rows = await info.context.loaders.variant_by_sku.load_many(skus)
+    return [VariantType.from_row(r) if r else None for r in rows]
+
+
+async def locations(info: Info[Context, None]) -> list[LocationType]:
+    """Every location, by priority (the order reservations draw from)."""
+    async with info.context.engine.connect() as conn:
+        rows = await conn.execute(
+            select(*LOCATION_COLUMNS).order_by(Location.priority, Location.id)
+        )
+        return [LocationType.from_row(location_row(r._mapping)) for r in rows]
