@@ -12,12 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 from strawberry.dataloader import DataLoader
 
-from gql_inventory.models import Location, Product, ReservationLine, StockLevel, Variant
+from gql_inventory.models import (
+    Location,
+    Order,
+    OrderLine,
+    PaymentEvent,
+    Product,
+    Reservation,
+    ReservationLine,
+    StockLevel,
+    Variant,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +153,7 @@ class Loaders:
         self.levels_by_variant = DataLoader[int, list[LevelRow]](self._levels_by_variant)
         self.level_by_id = DataLoader[int, LevelRow | None](self._levels_by_id)
         self.reservation_lines = DataLoader[Any, list[tuple[int, int]]](self._reservation_lines)
+        self.orders = OrderLoaders(engine)
 
     async def _rows(self, stmt: Executable) -> Sequence[Any]:
         async with self._engine.connect() as conn:
@@ -218,3 +229,48 @@ class Loaders:
             per = grouped[r["reservation_id"]]
             per[r["variant_id"]] = per.get(r["variant_id"], 0) + r["quantity"]
         return [list(grouped[i].items()) for i in ids]
+
+
+class OrderLoaders:
+    """Per-request loaders for reservations, orders and their lines (rows as mappings)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.reservation_by_id = DataLoader[Any, RowMapping | None](self._reservations)
+        self.order_by_id = DataLoader[Any, RowMapping | None](self._orders)
+        self.order_lines = DataLoader[Any, list[RowMapping]](self._order_lines)
+        self.payment_events = DataLoader[Any, list[RowMapping]](self._payment_events)
+
+    async def _rows(self, stmt: Executable) -> list[RowMapping]:
+        async with self._engine.connect() as conn:
+            return [r._mapping for r in await conn.execute(stmt)]
+
+    async def _reservations(self, ids: Sequence[Any]) -> list[RowMapping | None]:
+        rows = await self._rows(select(Reservation.__table__).where(Reservation.id.in_(ids)))
+        found = {r["id"]: r for r in rows}
+        return [found.get(i) for i in ids]
+
+    async def _orders(self, ids: Sequence[Any]) -> list[RowMapping | None]:
+        rows = await self._rows(select(Order.__table__).where(Order.id.in_(ids)))
+        found = {r["id"]: r for r in rows}
+        return [found.get(i) for i in ids]
+
+    async def _order_lines(self, ids: Sequence[Any]) -> list[list[RowMapping]]:
+        rows = await self._rows(
+            select(OrderLine.__table__).where(OrderLine.order_id.in_(ids)).order_by(OrderLine.id)
+        )
+        grouped: dict[Any, list[RowMapping]] = defaultdict(list)
+        for r in rows:
+            grouped[r["order_id"]].append(r)
+        return [grouped[i] for i in ids]
+
+    async def _payment_events(self, ids: Sequence[Any]) -> list[list[RowMapping]]:
+        rows = await self._rows(
+            select(PaymentEvent.__table__)
+            .where(PaymentEvent.order_id.in_(ids))
+            .order_by(PaymentEvent.id)
+        )
+        grouped: dict[Any, list[RowMapping]] = defaultdict(list)
+        for r in rows:
+            grouped[r["order_id"]].append(r)
+        return [grouped[i] for i in ids]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
+from gql_inventory.events import DiscardingSink, EventSink
+from gql_inventory.inventory.reservations import ReservationLimits
+from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
 from gql_inventory.settings import Settings
 
 
@@ -18,6 +21,19 @@ class Services:
     database_url: str
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    payments: PaymentProvider = field(default_factory=OfflinePaymentProvider)
+    events: EventSink = field(default_factory=DiscardingSink)
+
+    @property
+    def reservation_limits(self) -> ReservationLimits:
+        """Reservation TTL and size limits from the settings."""
+        s = self.settings
+        return ReservationLimits(
+            default_ttl_seconds=min(s.reservation_ttl_seconds, s.reservation_max_ttl_seconds),
+            max_ttl_seconds=s.reservation_max_ttl_seconds,
+            max_lines=s.max_lines_per_reservation,
+            max_quantity=s.max_quantity_per_line,
+        )
 
     @classmethod
     def create(cls, settings: Settings, database_url: str | None = None) -> Services:

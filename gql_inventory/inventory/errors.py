@@ -131,3 +131,20 @@ class PaymentProviderError(DomainError):
     """The payment provider refused or failed; nothing was changed locally."""
 
     code = "PAYMENT_PROVIDER_ERROR"
+
+
+class DomainErrors(DomainError):
+    """Several refusals at once (e.g. every short line of a cart); `errors` lists them."""
+
+    def __init__(self, errors: Sequence[DomainError]) -> None:
+        super().__init__("; ".join(e.message for e in errors))
+        self.errors = list(errors)
+        self.code = errors[0].code if errors else "INVALID_INPUT"
+
+
+def raise_all(errors: Sequence[DomainError]) -> None:
+    """Raise nothing for no errors, the error itself for one, `DomainErrors` for several."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise DomainErrors(errors)

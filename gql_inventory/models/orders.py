@@ -68,6 +68,8 @@ class Reservation(Base):
         _enum(ReservationStatus, "reservation_status"), default=ReservationStatus.ACTIVE
     )
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ttl_seconds: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

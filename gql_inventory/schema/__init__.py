@@ -14,6 +14,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from gql_inventory.errors import should_mask
+from gql_inventory.schema.mutation import Mutation
 from gql_inventory.schema.query import Query
 from gql_inventory.settings import Settings
 
@@ -23,6 +24,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     settings = settings or Settings()
     return strawberry.Schema(
         query=Query,
+        mutation=Mutation,
         config=StrawberryConfig(),
         extensions=_extensions(settings),
     )

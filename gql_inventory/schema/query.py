@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
-from gql_inventory.resolvers import catalog
+from gql_inventory.resolvers import admin, catalog, reservations
 from gql_inventory.schema.catalog import LocationType, ProductConnection, ProductType, VariantType
+from gql_inventory.schema.orders import OrderType, ReservationType, StockMovementConnection
 
 
 @strawberry.type
@@ -17,3 +18,6 @@ class Query:
     variant: VariantType | None = strawberry.field(resolver=catalog.variant)
     variants: list[VariantType | None] = strawberry.field(resolver=catalog.variants)
     locations: list[LocationType] = strawberry.field(resolver=catalog.locations)
+    reservation: ReservationType | None = strawberry.field(resolver=reservations.reservation)
+    order: OrderType | None = strawberry.field(resolver=reservations.order)
+    stock_movements: StockMovementConnection = strawberry.field(resolver=admin.stock_movements)

@@ -1,0 +1,26 @@
+"""Where committed stock movements go after their transaction commits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from gql_inventory.inventory.ledger import AppliedMovement
+
+
+class EventSink(Protocol):
+    """Receives the movements of a committed transaction, in ledger order."""
+
+    async def publish(self, movements: Sequence[AppliedMovement]) -> None:
+        """Deliver `movements` (already committed) to subscribers."""
+        ...
+
+
+class DiscardingSink:
+    """A sink for processes that serve no subscriptions (CLI commands, some tests).
+
+    Subscribers never miss anything by it: they read the ledger on (re)connect.
+    """
+
+    async def publish(self, movements: Sequence[AppliedMovement]) -> None:
+        """Drop the movements."""

@@ -1,0 +1,86 @@
+"""DESIGN.md invariants 1 and 2, checked from the database (CLI and every test scenario)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+_CHECK = text(
+    """
+    WITH ledger AS (
+        SELECT stock_level_id, sum(on_hand_delta) AS on_hand, sum(reserved_delta) AS reserved,
+               count(*) AS movements, max(version) AS last_version
+          FROM stock_movements GROUP BY stock_level_id
+    ), held AS (
+        SELECT rl.stock_level_id, sum(rl.quantity) AS reserved
+          FROM reservation_lines rl JOIN reservations r ON r.id = rl.reservation_id
+         WHERE r.status = 'ACTIVE'
+         GROUP BY rl.stock_level_id
+    )
+    SELECT sl.id, v.sku, l.name AS location, sl.on_hand, sl.reserved, sl.version,
+           coalesce(ledger.on_hand, 0) AS ledger_on_hand,
+           coalesce(ledger.reserved, 0) AS ledger_reserved,
+           coalesce(held.reserved, 0) AS held_reserved,
+           coalesce(ledger.movements, 0) AS movements,
+           coalesce(ledger.last_version, 0) AS last_version
+      FROM stock_levels sl
+      JOIN variants v ON v.id = sl.variant_id
+      JOIN locations l ON l.id = sl.location_id
+      LEFT JOIN ledger ON ledger.stock_level_id = sl.id
+      LEFT JOIN held ON held.stock_level_id = sl.id
+     WHERE sl.on_hand < 0 OR sl.reserved < 0 OR sl.reserved > sl.on_hand
+        OR sl.on_hand <> coalesce(ledger.on_hand, 0)
+        OR sl.reserved <> coalesce(ledger.reserved, 0)
+        OR sl.reserved <> coalesce(held.reserved, 0)
+        OR sl.version <> coalesce(ledger.movements, 0)
+        OR sl.version <> coalesce(ledger.last_version, 0)
+     ORDER BY sl.id
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A level whose figures disagree with its ledger or with its active reservations."""
+
+    level_id: int
+    sku: str
+    location: str
+    on_hand: int
+    reserved: int
+    version: int
+    ledger_on_hand: int
+    ledger_reserved: int
+    held_reserved: int
+    movements: int
+
+    def describe(self) -> str:
+        """One line for humans: what disagrees with what."""
+        return (
+            f"{self.sku} @ {self.location}: on hand {self.on_hand} (ledger {self.ledger_on_hand}), "
+            f"reserved {self.reserved} (ledger {self.ledger_reserved}, active reservations "
+            f"{self.held_reserved}), version {self.version} ({self.movements} movements)"
+        )
+
+
+async def find_violations(conn: AsyncConnection | AsyncSession) -> list[Violation]:
+    """Every level breaking: CHECKs; on hand = ledger sum; reserved = ledger sum =
+    active reservation lines; version = its number of movements (one row per change)."""
+    rows = await conn.execute(_CHECK)
+    return [
+        Violation(
+            level_id=r.id,
+            sku=r.sku,
+            location=r.location,
+            on_hand=r.on_hand,
+            reserved=r.reserved,
+            version=r.version,
+            ledger_on_hand=int(r.ledger_on_hand),
+            ledger_reserved=int(r.ledger_reserved),
+            held_reserved=int(r.held_reserved),
+            movements=int(r.movements),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,385 @@
+"""Reservations (carts): reserve, update, release; and the release step shared with expiry.
+
+Lock order everywhere in the domain: reservation row, then order row, then
+stock levels by ascending id. Every level change goes through
+`ledger.apply_movement`, whose guard is the CHECK constraints, so even a bug
+here cannot oversell.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.inventory import idempotency
+from gql_inventory.inventory.errors import (
+    DomainError,
+    InsufficientStock,
+    InvalidInput,
+    ReservationNotActive,
+    ReservationNotFound,
+    raise_all,
+)
+from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.stock import (
+    LineRequest,
+    LockedLevel,
+    allocate,
+    by_priority,
+    lock_levels,
+    merge_lines,
+    variant_ids_by_sku,
+)
+from gql_inventory.models import MovementKind, Reservation, ReservationLine, ReservationStatus
+from gql_inventory.payments.base import PaymentProvider
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationLimits:
+    """Server limits on reservations (from settings). TTLs in seconds."""
+
+    default_ttl_seconds: int = 900
+    max_ttl_seconds: int = 7200
+    max_lines: int = 100
+    max_quantity: int = 10_000
+
+
+def parse_reservation_id(raw: str, *, field: Sequence[str] = ("reservationId",)) -> uuid.UUID:
+    """A reservation id as issued (a UUID). Anything else is `ReservationNotFound`."""
+    try:
+        return uuid.UUID(str(raw))
+    except ValueError as exc:
+        raise ReservationNotFound("no such reservation", field=list(field)) from exc
+
+
+def reference_of(reservation_id: uuid.UUID) -> str:
+    """Ledger `reference` of a reservation's movements."""
+    return f"reservation:{reservation_id}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ttl(ttl_seconds: int | None, limits: ReservationLimits) -> int:
+    ttl = limits.default_ttl_seconds if ttl_seconds is None else ttl_seconds
+    if not 1 <= ttl <= limits.max_ttl_seconds:
+        raise InvalidInput(
+            f"ttlSeconds must be between 1 and {limits.max_ttl_seconds}",
+            field=["input", "ttlSeconds"],
+        )
+    return ttl
+
+
+async def lock_reservation(
+    session: AsyncSession,
+    reservation_id: uuid.UUID,
+    *,
+    field: Sequence[str] = ("reservationId",),
+    skip_locked: bool = False,
+) -> Reservation | None:
+    """Lock and return the reservation row (None when missing or, with `skip_locked`, busy).
+
+    Raises `ReservationNotFound` when it does not exist and `skip_locked` is off.
+    """
+    stmt = select(Reservation).where(Reservation.id == reservation_id)
+    stmt = stmt.with_for_update(skip_locked=skip_locked)
+    reservation = (await session.execute(stmt)).scalar_one_or_none()
+    if reservation is None and not skip_locked:
+        raise ReservationNotFound("no such reservation", field=list(field))
+    return reservation
+
+
+def ensure_active(
+    reservation: Reservation, now: datetime, *, field: Sequence[str] = ("reservationId",)
+) -> None:
+    """Raise `ReservationNotActive` unless ACTIVE and not past its expiry."""
+    if reservation.status is not ReservationStatus.ACTIVE:
+        raise ReservationNotActive(reservation.status.value, field=list(field))
+    if reservation.expires_at <= now:
+        raise ReservationNotActive(ReservationStatus.EXPIRED.value, field=list(field))
+
+
+async def _apply_plan(
+    session: AsyncSession,
+    reservation_id: uuid.UUID,
+    changes: dict[int, tuple[LockedLevel, int]],
+    kind: MovementKind,
+) -> None:
+    """Apply reserved-quantity changes ``{level_id: (level, delta)}`` in level-id order."""
+    for level_id in sorted(changes):
+        delta = changes[level_id][1]
+        if delta == 0:
+            continue
+        movement = await apply_movement(
+            session,
+            level_id=level_id,
+            kind=kind if delta > 0 else MovementKind.RELEASE,
+            reserved_delta=delta,
+            reference=reference_of(reservation_id),
+        )
+        if movement is None:  # locked rows cannot change under us: this is a bug
+            raise RuntimeError(f"level {level_id} refused a planned change of {delta}")
+
+
+def _plan_increase(
+    sku: str,
+    levels: list[LockedLevel],
+    quantity: int,
+    index: int,
+) -> list[tuple[LockedLevel, int]] | InsufficientStock:
+    plan = allocate(levels, quantity)
+    if plan is None:
+        return InsufficientStock(
+            sku=sku,
+            requested=quantity,
+            available=sum(max(lv.available, 0) for lv in levels),
+            field=["input", "lines", str(index), "quantity"],
+        )
+    return plan
+
+
+async def reserve(
+    session: AsyncSession,
+    lines: Sequence[LineRequest],
+    *,
+    limits: ReservationLimits,
+    ttl_seconds: int | None = None,
+    idempotency_key: str | None = None,
+) -> uuid.UUID:
+    """Reserve every line or none; returns the new reservation's id.
+
+    Lines of the same SKU are merged. Units come from locations by priority and
+    may be split across them (`stock.allocate`). The reservation expires
+    `ttl_seconds` (default and cap from `limits`) from now.
+
+    Raises `InvalidInput`, `UnknownSku`, `InsufficientStock` (one per short SKU,
+    grouped in `DomainErrors`), `IdempotencyConflict`.
+    """
+    ttl = _ttl(ttl_seconds, limits)
+    wanted = merge_lines(lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity)
+    if idempotency_key is not None:
+        replay = await idempotency.claim(
+            session,
+            scope="reserveStock",
+            key=idempotency_key,
+            payload={"lines": sorted(wanted.items()), "ttl": ttl_seconds},
+        )
+        if replay is not None:
+            return uuid.UUID(replay["reservation_id"])
+    skus = list(wanted)
+    variant_ids = await variant_ids_by_sku(session, skus)
+    levels = await lock_levels(session, variant_ids.values())
+    per_variant: dict[int, list[LockedLevel]] = defaultdict(list)
+    for level in levels:
+        per_variant[level.variant_id].append(level)
+
+    errors: list[DomainError] = []
+    changes: dict[int, tuple[LockedLevel, int]] = {}
+    for index, sku in enumerate(skus):
+        plan = _plan_increase(sku, per_variant[variant_ids[sku]], wanted[sku], index)
+        if isinstance(plan, InsufficientStock):
+            errors.append(plan)
+            continue
+        for level, units in plan:
+            changes[level.id] = (level, units)
+    raise_all(errors)
+
+    now = _now()
+    reservation_id = uuid.uuid4()
+    await session.execute(
+        insert(Reservation).values(
+            id=reservation_id,
+            status=ReservationStatus.ACTIVE,
+            expires_at=now + timedelta(seconds=ttl),
+            ttl_seconds=ttl,
+            idempotency_key=idempotency_key,
+        )
+    )
+    await _apply_plan(session, reservation_id, changes, MovementKind.RESERVATION)
+    await session.execute(
+        insert(ReservationLine),
+        [
+            {
+                "reservation_id": reservation_id,
+                "stock_level_id": level.id,
+                "variant_id": level.variant_id,
+                "location_id": level.location_id,
+                "quantity": units,
+            }
+            for level, units in changes.values()
+        ],
+    )
+    if idempotency_key is not None:
+        await idempotency.record(
+            session,
+            scope="reserveStock",
+            key=idempotency_key,
+            result={"reservation_id": str(reservation_id)},
+        )
+    return reservation_id
+
+
+async def _held_lines(session: AsyncSession, reservation_id: uuid.UUID) -> dict[int, int]:
+    """``{stock_level_id: quantity}`` held by a reservation."""
+    rows = await session.execute(
+        select(ReservationLine.stock_level_id, ReservationLine.quantity).where(
+            ReservationLine.reservation_id == reservation_id
+        )
+    )
+    return {int(r.stock_level_id): int(r.quantity) for r in rows}
+
+
+async def update_reservation(
+    session: AsyncSession,
+    reservation_id: uuid.UUID,
+    lines: Sequence[LineRequest],
+    *,
+    limits: ReservationLimits,
+) -> uuid.UUID:
+    """Set absolute quantities per SKU (0 removes the SKU); other SKUs stay as they are.
+
+    Increases reserve more (by location priority), decreases release (lowest
+    priority location first). The expiry moves to now + the reservation's TTL.
+    All or nothing. Raises `ReservationNotFound`, `ReservationNotActive`,
+    `InvalidInput`, `UnknownSku`, `InsufficientStock`.
+    """
+    wanted = merge_lines(
+        lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity, allow_zero=True
+    )
+    reservation = await lock_reservation(session, reservation_id, field=["input", "reservationId"])
+    assert reservation is not None
+    now = _now()
+    ensure_active(reservation, now, field=["input", "reservationId"])
+    skus = list(wanted)
+    variant_ids = await variant_ids_by_sku(session, skus)
+    held = await _held_lines(session, reservation_id)
+    levels = await lock_levels(session, variant_ids.values())
+    per_variant: dict[int, list[LockedLevel]] = defaultdict(list)
+    for level in levels:
+        per_variant[level.variant_id].append(level)
+
+    errors: list[DomainError] = []
+    changes: dict[int, tuple[LockedLevel, int]] = {}
+    for index, sku in enumerate(skus):
+        variant_levels = per_variant[variant_ids[sku]]
+        current = sum(held.get(lv.id, 0) for lv in variant_levels)
+        diff = wanted[sku] - current
+        if diff > 0:
+            plan = _plan_increase(sku, variant_levels, diff, index)
+            if isinstance(plan, InsufficientStock):
+                plan.requested = wanted[sku]
+                plan.available = plan.available + current
+                plan.message = (
+                    f"only {plan.available} of {sku!r} available, {wanted[sku]} requested"
+                )
+                errors.append(plan)
+                continue
+            for level, units in plan:
+                changes[level.id] = (level, units)
+        elif diff < 0:
+            to_release = -diff
+            for level in reversed(by_priority(lv for lv in variant_levels if lv.id in held)):
+                take = min(held[level.id], to_release)
+                if take:
+                    changes[level.id] = (level, -take)
+                    to_release -= take
+    raise_all(errors)
+
+    await _apply_plan(session, reservation_id, changes, MovementKind.RESERVATION)
+    for level_id, (level, delta) in changes.items():
+        new_quantity = held.get(level_id, 0) + delta
+        if level_id not in held:
+            await session.execute(
+                insert(ReservationLine).values(
+                    reservation_id=reservation_id,
+                    stock_level_id=level_id,
+                    variant_id=level.variant_id,
+                    location_id=level.location_id,
+                    quantity=new_quantity,
+                )
+            )
+        elif new_quantity == 0:
+            await session.execute(
+                delete(ReservationLine).where(
+                    ReservationLine.reservation_id == reservation_id,
+                    ReservationLine.stock_level_id == level_id,
+                )
+            )
+        else:
+            await session.execute(
+                update(ReservationLine)
+                .where(
+                    ReservationLine.reservation_id == reservation_id,
+                    ReservationLine.stock_level_id == level_id,
+                )
+                .values(quantity=new_quantity)
+            )
+    await session.execute(
+        update(Reservation)
+        .where(Reservation.id == reservation_id)
+        .values(expires_at=now + timedelta(seconds=reservation.ttl_seconds), updated_at=now)
+    )
+    return reservation_id
+
+
+async def end_reservation(
+    session: AsyncSession,
+    reservation: Reservation,
+    *,
+    status: ReservationStatus,
+    kind: MovementKind,
+) -> None:
+    """Release every unit an ACTIVE, locked reservation holds and give it a final `status`.
+
+    `kind` is RELEASE (buyer, cancel) or EXPIRY (the sweeper). The lines are
+    kept as a record; with a non-ACTIVE status they no longer count as reserved.
+    """
+    if reservation.status is not ReservationStatus.ACTIVE:
+        raise ReservationNotActive(reservation.status.value)
+    held = await _held_lines(session, reservation.id)
+    for level_id in sorted(held):
+        movement = await apply_movement(
+            session,
+            level_id=level_id,
+            kind=kind,
+            reserved_delta=-held[level_id],
+            reference=reference_of(reservation.id),
+        )
+        if movement is None:  # reserved always covers the lines: invariant 2
+            raise RuntimeError(f"level {level_id} holds less than reservation {reservation.id}")
+    await session.execute(
+        update(Reservation)
+        .where(Reservation.id == reservation.id)
+        .values(status=status, updated_at=_now())
+    )
+    reservation.status = status
+
+
+async def release_reservation(
+    session: AsyncSession, reservation_id: uuid.UUID, *, provider: PaymentProvider | None = None
+) -> uuid.UUID:
+    """The buyer gives the stock back (RELEASE). A pending order on it is cancelled,
+    with its payment at `provider`.
+
+    Raises `ReservationNotFound`, `ReservationNotActive`.
+    """
+    from gql_inventory.inventory.orders import cancel_pending_order_of
+
+    reservation = await lock_reservation(session, reservation_id)
+    assert reservation is not None
+    if reservation.status is not ReservationStatus.ACTIVE:
+        raise ReservationNotActive(reservation.status.value, field=["reservationId"])
+    await end_reservation(
+        session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+    )
+    await cancel_pending_order_of(
+        session, reservation_id, reason="reservation released", provider=provider
+    )
+    return reservation_id

@@ -1,0 +1,63 @@
+"""The payment provider interface. Amounts are integers in the currency's minor units."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class ProviderFailure(Exception):
+    """The provider refused or could not be reached; `message` is safe to show an admin."""
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRequest:
+    """What checkout asks the provider for: `amount` minor units of ISO `currency`."""
+
+    order_id: uuid.UUID
+    reservation_id: uuid.UUID
+    amount: int
+    currency: str
+    email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedPayment:
+    """A PaymentIntent (or the offline equivalent) and the secret the browser confirms with."""
+
+    payment_intent_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRefund:
+    """A refund created at the provider; `status` as the provider reports it."""
+
+    refund_id: str
+    status: str
+
+
+class PaymentProvider(Protocol):
+    """What the domain needs from a payment provider. Every method raises `ProviderFailure`."""
+
+    name: str
+
+    async def create_payment(self, request: PaymentRequest) -> CreatedPayment:
+        """Create a payment for an order; idempotent per order id."""
+        ...
+
+    async def cancel_payment(self, payment_intent_id: str) -> None:
+        """Cancel an unpaid payment (order cancelled or its reservation expired)."""
+        ...
+
+    async def refund(
+        self, payment_intent_id: str, *, amount: int, idempotency_key: str
+    ) -> ProviderRefund:
+        """Refund `amount` minor units of a succeeded payment."""
+        ...

@@ -1,0 +1,172 @@
+"""Admin mutations and queries: adjustStock, setStock, refundOrder, cancelOrder, stockMovements.
+
+Each checks the bearer token first: without it, a FORBIDDEN GraphQL error and no change.
+"""
+
+from __future__ import annotations
+
+from strawberry.types import Info
+
+from gql_inventory.context import Context
+from gql_inventory.cursors import decode_cursor, encode_cursor
+from gql_inventory.errors import BadRequest
+from gql_inventory.inventory import adjust, orders
+from gql_inventory.inventory.adjust import AdjustResult
+from gql_inventory.inventory.errors import DomainError
+from gql_inventory.inventory.movements import movement_page
+from gql_inventory.inventory.stock import LineRequest
+from gql_inventory.resolvers.access import require_admin
+from gql_inventory.resolvers.payloads import level_payload, order_payload
+from gql_inventory.schema.catalog import PageInfo
+from gql_inventory.schema.orders import (
+    AdjustStockInput,
+    AdjustStockPayload,
+    CancelOrderInput,
+    CancelOrderPayload,
+    RefundOrderInput,
+    RefundOrderPayload,
+    SetStockInput,
+    StockMovementConnection,
+    StockMovementEdge,
+    StockMovementType,
+    user_errors,
+)
+from gql_inventory.uow import run_in_transaction
+
+MAX_MOVEMENTS_PAGE = 250
+
+
+async def _adjust_payload(info: Info[Context, None], result: AdjustResult) -> AdjustStockPayload:
+    movement = None
+    if result.movement_id is not None:
+        async with info.context.engine.connect() as conn:
+            page = await movement_page(conn, first=1, before_id=result.movement_id + 1)
+        if page.rows and page.rows[0]["id"] == result.movement_id:
+            movement = StockMovementType.build(page.rows[0], page.rows[0]["sku"])
+    return AdjustStockPayload(
+        stock_level=await level_payload(info, result.level_id), movement=movement, user_errors=[]
+    )
+
+
+async def adjust_stock(info: Info[Context, None], input: AdjustStockInput) -> AdjustStockPayload:
+    """Add or remove units at a location (admin)."""
+    require_admin(info)
+    try:
+        result = await run_in_transaction(
+            info.context.services,
+            lambda s: adjust.adjust_stock(
+                s,
+                sku=input.sku,
+                location_id=input.location_id,
+                delta=input.delta,
+                reason=input.reason,
+                note=input.note,
+                expected_on_hand=input.expected_on_hand,
+                idempotency_key=input.idempotency_key,
+            ),
+        )
+    except DomainError as error:
+        return AdjustStockPayload(stock_level=None, movement=None, user_errors=user_errors(error))
+    return await _adjust_payload(info, result)
+
+
+async def set_stock(info: Info[Context, None], input: SetStockInput) -> AdjustStockPayload:
+    """Set the on-hand figure of a level (admin; default reason CYCLE_COUNT)."""
+    require_admin(info)
+    reason = input.reason
+    try:
+        result = await run_in_transaction(
+            info.context.services,
+            lambda s: adjust.set_stock(
+                s,
+                sku=input.sku,
+                location_id=input.location_id,
+                on_hand=input.on_hand,
+                reason=reason or adjust.AdjustmentReason.CYCLE_COUNT,
+                expected_on_hand=input.expected_on_hand,
+                idempotency_key=input.idempotency_key,
+            ),
+        )
+    except DomainError as error:
+        return AdjustStockPayload(stock_level=None, movement=None, user_errors=user_errors(error))
+    return await _adjust_payload(info, result)
+
+
+async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> RefundOrderPayload:
+    """Refund lines of a paid order, restocking by default (admin)."""
+    require_admin(info)
+    services = info.context.services
+    try:
+        order_id = orders.parse_order_id(input.order_id)
+        lines = (
+            None
+            if input.lines is None
+            else [LineRequest(sku=ln.sku, quantity=ln.quantity) for ln in input.lines]
+        )
+        await run_in_transaction(
+            services,
+            lambda s: orders.refund_order(
+                s,
+                order_id,
+                provider=services.payments,
+                lines=lines,
+                restock=input.restock is not False,
+                reason=input.reason,
+                idempotency_key=input.idempotency_key,
+            ),
+        )
+    except DomainError as error:
+        return RefundOrderPayload(order=None, user_errors=user_errors(error))
+    return RefundOrderPayload(order=await order_payload(info, order_id), user_errors=[])
+
+
+async def cancel_order(info: Info[Context, None], input: CancelOrderInput) -> CancelOrderPayload:
+    """Cancel an order (admin)."""
+    require_admin(info)
+    services = info.context.services
+    try:
+        order_id = orders.parse_order_id(input.order_id)
+        await run_in_transaction(
+            services,
+            lambda s: orders.cancel_order(
+                s, order_id, provider=services.payments, reason=input.reason
+            ),
+        )
+    except DomainError as error:
+        return CancelOrderPayload(order=None, user_errors=user_errors(error))
+    return CancelOrderPayload(order=await order_payload(info, order_id), user_errors=[])
+
+
+async def stock_movements(
+    info: Info[Context, None],
+    sku: str | None = None,
+    first: int | None = 50,
+    after: str | None = None,
+    reference: str | None = None,
+) -> StockMovementConnection:
+    """The ledger, newest first (admin). `reference` filters, e.g. ``order:<id>``."""
+    require_admin(info)
+    first = 50 if first is None else first
+    if not 0 <= first <= MAX_MOVEMENTS_PAGE:
+        raise BadRequest(f"first must be between 0 and {MAX_MOVEMENTS_PAGE}")
+    before_id = decode_cursor("movement", after) if after is not None else None
+    async with info.context.engine.connect() as conn:
+        page = await movement_page(
+            conn, first=first, before_id=before_id, sku=sku, reference=reference
+        )
+    edges = [
+        StockMovementEdge(
+            cursor=encode_cursor("movement", row["id"]),
+            node=StockMovementType.build(row, row["sku"]),
+        )
+        for row in page.rows
+    ]
+    return StockMovementConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.has_next_page,
+            has_previous_page=before_id is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )
