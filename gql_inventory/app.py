@@ -21,6 +21,7 @@ from gql_inventory.logs import configure_logging, get_logger
 from gql_inventory.schema import build_schema
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
+from gql_inventory.sweeper import sweeper
 
 log = get_logger(__name__)
 
@@ -75,7 +76,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         log.info("app.started")
         try:
-            yield
+            if settings.expiry_interval_seconds > 0:
+                async with sweeper(services, settings.expiry_interval_seconds):
+                    yield
+            else:
+                yield
         finally:
             await services.close()
             log.info("app.stopped")

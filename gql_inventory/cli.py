@@ -116,6 +116,44 @@ def export_stock(
     typer.echo(f"{count} stock levels written to {output}", err=True)
 
 
+@app.command("expire-reservations")
+def expire_reservations_command(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List, change nothing.")] = False,
+    limit: int = 500,
+) -> None:
+    """Expire ACTIVE reservations past their expiry (one sweeper at a time across processes)."""
+    from gql_inventory.inventory.expiry import due_reservations, expire_reservations
+
+    if dry_run:
+        due = _in_transaction(lambda s: due_reservations(s, limit=limit))
+        for reservation_id in due:
+            typer.echo(str(reservation_id))
+        typer.echo(f"{len(due)} reservation(s) due; nothing changed (--dry-run)", err=True)
+        return
+    result = _in_transaction(lambda s: expire_reservations(s, limit=limit))
+    if result.skipped_lock:
+        typer.echo("another sweeper is running; nothing done", err=True)
+        return
+    typer.echo(
+        f"{len(result.expired)} reservation(s) expired, "
+        f"{len(result.cancelled_orders)} pending order(s) cancelled"
+    )
+
+
+@app.command("check-invariants")
+def check_invariants() -> None:
+    """Report every stock level that disagrees with its ledger or reservations (exit 1 if any)."""
+    from gql_inventory.inventory.invariants import find_violations
+
+    violations = _in_transaction(find_violations)
+    for violation in violations:
+        typer.echo(violation.describe())
+    if violations:
+        typer.echo(f"{len(violations)} stock level(s) violate the invariants", err=True)
+        raise typer.Exit(1)
+    typer.echo("all stock levels agree with the ledger and active reservations")
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",

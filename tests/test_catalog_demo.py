@@ -1,0 +1,138 @@
+"""The generated demo catalog: locations, products, low and empty variants, idempotence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gql_inventory.catalog import ImportReport, seed_demo_catalog
+from gql_inventory.catalog.demo import LOW_STOCK_SKUS, OUT_OF_STOCK_SKUS, demo_catalog
+from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.models import MovementKind
+
+Sessions = async_sessionmaker[AsyncSession]
+
+
+async def snapshot(sessions: Sessions) -> dict[str, Any]:
+    async with sessions.begin() as s:
+
+        async def rows(sql: str) -> list[tuple[Any, ...]]:
+            return [tuple(r) for r in await s.execute(text(sql))]
+
+        return {
+            "locations": await rows("SELECT name, is_default, priority FROM locations ORDER BY id"),
+            "products": await rows("SELECT id, handle, title, vendor, product_type FROM products"),
+            "variants": await rows(
+                "SELECT id, product_id, sku, title, options, position, price_amount, "
+                "currency_code FROM variants ORDER BY id"
+            ),
+            "levels": await rows(
+                "SELECT id, variant_id, location_id, on_hand, reserved, version "
+                "FROM stock_levels ORDER BY id"
+            ),
+            "movements": await rows("SELECT id, kind, on_hand_delta FROM stock_movements"),
+        }
+
+
+async def available_by_sku(sessions: Sessions) -> dict[str, int]:
+    async with sessions.begin() as s:
+        result = await s.execute(
+            text(
+                "SELECT v.sku, sum(l.on_hand - l.reserved) FROM variants v "
+                "JOIN stock_levels l ON l.variant_id = v.id GROUP BY v.sku"
+            )
+        )
+        return {str(sku): int(n) for sku, n in result}
+
+
+async def test_demo_catalog_contents(sessions: Sessions) -> None:
+    async with sessions.begin() as s:
+        report = await seed_demo_catalog(s)
+
+    products, stock = demo_catalog()
+    assert len(products) == 8
+    variant_count = sum(len(p.variants) for p in products)
+    assert variant_count == 44
+    assert report == ImportReport(
+        products_created=8,
+        products_updated=0,
+        variants_created=44,
+        variants_updated=0,
+        units_received=sum(s.on_hand for s in stock),
+        levels_counted=0,
+        location="Main warehouse",
+    )
+    state = await snapshot(sessions)
+    assert state["locations"] == [
+        ("Main warehouse", True, 10),
+        ("Downtown store", False, 20),
+        ("Online fulfilment", False, 30),
+    ]
+    assert len(state["products"]) == 8
+    assert len(state["variants"]) == 44
+    assert len(state["levels"]) == 44 * 3
+    assert {kind for _, kind, _ in state["movements"]} == {"RECEIPT"}
+    option_counts = {len(v[4]) for v in state["variants"]}
+    assert option_counts == {1, 2}  # sizes, and sizes x colours
+    sizes = {o["value"] for v in state["variants"] for o in v[4] if o["name"] == "Size"}
+    assert sizes == {"S", "M", "L", "XL"}
+
+    available = await available_by_sku(sessions)
+    async with sessions.begin() as s:
+        result = await s.execute(text("SELECT sku, low_stock_threshold FROM variants"))
+        thresholds = {str(sku): int(threshold) for sku, threshold in result}
+    low = {sku for sku, n in available.items() if 0 < n <= thresholds[sku]}
+    empty = {sku for sku, n in available.items() if n == 0}
+    assert low == LOW_STOCK_SKUS
+    assert empty == OUT_OF_STOCK_SKUS
+    assert len(low) >= 2
+    assert len(empty) >= 2
+
+
+async def test_demo_seeding_is_idempotent(sessions: Sessions) -> None:
+    async with sessions.begin() as s:
+        await seed_demo_catalog(s)
+    before = await snapshot(sessions)
+
+    async with sessions.begin() as s:
+        again = await seed_demo_catalog(s)
+
+    assert again == ImportReport(0, 0, 0, 0, 0, 0, "Main warehouse")
+    assert await snapshot(sessions) == before
+
+
+async def test_demo_reseed_counts_back_a_changed_level(sessions: Sessions) -> None:
+    async with sessions.begin() as s:
+        await seed_demo_catalog(s)
+    expected = await available_by_sku(sessions)
+    async with sessions.begin() as s:
+        level_id = (
+            await s.execute(
+                text(
+                    "SELECT l.id FROM stock_levels l JOIN variants v ON v.id = l.variant_id "
+                    "JOIN locations o ON o.id = l.location_id "
+                    "WHERE v.sku = 'TEE-BLK-M' AND o.name = 'Main warehouse'"
+                )
+            )
+        ).scalar_one()
+        await apply_movement(s, level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=-4)
+
+    async with sessions.begin() as s:
+        report = await seed_demo_catalog(s)
+
+    assert report.levels_counted == 1
+    assert report.units_received == 0
+    assert await available_by_sku(sessions) == expected
+    async with sessions.begin() as s:
+        counts = (
+            (
+                await s.execute(
+                    text("SELECT on_hand_delta FROM stock_movements WHERE kind = 'COUNT'")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert list(counts) == [4]
