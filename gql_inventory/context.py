@@ -68,13 +68,12 @@ class Context:
     @property
     def is_admin(self) -> bool:
         """True when the caller presented one of `ADMIN_TOKENS`."""
-        header = self.request.headers.get("authorization")
-        if header is None and self.connection_params:
+        token = bearer_token(self.request.headers.get("authorization"))
+        if token is None and self.connection_params:
             raw = self.connection_params.get("authorization") or self.connection_params.get(
                 "Authorization"
             )
-            header = raw if isinstance(raw, str) else None
-        token = bearer_token(header)
-        if token is None and header and " " not in header.strip():
-            token = header.strip()  # websocket clients often send the bare token
+            if isinstance(raw, str):
+                # websocket clients send "Bearer <token>" or, often, the bare token
+                token = bearer_token(raw) or (raw.strip() if " " not in raw.strip() else None)
         return token_is_admin(token, self.settings.admin_tokens)

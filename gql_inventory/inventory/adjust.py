@@ -55,6 +55,11 @@ class AdjustResult:
     movement_id: int | None
 
 
+def _is_id(raw: str) -> bool:
+    """True for a possible row id: ASCII digits within BIGINT (not "²" or 20 digits)."""
+    return raw.isascii() and raw.isdigit() and int(raw) < 2**63
+
+
 async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -> tuple[int, int]:
     """``(variant_id, level_id)``; the level is created at zero when missing."""
     variant_id = (await session.execute(select(Variant.id).where(Variant.sku == sku))).scalar()
@@ -71,7 +76,7 @@ async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -
             (
                 await session.execute(select(Location.id).where(Location.id == int(location_id)))
             ).scalar()
-            if location_id.isdigit()
+            if _is_id(location_id)
             else None
         )
         if loc is None:

@@ -24,6 +24,16 @@ from gql_inventory.payments.base import PaymentProvider
 #: pg advisory lock key of the sweeper ("gqlinv-expiry" folded into a bigint).
 SWEEPER_LOCK_KEY = 0x67716C696E765F65
 
+_LOCK_HELD_LEVELS = text(
+    """
+    SELECT id FROM stock_levels
+     WHERE id IN (SELECT stock_level_id FROM reservation_lines
+                   WHERE reservation_id = ANY(:ids))
+     ORDER BY id
+       FOR UPDATE
+    """
+)
+
 
 @dataclass
 class SweepResult:
@@ -70,6 +80,7 @@ async def expire_reservations(
         result.skipped_lock = True
         return result
     now = now or datetime.now(UTC)
+    batch: list[Reservation] = []
     for reservation_id in await due_reservations(session, now=now, limit=limit):
         reservation = await lock_reservation(session, reservation_id, skip_locked=True)
         if reservation is None:
@@ -77,6 +88,15 @@ async def expire_reservations(
         await session.refresh(reservation)
         if reservation.status is not ReservationStatus.ACTIVE or reservation.expires_at > now:
             continue
+        batch.append(reservation)
+    # One sweep ends many reservations in one transaction: lock all their levels first, in
+    # ascending id order (the global lock order). Locking them reservation by reservation
+    # would hold one's levels while waiting for the next one's, and deadlock with a cart
+    # that locks the same levels in id order.
+    if batch:
+        await session.execute(_LOCK_HELD_LEVELS, {"ids": [r.id for r in batch]})
+    for reservation in batch:
+        reservation_id = reservation.id
         await end_reservation(
             session, reservation, status=ReservationStatus.EXPIRED, kind=MovementKind.EXPIRY
         )

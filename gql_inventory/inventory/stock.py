@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -89,21 +89,38 @@ def merge_lines(
     return merged
 
 
+def line_positions(lines: Sequence[LineRequest]) -> dict[str, int]:
+    """``{sku: index of its first input line}`` (SKUs stripped as `merge_lines` does).
+
+    After merging, a SKU's position among the merged SKUs is not its input line's
+    index; field paths use this instead.
+    """
+    positions: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        positions.setdefault(line.sku.strip(), i)
+    return positions
+
+
 _VARIANTS_BY_SKU = text("SELECT sku, id FROM variants WHERE sku = ANY(:skus)")
 
 
 async def variant_ids_by_sku(
-    session: AsyncSession, skus: Sequence[str], *, path: Sequence[str] = ("input", "lines")
+    session: AsyncSession,
+    skus: Sequence[str],
+    *,
+    path: Sequence[str] = ("input", "lines"),
+    positions: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """``{sku: variant_id}`` for every SKU; raises `UnknownSku` for each unknown one.
 
-    `skus` must be in input order so the field path names the right line.
+    The field path names line `positions[sku]` (see `line_positions`), or the
+    SKU's index in `skus` when no positions are given.
     """
     rows = await session.execute(_VARIANTS_BY_SKU, {"skus": list(skus)})
     found = {r.sku: int(r.id) for r in rows}
     raise_all(
         [
-            UnknownSku(sku, field=[*path, str(i), "sku"])
+            UnknownSku(sku, field=[*path, str(positions[sku] if positions else i), "sku"])
             for i, sku in enumerate(skus)
             if sku not in found
         ]

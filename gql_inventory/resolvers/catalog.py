@@ -32,8 +32,8 @@ async def product(
     if (id is None) == (handle is None):
         raise BadRequest("give exactly one of id and handle")
     if id is not None:
-        if not str(id).isdigit():
-            return None
+        if not (str(id).isascii() and str(id).isdigit() and int(id) < 2**63):
+            return None  # not an id we issue (BIGINT): no such product
         row = await info.context.loaders.product_by_id.load(int(id))
         return ProductType.from_row(row) if row else None
     async with info.context.engine.connect() as conn:
