@@ -1,0 +1,417 @@
+"""What the payment provider reports after checkout, beyond success/failure/cancel
+(those are in `orders`): a payment in progress, and refunds made at the provider.
+
+The webhook turns provider events into these plain values; no provider SDK here.
+Every function locks like the rest of the domain (reservation, order, levels by id),
+is safe to call twice and in any order, and records a payment event for admins.
+
+Refund rules. "Refunded at the provider" is the sum of the order's `refunds` rows
+that did not fail or get canceled.
+
+1. A refund this service made (`refundOrder`, `cancelOrder`) is known by its provider
+   id in `refunds`; its units were restocked (or not, as the admin chose) when it was
+   made. Its events only update its status, so the `charge.refunded` that follows a
+   `refundOrder` never restocks a second time.
+2. A refund made elsewhere (the Stripe dashboard, another API client) is recorded
+   with no lines. Which units a partial refund covers cannot be known here, so:
+   - when the payment is refunded in full (the provider says so, or the refunds add
+     up to the order total), every unit not refunded yet is refunded and restocked to
+     where it was sold from (units never sold, e.g. a late payment without stock,
+     restock nothing) and the order becomes REFUNDED;
+   - a partial refund moves no stock: the order becomes NEEDS_ATTENTION, the amount
+     in its `attention_reason`, for an admin to restock returned units by hand. A
+     later refund of the rest still restocks every unit not refunded.
+3. A charge's refunded total (`charge.refunded` carries only the cumulative
+   `amount_refunded`) may include refunds not yet seen by id: that part is kept on
+   one "unattributed" row per order, which a later refund event with the id takes
+   over, so a refund seen both ways counts once.
+4. A refund reported before the payment's success: a charge exists, so the payment
+   succeeded; the success is applied first (sell, or flag when the stock is gone).
+5. A refund that fails or is canceled later only updates its status, recorded for
+   admins: units already restocked stay restocked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.inventory.orders import (
+    REFUNDABLE,
+    _refund_quantities,
+    _restock,
+    _set_status,
+    lock_order,
+    payment_applied,
+    payment_succeeded,
+    record_payment_event,
+)
+from gql_inventory.inventory.reservations import extend_for_payment
+from gql_inventory.models import (
+    Order,
+    OrderAllocation,
+    OrderLine,
+    OrderStatus,
+    Refund,
+    ReservationStatus,
+)
+from gql_inventory.money import to_decimal
+
+#: Refund statuses under which no money went back.
+FAILED_REFUND_STATUSES = frozenset({"failed", "canceled"})
+
+#: `refunds.reason` of a refund made at the provider, outside this service.
+EXTERNAL_REFUND = "refunded at the payment provider, outside this service"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportedRefund:
+    """A refund as the provider reports it; `amount` in minor units of `currency`."""
+
+    refund_id: str
+    amount: int
+    currency: str
+    status: str
+
+
+def _money(amount: int, currency: str) -> str:
+    return f"{to_decimal(amount, currency)} {currency.upper()}"
+
+
+def _unattributed_id(order_id: uuid.UUID) -> str:
+    return f"unattributed:{order_id}"
+
+
+async def _reload(session: AsyncSession, order_id: uuid.UUID) -> Order:
+    stmt = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one()
+
+
+# ---------------------------------------------------------------- payment in progress
+
+
+async def payment_in_progress(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    kind: str,
+    hold_seconds: int,
+    max_hold_seconds: int,
+    reference: str | None = None,
+) -> str:
+    """The buyer is paying (bank payment processing, 3-D Secure): keep the stock longer.
+
+    The order's ACTIVE reservation is held until now + `hold_seconds`, never more than
+    `max_hold_seconds` after checkout (`reservations.extend_for_payment`). Returns
+    ``extended``, ``unchanged`` (already held that long, or capped) or ``ignored`` (the
+    order is no longer pending or its reservation has ended: a late success is handled
+    on arrival). Raises `OrderNotFound`.
+    """
+    reservation, order = await lock_order(session, order_id)
+    if (
+        order.status is not OrderStatus.PENDING_PAYMENT
+        or reservation is None
+        or reservation.status is not ReservationStatus.ACTIVE
+    ):
+        await record_payment_event(
+            session,
+            order.id,
+            kind,
+            provider_event_id=reference,
+            detail=f"stock not held: order {order.status.value}",
+        )
+        return "ignored"
+    before = reservation.expires_at
+    until = await extend_for_payment(
+        session,
+        reservation,
+        hold_seconds=hold_seconds,
+        not_after=order.created_at + timedelta(seconds=max_hold_seconds),
+    )
+    await record_payment_event(
+        session,
+        order.id,
+        kind,
+        provider_event_id=reference,
+        detail=f"reservation held until {until.isoformat()}",
+    )
+    return "extended" if until > before else "unchanged"
+
+
+# ---------------------------------------------------------------- refunds
+
+
+async def _order_with_payment(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    amount: int | None,
+    currency: str | None,
+    reference: str | None,
+) -> Order:
+    """Lock the order; when its payment was never applied, apply it now (rule 4)."""
+    _, order = await lock_order(session, order_id)
+    unpaid = order.status is OrderStatus.PENDING_PAYMENT or (
+        order.status is OrderStatus.CANCELLED and not await payment_applied(session, order.id)
+    )
+    if unpaid:
+        await payment_succeeded(
+            session, order.id, reference=reference, amount=amount, currency=currency
+        )
+        order = await _reload(session, order.id)
+    return order
+
+
+async def _refund_row(session: AsyncSession, provider_refund_id: str) -> Refund | None:
+    stmt = (
+        select(Refund)
+        .where(Refund.provider_refund_id == provider_refund_id)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _unattributed(session: AsyncSession, order: Order, *, create: bool) -> Refund | None:
+    row = await _refund_row(session, _unattributed_id(order.id))
+    if row is None and create:
+        await session.execute(
+            insert(Refund).values(
+                order_id=order.id,
+                provider_refund_id=_unattributed_id(order.id),
+                amount=0,
+                currency_code=order.currency_code,
+                status="succeeded",
+                lines=[],
+                restocked=False,
+                reason=f"{EXTERNAL_REFUND}; refund ids not reported yet",
+            )
+        )
+        row = await _refund_row(session, _unattributed_id(order.id))
+    return row
+
+
+async def _note_refund(
+    session: AsyncSession, order: Order, refund: ReportedRefund
+) -> tuple[str, Refund | None]:
+    """Record what the provider says about one refund. Returns ``(what, row)``:
+    ``known``, ``updated``, ``failed`` (a known refund failed), ``new``,
+    ``failed_unknown`` (nothing was refunded) or ``other_order``."""
+    row = await _refund_row(session, refund.refund_id)
+    if row is not None:
+        if row.order_id != order.id:
+            return "other_order", None
+        if row.status == refund.status:
+            return "known", row
+        await session.execute(
+            update(Refund).where(Refund.id == row.id).values(status=refund.status)
+        )
+        row.status = refund.status
+        return ("failed" if refund.status in FAILED_REFUND_STATUSES else "updated"), row
+    if refund.status in FAILED_REFUND_STATUSES:
+        return "failed_unknown", None
+    unattributed = await _unattributed(session, order, create=False)
+    if unattributed is not None and unattributed.amount > 0:  # rule 3: take it over
+        await session.execute(
+            update(Refund)
+            .where(Refund.id == unattributed.id)
+            .values(amount=max(0, unattributed.amount - refund.amount))
+        )
+    await session.execute(
+        insert(Refund).values(
+            order_id=order.id,
+            provider_refund_id=refund.refund_id,
+            amount=refund.amount,
+            currency_code=order.currency_code,
+            status=refund.status,
+            lines=[],
+            restocked=False,
+            reason=EXTERNAL_REFUND,
+        )
+    )
+    return "new", await _refund_row(session, refund.refund_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Totals:
+    refunded: int  # at the provider, failed ones excluded
+    identified: int  # of which refunds known by their id
+    explained: int  # of which refunds whose lines were applied here
+
+
+async def _totals(session: AsyncSession, order_id: uuid.UUID) -> _Totals:
+    rows = (
+        await session.execute(
+            select(Refund.provider_refund_id, Refund.amount, Refund.lines).where(
+                Refund.order_id == order_id,
+                Refund.status.not_in(sorted(FAILED_REFUND_STATUSES)),
+            )
+        )
+    ).all()
+    unattributed = _unattributed_id(order_id)
+    return _Totals(
+        refunded=sum(int(r.amount) for r in rows),
+        identified=sum(int(r.amount) for r in rows if r.provider_refund_id != unattributed),
+        explained=sum(int(r.amount) for r in rows if r.lines),
+    )
+
+
+async def _returnable_units(session: AsyncSession, order_id: uuid.UUID) -> int:
+    """Units of the order sold and not returned yet."""
+    total = (
+        await session.execute(
+            select(
+                func.coalesce(
+                    func.sum(OrderAllocation.quantity - OrderAllocation.returned_quantity), 0
+                )
+            )
+            .join(OrderLine, OrderLine.id == OrderAllocation.order_line_id)
+            .where(OrderLine.order_id == order_id)
+        )
+    ).scalar_one()
+    return int(total)
+
+
+async def _settle(
+    session: AsyncSession,
+    order: Order,
+    *,
+    fully_refunded: bool,
+    row: Refund | None,
+    reason: str,
+) -> str:
+    """Apply rules 1 and 2 to what is now known to be refunded at the provider."""
+    if order.status not in (*REFUNDABLE, OrderStatus.NEEDS_ATTENTION):
+        return "recorded"  # REFUNDED or CANCELLED: no unit left to give back
+    totals = await _totals(session, order.id)
+    if fully_refunded or totals.refunded >= order.total_amount:
+        lines = await _refund_quantities(session, order, None)
+        returnable = await _returnable_units(session, order.id)
+        if lines:
+            for line in lines:
+                await session.execute(
+                    update(OrderLine)
+                    .where(OrderLine.id == line.line_id)
+                    .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
+                )
+            await _restock(session, order.id, lines, reason=reason)
+            target = row or await _unattributed(session, order, create=True)
+            assert target is not None
+            applied: list[dict[str, Any]] = [
+                {"variant_id": ln.variant_id, "quantity": ln.quantity} for ln in lines
+            ]
+            await session.execute(
+                update(Refund)
+                .where(Refund.id == target.id)
+                .values(lines=[*target.lines, *applied], restocked=True)
+            )
+        await _set_status(session, order, OrderStatus.REFUNDED)
+        restocked = returnable - await _returnable_units(session, order.id)
+        return "restocked" if restocked else "refunded"
+    if totals.refunded > totals.explained:
+        if order.status is not OrderStatus.NEEDS_ATTENTION:
+            unexplained = totals.refunded - totals.explained
+            await _set_status(
+                session,
+                order,
+                OrderStatus.NEEDS_ATTENTION,
+                attention_reason=f"{_money(unexplained, order.currency_code)} refunded at the "
+                "payment provider without saying which units: no stock was restocked; "
+                "restock returned units by hand",
+            )
+        return "needs_attention"
+    return "recorded"
+
+
+async def refund_reported(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    refund: ReportedRefund,
+    *,
+    kind: str,
+    reference: str | None = None,
+) -> str:
+    """The provider reports one refund (created, updated, failed) of the order's payment.
+
+    Returns ``restocked``, ``refunded`` (in full, nothing left to restock),
+    ``needs_attention``, ``recorded``, ``refund_failed``, ``currency_mismatch`` or
+    ``order_mismatch`` (the refund id belongs to another order). Raises `OrderNotFound`.
+    """
+    order = await _order_with_payment(
+        session, order_id, amount=None, currency=refund.currency, reference=reference
+    )
+    head = f"refund {refund.refund_id} of {_money(refund.amount, refund.currency)}: {refund.status}"
+    if refund.currency.upper() != order.currency_code.upper():
+        outcome = "currency_mismatch"
+    else:
+        what, row = await _note_refund(session, order, refund)
+        if what == "other_order":
+            outcome = "order_mismatch"
+        elif what in ("failed", "failed_unknown"):
+            outcome = "refund_failed"
+            if what == "failed" and row is not None and row.restocked:
+                head += "; its units were restocked and stay so"
+        else:
+            outcome = await _settle(
+                session, order, fully_refunded=False, row=row, reason=f"{kind} {reference}"
+            )
+    await record_payment_event(
+        session, order.id, kind, provider_event_id=reference, detail=f"{head} -> {outcome}"
+    )
+    return outcome
+
+
+async def charge_refunded(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    amount_refunded: int,
+    fully_refunded: bool,
+    charge_amount: int | None,
+    currency: str,
+    refunds: Sequence[ReportedRefund] = (),
+    kind: str = "charge.refunded",
+    reference: str | None = None,
+) -> str:
+    """The provider reports the refunded total of the order's charge (cumulative, minor
+    units), with the refunds it lists, if any.
+
+    Returns like `refund_reported`. Raises `OrderNotFound`.
+    """
+    order = await _order_with_payment(
+        session, order_id, amount=charge_amount, currency=currency, reference=reference
+    )
+    head = f"{_money(amount_refunded, currency)} refunded" + (
+        " (in full)" if fully_refunded else ""
+    )
+    if currency.upper() != order.currency_code.upper():
+        outcome = "currency_mismatch"
+    else:
+        for refund in refunds:
+            await _note_refund(session, order, refund)
+        totals = await _totals(session, order.id)
+        unattributed = await _unattributed(session, order, create=False)
+        known = unattributed.amount if unattributed is not None else 0
+        wanted = max(known, amount_refunded - totals.identified)
+        if wanted != known:
+            unattributed = await _unattributed(session, order, create=True)
+            assert unattributed is not None
+            await session.execute(
+                update(Refund).where(Refund.id == unattributed.id).values(amount=wanted)
+            )
+        outcome = await _settle(
+            session,
+            order,
+            fully_refunded=fully_refunded,
+            row=None,
+            reason=f"{kind} {reference}",
+        )
+    await record_payment_event(
+        session, order.id, kind, provider_event_id=reference, detail=f"{head} -> {outcome}"
+    )
+    return outcome

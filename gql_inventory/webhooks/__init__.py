@@ -1,0 +1,1 @@
+"""Inbound webhooks (Stripe) and the signed test events the CLI and tests post."""
