@@ -1,4 +1,5 @@
-"""The Starlette application: /graphql (queries, mutations, graphql-transport-ws), health."""
+"""The Starlette application: /graphql (queries, mutations, graphql-transport-ws), health,
+and the Stripe webhook."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gql_inventory.context import Context
+from gql_inventory.live import live_events_if_enabled
 from gql_inventory.loaders import Loaders
 from gql_inventory.logs import configure_logging, get_logger
+from gql_inventory.metrics import metrics_endpoint
 from gql_inventory.schema import build_schema
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
 from gql_inventory.sweeper import sweeper
+from gql_inventory.webhooks.stripe import stripe_webhook
+from gql_inventory.wslimit import WebSocketLimit
 
 log = get_logger(__name__)
 
@@ -48,8 +53,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     """Build the ASGI app. The database is connected lazily; `lifespan` closes the pool.
 
     Routes: ``/graphql`` (GET: GraphiQL when enabled; POST; websocket with the
-    graphql-transport-ws subprotocol only), ``/healthz`` (process alive) and
-    ``/readyz`` (database reachable: 200, else 503).
+    graphql-transport-ws subprotocol only), ``/healthz`` (process alive),
+    ``/readyz`` (database reachable: 200, else 503), ``/metrics`` (Prometheus) and
+    ``POST /webhooks/stripe``. The lifespan runs the live-events hub and relay.
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -58,6 +64,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         services,
         graphql_ide="graphiql" if settings.graphiql else None,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
 
     async def healthz(_: Request) -> Response:
@@ -76,11 +83,12 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         log.info("app.started")
         try:
-            if settings.expiry_interval_seconds > 0:
-                async with sweeper(services, settings.expiry_interval_seconds):
+            async with live_events_if_enabled(services):
+                if settings.expiry_interval_seconds > 0:
+                    async with sweeper(services, settings.expiry_interval_seconds):
+                        yield
+                else:
                     yield
-            else:
-                yield
         finally:
             await services.close()
             log.info("app.stopped")
@@ -88,9 +96,11 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
+            WebSocketRoute("/graphql", WebSocketLimit(graphql, settings.max_websocket_connections)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", metrics_endpoint),
+            Route("/webhooks/stripe", stripe_webhook(services), methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -121,8 +121,13 @@ def expire_reservations_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List, change nothing.")] = False,
     limit: int = 500,
 ) -> None:
-    """Expire ACTIVE reservations past their expiry (one sweeper at a time across processes)."""
-    from gql_inventory.inventory.expiry import due_reservations, expire_reservations
+    """Expire ACTIVE reservations past their expiry (one sweeper at a time across processes).
+
+    Pending orders on them are cancelled, their payments too (Stripe when configured).
+    """
+    from gql_inventory.inventory.expiry import SweepResult, due_reservations
+    from gql_inventory.services import Services
+    from gql_inventory.sweeper import sweep_once
 
     if dry_run:
         due = _in_transaction(lambda s: due_reservations(s, limit=limit))
@@ -130,7 +135,15 @@ def expire_reservations_command(
             typer.echo(str(reservation_id))
         typer.echo(f"{len(due)} reservation(s) due; nothing changed (--dry-run)", err=True)
         return
-    result = _in_transaction(lambda s: expire_reservations(s, limit=limit))
+
+    async def sweep() -> SweepResult:
+        services = Services.create(get_settings(), _database_url())
+        try:
+            return await sweep_once(services, limit=limit)  # with services.payments
+        finally:
+            await services.close()
+
+    result = asyncio.run(sweep())
     if result.skipped_lock:
         typer.echo("another sweeper is running; nothing done", err=True)
         return
@@ -138,6 +151,67 @@ def expire_reservations_command(
         f"{len(result.expired)} reservation(s) expired, "
         f"{len(result.cancelled_orders)} pending order(s) cancelled"
     )
+
+
+@app.command("stripe-event")
+def stripe_event(
+    event_type: Annotated[
+        str,
+        typer.Argument(
+            metavar="TYPE",
+            help="payment_intent.succeeded|payment_failed|processing|requires_action|canceled, "
+            "charge.refunded, refund.created|updated|failed, charge.refund.updated",
+        ),
+    ],
+    order: Annotated[str, typer.Option("--order", help="The order's id.")],
+    url: Annotated[
+        str, typer.Option(help="The webhook endpoint.")
+    ] = "http://127.0.0.1:8000/webhooks/stripe",
+    amount: Annotated[
+        int | None,
+        typer.Option(
+            help="Minor units. PaymentIntent events: amount paid (default the order total); "
+            "charge.refunded: total refunded so far (default what was refunded here, else all); "
+            "refund events: the refund's amount."
+        ),
+    ] = None,
+    refund_id: Annotated[
+        str | None, typer.Option(help="Refund events: the refund (default the latest one).")
+    ] = None,
+) -> None:
+    """Post a Stripe-shaped event about an order, signed with STRIPE_WEBHOOK_SECRET exactly
+    as Stripe signs it, to the webhook (like `stripe trigger`), and print the answer."""
+    import uuid
+
+    import httpx
+
+    from gql_inventory.webhooks import events
+
+    if event_type not in events.EVENT_TYPES:
+        typer.echo(
+            f"unsupported TYPE {event_type!r}; one of: {', '.join(events.EVENT_TYPES)}", err=True
+        )
+        raise typer.Exit(2)
+    try:
+        order_id = uuid.UUID(order)
+    except ValueError as exc:
+        typer.echo(f"--order must be an order id (UUID), not {order!r}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        facts = _in_transaction(lambda s: events.load_order_facts(s, order_id))
+    except LookupError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    event = events.event_for_order(event_type, facts, amount=amount, refund_id=refund_id)
+    body, headers = events.signed(event, get_settings().stripe_webhook_secret)
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=30.0)
+    except httpx.HTTPError as exc:
+        typer.echo(f"could not post to {url}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"{event_type} {event['id']} -> HTTP {response.status_code} {response.text}")
+    if response.is_error:
+        raise typer.Exit(1)
 
 
 @app.command("check-invariants")

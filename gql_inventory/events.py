@@ -1,7 +1,9 @@
-"""Where committed stock movements go after their transaction commits."""
+"""Where committed stock movements (and order status changes) go after their transaction
+commits."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -15,6 +17,10 @@ class EventSink(Protocol):
         """Deliver `movements` (already committed) to subscribers."""
         ...
 
+    async def publish_order_changes(self, order_ids: Sequence[uuid.UUID]) -> None:
+        """Tell `orderStatusChanged` subscribers that these orders' status changed."""
+        ...
+
 
 class DiscardingSink:
     """A sink for processes that serve no subscriptions (CLI commands, some tests).
@@ -24,3 +30,6 @@ class DiscardingSink:
 
     async def publish(self, movements: Sequence[AppliedMovement]) -> None:
         """Drop the movements."""
+
+    async def publish_order_changes(self, order_ids: Sequence[uuid.UUID]) -> None:
+        """Drop the notice (order watchers also poll)."""

@@ -1,8 +1,9 @@
-"""Long-lived objects of one process: settings, engine, sessions (and, later, pubsub, payments)."""
+"""Long-lived objects of one process: settings, engine, sessions, payments (and, later, pubsub)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -10,7 +11,22 @@ from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_
 from gql_inventory.events import DiscardingSink, EventSink
 from gql_inventory.inventory.reservations import ReservationLimits
 from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
+from gql_inventory.payments.stripe import StripePaymentProvider
 from gql_inventory.settings import Settings
+
+if TYPE_CHECKING:
+    from gql_inventory.live import Hub
+
+
+def payment_provider(settings: Settings) -> PaymentProvider:
+    """Stripe when `STRIPE_API_KEY` is set (at `stripe_api_base` if given), else offline."""
+    if settings.stripe_api_key:
+        return StripePaymentProvider(
+            settings.stripe_api_key,
+            api_base=settings.stripe_api_base,
+            max_network_retries=settings.stripe_max_network_retries,
+        )
+    return OfflinePaymentProvider()
 
 
 @dataclass
@@ -23,6 +39,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     payments: PaymentProvider = field(default_factory=OfflinePaymentProvider)
     events: EventSink = field(default_factory=DiscardingSink)
+    live: Hub | None = None  # the live-events hub, while the app's lifespan runs it
 
     @property
     def reservation_limits(self) -> ReservationLimits:
@@ -43,9 +60,15 @@ class Services:
             url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
         return cls(
-            settings=settings, database_url=url, engine=engine, sessions=make_sessionmaker(engine)
+            settings=settings,
+            database_url=url,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            payments=payment_provider(settings),
         )
 
     async def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pool (and the payment provider's HTTP connections)."""
+        if isinstance(self.payments, StripePaymentProvider):
+            await self.payments.aclose()
         await self.engine.dispose()

@@ -31,10 +31,49 @@ class Settings(BaseSettings):
         description="broadcaster backend: postgres://, redis:// or memory://. Unset: "
         "LISTEN/NOTIFY on the service's own database.",
     )
+    subscriber_buffer_size: int = Field(
+        default=256,
+        ge=1,
+        description="Events buffered per live subscriber; a subscriber that falls further "
+        "behind is closed (it resumes with its cursor).",
+    )
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    max_websocket_connections: int = Field(
+        default=10_000, ge=1, description="Open GraphQL websockets per process."
+    )
+    live_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Backstop poll of the relay and the hubs (changes made by the CLI, "
+        "lost broadcast messages).",
+    )
+    broadcast_heartbeat_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="Quiet time after which a hub pings the broadcast backend; three "
+        "without an echo mean the connection is lost and is reopened.",
+    )
+    live_events: bool = Field(
+        default=True, description="Run the relay and the live-events hub in the app process."
+    )
     stripe_api_key: str | None = None
     stripe_webhook_secret: str = "whsec_offline_development_secret"
     stripe_api_base: str | None = Field(
         default=None, description="Override of Stripe's API address (tests, stripe-mock)."
+    )
+    stripe_max_network_retries: int = Field(
+        default=2, ge=0, description="Retries of a failed Stripe call (same idempotency key)."
+    )
+    payment_hold_seconds: int = Field(
+        default=1800,
+        ge=1,
+        description="A payment in progress (processing, 3-D Secure) holds its reservation "
+        "this long from the event.",
+    )
+    payment_hold_max_seconds: int = Field(
+        default=7200,
+        ge=1,
+        description="Cap of those extensions, counted from checkout.",
     )
     reservation_ttl_seconds: int = Field(default=900, ge=1)
     reservation_max_ttl_seconds: int = Field(default=7200, ge=1)

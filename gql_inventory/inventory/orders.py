@@ -54,6 +54,10 @@ ORDER_NAMESPACE = uuid.UUID("6f1d2c1e-5b7a-4e8e-9a55-2f0c7d9b1a01")
 
 REFUNDABLE = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
 
+#: Key in `AsyncSession.info` under which ids of orders whose status changed wait for
+#: the commit; `gql_inventory.uow` then announces them (`orderStatusChanged`).
+PENDING_ORDER_CHANGES_KEY = "gql_inventory.pending_order_changes"
+
 
 def order_id_for(reservation_id: uuid.UUID) -> uuid.UUID:
     """The id the order of a reservation gets (deterministic, see `ORDER_NAMESPACE`)."""
@@ -102,6 +106,7 @@ async def _set_status(
         .values(status=status, updated_at=func.now(), **values)
     )
     order.status = status
+    session.info.setdefault(PENDING_ORDER_CHANGES_KEY, []).append(order.id)
 
 
 async def lock_order(
@@ -151,7 +156,8 @@ async def checkout(
     The reservation stays ACTIVE (its units stay reserved) until the payment
     succeeds, is cancelled, or the reservation expires.
 
-    Raises `ReservationNotFound`, `ReservationNotActive`, `InvalidInput` (lines
+    Raises `ReservationNotFound`, `ReservationNotActive`, `InvalidOrderState` (its
+    order is past PENDING_PAYMENT, e.g. NEEDS_ATTENTION), `InvalidInput` (lines
     in several currencies), `IdempotencyConflict`, `PaymentProviderError`.
     """
     field = ["input", "reservationId"]
@@ -180,6 +186,9 @@ async def checkout(
     if existing is not None and existing.status is OrderStatus.PENDING_PAYMENT:
         ensure_active(reservation, _now(), field=field)
         result = CheckoutResult(order_id=order_id, client_secret=existing.payment_client_secret)
+    elif existing is not None:  # e.g. NEEDS_ATTENTION (amount mismatch) on an ACTIVE reservation
+        ensure_active(reservation, _now(), field=field)
+        raise InvalidOrderState(existing.status.value, "check out", field=field)
     else:
         ensure_active(reservation, _now(), field=field)
         result = await _create_order(session, reservation, order_id, provider, email)
@@ -291,7 +300,7 @@ async def payment_succeeded(
     reservation, order = await lock_order(session, order_id)
     if order.status in (*REFUNDABLE, OrderStatus.REFUNDED, OrderStatus.NEEDS_ATTENTION):
         return "already_paid"
-    if order.status is OrderStatus.CANCELLED and await _was_sold(session, order.id):
+    if order.status is OrderStatus.CANCELLED and await payment_applied(session, order.id):
         return "already_paid"
     if (amount is not None and amount != order.total_amount) or (
         currency is not None and currency.upper() != order.currency_code.upper()
@@ -330,6 +339,27 @@ async def _was_sold(session: AsyncSession, order_id: uuid.UUID) -> bool:
         select(OrderAllocation.id)
         .join(OrderLine, OrderLine.id == OrderAllocation.order_line_id)
         .where(OrderLine.order_id == order_id)
+        .limit(1)
+    )
+    return found.first() is not None
+
+
+#: Payment events that mean a payment of the order was received and applied.
+PAYMENT_APPLIED_EVENTS = (
+    "payment_intent.succeeded",
+    "amount_mismatch",
+    "late_payment_out_of_stock",
+)
+
+
+async def payment_applied(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """True when a payment of the order was applied: units sold, or the order flagged
+    (amount mismatch, late payment without stock) and possibly cancelled since."""
+    if await _was_sold(session, order_id):
+        return True
+    found = await session.execute(
+        select(PaymentEvent.id)
+        .where(PaymentEvent.order_id == order_id, PaymentEvent.type.in_(PAYMENT_APPLIED_EVENTS))
         .limit(1)
     )
     return found.first() is not None
@@ -739,7 +769,8 @@ async def cancel_order(
 ) -> uuid.UUID:
     """Cancel an order: pending ones release their stock and payment; paid ones are
     refunded in full with restock; NEEDS_ATTENTION ones are refunded without restock
-    (their units were never taken). The order ends CANCELLED.
+    (their units were never taken) and release a still ACTIVE reservation. The order
+    ends CANCELLED.
 
     Raises `OrderNotFound`, `InvalidOrderState` (already cancelled or refunded),
     `PaymentProviderError`.
@@ -768,6 +799,11 @@ async def cancel_order(
                 )
             except ProviderFailure as exc:
                 raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+        if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
+            # amount mismatch: its units are still held; nothing will pay for them now
+            await end_reservation(
+                session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+            )
     else:
         raise InvalidOrderState(order.status.value, "cancel", field=["input", "orderId"])
     await _set_status(session, order, OrderStatus.CANCELLED)

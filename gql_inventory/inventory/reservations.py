@@ -22,6 +22,7 @@ from gql_inventory.inventory.errors import (
     DomainError,
     InsufficientStock,
     InvalidInput,
+    InvalidOrderState,
     ReservationNotActive,
     ReservationNotFound,
     raise_all,
@@ -32,11 +33,18 @@ from gql_inventory.inventory.stock import (
     LockedLevel,
     allocate,
     by_priority,
+    line_positions,
     lock_levels,
     merge_lines,
     variant_ids_by_sku,
 )
-from gql_inventory.models import MovementKind, Reservation, ReservationLine, ReservationStatus
+from gql_inventory.models import (
+    MovementKind,
+    Order,
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+)
 from gql_inventory.payments.base import PaymentProvider
 
 
@@ -174,7 +182,8 @@ async def reserve(
         if replay is not None:
             return uuid.UUID(replay["reservation_id"])
     skus = list(wanted)
-    variant_ids = await variant_ids_by_sku(session, skus)
+    positions = line_positions(lines)  # repeated SKUs were merged: name their first line
+    variant_ids = await variant_ids_by_sku(session, skus, positions=positions)
     levels = await lock_levels(session, variant_ids.values())
     per_variant: dict[int, list[LockedLevel]] = defaultdict(list)
     for level in levels:
@@ -182,8 +191,8 @@ async def reserve(
 
     errors: list[DomainError] = []
     changes: dict[int, tuple[LockedLevel, int]] = {}
-    for index, sku in enumerate(skus):
-        plan = _plan_increase(sku, per_variant[variant_ids[sku]], wanted[sku], index)
+    for sku in skus:
+        plan = _plan_increase(sku, per_variant[variant_ids[sku]], wanted[sku], positions[sku])
         if isinstance(plan, InsufficientStock):
             errors.append(plan)
             continue
@@ -248,6 +257,7 @@ async def update_reservation(
     Increases reserve more (by location priority), decreases release (lowest
     priority location first). The expiry moves to now + the reservation's TTL.
     All or nothing. Raises `ReservationNotFound`, `ReservationNotActive`,
+    `InvalidOrderState` (checked out: its order's lines and amount are frozen),
     `InvalidInput`, `UnknownSku`, `InsufficientStock`.
     """
     wanted = merge_lines(
@@ -257,6 +267,13 @@ async def update_reservation(
     assert reservation is not None
     now = _now()
     ensure_active(reservation, now, field=["input", "reservationId"])
+    order_status = (
+        await session.execute(select(Order.status).where(Order.reservation_id == reservation_id))
+    ).scalar_one_or_none()
+    if order_status is not None:  # checked out: the order's lines and amount are frozen
+        raise InvalidOrderState(
+            order_status.value, "change the reservation of", field=["input", "reservationId"]
+        )
     skus = list(wanted)
     variant_ids = await variant_ids_by_sku(session, skus)
     held = await _held_lines(session, reservation_id)
@@ -383,3 +400,26 @@ async def release_reservation(
         session, reservation_id, reason="reservation released", provider=provider
     )
     return reservation_id
+
+
+async def extend_for_payment(
+    session: AsyncSession, reservation: Reservation, *, hold_seconds: int, not_after: datetime
+) -> datetime:
+    """Keep a locked ACTIVE reservation's stock while its payment is in progress.
+
+    The expiry moves to now + `hold_seconds`, never past `not_after` (the cap) and
+    never earlier than it already is. Returns the expiry. Raises `ReservationNotActive`.
+    """
+    if reservation.status is not ReservationStatus.ACTIVE:
+        raise ReservationNotActive(reservation.status.value)
+    now = _now()
+    target = min(now + timedelta(seconds=hold_seconds), not_after)
+    if target <= reservation.expires_at:
+        return reservation.expires_at
+    await session.execute(
+        update(Reservation)
+        .where(Reservation.id == reservation.id)
+        .values(expires_at=target, updated_at=now)
+    )
+    reservation.expires_at = target
+    return target

@@ -76,6 +76,11 @@ class StockMovement(Base):
         Index("ix_stock_movements_variant_id_id", "variant_id", "id"),
         Index("ix_stock_movements_stock_level_id_version", "stock_level_id", "version"),
         Index("ix_stock_movements_reference", "reference"),
+        Index("uq_stock_movements_position", "position", unique=True),
+        Index(
+            "ix_stock_movements_unpositioned", "id", postgresql_where=text("position IS NULL")
+        ),
+        Index("ix_stock_movements_variant_id_position", "variant_id", "position"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -98,3 +103,6 @@ class StockMovement(Base):
     occurred_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    #: Commit-safe order of the event log, assigned by the relay after commit (None until
+    #: then). Gap-free and append-only: a resume cursor is a position.
+    position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -16,6 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 from gql_inventory.errors import should_mask
 from gql_inventory.schema.mutation import Mutation
 from gql_inventory.schema.query import Query
+from gql_inventory.schema.subscription import Subscription
 from gql_inventory.settings import Settings
 
 
@@ -25,6 +26,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         config=StrawberryConfig(),
         extensions=_extensions(settings),
     )

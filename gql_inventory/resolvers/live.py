@@ -1,0 +1,251 @@
+"""Subscriptions: stockChanged, lowStockAlerts (admin), orderStatusChanged.
+
+Each resolver checks its arguments first, so a bad cursor, an unknown SKU or a
+missing admin token is answered with a GraphQL `error` message for the
+operation, then returns the event stream. Streams read from the process's hub
+(`gql_inventory.live`); a stream whose buffer overflows gets its websocket
+closed with code 4008 and a reason that tells the client to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+
+import strawberry
+from sqlalchemy import select
+from starlette.websockets import WebSocket
+from strawberry.types import Info
+
+from gql_inventory import metrics
+from gql_inventory.context import Context
+from gql_inventory.cursors import encode_cursor
+from gql_inventory.errors import BadRequest, Forbidden, PublicError
+from gql_inventory.inventory import orders
+from gql_inventory.inventory.errors import OrderNotFound
+from gql_inventory.live import Hub, SubscriberClosed
+from gql_inventory.loaders import Loaders
+from gql_inventory.models import Variant
+from gql_inventory.resolvers.access import require_admin
+from gql_inventory.schema.events import LowStockAlertType, StockChangeEventType
+from gql_inventory.schema.orders import OrderType
+from gql_inventory.stream import CURSOR_KIND, check_cursor, max_position
+
+#: Websocket close code for a subscriber whose buffer overflowed (not fatal for
+#: graphql-ws clients: they reconnect, and resume with their cursor).
+SLOW_CLOSE_CODE = 4008
+#: Most SKUs one `stockChanged` may name.
+MAX_SKUS = 1000
+
+_SCOPE_CLOSING = "gql_inventory.closing"
+_closing_tasks: set[asyncio.Task[None]] = set()
+
+
+class LiveUnavailable(PublicError):
+    """Live events are not running in this process (or the database is unreachable)."""
+
+    def __init__(self) -> None:
+        super().__init__("live events are unavailable; retry shortly", "UNAVAILABLE")
+
+
+class SubscriptionClosed(PublicError):
+    """The server ended the subscription (e.g. shutting down); resume with the cursor."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, "SUBSCRIPTION_CLOSED")
+
+
+async def _hub(info: Info[Context, None]) -> Hub:
+    hub = info.context.services.live
+    if hub is None or not await hub.wait_ready():
+        raise LiveUnavailable()
+    return hub
+
+
+async def _close(websocket: WebSocket, reason: str) -> None:
+    with contextlib.suppress(Exception):
+        await websocket.close(code=SLOW_CLOSE_CODE, reason=reason[:120])
+
+
+def _closer(info: Info[Context, None]) -> Callable[[str], None]:
+    """What to do when this connection's subscriber overflows: close the websocket once."""
+    request = info.context.request
+
+    def close(reason: str) -> None:
+        if not isinstance(request, WebSocket) or request.scope.get(_SCOPE_CLOSING):
+            return
+        request.scope[_SCOPE_CLOSING] = True
+        task = asyncio.get_running_loop().create_task(_close(request, reason))
+        _closing_tasks.add(task)
+        task.add_done_callback(_closing_tasks.discard)
+
+    return close
+
+
+async def _after_close(info: Info[Context, None], closed: SubscriberClosed) -> None:
+    """A dropped subscriber: when its connection is being closed, wait to be cancelled
+    (sending anything more would race the close); otherwise report why."""
+    request = info.context.request
+    if isinstance(request, WebSocket) and request.scope.get(_SCOPE_CLOSING):
+        await asyncio.Event().wait()
+    raise SubscriptionClosed(closed.reason)
+
+
+def _fresh_loaders(info: Info[Context, None]) -> None:
+    """A websocket's context lives as long as the connection: give each event fresh
+    DataLoaders so nested fields show current figures."""
+    info.context.loaders = Loaders(info.context.engine)
+
+
+# ---------------------------------------------------------------- stockChanged
+
+
+async def stock_cursor(info: Info[Context, None]) -> str:
+    """The cursor of the newest positioned stock event (position 0 when none)."""
+    async with info.context.engine.connect() as conn:
+        return encode_cursor(CURSOR_KIND, await max_position(conn))
+
+
+async def stock_changed(
+    info: Info[Context, None],
+    skus: list[str] | None = None,
+    after: str | None = None,
+) -> AsyncIterator[StockChangeEventType]:
+    """Committed stock changes (of `skus`, or all), resumable after a cursor."""
+    hub = await _hub(info)
+    variant_ids: frozenset[int] | None = None
+    async with info.context.engine.connect() as conn:
+        if skus is not None:
+            wanted = set(skus)
+            if not wanted or len(wanted) > MAX_SKUS:
+                raise BadRequest(f"skus: give between 1 and {MAX_SKUS} SKUs, or null for all")
+            rows = (
+                await conn.execute(select(Variant.id, Variant.sku).where(Variant.sku.in_(wanted)))
+            ).all()
+            unknown = sorted(wanted - {r.sku for r in rows})
+            if unknown:
+                raise BadRequest(f"unknown SKUs: {', '.join(unknown[:20])}")
+            variant_ids = frozenset(int(r.id) for r in rows)
+        position = await check_cursor(conn, after) if after is not None else None
+    return _stock_events(info, hub, variant_ids, position)
+
+
+async def _stock_events(
+    info: Info[Context, None],
+    hub: Hub,
+    variant_ids: frozenset[int] | None,
+    after: int | None,
+) -> AsyncGenerator[StockChangeEventType, None]:
+    # Register first, so every event dispatched from now on is buffered; then replay
+    # the ledger after the cursor; then the buffer, skipping what the replay sent.
+    sub = hub.subscribe_stock(variant_ids, _closer(info), replaying=after is not None)
+    sent = metrics.EVENTS_SENT.labels("stock")
+    try:
+        last = sub.start_position if after is None else after
+        if after is not None:
+            while True:
+                async for page in hub.replay(last, variant_ids):
+                    for event in page:
+                        yield StockChangeEventType.from_event(event)
+                        sent.inc()
+                        last = event.position
+                if sub.buffer.go_live():
+                    break  # else the buffer overflowed while replaying: read on from the ledger
+        while True:
+            try:
+                event = await sub.buffer.get()
+            except SubscriberClosed as closed:
+                await _after_close(info, closed)
+                return
+            if event.position <= last:
+                continue
+            yield StockChangeEventType.from_event(event)
+            sent.inc()
+            last = event.position
+    finally:
+        hub.unsubscribe_stock(sub)
+
+
+# ---------------------------------------------------------------- lowStockAlerts
+
+
+async def low_stock_alerts(info: Info[Context, None]) -> AsyncIterator[LowStockAlertType]:
+    """Admin: threshold crossings of variants' available units, from now on."""
+    require_admin(info)
+    hub = await _hub(info)
+    return _alert_events(info, hub)
+
+
+async def _alert_events(
+    info: Info[Context, None], hub: Hub
+) -> AsyncGenerator[LowStockAlertType, None]:
+    sub = hub.subscribe_alerts(_closer(info))
+    sent = metrics.EVENTS_SENT.labels("alerts")
+    try:
+        while True:
+            try:
+                alert = await sub.buffer.get()
+            except SubscriberClosed as closed:
+                await _after_close(info, closed)
+                return
+            _fresh_loaders(info)
+            yield LowStockAlertType.from_event(alert)
+            sent.inc()
+    finally:
+        hub.unsubscribe_alerts(sub)
+
+
+# ---------------------------------------------------------------- orderStatusChanged
+
+
+async def order_status_changed(
+    info: Info[Context, None],
+    order_id: strawberry.ID,
+    reservation_id: strawberry.ID | None = None,
+) -> AsyncIterator[OrderType]:
+    """The order now, then on every status change (admin, or the buyer with the
+    order's reservation id)."""
+    hub = await _hub(info)
+    try:
+        oid = orders.parse_order_id(order_id)
+    except OrderNotFound as exc:
+        raise PublicError("no such order", "NOT_FOUND") from exc
+    row = await info.context.loaders.orders.order_by_id.load(oid)
+    if not info.context.is_admin:
+        held = _uuid_or_none(reservation_id)
+        if row is None or held is None or row["reservation_id"] != held:
+            raise Forbidden("admin token or the order's reservationId required")
+    if row is None:
+        raise PublicError("no such order", "NOT_FOUND")
+    return _order_events(info, hub, oid)
+
+
+async def _order_events(
+    info: Info[Context, None], hub: Hub, order_id: uuid.UUID
+) -> AsyncGenerator[OrderType, None]:
+    watch = hub.watch_order(order_id)  # before reading: a change after the read wakes us
+    sent = metrics.EVENTS_SENT.labels("orders")
+    try:
+        while True:
+            _fresh_loaders(info)
+            row = await info.context.loaders.orders.order_by_id.load(order_id)
+            if row is None:
+                return
+            status = str(getattr(row["status"], "value", row["status"]))
+            if status != watch.status:
+                watch.status = status
+                yield OrderType.from_row(row)
+                sent.inc()
+            await watch.changed.wait()
+            watch.changed.clear()
+    finally:
+        hub.unwatch_order(watch)
+
+
+def _uuid_or_none(raw: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(raw)) if raw is not None else None
+    except ValueError:
+        return None
