@@ -38,7 +38,7 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.fanout
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

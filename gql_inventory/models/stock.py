@@ -77,9 +77,7 @@ class StockMovement(Base):
         Index("ix_stock_movements_stock_level_id_version", "stock_level_id", "version"),
         Index("ix_stock_movements_reference", "reference"),
         Index("uq_stock_movements_position", "position", unique=True),
-        Index(
-            "ix_stock_movements_unpositioned", "id", postgresql_where=text("position IS NULL")
-        ),
+        Index("ix_stock_movements_unpositioned", "id", postgresql_where=text("position IS NULL")),
         Index("ix_stock_movements_variant_id_position", "variant_id", "position"),
     )
 
