@@ -605,7 +605,7 @@ class Hub:
             delay = min(max(delay * 2, 0.1), 5.0)
 
     async def _tick(self) -> None:
-        await self._init_position()
+        await self._ready.wait()  # `_listen` sets the starting position
         interval = min(self.config.heartbeat_seconds, self.config.poll_seconds) / 2
         while True:
             await asyncio.sleep(interval)

@@ -64,7 +64,10 @@ async def test_a_change_on_one_process_reaches_subscribers_on_another(
 ) -> None:
     async with sessions.begin() as session:
         await make_catalog(session)
-    env = dict(NO_POLL, BROADCAST_URL=REDIS_URL) if backend == "redis" else dict(NO_POLL)
+    # Slow heartbeats too: a reconnect would also read the ledger (and hide a broken path).
+    env = dict(NO_POLL, BROADCAST_HEARTBEAT_SECONDS="5")
+    if backend == "redis":
+        env["BROADCAST_URL"] = REDIS_URL
     first = await servers.start(**env)
     second = await servers.start(**env)
     top = await wait_positioned(engine)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
@@ -249,3 +250,28 @@ async def test_metrics_count_subscribers_and_events(server: LiveServer) -> None:
         return await server.metric("gql_inventory_subscribers", 'kind="stock"') == 0
 
     await eventually(gone, what="the subscriber to be forgotten")
+
+
+async def test_connection_and_subscription_limits(
+    servers: ServerFactory, catalog: Catalog, engine: AsyncEngine
+) -> None:
+    server = await servers.start(
+        MAX_WEBSOCKET_CONNECTIONS="1", MAX_SUBSCRIPTIONS_PER_CONNECTION="1"
+    )
+    await wait_positioned(engine)
+    async with GraphQLWS.connect(server.ws_url) as first:
+        op = await first.subscribe(
+            STOCK_CHANGED, {"skus": ["MUG"], "after": await server.stock_cursor()}
+        )
+        second = await first.subscribe(STOCK_CHANGED, {"skus": ["CAP"]})
+        assert (await first.error(second))["message"] == "Subscription limit reached"
+        with pytest.raises(websockets.ConnectionClosed) as refused:
+            async with GraphQLWS.connect(server.ws_url):
+                pass
+        assert refused.value.rcvd is not None
+        assert refused.value.rcvd.code == 1013
+        assert await server.metric("gql_inventory_websockets_refused_total") == 1
+        # The first connection is unaffected.
+        assert (await reserve(server, ("MUG", 1)))["userErrors"] == []
+        (event,) = await first.events(op, 1)
+        assert (event["sku"], event["reservedDelta"]) == ("MUG", 1)

@@ -58,6 +58,9 @@ class SubscriptionClosed(PublicError):
 
 
 async def _hub(info: Info[Context, None]) -> Hub:
+    if not isinstance(info.context.request, WebSocket):
+        # Only graphql-transport-ws: HTTP streams would escape the connection limits.
+        raise BadRequest("subscriptions are served over websockets (graphql-transport-ws) only")
     hub = info.context.services.live
     if hub is None or not await hub.wait_ready():
         raise LiveUnavailable()

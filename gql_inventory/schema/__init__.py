@@ -14,6 +14,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from gql_inventory.errors import should_mask
+from gql_inventory.schema.execution import SubscriptionSafeExecutionContext
 from gql_inventory.schema.mutation import Mutation
 from gql_inventory.schema.query import Query
 from gql_inventory.schema.subscription import Subscription
@@ -28,6 +29,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         config=StrawberryConfig(),
+        execution_context_class=SubscriptionSafeExecutionContext,
         extensions=_extensions(settings),
     )
 
