@@ -26,27 +26,24 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory import metrics
+from gql_inventory.alerts import AlertTracker, LowStockAlertEvent
+from gql_inventory.buffers import EventBuffer
 from gql_inventory.inventory.ledger import AppliedMovement
 from gql_inventory.loaders import (
     LOCATION_COLUMNS,
-    VARIANT_COLUMNS,
     LocationRow,
-    VariantRow,
     location_row,
-    variant_row,
 )
 from gql_inventory.logs import get_logger
-from gql_inventory.models import Location, Order, Variant
+from gql_inventory.models import Location, Order
 from gql_inventory.pubsub import PubSub, PubSubError, backend_url
 from gql_inventory.relay import Relay
 from gql_inventory.stream import (
@@ -76,91 +73,6 @@ LEDGER_PAGE = 500
 READY_TIMEOUT = 10.0
 
 
-class SubscriberClosed(Exception):
-    """The subscriber was dropped (its buffer overflowed, or the hub stopped)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class EventBuffer(Generic[T]):
-    """A bounded FIFO between the hub (producer) and one subscriber (consumer).
-
-    While `replaying` (the subscriber is still reading its backlog from the
-    ledger), an overflow only drops the buffered items and sets `lagged`: the
-    subscriber re-reads them from the ledger. Once live, an overflow closes the
-    buffer and calls `on_overflow(reason)`.
-    """
-
-    def __init__(
-        self, size: int, on_overflow: Callable[[str], None], *, replaying: bool = False
-    ) -> None:
-        self._size = size
-        self._items: deque[T] = deque()
-        self._ready = asyncio.Event()
-        self._on_overflow = on_overflow
-        self.replaying = replaying
-        self.lagged = False
-        self.closed_reason: str | None = None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def offer(self, item: T) -> bool:
-        """Queue `item`; False when the buffer is (now) closed."""
-        if self.closed_reason is not None:
-            return False
-        if len(self._items) >= self._size:
-            if self.replaying:
-                self.lagged = True
-                self._drop_items()
-                return True
-            reason = (
-                f"subscriber too slow: more than {self._size} events waiting; "
-                "reconnect and resume with your last cursor"
-            )
-            self.close(reason)
-            metrics.SLOW_SUBSCRIBERS_DROPPED.inc()
-            log.warning("live.slow_subscriber_dropped", buffer_size=self._size)
-            self._on_overflow(reason)
-            return False
-        self._items.append(item)
-        metrics.QUEUED_EVENTS.inc()
-        self._ready.set()
-        return True
-
-    def go_live(self) -> bool:
-        """Leave replay mode unless an overflow happened meanwhile (then: read the ledger
-        again and retry). Returns True when live."""
-        if self.lagged:
-            self.lagged = False
-            return False
-        self.replaying = False
-        return True
-
-    async def get(self) -> T:
-        """The next item; raises `SubscriberClosed` once closed and drained."""
-        while not self._items:
-            if self.closed_reason is not None:
-                raise SubscriberClosed(self.closed_reason)
-            self._ready.clear()
-            await self._ready.wait()
-        metrics.QUEUED_EVENTS.dec()
-        return self._items.popleft()
-
-    def close(self, reason: str) -> None:
-        """Drop what is queued and wake the consumer, who gets `SubscriberClosed`."""
-        if self.closed_reason is None:
-            self.closed_reason = reason
-            self._drop_items()
-            self._ready.set()
-
-    def _drop_items(self) -> None:
-        metrics.QUEUED_EVENTS.dec(len(self._items))
-        self._items.clear()
-
-
 @dataclass(eq=False)
 class StockSubscriber:
     """A `stockChanged` subscription: a variant filter (None: all) and its buffer."""
@@ -168,26 +80,6 @@ class StockSubscriber:
     variant_ids: frozenset[int] | None
     buffer: EventBuffer[StockEvent]
     start_position: int
-
-
-class LowStockState:
-    """Alert states (values of the GraphQL `LowStockState` enum)."""
-
-    LOW = "LOW"
-    OUT_OF_STOCK = "OUT_OF_STOCK"
-    BACK_IN_STOCK = "BACK_IN_STOCK"
-
-
-@dataclass(frozen=True, slots=True)
-class LowStockAlertEvent:
-    """A variant's summed availability crossed a boundary (threshold or zero)."""
-
-    position: int
-    variant: VariantRow
-    available: int
-    threshold: int
-    state: str
-    occurred_at: datetime
 
 
 @dataclass(eq=False)
@@ -204,93 +96,6 @@ class OrderWatch:
     order_id: uuid.UUID
     status: str | None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-def _band(available: int, threshold: int) -> str:
-    if available <= 0:
-        return LowStockState.OUT_OF_STOCK
-    if available <= threshold:
-        return LowStockState.LOW
-    return "OK"
-
-
-@dataclass
-class _VariantStock:
-    variant: VariantRow
-    levels: dict[int, int]
-    loaded_at: float
-
-
-_LEVELS_BEFORE = text(
-    """
-    SELECT s.id,
-           coalesce((SELECT m.on_hand_after - m.reserved_after
-                       FROM stock_movements m
-                      WHERE m.stock_level_id = s.id AND m.position < :before
-                      ORDER BY m.version DESC
-                      LIMIT 1), 0) AS available
-      FROM stock_levels s
-     WHERE s.variant_id = :variant_id
-    """
-)
-
-
-class AlertTracker:
-    """Per-variant availability (summed over locations) as of the last dispatched event.
-
-    Entries are loaded from the ledger as of the event's position, then kept up
-    to date by every event; they are reloaded after `ttl` seconds (to pick up a
-    changed threshold).
-    """
-
-    def __init__(self, engine: AsyncEngine, *, ttl: float = 60.0) -> None:
-        self._engine = engine
-        self._ttl = ttl
-        self._variants: dict[int, _VariantStock] = {}
-
-    def clear(self) -> None:
-        """Forget everything (no alert subscribers left)."""
-        self._variants.clear()
-
-    async def _load(self, variant_id: int, before: int) -> _VariantStock | None:
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(select(*VARIANT_COLUMNS).where(Variant.id == variant_id))
-            ).first()
-            if row is None:
-                return None
-            levels = await conn.execute(
-                _LEVELS_BEFORE, {"variant_id": variant_id, "before": before}
-            )
-            return _VariantStock(
-                variant=variant_row(row._mapping),
-                levels={int(r.id): int(r.available) for r in levels},
-                loaded_at=time.monotonic(),
-            )
-
-    async def apply(self, event: StockEvent) -> LowStockAlertEvent | None:
-        """Update with `event`; the alert when the variant changed band."""
-        entry = self._variants.get(event.variant_id)
-        if entry is None or time.monotonic() - entry.loaded_at > self._ttl:
-            entry = await self._load(event.variant_id, event.position)
-            if entry is None:
-                return None
-            self._variants[event.variant_id] = entry
-        threshold = entry.variant.low_stock_threshold
-        before = sum(entry.levels.values())
-        entry.levels[event.stock_level_id] = event.available
-        after = sum(entry.levels.values())
-        old, new = _band(before, threshold), _band(after, threshold)
-        if old == new:
-            return None
-        return LowStockAlertEvent(
-            position=event.position,
-            variant=entry.variant,
-            available=after,
-            threshold=threshold,
-            state=LowStockState.BACK_IN_STOCK if new == "OK" else new,
-            occurred_at=event.occurred_at,
-        )
 
 
 @dataclass

@@ -20,12 +20,13 @@ from starlette.websockets import WebSocket
 from strawberry.types import Info
 
 from gql_inventory import metrics
+from gql_inventory.buffers import SubscriberClosed
 from gql_inventory.context import Context
 from gql_inventory.cursors import encode_cursor
 from gql_inventory.errors import BadRequest, Forbidden, PublicError
 from gql_inventory.inventory import orders
 from gql_inventory.inventory.errors import OrderNotFound
-from gql_inventory.live import Hub, SubscriberClosed
+from gql_inventory.live import Hub
 from gql_inventory.loaders import Loaders
 from gql_inventory.models import Variant
 from gql_inventory.resolvers.access import require_admin

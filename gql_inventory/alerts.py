@@ -1,0 +1,121 @@
+"""Low-stock alerts: one per crossing of a variant's threshold or of zero, from stock events."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gql_inventory.loaders import VARIANT_COLUMNS, VariantRow, variant_row
+from gql_inventory.models import Variant
+from gql_inventory.stream import StockEvent
+
+
+class LowStockState:
+    """Alert states (values of the GraphQL `LowStockState` enum)."""
+
+    LOW = "LOW"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    BACK_IN_STOCK = "BACK_IN_STOCK"
+
+
+@dataclass(frozen=True, slots=True)
+class LowStockAlertEvent:
+    """A variant's summed availability crossed a boundary (threshold or zero)."""
+
+    position: int
+    variant: VariantRow
+    available: int
+    threshold: int
+    state: str
+    occurred_at: datetime
+
+
+def _band(available: int, threshold: int) -> str:
+    if available <= 0:
+        return LowStockState.OUT_OF_STOCK
+    if available <= threshold:
+        return LowStockState.LOW
+    return "OK"
+
+
+@dataclass
+class _VariantStock:
+    variant: VariantRow
+    levels: dict[int, int]
+    loaded_at: float
+
+
+_LEVELS_BEFORE = text(
+    """
+    SELECT s.id,
+           coalesce((SELECT m.on_hand_after - m.reserved_after
+                       FROM stock_movements m
+                      WHERE m.stock_level_id = s.id AND m.position < :before
+                      ORDER BY m.version DESC
+                      LIMIT 1), 0) AS available
+      FROM stock_levels s
+     WHERE s.variant_id = :variant_id
+    """
+)
+
+
+class AlertTracker:
+    """Per-variant availability (summed over locations) as of the last dispatched event.
+
+    Entries are loaded from the ledger as of the event's position, then kept up
+    to date by every event; they are reloaded after `ttl` seconds (to pick up a
+    changed threshold).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, ttl: float = 60.0) -> None:
+        self._engine = engine
+        self._ttl = ttl
+        self._variants: dict[int, _VariantStock] = {}
+
+    def clear(self) -> None:
+        """Forget everything (no alert subscribers left)."""
+        self._variants.clear()
+
+    async def _load(self, variant_id: int, before: int) -> _VariantStock | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(*VARIANT_COLUMNS).where(Variant.id == variant_id))
+            ).first()
+            if row is None:
+                return None
+            levels = await conn.execute(
+                _LEVELS_BEFORE, {"variant_id": variant_id, "before": before}
+            )
+            return _VariantStock(
+                variant=variant_row(row._mapping),
+                levels={int(r.id): int(r.available) for r in levels},
+                loaded_at=time.monotonic(),
+            )
+
+    async def apply(self, event: StockEvent) -> LowStockAlertEvent | None:
+        """Update with `event`; the alert when the variant changed band."""
+        entry = self._variants.get(event.variant_id)
+        if entry is None or time.monotonic() - entry.loaded_at > self._ttl:
+            entry = await self._load(event.variant_id, event.position)
+            if entry is None:
+                return None
+            self._variants[event.variant_id] = entry
+        threshold = entry.variant.low_stock_threshold
+        before = sum(entry.levels.values())
+        entry.levels[event.stock_level_id] = event.available
+        after = sum(entry.levels.values())
+        old, new = _band(before, threshold), _band(after, threshold)
+        if old == new:
+            return None
+        return LowStockAlertEvent(
+            position=event.position,
+            variant=entry.variant,
+            available=after,
+            threshold=threshold,
+            state=LowStockState.BACK_IN_STOCK if new == "OK" else new,
+            occurred_at=event.occurred_at,
+        )
