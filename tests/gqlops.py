@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory import orders
+from gql_inventory.inventory import payment_outcomes
 from gql_inventory.inventory.invariants import find_violations
 from gql_inventory.payments import ProviderFailure
 from gql_inventory.payments.base import CreatedPayment, PaymentRequest, ProviderRefund
@@ -176,7 +176,7 @@ async def paid_order(
     """``(order id, reservation id)`` of a fresh PAID order (payment applied in the domain)."""
     order_id, reservation_id = await pending_order(gql, lines)
     async with sessions.begin() as session:
-        assert await orders.payment_succeeded(session, uuid.UUID(order_id)) == "sold"
+        assert await payment_outcomes.payment_succeeded(session, uuid.UUID(order_id)) == "sold"
     return order_id, reservation_id
 
 

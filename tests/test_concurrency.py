@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory import adjust, expiry, orders, reservations
+from gql_inventory.inventory import (
+    adjust,
+    checkout,
+    expiry,
+    orders,
+    payment_outcomes,
+    refunds,
+    reservations,
+)
 from gql_inventory.inventory.adjust import AdjustmentReason, AdjustResult
 from gql_inventory.inventory.errors import (
     IdempotencyConflict,
@@ -316,13 +324,17 @@ def race_works(order_id: uuid.UUID, sku: str, quantity: int, now: datetime) -> d
     """Everything that can end a checked-out reservation, plus a rival buyer of its SKU."""
 
     async def pay(session: AsyncSession) -> str:
-        return await orders.payment_succeeded(session, order_id, reference=f"evt_ok_{order_id}")
+        return await payment_outcomes.payment_succeeded(
+            session, order_id, reference=f"evt_ok_{order_id}"
+        )
 
     async def canceled(session: AsyncSession) -> str:
-        return await orders.payment_canceled(session, order_id, reference=f"evt_cx_{order_id}")
+        return await payment_outcomes.payment_canceled(
+            session, order_id, reference=f"evt_cx_{order_id}"
+        )
 
     async def cancel(session: AsyncSession) -> uuid.UUID:
-        return await orders.cancel_order(session, order_id, provider=PROVIDER, reason="race")
+        return await refunds.cancel_order(session, order_id, provider=PROVIDER, reason="race")
 
     return {
         "pay": pay,
@@ -384,7 +396,7 @@ async def test_payment_cancel_and_expiry_race(sessions: Sessions, catalog: Catal
         async with sessions.begin() as session:
             rid = await reservations.reserve(session, [LineRequest(sku, quantity)], limits=LIMITS)
         async with sessions.begin() as session:
-            oid = (await orders.checkout(session, rid, provider=PROVIDER)).order_id
+            oid = (await checkout.checkout(session, rid, provider=PROVIDER)).order_id
         works = race_works(oid, sku, quantity, datetime.now(UTC) + timedelta(days=1))
         names = list(works)
         rng.shuffle(names)

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory import orders
+from gql_inventory.inventory import payment_outcomes
 from gql_inventory.inventory.invariants import find_violations
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog
@@ -73,9 +73,12 @@ async def test_storefront_flow(
         order["paymentIntentId"]
     )
     async with sessions.begin() as session:
-        assert await orders.payment_succeeded(session, uuid.UUID(order["id"])) == "sold"
+        assert await payment_outcomes.payment_succeeded(session, uuid.UUID(order["id"])) == "sold"
     async with sessions.begin() as session:
-        assert await orders.payment_succeeded(session, uuid.UUID(order["id"])) == "already_paid"
+        assert (
+            await payment_outcomes.payment_succeeded(session, uuid.UUID(order["id"]))
+            == "already_paid"
+        )
     after_sale = await gql('{ variant(sku: "SHIRT-S") { onHand reserved available } }')
     assert after_sale["data"]["variant"] == {"onHand": 11, "reserved": 0, "available": 11}
     refund = await gql(REFUND, {"input": {"orderId": order["id"]}}, admin=True)

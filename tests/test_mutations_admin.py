@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from gql_inventory.cursors import encode_cursor
-from gql_inventory.inventory import orders
+from gql_inventory.inventory import payment_outcomes
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog
 from tests.gqlops import (
@@ -787,7 +787,7 @@ async def test_cancel_flagged_order_releases_its_reservation(
 ) -> None:
     order_id, rid = await pending_order(gql, {"MUG": 3})
     async with sessions.begin() as session:
-        outcome = await orders.payment_succeeded(
+        outcome = await payment_outcomes.payment_succeeded(
             session, uuid.UUID(order_id), amount=1, currency="USD"
         )
     assert outcome == "amount_mismatch"

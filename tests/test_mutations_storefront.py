@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from gql_inventory.inventory import orders
+from gql_inventory.inventory import payment_outcomes
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog
 from tests.gqlops import (
@@ -447,7 +447,7 @@ async def test_update_reservation_after_checkout_is_refused(
     assert await snapshot(sessions) == before
 
     async with sessions.begin() as session:
-        assert await orders.payment_succeeded(session, uuid.UUID(order_id)) == "sold"
+        assert await payment_outcomes.payment_succeeded(session, uuid.UUID(order_id)) == "sold"
     assert await variant_levels(gql, "MUG") == {"Main": (49, 0)}
     order = (await gql(ORDER_QUERY, {"id": order_id}, admin=True))["data"]["order"]
     assert order["status"] == "PAID"
@@ -580,7 +580,7 @@ async def test_checkout_of_a_flagged_order_is_refused(
     # A payment for the wrong amount flags the order; its reservation stays ACTIVE.
     order_id, rid = await pending_order(gql, {"MUG": 1})
     async with sessions.begin() as session:
-        outcome = await orders.payment_succeeded(
+        outcome = await payment_outcomes.payment_succeeded(
             session, uuid.UUID(order_id), amount=1, currency="USD"
         )
     assert outcome == "amount_mismatch"

@@ -44,14 +44,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.orders import (
     REFUNDABLE,
-    _refund_quantities,
-    _restock,
-    _set_status,
     lock_order,
-    payment_applied,
-    payment_succeeded,
     record_payment_event,
+    set_status,
 )
+from gql_inventory.inventory.payment_outcomes import payment_applied, payment_succeeded
+from gql_inventory.inventory.refunds import refund_quantities, restock_units
 from gql_inventory.inventory.reservations import extend_for_payment
 from gql_inventory.models import (
     Order,
@@ -290,7 +288,7 @@ async def _settle(
         return "recorded"  # REFUNDED or CANCELLED: no unit left to give back
     totals = await _totals(session, order.id)
     if fully_refunded or totals.refunded >= order.total_amount:
-        lines = await _refund_quantities(session, order, None)
+        lines = await refund_quantities(session, order, None)
         returnable = await _returnable_units(session, order.id)
         if lines:
             for line in lines:
@@ -299,7 +297,7 @@ async def _settle(
                     .where(OrderLine.id == line.line_id)
                     .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
                 )
-            await _restock(session, order.id, lines, reason=reason)
+            await restock_units(session, order.id, lines, reason=reason)
             target = row or await _unattributed(session, order, create=True)
             assert target is not None
             applied: list[dict[str, Any]] = [
@@ -310,13 +308,13 @@ async def _settle(
                 .where(Refund.id == target.id)
                 .values(lines=[*target.lines, *applied], restocked=True)
             )
-        await _set_status(session, order, OrderStatus.REFUNDED)
+        await set_status(session, order, OrderStatus.REFUNDED)
         restocked = returnable - await _returnable_units(session, order.id)
         return "restocked" if restocked else "refunded"
     if totals.refunded > totals.explained:
         if order.status is not OrderStatus.NEEDS_ATTENTION:
             unexplained = totals.refunded - totals.explained
-            await _set_status(
+            await set_status(
                 session,
                 order,
                 OrderStatus.NEEDS_ATTENTION,

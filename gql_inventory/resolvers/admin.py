@@ -10,7 +10,7 @@ from strawberry.types import Info
 from gql_inventory.context import Context
 from gql_inventory.cursors import decode_cursor, encode_cursor
 from gql_inventory.errors import BadRequest
-from gql_inventory.inventory import adjust, orders
+from gql_inventory.inventory import adjust, orders, refunds
 from gql_inventory.inventory.adjust import AdjustResult
 from gql_inventory.inventory.errors import DomainError
 from gql_inventory.inventory.movements import movement_page
@@ -105,7 +105,7 @@ async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> Re
         )
         await run_in_transaction(
             services,
-            lambda s: orders.refund_order(
+            lambda s: refunds.refund_order(
                 s,
                 order_id,
                 provider=services.payments,
@@ -128,7 +128,7 @@ async def cancel_order(info: Info[Context, None], input: CancelOrderInput) -> Ca
         order_id = orders.parse_order_id(input.order_id)
         await run_in_transaction(
             services,
-            lambda s: orders.cancel_order(
+            lambda s: refunds.cancel_order(
                 s, order_id, provider=services.payments, reason=input.reason
             ),
         )

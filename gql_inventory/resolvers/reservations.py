@@ -10,6 +10,7 @@ from strawberry.types import Info
 
 from gql_inventory.context import Context
 from gql_inventory.errors import Forbidden
+from gql_inventory.inventory import checkout as checkout_use_case
 from gql_inventory.inventory import orders, reservations
 from gql_inventory.inventory.errors import DomainError, OrderNotFound, ReservationNotFound
 from gql_inventory.inventory.stock import LineRequest
@@ -103,7 +104,7 @@ async def checkout(info: Info[Context, None], input: CheckoutInput) -> CheckoutP
         )
         result = await run_in_transaction(
             services,
-            lambda s: orders.checkout(
+            lambda s: checkout_use_case.checkout(
                 s,
                 rid,
                 provider=services.payments,

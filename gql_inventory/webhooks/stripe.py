@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gql_inventory.inventory import orders, provider_events
+from gql_inventory.inventory import orders, payment_outcomes, provider_events
 from gql_inventory.inventory.provider_events import ReportedRefund
 from gql_inventory.logs import get_logger
 from gql_inventory.models import Order, WebhookEvent
@@ -203,7 +203,7 @@ async def _succeeded(
     session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
 ) -> str:
     amount = _int(event.obj, "amount_received") or _required_int(event.obj, "amount")
-    outcome = await orders.payment_succeeded(
+    outcome = await payment_outcomes.payment_succeeded(
         session,
         order_id,
         reference=event.id,
@@ -226,7 +226,9 @@ async def _failed(
         code = _str(error, "decline_code") or _str(error, "code")
         text = _str(error, "message")
         message = ": ".join(part for part in (code, text) if part) or None
-    return await orders.payment_failed(session, order_id, error=message, reference=event.id)
+    return await payment_outcomes.payment_failed(
+        session, order_id, error=message, reference=event.id
+    )
 
 
 async def _in_progress(
@@ -245,7 +247,7 @@ async def _in_progress(
 async def _canceled(
     session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
 ) -> str:
-    outcome = await orders.payment_canceled(session, order_id, reference=event.id)
+    outcome = await payment_outcomes.payment_canceled(session, order_id, reference=event.id)
     if outcome == "ignored":
         await orders.record_payment_event(
             session,

@@ -1,0 +1,179 @@
+"""Checkout: an ACTIVE reservation becomes an order (PENDING_PAYMENT) with a payment."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.inventory import idempotency
+from gql_inventory.inventory.errors import (
+    InvalidInput,
+    InvalidOrderState,
+    PaymentProviderError,
+)
+from gql_inventory.inventory.orders import (
+    now,
+    order_id_for,
+    record_payment_event,
+)
+from gql_inventory.inventory.reservations import (
+    ensure_active,
+    lock_reservation,
+)
+from gql_inventory.models import (
+    Order,
+    OrderLine,
+    OrderStatus,
+    Reservation,
+    ReservationLine,
+    Variant,
+)
+from gql_inventory.payments.base import PaymentProvider, PaymentRequest, ProviderFailure
+
+
+@dataclass(frozen=True, slots=True)
+class CheckoutResult:
+    """The order made at checkout and the client secret to confirm its payment with."""
+
+    order_id: uuid.UUID
+    client_secret: str | None
+
+
+async def checkout(
+    session: AsyncSession,
+    reservation_id: uuid.UUID,
+    *,
+    provider: PaymentProvider,
+    email: str | None = None,
+    idempotency_key: str | None = None,
+) -> CheckoutResult:
+    """Turn an ACTIVE reservation into an order (PENDING_PAYMENT) with a payment.
+
+    Unit prices are frozen now; the total is in the currency's minor units. A
+    second checkout of the same reservation returns the same pending order.
+    The reservation stays ACTIVE (its units stay reserved) until the payment
+    succeeds, is cancelled, or the reservation expires.
+
+    Raises `ReservationNotFound`, `ReservationNotActive`, `InvalidOrderState` (its
+    order is past PENDING_PAYMENT, e.g. NEEDS_ATTENTION), `InvalidInput` (lines
+    in several currencies), `IdempotencyConflict`, `PaymentProviderError`.
+    """
+    field = ["input", "reservationId"]
+    reservation = await lock_reservation(session, reservation_id, field=field)
+    assert reservation is not None
+    if idempotency_key is not None:
+        replay = await idempotency.claim(
+            session,
+            scope="checkout",
+            key=idempotency_key,
+            payload={"reservation_id": str(reservation_id), "email": email},
+        )
+        if replay is not None:
+            secret = (
+                await session.execute(
+                    select(Order.payment_client_secret).where(
+                        Order.id == uuid.UUID(replay["order_id"])
+                    )
+                )
+            ).scalar_one()
+            return CheckoutResult(order_id=uuid.UUID(replay["order_id"]), client_secret=secret)
+    order_id = order_id_for(reservation_id)
+    existing = (
+        await session.execute(select(Order).where(Order.id == order_id).with_for_update())
+    ).scalar_one_or_none()
+    if existing is not None and existing.status is OrderStatus.PENDING_PAYMENT:
+        ensure_active(reservation, now(), field=field)
+        result = CheckoutResult(order_id=order_id, client_secret=existing.payment_client_secret)
+    elif existing is not None:  # e.g. NEEDS_ATTENTION (amount mismatch) on an ACTIVE reservation
+        ensure_active(reservation, now(), field=field)
+        raise InvalidOrderState(existing.status.value, "check out", field=field)
+    else:
+        ensure_active(reservation, now(), field=field)
+        result = await _create_order(session, reservation, order_id, provider, email)
+    if idempotency_key is not None:
+        await idempotency.record(
+            session, scope="checkout", key=idempotency_key, result={"order_id": str(order_id)}
+        )
+    return result
+
+
+async def _create_order(
+    session: AsyncSession,
+    reservation: Reservation,
+    order_id: uuid.UUID,
+    provider: PaymentProvider,
+    email: str | None,
+) -> CheckoutResult:
+    rows = (
+        await session.execute(
+            select(
+                ReservationLine.variant_id,
+                func.sum(ReservationLine.quantity).label("quantity"),
+                Variant.price_amount,
+                Variant.currency_code,
+            )
+            .join(Variant, Variant.id == ReservationLine.variant_id)
+            .where(ReservationLine.reservation_id == reservation.id)
+            .group_by(ReservationLine.variant_id, Variant.price_amount, Variant.currency_code)
+            .order_by(ReservationLine.variant_id)
+        )
+    ).all()
+    currencies = {r.currency_code for r in rows}
+    if len(currencies) != 1:
+        raise InvalidInput(
+            "a reservation's lines must share one currency to check out",
+            field=["input", "reservationId"],
+        )
+    currency = currencies.pop()
+    total = sum(int(r.quantity) * int(r.price_amount) for r in rows)
+    await session.execute(
+        insert(Order).values(
+            id=order_id,
+            reservation_id=reservation.id,
+            status=OrderStatus.PENDING_PAYMENT,
+            email=email,
+            currency_code=currency,
+            total_amount=total,
+            payment_provider=provider.name,
+        )
+    )
+    await session.execute(
+        insert(OrderLine),
+        [
+            {
+                "order_id": order_id,
+                "variant_id": r.variant_id,
+                "quantity": int(r.quantity),
+                "unit_price_amount": int(r.price_amount),
+                "currency_code": r.currency_code,
+            }
+            for r in rows
+        ],
+    )
+    try:
+        payment = await provider.create_payment(
+            PaymentRequest(
+                order_id=order_id,
+                reservation_id=reservation.id,
+                amount=total,
+                currency=currency,
+                email=email,
+            )
+        )
+    except ProviderFailure as exc:
+        raise PaymentProviderError(exc.message, field=["input", "reservationId"]) from exc
+    await session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(
+            payment_intent_id=payment.payment_intent_id,
+            payment_client_secret=payment.client_secret,
+        )
+    )
+    await record_payment_event(
+        session, order_id, "payment_intent.created", detail=payment.payment_intent_id
+    )
+    return CheckoutResult(order_id=order_id, client_secret=payment.client_secret)

@@ -1,0 +1,267 @@
+"""Payment outcomes: succeeded (SALE), failed, canceled; what the webhook calls.
+
+Safe to call twice and in any order: each looks at the locked order's status and
+does nothing when the work is done."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.orders import (
+    REFUNDABLE,
+    lock_order,
+    order_reference,
+    record_payment_event,
+    set_status,
+)
+from gql_inventory.inventory.reservations import (
+    end_reservation,
+)
+from gql_inventory.inventory.stock import LockedLevel, allocate, lock_levels
+from gql_inventory.models import (
+    MovementKind,
+    Order,
+    OrderAllocation,
+    OrderLine,
+    OrderStatus,
+    PaymentEvent,
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+)
+
+
+async def payment_succeeded(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    reference: str | None = None,
+    amount: int | None = None,
+    currency: str | None = None,
+) -> str:
+    """The payment of an order succeeded: sell its units (SALE) exactly once.
+
+    Returns an outcome word: ``sold``, ``sold_late`` (its reservation had ended:
+    units re-taken from what is available), ``needs_attention`` (too few units
+    left after a late payment; nothing goes below zero), ``amount_mismatch``,
+    or ``already_paid``. `amount` (minor units) and `currency`, when given,
+    must match the order. Raises `OrderNotFound`.
+    """
+    reservation, order = await lock_order(session, order_id)
+    if order.status in (*REFUNDABLE, OrderStatus.REFUNDED, OrderStatus.NEEDS_ATTENTION):
+        return "already_paid"
+    if order.status is OrderStatus.CANCELLED and await payment_applied(session, order.id):
+        return "already_paid"
+    if (amount is not None and amount != order.total_amount) or (
+        currency is not None and currency.upper() != order.currency_code.upper()
+    ):
+        await set_status(
+            session,
+            order,
+            OrderStatus.NEEDS_ATTENTION,
+            attention_reason=f"paid {amount} {currency}, order total {order.total_amount} "
+            f"{order.currency_code}",
+        )
+        await record_payment_event(
+            session, order.id, "amount_mismatch", provider_event_id=reference
+        )
+        return "amount_mismatch"
+    if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
+        await _sell_reserved(session, order, reservation)
+        outcome = "sold"
+    else:
+        if not await _sell_late(session, order):
+            await record_payment_event(
+                session, order.id, "late_payment_out_of_stock", provider_event_id=reference
+            )
+            return "needs_attention"
+        outcome = "sold_late"
+    await set_status(session, order, OrderStatus.PAID)
+    await record_payment_event(
+        session, order.id, "payment_intent.succeeded", provider_event_id=reference
+    )
+    return outcome
+
+
+async def _was_sold(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """True when units of the order were ever sold (it has allocations)."""
+    found = await session.execute(
+        select(OrderAllocation.id)
+        .join(OrderLine, OrderLine.id == OrderAllocation.order_line_id)
+        .where(OrderLine.order_id == order_id)
+        .limit(1)
+    )
+    return found.first() is not None
+
+
+#: Payment events that mean a payment of the order was received and applied.
+PAYMENT_APPLIED_EVENTS = (
+    "payment_intent.succeeded",
+    "amount_mismatch",
+    "late_payment_out_of_stock",
+)
+
+
+async def payment_applied(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """True when a payment of the order was applied: units sold, or the order flagged
+    (amount mismatch, late payment without stock) and possibly cancelled since."""
+    if await _was_sold(session, order_id):
+        return True
+    found = await session.execute(
+        select(PaymentEvent.id)
+        .where(PaymentEvent.order_id == order_id, PaymentEvent.type.in_(PAYMENT_APPLIED_EVENTS))
+        .limit(1)
+    )
+    return found.first() is not None
+
+
+async def _sell_reserved(session: AsyncSession, order: Order, reservation: Reservation) -> None:
+    """SALE every reserved unit (on hand and reserved both drop) and close the reservation."""
+    held = (
+        await session.execute(
+            select(
+                ReservationLine.stock_level_id, ReservationLine.variant_id, ReservationLine.quantity
+            )
+            .where(ReservationLine.reservation_id == reservation.id)
+            .order_by(ReservationLine.stock_level_id)
+        )
+    ).all()
+    lines = await _order_line_ids(session, order.id)
+    for level_id, variant_id, quantity in held:
+        movement = await apply_movement(
+            session,
+            level_id=level_id,
+            kind=MovementKind.SALE,
+            on_hand_delta=-quantity,
+            reserved_delta=-quantity,
+            reference=order_reference(order.id),
+        )
+        if movement is None:
+            raise RuntimeError(f"level {level_id} cannot sell {quantity} reserved units")
+        await session.execute(
+            insert(OrderAllocation).values(
+                order_line_id=lines[variant_id], stock_level_id=level_id, quantity=quantity
+            )
+        )
+    await session.execute(
+        update(Reservation)
+        .where(Reservation.id == reservation.id)
+        .values(status=ReservationStatus.COMPLETED, updated_at=func.now())
+    )
+    reservation.status = ReservationStatus.COMPLETED
+
+
+async def _order_line_ids(session: AsyncSession, order_id: uuid.UUID) -> dict[int, int]:
+    rows = await session.execute(
+        select(OrderLine.variant_id, OrderLine.id).where(OrderLine.order_id == order_id)
+    )
+    return {int(r.variant_id): int(r.id) for r in rows}
+
+
+async def _sell_late(session: AsyncSession, order: Order) -> bool:
+    """Sell a paid order whose reservation had ended, from available stock, or flag it.
+
+    All lines or none: when any line is short the order becomes NEEDS_ATTENTION
+    and no level changes.
+    """
+    lines = (
+        await session.execute(
+            select(OrderLine.id, OrderLine.variant_id, OrderLine.quantity).where(
+                OrderLine.order_id == order.id
+            )
+        )
+    ).all()
+    levels = await lock_levels(session, [line.variant_id for line in lines])
+    per_variant: dict[int, list[LockedLevel]] = defaultdict(list)
+    for level in levels:
+        per_variant[level.variant_id].append(level)
+    plans: list[tuple[int, LockedLevel, int]] = []
+    short: list[str] = []
+    for line in lines:
+        plan = allocate(per_variant[line.variant_id], line.quantity)
+        if plan is None:
+            short.append(str(line.variant_id))
+            continue
+        plans.extend((line.id, level, units) for level, units in plan)
+    if short:
+        await set_status(
+            session,
+            order,
+            OrderStatus.NEEDS_ATTENTION,
+            attention_reason="paid after its reservation ended; not enough stock for variants "
+            + ", ".join(short),
+        )
+        return False
+    for line_id, level, units in sorted(plans, key=lambda p: p[1].id):
+        movement = await apply_movement(
+            session,
+            level_id=level.id,
+            kind=MovementKind.SALE,
+            on_hand_delta=-units,
+            reference=order_reference(order.id),
+            reason="late payment",
+        )
+        if movement is None:
+            raise RuntimeError(f"level {level.id} refused a planned late sale")
+        await session.execute(
+            insert(OrderAllocation).values(
+                order_line_id=line_id, stock_level_id=level.id, quantity=units
+            )
+        )
+    return True
+
+
+async def payment_failed(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    error: str | None,
+    reference: str | None = None,
+) -> str:
+    """A payment attempt failed (e.g. card declined): record it, keep the reservation.
+
+    The buyer may retry on the same PaymentIntent; the reservation ends by
+    success, cancel or expiry. Returns ``recorded``. Raises `OrderNotFound`.
+    """
+    _, order = await lock_order(session, order_id)
+    if order.status is OrderStatus.PENDING_PAYMENT:
+        await session.execute(
+            update(Order)
+            .where(Order.id == order.id)
+            .values(last_payment_error=error, updated_at=func.now())
+        )
+    await record_payment_event(
+        session,
+        order.id,
+        "payment_intent.payment_failed",
+        provider_event_id=reference,
+        detail=error,
+    )
+    return "recorded"
+
+
+async def payment_canceled(
+    session: AsyncSession, order_id: uuid.UUID, *, reference: str | None = None
+) -> str:
+    """The payment was cancelled: release the reservation (RELEASE), order CANCELLED.
+
+    Does nothing to a paid order (a succeeded payment cannot be cancelled).
+    Returns ``cancelled`` or ``ignored``. Raises `OrderNotFound`.
+    """
+    reservation, order = await lock_order(session, order_id)
+    if order.status is not OrderStatus.PENDING_PAYMENT:
+        return "ignored"
+    if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
+        await end_reservation(
+            session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+        )
+    await set_status(session, order, OrderStatus.CANCELLED)
+    await record_payment_event(
+        session, order.id, "payment_intent.canceled", provider_event_id=reference
+    )
+    return "cancelled"

@@ -1,0 +1,309 @@
+"""Refunds (RETURN when restocked) and cancellation of orders."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.inventory import idempotency
+from gql_inventory.inventory.errors import (
+    DomainError,
+    InvalidInput,
+    InvalidOrderState,
+    PaymentProviderError,
+    RefundExceedsQuantity,
+    raise_all,
+)
+from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.orders import (
+    REFUNDABLE,
+    lock_order,
+    order_reference,
+    record_payment_event,
+    set_status,
+)
+from gql_inventory.inventory.reservations import (
+    end_reservation,
+)
+from gql_inventory.inventory.stock import LineRequest
+from gql_inventory.models import (
+    MovementKind,
+    Order,
+    OrderAllocation,
+    OrderLine,
+    OrderStatus,
+    Refund,
+    ReservationStatus,
+    Variant,
+)
+from gql_inventory.payments.base import PaymentProvider, ProviderFailure
+
+
+async def refund_order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    provider: PaymentProvider,
+    lines: Sequence[LineRequest] | None = None,
+    restock: bool = True,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+) -> uuid.UUID:
+    """Refund some or all units of a paid order; with `restock`, put them back (RETURN).
+
+    `lines` null refunds everything not refunded yet. Units return to the
+    levels they were sold from. The provider refunds the lines' value (minor
+    units) first; its failure changes nothing here.
+
+    Raises `OrderNotFound`, `InvalidOrderState`, `UnknownSku`/`RefundExceedsQuantity`,
+    `InvalidInput`, `IdempotencyConflict`, `PaymentProviderError`.
+    """
+    _, order = await lock_order(session, order_id)
+    if idempotency_key is not None:
+        replay = await idempotency.claim(
+            session,
+            scope="refundOrder",
+            key=idempotency_key,
+            payload={
+                "order_id": str(order_id),
+                "lines": None if lines is None else sorted((ln.sku, ln.quantity) for ln in lines),
+                "restock": restock,
+                "reason": reason,
+            },
+        )
+        if replay is not None:
+            return order_id
+    if order.status not in REFUNDABLE:
+        raise InvalidOrderState(order.status.value, "refund", field=["input", "orderId"])
+    quantities = await refund_quantities(session, order, lines)
+    await _refund(session, order, quantities, provider=provider, restock=restock, reason=reason)
+    if idempotency_key is not None:
+        await idempotency.record(
+            session, scope="refundOrder", key=idempotency_key, result={"order_id": str(order_id)}
+        )
+    return order_id
+
+
+@dataclass(frozen=True, slots=True)
+class _RefundLine:
+    line_id: int
+    variant_id: int
+    quantity: int
+    unit_price_amount: int
+
+
+async def refund_quantities(
+    session: AsyncSession, order: Order, lines: Sequence[LineRequest] | None
+) -> list[_RefundLine]:
+    rows = (
+        await session.execute(
+            select(
+                OrderLine.id,
+                OrderLine.variant_id,
+                OrderLine.quantity,
+                OrderLine.refunded_quantity,
+                OrderLine.unit_price_amount,
+                Variant.sku,
+            )
+            .join(Variant, Variant.id == OrderLine.variant_id)
+            .where(OrderLine.order_id == order.id)
+            .order_by(OrderLine.id)
+        )
+    ).all()
+    by_sku = {r.sku: r for r in rows}
+    if lines is None:
+        return [
+            _RefundLine(r.id, r.variant_id, r.quantity - r.refunded_quantity, r.unit_price_amount)
+            for r in rows
+            if r.quantity > r.refunded_quantity
+        ]
+    errors: list[DomainError] = []
+    wanted: dict[str, int] = {}
+    if not lines:
+        raise InvalidInput("at least one line is required", field=["input", "lines"])
+    for i, line in enumerate(lines):
+        if line.quantity < 1:
+            errors.append(
+                InvalidInput(
+                    "quantity must be at least 1", field=["input", "lines", str(i), "quantity"]
+                )
+            )
+            continue
+        wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+        row = by_sku.get(line.sku)
+        refundable = 0 if row is None else row.quantity - row.refunded_quantity
+        if wanted[line.sku] > refundable:
+            errors.append(
+                RefundExceedsQuantity(
+                    sku=line.sku,
+                    requested=wanted[line.sku],
+                    refundable=refundable,
+                    field=["input", "lines", str(i), "quantity"],
+                )
+            )
+    raise_all(errors)
+    return [
+        _RefundLine(by_sku[sku].id, by_sku[sku].variant_id, qty, by_sku[sku].unit_price_amount)
+        for sku, qty in wanted.items()
+    ]
+
+
+async def _refund(
+    session: AsyncSession,
+    order: Order,
+    lines: list[_RefundLine],
+    *,
+    provider: PaymentProvider,
+    restock: bool,
+    reason: str | None,
+) -> None:
+    if not lines:
+        raise InvalidOrderState(order.status.value, "refund (nothing left to refund)")
+    amount = sum(line.quantity * line.unit_price_amount for line in lines)
+    refund_count = (
+        await session.execute(
+            select(func.count()).select_from(Refund).where(Refund.order_id == order.id)
+        )
+    ).scalar_one()
+    provider_refund_id = None
+    status = "succeeded"
+    if order.payment_intent_id and amount > 0:
+        try:
+            refund = await provider.refund(
+                order.payment_intent_id,
+                amount=amount,
+                idempotency_key=f"refund:{order.id}:{refund_count + 1}",
+            )
+        except ProviderFailure as exc:
+            raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+        provider_refund_id, status = refund.refund_id, refund.status
+    await session.execute(
+        insert(Refund).values(
+            order_id=order.id,
+            provider_refund_id=provider_refund_id,
+            amount=amount,
+            currency_code=order.currency_code,
+            status=status,
+            lines=[{"variant_id": ln.variant_id, "quantity": ln.quantity} for ln in lines],
+            restocked=restock,
+            reason=reason,
+        )
+    )
+    for line in lines:
+        await session.execute(
+            update(OrderLine)
+            .where(OrderLine.id == line.line_id)
+            .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
+        )
+    if restock:
+        await restock_units(session, order.id, lines, reason=reason)
+    remaining = (
+        await session.execute(
+            select(
+                func.coalesce(func.sum(OrderLine.quantity - OrderLine.refunded_quantity), 0)
+            ).where(OrderLine.order_id == order.id)
+        )
+    ).scalar_one()
+    status_after = OrderStatus.REFUNDED if remaining == 0 else OrderStatus.PARTIALLY_REFUNDED
+    await set_status(session, order, status_after)
+    await record_payment_event(
+        session, order.id, "refund.created", provider_event_id=provider_refund_id, detail=reason
+    )
+
+
+_ALLOCATIONS = text(
+    """
+    SELECT id, stock_level_id, quantity - returned_quantity AS returnable
+      FROM order_allocations
+     WHERE order_line_id = :line_id AND quantity > returned_quantity
+     ORDER BY stock_level_id
+       FOR UPDATE
+    """
+)
+
+
+async def restock_units(
+    session: AsyncSession, order_id: uuid.UUID, lines: list[_RefundLine], *, reason: str | None
+) -> None:
+    """Return refunded units to the levels they were sold from (RETURN), by level id."""
+    returns: dict[int, int] = defaultdict(int)
+    for line in lines:
+        remaining = line.quantity
+        for alloc in (await session.execute(_ALLOCATIONS, {"line_id": line.line_id})).all():
+            if remaining == 0:
+                break
+            take = min(int(alloc.returnable), remaining)
+            await session.execute(
+                update(OrderAllocation)
+                .where(OrderAllocation.id == alloc.id)
+                .values(returned_quantity=OrderAllocation.returned_quantity + take)
+            )
+            returns[int(alloc.stock_level_id)] += take
+            remaining -= take
+    for level_id in sorted(returns):
+        movement = await apply_movement(
+            session,
+            level_id=level_id,
+            kind=MovementKind.RETURN,
+            on_hand_delta=returns[level_id],
+            reference=order_reference(order_id),
+            reason=reason,
+        )
+        if movement is None:  # pragma: no cover - adding on hand cannot break a constraint
+            raise RuntimeError(f"level {level_id} refused a return")
+
+
+async def cancel_order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    provider: PaymentProvider,
+    reason: str | None = None,
+) -> uuid.UUID:
+    """Cancel an order: pending ones release their stock and payment; paid ones are
+    refunded in full with restock; NEEDS_ATTENTION ones are refunded without restock
+    (their units were never taken) and release a still ACTIVE reservation. The order
+    ends CANCELLED.
+
+    Raises `OrderNotFound`, `InvalidOrderState` (already cancelled or refunded),
+    `PaymentProviderError`.
+    """
+    reservation, order = await lock_order(session, order_id)
+    if order.status is OrderStatus.PENDING_PAYMENT:
+        if order.payment_intent_id:
+            try:
+                await provider.cancel_payment(order.payment_intent_id)
+            except ProviderFailure as exc:
+                raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+        if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
+            await end_reservation(
+                session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+            )
+    elif order.status in REFUNDABLE:
+        lines = await refund_quantities(session, order, None)
+        await _refund(session, order, lines, provider=provider, restock=True, reason=reason)
+    elif order.status is OrderStatus.NEEDS_ATTENTION:
+        if order.payment_intent_id and order.total_amount > 0:
+            try:
+                await provider.refund(
+                    order.payment_intent_id,
+                    amount=order.total_amount,
+                    idempotency_key=f"cancel:{order.id}",
+                )
+            except ProviderFailure as exc:
+                raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+        if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
+            # amount mismatch: its units are still held; nothing will pay for them now
+            await end_reservation(
+                session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+            )
+    else:
+        raise InvalidOrderState(order.status.value, "cancel", field=["input", "orderId"])
+    await set_status(session, order, OrderStatus.CANCELLED)
+    await record_payment_event(session, order.id, "order.cancelled", detail=reason)
+    return order.id
