@@ -6,7 +6,6 @@ does nothing when the work is done."""
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,7 +21,7 @@ from gql_inventory.inventory.orders import (
 from gql_inventory.inventory.reservations import (
     end_reservation,
 )
-from gql_inventory.inventory.stock import LockedLevel, allocate, lock_levels
+from gql_inventory.inventory.stock import LockedLevel, allocate, lock_levels_by_variant
 from gql_inventory.models import (
     MovementKind,
     Order,
@@ -176,10 +175,7 @@ async def _sell_late(session: AsyncSession, order: Order) -> bool:
             )
         )
     ).all()
-    levels = await lock_levels(session, [line.variant_id for line in lines])
-    per_variant: dict[int, list[LockedLevel]] = defaultdict(list)
-    for level in levels:
-        per_variant[level.variant_id].append(level)
+    per_variant = await lock_levels_by_variant(session, [line.variant_id for line in lines])
     plans: list[tuple[int, LockedLevel, int]] = []
     short: list[str] = []
     for line in lines:

@@ -9,7 +9,6 @@ here cannot oversell.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +33,7 @@ from gql_inventory.inventory.stock import (
     allocate,
     by_priority,
     line_positions,
-    lock_levels,
+    lock_levels_by_variant,
     merge_lines,
     variant_ids_by_sku,
 )
@@ -184,10 +183,7 @@ async def reserve(
     skus = list(wanted)
     positions = line_positions(lines)  # repeated SKUs were merged: name their first line
     variant_ids = await variant_ids_by_sku(session, skus, positions=positions)
-    levels = await lock_levels(session, variant_ids.values())
-    per_variant: dict[int, list[LockedLevel]] = defaultdict(list)
-    for level in levels:
-        per_variant[level.variant_id].append(level)
+    per_variant = await lock_levels_by_variant(session, variant_ids.values())
 
     errors: list[DomainError] = []
     changes: dict[int, tuple[LockedLevel, int]] = {}
@@ -277,10 +273,7 @@ async def update_reservation(
     skus = list(wanted)
     variant_ids = await variant_ids_by_sku(session, skus)
     held = await _held_lines(session, reservation_id)
-    levels = await lock_levels(session, variant_ids.values())
-    per_variant: dict[int, list[LockedLevel]] = defaultdict(list)
-    for level in levels:
-        per_variant[level.variant_id].append(level)
+    per_variant = await lock_levels_by_variant(session, variant_ids.values())
 
     errors: list[DomainError] = []
     changes: dict[int, tuple[LockedLevel, int]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -161,6 +162,16 @@ async def lock_levels(session: AsyncSession, variant_ids: Iterable[int]) -> list
         )
         for r in rows
     ]
+
+
+async def lock_levels_by_variant(
+    session: AsyncSession, variant_ids: Iterable[int]
+) -> defaultdict[int, list[LockedLevel]]:
+    """`lock_levels`, grouped as ``{variant_id: [level, ...]}`` (missing variants: ``[]``)."""
+    grouped: defaultdict[int, list[LockedLevel]] = defaultdict(list)
+    for level in await lock_levels(session, variant_ids):
+        grouped[level.variant_id].append(level)
+    return grouped
 
 
 def by_priority(levels: Iterable[LockedLevel]) -> list[LockedLevel]:
