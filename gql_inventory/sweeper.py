@@ -18,7 +18,7 @@ async def sweep_once(services: Services, *, limit: int = 500) -> SweepResult:
     """Expire due reservations in one transaction and publish the EXPIRY movements."""
     return await run_in_transaction(
         services,
-        lambda s: expire_reservations(s, provider=services.payments, limit=limit),
+        lambda s: expire_reservations(s, limit=limit),
     )
 
 

@@ -9,8 +9,16 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.ledger import PENDING_EVENTS_KEY, AppliedMovement
-from gql_inventory.inventory.orders import PENDING_ORDER_CHANGES_KEY
+from gql_inventory.inventory.orders import (
+    PENDING_ORDER_CHANGES_KEY,
+    PENDING_PAYMENT_CANCELS_KEY,
+    record_payment_event,
+)
+from gql_inventory.logs import get_logger
+from gql_inventory.payments.base import ProviderFailure
 from gql_inventory.services import Services
+
+log = get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -20,15 +28,36 @@ async def run_in_transaction(services: Services, work: Callable[[AsyncSession], 
     (and the orders whose status it changed).
 
     Any exception (a `DomainError` included) rolls everything back, and then
-    nothing is published (DESIGN.md invariant 3).
+    nothing is published (DESIGN.md invariant 3). Payments of orders the work
+    cancelled are cancelled at the provider after the commit, outside any lock.
     """
     async with services.sessions() as session:
         async with session.begin():
             result = await work(session)
         movements: list[AppliedMovement] = session.info.pop(PENDING_EVENTS_KEY, [])
         orders_changed: list[uuid.UUID] = session.info.pop(PENDING_ORDER_CHANGES_KEY, [])
+        cancels: list[tuple[uuid.UUID, str]] = session.info.pop(PENDING_PAYMENT_CANCELS_KEY, [])
+    for order_id, payment_intent_id in cancels:
+        await _cancel_payment(services, order_id, payment_intent_id)
     if movements:
         await services.events.publish(movements)
     if orders_changed:
         await services.events.publish_order_changes(orders_changed)
     return result
+
+
+async def _cancel_payment(services: Services, order_id: uuid.UUID, payment_intent_id: str) -> None:
+    """Cancel a committed-cancelled order's payment; a failure is logged and recorded."""
+    try:
+        await services.payments.cancel_payment(payment_intent_id)
+    except ProviderFailure as exc:
+        log.warning(
+            "payment.cancel_failed",
+            order_id=str(order_id),
+            payment_intent_id=payment_intent_id,
+            error=exc.message,
+        )
+        async with services.sessions.begin() as session:
+            await record_payment_event(
+                session, order_id, "payment_intent.cancel_failed", detail=exc.message
+            )

@@ -96,7 +96,7 @@ def release_work(reservation_id: uuid.UUID) -> Work[uuid.UUID]:
     """A transaction body: the buyer releases a reservation."""
 
     async def work(session: AsyncSession) -> uuid.UUID:
-        return await reservations.release_reservation(session, reservation_id, provider=PROVIDER)
+        return await reservations.release_reservation(session, reservation_id)
 
     return work
 
@@ -105,7 +105,7 @@ def sweep_work(now: datetime, *, limit: int = 500) -> Work[SweepResult]:
     """A transaction body: one expiry sweep as if the clock read `now`."""
 
     async def work(session: AsyncSession) -> SweepResult:
-        return await expiry.expire_reservations(session, provider=PROVIDER, now=now, limit=limit)
+        return await expiry.expire_reservations(session, now=now, limit=limit)
 
     return work
 

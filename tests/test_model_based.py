@@ -692,9 +692,7 @@ class StockMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
         rid = self.reservation(data, ACTIVE)
-        _, errors = self.attempt(
-            lambda s: reservations.release_reservation(s, rid, provider=PROVIDER)
-        )
+        _, errors = self.attempt(lambda s: reservations.release_reservation(s, rid))
         self.expect("release", errors, lambda: self.model.release(rid))
 
     @precondition(some_active_reservation)
@@ -755,9 +753,7 @@ class StockMachine(RuleBasedStateMachine):
             if far_ahead
             else self.model.reservations[rid].expires_at
         )
-        swept, errors = self.attempt(
-            lambda s: expiry.expire_reservations(s, provider=PROVIDER, now=now)
-        )
+        swept, errors = self.attempt(lambda s: expiry.expire_reservations(s, now=now))
         assert errors == []
         assert swept is not None
         assert not swept.skipped_lock

@@ -657,6 +657,43 @@ async def test_checkout_payment_provider_error_changes_nothing(
     await assert_invariants(sessions)
 
 
+async def test_release_cancels_the_payment_after_commit_even_when_the_provider_fails(
+    gql: GraphQLCaller,
+    sessions: async_sessionmaker[AsyncSession],
+    catalog: Catalog,
+    app: Starlette,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The provider is called after the commit (no stock lock held during it); its failure
+    neither undoes the release nor hides: the order records `payment_intent.cancel_failed`."""
+    rid = (await reserve(gql, {"MUG": 2}))["id"]
+    order = await checkout(gql, rid)
+    failing = FailingProvider()
+    monkeypatch.setattr(app.state.services, "payments", failing)
+
+    payload = (await gql(RELEASE, {"id": rid}))["data"]["releaseReservation"]
+    assert payload["userErrors"] == []
+    assert payload["reservation"]["status"] == "RELEASED"
+    assert failing.calls == ["cancel_payment"]
+    monkeypatch.undo()
+
+    async with sessions.begin() as session:
+        rows = (
+            await session.execute(
+                text(
+                    "SELECT o.status, array_agg(e.type ORDER BY e.id) AS types FROM orders o "
+                    "JOIN payment_events e ON e.order_id = o.id WHERE o.id = :id GROUP BY o.status"
+                ),
+                {"id": uuid.UUID(order["id"])},
+            )
+        ).one()
+    assert rows.status == "CANCELLED"
+    assert rows.types[-2:] == ["order.cancelled", "payment_intent.cancel_failed"]
+    mug = (await gql('{ variant(sku: "MUG") { reserved available } }'))["data"]["variant"]
+    assert mug == {"reserved": 0, "available": 50}
+    await assert_invariants(sessions)
+
+
 # ---------------------------------------------------------------- order and reservation queries
 
 

@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_inventory.inventory.orders import cancel_pending_order_of
 from gql_inventory.inventory.reservations import end_reservation, lock_reservation
 from gql_inventory.models import MovementKind, Reservation, ReservationStatus
-from gql_inventory.payments.base import PaymentProvider
 
 #: pg advisory lock key of the sweeper ("gqlinv-expiry" folded into a bigint).
 SWEEPER_LOCK_KEY = 0x67716C696E765F65
@@ -61,7 +60,6 @@ async def due_reservations(
 async def expire_reservations(
     session: AsyncSession,
     *,
-    provider: PaymentProvider | None = None,
     now: datetime | None = None,
     limit: int = 500,
 ) -> SweepResult:
@@ -102,7 +100,7 @@ async def expire_reservations(
         )
         result.expired.append(reservation_id)
         order_id = await cancel_pending_order_of(
-            session, reservation_id, reason="reservation expired", provider=provider
+            session, reservation_id, reason="reservation expired"
         )
         if order_id is not None:
             result.cancelled_orders.append(order_id)

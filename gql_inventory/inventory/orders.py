@@ -26,7 +26,6 @@ from gql_inventory.models import (
     PaymentEvent,
     Reservation,
 )
-from gql_inventory.payments.base import PaymentProvider, ProviderFailure
 
 #: Namespace of order ids: an order's id is uuid5(ORDER_NAMESPACE, reservation id), so a
 #: retried checkout of the same reservation reaches the provider with the same idempotency key.
@@ -115,13 +114,13 @@ async def cancel_pending_order_of(
     reservation_id: uuid.UUID,
     *,
     reason: str,
-    provider: PaymentProvider | None = None,
 ) -> uuid.UUID | None:
     """Cancel the PENDING_PAYMENT order of a reservation that just ended, if any.
 
-    The caller holds the reservation's lock. Cancels its payment at the provider
-    when one is given (a failure there is recorded, not raised: the stock is
-    already released and a late payment is handled on arrival).
+    The caller holds the reservation's lock. Its payment is cancelled at the
+    provider only after the commit (`defer_payment_cancel`): the transaction may
+    hold stock-level locks, and a slow provider must not hold them. A failed or
+    lost cancel is safe: a late payment is handled on arrival.
     """
     order = (
         await session.execute(
@@ -131,11 +130,19 @@ async def cancel_pending_order_of(
     if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
         return None
     await set_status(session, order, OrderStatus.CANCELLED)
-    detail = reason
-    if provider is not None and order.payment_intent_id:
-        try:
-            await provider.cancel_payment(order.payment_intent_id)
-        except ProviderFailure as exc:
-            detail = f"{reason}; provider cancel failed: {exc.message}"
-    await record_payment_event(session, order.id, "order.cancelled", detail=detail)
+    if order.payment_intent_id:
+        defer_payment_cancel(session, order.id, order.payment_intent_id)
+    await record_payment_event(session, order.id, "order.cancelled", detail=reason)
     return order.id
+
+
+#: Key in `AsyncSession.info` under which ``(order_id, payment_intent_id)`` pairs wait for
+#: the commit; `gql_inventory.uow` then cancels them at the payment provider.
+PENDING_PAYMENT_CANCELS_KEY = "gql_inventory.pending_payment_cancels"
+
+
+def defer_payment_cancel(
+    session: AsyncSession, order_id: uuid.UUID, payment_intent_id: str
+) -> None:
+    """Ask for the payment to be cancelled at the provider once this transaction commits."""
+    session.info.setdefault(PENDING_PAYMENT_CANCELS_KEY, []).append((order_id, payment_intent_id))

@@ -44,7 +44,6 @@ from gql_inventory.models import (
     ReservationLine,
     ReservationStatus,
 )
-from gql_inventory.payments.base import PaymentProvider
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,11 +371,9 @@ async def end_reservation(
     reservation.status = status
 
 
-async def release_reservation(
-    session: AsyncSession, reservation_id: uuid.UUID, *, provider: PaymentProvider | None = None
-) -> uuid.UUID:
-    """The buyer gives the stock back (RELEASE). A pending order on it is cancelled,
-    with its payment at `provider`.
+async def release_reservation(session: AsyncSession, reservation_id: uuid.UUID) -> uuid.UUID:
+    """The buyer gives the stock back (RELEASE). A pending order on it is cancelled
+    (its payment too, after the commit).
 
     Raises `ReservationNotFound`, `ReservationNotActive`.
     """
@@ -389,9 +386,7 @@ async def release_reservation(
     await end_reservation(
         session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
     )
-    await cancel_pending_order_of(
-        session, reservation_id, reason="reservation released", provider=provider
-    )
+    await cancel_pending_order_of(session, reservation_id, reason="reservation released")
     return reservation_id
 
 

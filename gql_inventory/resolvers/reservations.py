@@ -86,7 +86,7 @@ async def release_reservation(
         rid = reservations.parse_reservation_id(reservation_id)
         await run_in_transaction(
             services,
-            lambda s: reservations.release_reservation(s, rid, provider=services.payments),
+            lambda s: reservations.release_reservation(s, rid),
         )
     except DomainError as error:
         return ReleaseReservationPayload(reservation=None, user_errors=user_errors(error))
