@@ -245,3 +245,25 @@ async def test_depth_limit_refuses_deep_queries(gql: GraphQLCaller, catalog: Cat
     body = await gql(deep)
     assert body["data"] is None
     assert "exceeds maximum operation depth" in body["errors"][0]["message"]
+
+
+async def test_limits_hold_with_parse_and_validation_caches(
+    gql: GraphQLCaller, catalog: Catalog
+) -> None:
+    """Parsing and validation are cached across requests; the limits must still apply on
+    every request, the second identical one included."""
+    aliases = "{ " + " ".join(f"a{i}: locations {{ id }}" for i in range(31)) + " }"
+    for _ in range(2):
+        body = await gql(aliases)
+        assert body["data"] is None
+        assert "aliases found" in body["errors"][0]["message"]
+    tokens = "{ " + " ".join("locations { id name }" for _ in range(1300)) + " }"
+    for _ in range(2):
+        body = await gql(tokens)
+        assert body["data"] is None
+        assert "token" in body["errors"][0]["message"].lower()
+    deep = '{ variant(sku: "MUG") { ' + "product { variants { " * 7 + "sku" + " } }" * 7 + " } }"
+    for _ in range(2):
+        assert "exceeds maximum operation depth" in (await gql(deep))["errors"][0]["message"]
+    ok = await gql("{ locations { name } }")
+    assert ok == {"data": {"locations": [{"name": "Main"}, {"name": "Store"}]}}

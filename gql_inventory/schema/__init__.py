@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from graphql import ASTValidationRule
 from strawberry.extensions import (
+    AddValidationRules,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
+    ValidationCache,
+    max_aliases,
+    query_depth_limiter,
 )
 from strawberry.schema.config import StrawberryConfig
 
@@ -35,11 +39,22 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
 
 
 def _extensions(settings: Settings) -> list[Any]:
-    """Fresh extension instances per request (strawberry wants factories, not instances)."""
+    """Extension factories (strawberry builds fresh instances per request).
+
+    The depth and alias rules are built once, so their classes are stable and
+    `ValidationCache` can reuse a document's validation across requests (a fresh
+    `QueryDepthLimiter` per request makes a new rule class, defeating the cache).
+    Parsing is cached too; the token limit applies before a document is cached.
+    """
+    rules: list[type[ASTValidationRule]] = [
+        query_depth_limiter.create_validator(settings.query_depth_limit, should_ignore=None),
+        max_aliases.create_validator(settings.max_aliases),
+    ]
     return [
-        lambda: QueryDepthLimiter(max_depth=settings.query_depth_limit),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=512),
+        lambda: AddValidationRules(rules),
+        lambda: ValidationCache(maxsize=512),
         lambda: MaskErrors(should_mask_error=should_mask),
     ]
 
