@@ -277,6 +277,39 @@ async def test_refund_order_then_charge_refunded_restocks_once(
     await assert_invariants(sessions)
 
 
+async def test_cancel_after_a_partial_dashboard_refund_refunds_the_rest_and_restocks(
+    gql: GraphQLCaller,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    catalog: Catalog,
+    fake_stripe: FakeStripe,
+    provider: StripePaymentProvider,
+    secret: str,
+) -> None:
+    """A partial refund made in the dashboard flags the order; cancelling it then asks
+    Stripe for everything not refunded yet (no amount: the lines' value no longer says
+    what is left) and puts back every unit not refunded."""
+    initial = (await stock(sessions, "MUG"), await stock(sessions, "SHIRT-L"))
+    order_id = await paid_order(
+        gql, client, sessions, fake_stripe, secret, {"MUG": 2, "SHIRT-L": 1}
+    )  # 999 * 2 + 2600 = 4598
+    pi = (await order_row(sessions, order_id)).payment_intent_id
+    assert pi is not None
+    await provider.refund(pi, amount=1000, idempotency_key="dashboard-1")  # made elsewhere
+    outcome = await send(client, sessions, secret, "charge.refunded", order_id, amount=1000)
+    assert outcome == "needs_attention"
+
+    body = await gql(CANCEL, {"input": {"orderId": str(order_id)}}, admin=True)
+    assert body["data"]["cancelOrder"]["userErrors"] == []
+    assert body["data"]["cancelOrder"]["order"]["status"] == "CANCELLED"
+    last = fake_stripe.calls("/v1/refunds")[-1]
+    assert "amount" not in last.params
+    assert last.headers["idempotency-key"] == f"cancel:{order_id}"
+    assert sorted(r["amount"] for r in fake_stripe.refunds.values()) == [1000, 3598]
+    assert (await stock(sessions, "MUG"), await stock(sessions, "SHIRT-L")) == initial
+    await assert_invariants(sessions)
+
+
 async def test_cancel_order_cancels_the_payment_intent(
     gql: GraphQLCaller,
     sessions: async_sessionmaker[AsyncSession],

@@ -22,6 +22,8 @@ from gql_inventory.inventory.reservations import (
 )
 from gql_inventory.models import (
     Order,
+    OrderAllocation,
+    OrderLine,
     OrderStatus,
     PaymentEvent,
     Reservation,
@@ -146,3 +148,14 @@ def defer_payment_cancel(
 ) -> None:
     """Ask for the payment to be cancelled at the provider once this transaction commits."""
     session.info.setdefault(PENDING_PAYMENT_CANCELS_KEY, []).append((order_id, payment_intent_id))
+
+
+async def was_sold(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """True when units of the order were ever sold (it has allocations)."""
+    found = await session.execute(
+        select(OrderAllocation.id)
+        .join(OrderLine, OrderLine.id == OrderAllocation.order_line_id)
+        .where(OrderLine.order_id == order_id)
+        .limit(1)
+    )
+    return found.first() is not None

@@ -17,6 +17,7 @@ from gql_inventory.inventory.orders import (
     order_reference,
     record_payment_event,
     set_status,
+    was_sold,
 )
 from gql_inventory.inventory.reservations import (
     end_reservation,
@@ -87,17 +88,6 @@ async def payment_succeeded(
     return outcome
 
 
-async def _was_sold(session: AsyncSession, order_id: uuid.UUID) -> bool:
-    """True when units of the order were ever sold (it has allocations)."""
-    found = await session.execute(
-        select(OrderAllocation.id)
-        .join(OrderLine, OrderLine.id == OrderAllocation.order_line_id)
-        .where(OrderLine.order_id == order_id)
-        .limit(1)
-    )
-    return found.first() is not None
-
-
 #: Payment events that mean a payment of the order was received and applied.
 PAYMENT_APPLIED_EVENTS = (
     "payment_intent.succeeded",
@@ -109,7 +99,7 @@ PAYMENT_APPLIED_EVENTS = (
 async def payment_applied(session: AsyncSession, order_id: uuid.UUID) -> bool:
     """True when a payment of the order was applied: units sold, or the order flagged
     (amount mismatch, late payment without stock) and possibly cancelled since."""
-    if await _was_sold(session, order_id):
+    if await was_sold(session, order_id):
         return True
     found = await session.execute(
         select(PaymentEvent.id)

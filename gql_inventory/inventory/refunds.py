@@ -26,6 +26,7 @@ from gql_inventory.inventory.orders import (
     order_reference,
     record_payment_event,
     set_status,
+    was_sold,
 )
 from gql_inventory.inventory.reservations import (
     end_reservation,
@@ -288,15 +289,7 @@ async def cancel_order(
         lines = await refund_quantities(session, order, None)
         await _refund(session, order, lines, provider=provider, restock=True, reason=reason)
     elif order.status is OrderStatus.NEEDS_ATTENTION:
-        if order.payment_intent_id and order.total_amount > 0:
-            try:
-                await provider.refund(
-                    order.payment_intent_id,
-                    amount=order.total_amount,
-                    idempotency_key=f"cancel:{order.id}",
-                )
-            except ProviderFailure as exc:
-                raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+        await _refund_all_left(session, order, provider=provider, reason=reason)
         if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
             # amount mismatch: its units are still held; nothing will pay for them now
             await end_reservation(
@@ -307,3 +300,58 @@ async def cancel_order(
     await set_status(session, order, OrderStatus.CANCELLED)
     await record_payment_event(session, order.id, "order.cancelled", detail=reason)
     return order.id
+
+
+async def _refund_all_left(
+    session: AsyncSession, order: Order, *, provider: PaymentProvider, reason: str | None
+) -> None:
+    """Cancel of a NEEDS_ATTENTION order: refund whatever money is left on its payment and,
+    when its units were sold, put back those not refunded yet.
+
+    The money left is not derived from the lines: such an order may have been paid a
+    different amount (mismatch) or partly refunded elsewhere (the dashboard), so the
+    provider is asked to refund everything not yet refunded (`amount=None`). It is
+    skipped when our own records say nothing is left.
+    """
+    refunded = (
+        await session.execute(
+            select(func.coalesce(func.sum(Refund.amount), 0)).where(
+                Refund.order_id == order.id, Refund.status.not_in(("failed", "canceled"))
+            )
+        )
+    ).scalar_one()
+    lines = (
+        await refund_quantities(session, order, None) if await was_sold(session, order.id) else []
+    )
+    provider_refund_id, status, amount = None, "succeeded", max(order.total_amount - refunded, 0)
+    if order.payment_intent_id and amount > 0:
+        try:
+            refund = await provider.refund(
+                order.payment_intent_id, amount=None, idempotency_key=f"cancel:{order.id}"
+            )
+        except ProviderFailure as exc:
+            raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+        provider_refund_id, status = refund.refund_id, refund.status
+        amount = refund.amount if refund.amount is not None else amount
+    if amount == 0 and not lines:
+        return
+    await session.execute(
+        insert(Refund).values(
+            order_id=order.id,
+            provider_refund_id=provider_refund_id,
+            amount=amount,
+            currency_code=order.currency_code,
+            status=status,
+            lines=[{"variant_id": ln.variant_id, "quantity": ln.quantity} for ln in lines],
+            restocked=bool(lines),
+            reason=reason,
+        )
+    )
+    for line in lines:
+        await session.execute(
+            update(OrderLine)
+            .where(OrderLine.id == line.line_id)
+            .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
+        )
+    if lines:
+        await restock_units(session, order.id, lines, reason=reason)

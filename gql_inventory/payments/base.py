@@ -41,6 +41,7 @@ class ProviderRefund:
 
     refund_id: str
     status: str
+    amount: int | None = None
 
 
 class PaymentProvider(Protocol):
@@ -57,7 +58,10 @@ class PaymentProvider(Protocol):
         ...
 
     async def refund(
-        self, payment_intent_id: str, *, amount: int, idempotency_key: str
+        self, payment_intent_id: str, *, amount: int | None, idempotency_key: str
     ) -> ProviderRefund:
-        """Refund `amount` minor units of a succeeded payment."""
+        """Refund `amount` minor units of a succeeded payment (None: all not yet refunded).
+
+        The result's `amount` is what the provider refunded, when it says.
+        """
         ...

@@ -30,8 +30,8 @@ class OfflinePaymentProvider:
         """Nothing to cancel remotely."""
 
     async def refund(
-        self, payment_intent_id: str, *, amount: int, idempotency_key: str
+        self, payment_intent_id: str, *, amount: int | None, idempotency_key: str
     ) -> ProviderRefund:
         """A local refund id derived from the idempotency key; status `succeeded`."""
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
-        return ProviderRefund(refund_id=f"re_offline_{digest}", status="succeeded")
+        return ProviderRefund(refund_id=f"re_offline_{digest}", status="succeeded", amount=amount)

@@ -122,24 +122,31 @@ class StripePaymentProvider:
             raise _failure(exc, "cancel the payment") from exc
 
     async def refund(
-        self, payment_intent_id: str, *, amount: int, idempotency_key: str
+        self, payment_intent_id: str, *, amount: int | None, idempotency_key: str
     ) -> ProviderRefund:
-        """Refund `amount` minor units of a succeeded PaymentIntent (metadata: the order id)."""
+        """Refund `amount` minor units of a succeeded PaymentIntent (metadata: the order id).
+
+        `amount` None leaves it out: Stripe then refunds all that is not refunded yet
+        (https://docs.stripe.com/api/refunds/create, `amount`).
+        """
         if payment_intent_id.startswith(OFFLINE_PREFIX):
             raise ProviderFailure("this order was paid offline, not through Stripe")
         order_id = _order_id_from_key(idempotency_key)
         try:
+            params: stripe.params.RefundCreateParams = {
+                "payment_intent": payment_intent_id,
+                "metadata": {"order_id": order_id} if order_id else {},
+            }
+            if amount is not None:
+                params["amount"] = amount
             refund = await self.client.v1.refunds.create_async(
-                params={
-                    "payment_intent": payment_intent_id,
-                    "amount": amount,
-                    "metadata": {"order_id": order_id} if order_id else {},
-                },
-                options={"idempotency_key": idempotency_key},
+                params=params, options={"idempotency_key": idempotency_key}
             )
         except stripe.StripeError as exc:
             raise _failure(exc, "refund") from exc
-        return ProviderRefund(refund_id=refund.id, status=refund.status or "pending")
+        return ProviderRefund(
+            refund_id=refund.id, status=refund.status or "pending", amount=refund.amount
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
