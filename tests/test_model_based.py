@@ -4,10 +4,11 @@ Hypothesis drives reserve / updateReservation / release / checkout / payment out
 cancel / expiry / adjust / set / refund against the real database and against an
 in-memory model of the documented rules (DESIGN.md "Stock model" and "Lifecycle";
 allocation as in `stock.allocate`, release order as in `update_reservation`, returns to
-the levels sold from, late payments as in `orders.payment_succeeded`). After every step
-each level's on hand / reserved, the ledger rows the step wrote (kind and deltas), each
-reservation's status and each order (status, total, lines, refunded and returned units,
-the levels it was sold from) must match the model, and `find_violations` must be empty.
+the levels sold from, late payments as in `payment_outcomes.payment_succeeded`). After
+every step each level's on hand / reserved, the ledger rows the step wrote (kind and
+deltas), each reservation's status and each order (status, total, lines, refunded and
+returned units, the levels it was sold from) must match the model, and `find_violations`
+must be empty.
 
 Rules pick mostly objects they can work on (an ACTIVE reservation, a PENDING order...)
 and sometimes others, where the domain must refuse or do nothing. Every reservation
@@ -603,14 +604,13 @@ class StockMachine(RuleBasedStateMachine):
             return data.draw(st.sampled_from(preferred), label=label)
         return data.draw(st.sampled_from(others), label=label)
 
-    def reservation(self, data: st.DataObject, status: str) -> uuid.UUID:
+    def reservation(self, data: st.DataObject, open_cart: bool = False) -> uuid.UUID:
+        """Mostly an ACTIVE reservation (with `open_cart`: one not checked out, if any)."""
         every = self.model.reservations
-        return self.pick(
-            data,
-            "reservation",
-            [r for r in every if every[r].status == status],
-            [r for r in every if every[r].status != status],
-        )
+        active = [r for r in every if every[r].status == ACTIVE]
+        carts = [r for r in active if self.model.order_of(r) is None]
+        wanted = carts if open_cart and carts else active
+        return self.pick(data, "reservation", wanted, [r for r in every if r not in wanted])
 
     def order(self, data: st.DataObject, *wanted: Callable[[MOrder], bool]) -> uuid.UUID:
         """An order matching the first predicate that some order matches."""
@@ -669,13 +669,21 @@ class StockMachine(RuleBasedStateMachine):
         if plan is not None and made is not None:
             self.model.add_reservation(made[0], plan, made[1])
 
+    @rule(sku=skus, offset=st.sampled_from([0, -1, 1]))
+    def reserve_boundary(self, sku: str, offset: int) -> None:
+        """Reserve everything available of a SKU (one less, one more): drains every level,
+        so carts split across locations, and the shortage boundary is exact."""
+        available = sum(lv.available for k, lv in self.model.levels.items() if k[0] == sku)
+        if available + offset >= 1:
+            self.reserve([(sku, available + offset)], 900)
+
     @precondition(some_active_reservation)
     @rule(
         data=st.data(),
         wanted=st.dictionaries(skus, st.sampled_from([2, 0, 1, 3, 4]), min_size=1, max_size=3),
     )
     def update_reservation(self, data: st.DataObject, wanted: dict[str, int]) -> None:
-        rid = self.reservation(data, ACTIVE)
+        rid = self.reservation(data, open_cart=True)
 
         async def work(session: AsyncSession) -> datetime:
             await reservations.update_reservation(
@@ -691,14 +699,14 @@ class StockMachine(RuleBasedStateMachine):
     @precondition(some_active_reservation)
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
-        rid = self.reservation(data, ACTIVE)
+        rid = self.reservation(data)
         _, errors = self.attempt(lambda s: reservations.release_reservation(s, rid))
         self.expect("release", errors, lambda: self.model.release(rid))
 
     @precondition(some_active_reservation)
     @rule(data=st.data())
     def checkout(self, data: st.DataObject) -> None:
-        rid = self.reservation(data, ACTIVE)
+        rid = self.reservation(data, open_cart=True)
 
         async def work(session: AsyncSession) -> uuid.UUID:
             return (await checkout.checkout(session, rid, provider=PROVIDER)).order_id
@@ -728,7 +736,7 @@ class StockMachine(RuleBasedStateMachine):
         was applied (sold, or flagged; then maybe refunded or cancelled) is `already_paid`
         (each unit is sold at most once); a declined card on any other order is recorded
         and keeps the reservation (the buyer may retry)."""
-        oid = data.draw(st.sampled_from(list(self.model.orders)), label="order")
+        oid = self.order(data, lambda o: o.payment_received, lambda o: True)
         if self.model.orders[oid].payment_received:
             outcome, errors = self.attempt(lambda s: payment_outcomes.payment_succeeded(s, oid))
             assert (outcome, errors) == ("already_paid", [])
@@ -747,7 +755,7 @@ class StockMachine(RuleBasedStateMachine):
     @rule(data=st.data(), far_ahead=st.sampled_from([False] * 4 + [True]))
     def expire(self, data: st.DataObject, far_ahead: bool) -> None:
         """Sweep with `now` at the chosen reservation's expiry (or a day ahead)."""
-        rid = self.reservation(data, ACTIVE)
+        rid = self.reservation(data)
         now = (
             datetime.now(UTC) + timedelta(days=1)
             if far_ahead
@@ -882,7 +890,7 @@ def test_stock_domain_matches_model(database_url: str) -> None:
             run_state_machine_as_test(
                 lambda: StockMachine(runner, sessions),
                 settings=settings(
-                    max_examples=60,
+                    max_examples=80,
                     stateful_step_count=30,
                     deadline=None,
                     suppress_health_check=[HealthCheck.too_slow],
