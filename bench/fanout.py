@@ -30,12 +30,11 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
@@ -44,13 +43,11 @@ import websockets
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._db import fresh_database  # noqa: E402
 from gql_inventory.db import (  # noqa: E402
     create_engine,
     make_sessionmaker,
-    start_embedded_postgres,
-    to_libpq_url,
 )
-from gql_inventory.migrations import upgrade_database  # noqa: E402
 
 TOKEN = "bench-admin"
 SKU = "BENCH-1"
@@ -75,17 +72,7 @@ def _rss_kib(pid: int) -> int:
 
 async def _make_database() -> tuple[str, str]:
     """(server URL, URL of a fresh migrated database with one stocked SKU)."""
-    server = os.environ.get("DATABASE_URL")
-    server = to_libpq_url(server) if server else start_embedded_postgres(ROOT / "var/bench-pgdata")
-    name = f"gqlinv_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    parts = urlsplit(server)
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-    await asyncio.to_thread(upgrade_database, url)
+    server, url = await fresh_database("gqlinv_bench")
     from sqlalchemy import insert
 
     from gql_inventory.inventory.ledger import apply_movement, ensure_level

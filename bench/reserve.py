@@ -19,30 +19,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._db import fresh_database  # noqa: E402
 from gql_inventory.app import create_app  # noqa: E402
 from gql_inventory.catalog.demo import seed_demo_catalog  # noqa: E402
 from gql_inventory.db import (  # noqa: E402
     create_engine,
     make_sessionmaker,
-    start_embedded_postgres,
-    to_libpq_url,
 )
 from gql_inventory.inventory.adjust import AdjustmentReason, set_stock  # noqa: E402
-from gql_inventory.migrations import upgrade_database  # noqa: E402
 from gql_inventory.settings import Settings  # noqa: E402
 
 RESERVE = """mutation($sku: String!) { reserveStock(input: {lines: [{sku: $sku, quantity: 1}]}) {
@@ -54,17 +48,7 @@ RELEASE = (
 
 async def make_database() -> str:
     """A fresh migrated database holding the demo catalog, 1,000,000 units per SKU."""
-    server = os.environ.get("DATABASE_URL")
-    server = to_libpq_url(server) if server else start_embedded_postgres(ROOT / "var/bench-pgdata")
-    name = f"gqlinv_bench_reserve_{uuid.uuid4().hex[:6]}"
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    parts = urlsplit(server)
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-    await asyncio.to_thread(upgrade_database, url)
+    _, url = await fresh_database("gqlinv_bench_reserve")
     engine = create_engine(url)
     async with make_sessionmaker(engine).begin() as session:
         await seed_demo_catalog(session)
