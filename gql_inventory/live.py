@@ -162,8 +162,14 @@ class Hub:
     async def wait_ready(self) -> bool:
         """True once the hub knows the ledger's position (it can serve subscribers);
         False when that takes more than `READY_TIMEOUT` seconds (database down)."""
+        if self._ready.is_set():
+            return True
+        # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that races the
+        # event being set (CPython gh-86296), which left closed connections' subscriptions
+        # running forever. `asyncio.timeout` re-raises it.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), READY_TIMEOUT)
+            async with asyncio.timeout(READY_TIMEOUT):
+                await self._ready.wait()
         return self._ready.is_set()
 
     # ------------------------------------------------------------ subscribers

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from broadcaster import Broadcast
@@ -35,6 +35,15 @@ LISTEN_APPLICATION_NAME = "gql-inventory-broadcast"
 MAX_MESSAGE_BYTES = 7900
 
 _OP_TIMEOUT = 10.0
+T = TypeVar("T")
+
+
+async def _bounded(awaitable: Awaitable[T]) -> T:
+    """`awaitable`, for at most `_OP_TIMEOUT` seconds (else `TimeoutError`). Not
+    `asyncio.wait_for`: on Python 3.11 it can swallow the cancellation that stops the
+    hub (CPython gh-86296), which then never stops."""
+    async with asyncio.timeout(_OP_TIMEOUT):
+        return await awaitable
 
 
 class PubSubError(Exception):
@@ -151,10 +160,10 @@ class PubSub:
         """Open the backend connection. Raises `PubSubError` when it is unreachable."""
         broadcast = _make_broadcast(self.url)
         try:
-            await asyncio.wait_for(broadcast.connect(), _OP_TIMEOUT)
+            await _bounded(broadcast.connect())
         except Exception as exc:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(broadcast.disconnect(), _OP_TIMEOUT)
+                await _bounded(broadcast.disconnect())
             raise PubSubError(f"cannot connect to {redact(self.url)}: {exc!r}") from exc
         self._broadcast = broadcast
         self._lost = asyncio.Event()
@@ -182,7 +191,7 @@ class PubSub:
         broadcast, self._broadcast = self._broadcast, None
         if broadcast is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(broadcast.disconnect(), _OP_TIMEOUT)
+                await _bounded(broadcast.disconnect())
 
     async def publish(self, channel: str, message: str) -> None:
         """Send `message` to every subscriber of `channel` (in every process).
@@ -196,7 +205,7 @@ class PubSub:
             raise PubSubLost("broadcast connection lost")
         try:
             async with self._lock:
-                await asyncio.wait_for(broadcast.publish(channel, message), _OP_TIMEOUT)
+                await _bounded(broadcast.publish(channel, message))
         except Exception as exc:
             if broadcast is self._broadcast:
                 self.mark_lost(f"publish failed: {exc!r}")
@@ -214,17 +223,15 @@ class PubSub:
         stack = contextlib.AsyncExitStack()
         try:
             async with self._lock:
-                subscriber = await asyncio.wait_for(
-                    stack.enter_async_context(broadcast.subscribe(channel)), _OP_TIMEOUT
-                )
+                subscriber = await _bounded(stack.enter_async_context(broadcast.subscribe(channel)))
         except Exception as exc:
             self.mark_lost(f"subscribe failed: {exc!r}")
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(stack.aclose(), _OP_TIMEOUT)
+                await _bounded(stack.aclose())
             raise PubSubLost(f"subscribe failed: {exc!r}") from exc
         try:
             yield Subscription(subscriber, lost)
         finally:
             # Unsubscribing from a dead connection fails or hangs: bound it, ignore errors.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(stack.aclose(), _OP_TIMEOUT)
+                await _bounded(stack.aclose())

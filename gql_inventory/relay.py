@@ -135,8 +135,11 @@ class Relay:
     async def run(self) -> None:
         """Loop until cancelled: a pass on every wake-up, and at least every poll interval."""
         while True:
+            # `asyncio.timeout`, not `wait_for`: on 3.11 the latter can swallow the
+            # cancellation that stops the relay (CPython gh-86296), hanging shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 await self.run_pass()
