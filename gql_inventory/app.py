@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
@@ -26,17 +27,30 @@ from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
 from gql_inventory.sweeper import sweeper
 from gql_inventory.webhooks.stripe import stripe_webhook
-from gql_inventory.wslimit import WebSocketLimit
+from gql_inventory.wshandler import InventoryTransportWSHandler
+from gql_inventory.wslimit import OpenWebSockets, WebSocketLimit, going_away_on_signal
 
 log = get_logger(__name__)
 
 
 class InventoryGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our typed context (fresh DataLoaders per request)."""
+    """Strawberry's ASGI view with our typed context (fresh DataLoaders per request), our
+    graphql-transport-ws handler, and a registry of its open websockets."""
+
+    graphql_transport_ws_handler_class = InventoryTransportWSHandler
 
     def __init__(self, services: Services, **kwargs: Any) -> None:
         super().__init__(build_schema(services.settings), **kwargs)
         self.services = services
+        self.sockets = OpenWebSockets()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await super().__call__(scope, receive, send)
+            return
+        websocket = WebSocket(scope, receive=receive, send=send)
+        with self.sockets.track(websocket):
+            await self.run(websocket)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -83,7 +97,10 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         log.info("app.started")
         try:
-            async with live_events_if_enabled(services):
+            async with (
+                going_away_on_signal(graphql.sockets, settings.websocket_close_grace_seconds),
+                live_events_if_enabled(services),
+            ):
                 if settings.expiry_interval_seconds > 0:
                     async with sweeper(services, settings.expiry_interval_seconds):
                         yield

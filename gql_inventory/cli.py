@@ -238,6 +238,7 @@ def serve(
     """Serve the API under uvicorn (GraphiQL at /graphql)."""
     import uvicorn
 
+    settings = get_settings()
     _database_url()  # start the embedded server once, before workers fork
     typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
     typer.echo("Try:\n" + EXAMPLE_QUERY)
@@ -249,6 +250,9 @@ def serve(
         workers=workers,
         reload=reload,
         log_level="info",
+        # SIGTERM: websockets are closed with 1001 first (the app's lifespan), then
+        # whatever still runs after this many seconds is cancelled, so exit is bounded.
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
 
 

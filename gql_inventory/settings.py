@@ -96,6 +96,19 @@ class Settings(BaseSettings):
     db_max_overflow: int = 20
     log_level: str = "INFO"
     log_json: bool = False
+    # Websocket edge: closing connections on shutdown.
+    websocket_close_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="On SIGTERM/SIGINT, open websockets are closed with 1001 (going away) "
+        "and get this long to finish before the server's own shutdown goes on.",
+    )
+    shutdown_timeout_seconds: int = Field(
+        default=10,
+        ge=1,
+        description="`gql-inventory serve`: uvicorn's timeout_graceful_shutdown, after "
+        "which requests and connections still running are cancelled.",
+    )
 
     @field_validator("admin_tokens", mode="before")
     @classmethod

@@ -1,17 +1,47 @@
-"""A cap on open websocket connections per process (`MAX_WEBSOCKET_CONNECTIONS`)."""
+"""The websocket edge of one process: a cap on open connections (`MAX_WEBSOCKET_CONNECTIONS`),
+the registry of open connections, and closing them with 1001 when the server shuts down."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from types import FrameType
+from typing import Any
+
 from starlette.types import ASGIApp, Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 
 from gql_inventory import metrics
 from gql_inventory.logs import get_logger
 
 log = get_logger(__name__)
 
-#: Close code of a connection refused at the limit ("Try Again Later").
+#: Close code of a connection refused at the limit ("Try Again Later", RFC 6455 registry).
 TRY_AGAIN_LATER = 1013
+#: Close code sent to every open websocket when the server shuts down (RFC 6455 7.4.1).
+GOING_AWAY = 1001
+#: Scope key set once the server has started closing a connection (nothing more is sent).
+_SCOPE_CLOSING = "gql_inventory.closing"
+
+SignalHandler = Callable[[int, FrameType | None], Any]
+
+
+def mark_closing(websocket: WebSocket) -> bool:
+    """Flag the connection as being closed by the server; False if it already was."""
+    if websocket.scope.get(_SCOPE_CLOSING):
+        return False
+    websocket.scope[_SCOPE_CLOSING] = True
+    return True
+
+
+def is_closing(websocket: WebSocket) -> bool:
+    """True once the server closes the connection (or the close frame is sent)."""
+    return bool(websocket.scope.get(_SCOPE_CLOSING)) or (
+        websocket.application_state != WebSocketState.CONNECTED
+    )
 
 
 class WebSocketLimit:
@@ -44,3 +74,95 @@ class WebSocketLimit:
         finally:
             self.open -= 1
             metrics.WEBSOCKET_CONNECTIONS.dec()
+
+
+class OpenWebSockets:
+    """The GraphQL websockets this process serves right now, so that a shutdown can close
+    each with 1001 ("going away") instead of dropping it."""
+
+    def __init__(self) -> None:
+        self._sockets: set[WebSocket] = set()
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    def __len__(self) -> int:
+        return len(self._sockets)
+
+    @contextlib.contextmanager
+    def track(self, websocket: WebSocket) -> Iterator[None]:
+        """Register `websocket` for the duration of the block (its handler's lifetime)."""
+        self._sockets.add(websocket)
+        self._empty.clear()
+        try:
+            yield
+        finally:
+            self._sockets.discard(websocket)
+            if not self._sockets:
+                self._empty.set()
+
+    async def going_away(self, grace: float, reason: str = "server shutting down") -> int:
+        """Close every open websocket with 1001 and `reason`, then wait up to `grace`
+        seconds for their handlers to finish (clients answer the close at once; the
+        handlers then free their subscriptions). Returns how many were closed."""
+        closing = [ws for ws in list(self._sockets) if mark_closing(ws)]
+        for websocket in closing:
+            with contextlib.suppress(Exception):  # already gone: nothing to tell
+                await websocket.close(GOING_AWAY, reason)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._empty.wait()
+        log.info("websocket.going_away", closed=len(closing), left=len(self._sockets))
+        return len(closing)
+
+
+@contextlib.asynccontextmanager
+async def going_away_on_signal(sockets: OpenWebSockets, grace: float) -> AsyncIterator[None]:
+    """While the block runs (the app's lifespan), SIGTERM/SIGINT first close every open
+    websocket with 1001 (`OpenWebSockets.going_away`) and only then reach the server's
+    own handler (uvicorn's graceful shutdown, which would close them with 1012).
+
+    ASGI has no "shutdown is starting" event before the server closes connections (the
+    lifespan shutdown comes after), so this chains the handler that the server installed.
+    Does nothing outside the main thread or when no server handler is installed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous: dict[int, SignalHandler] = {}
+    for sig in signals:
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            previous[sig] = handler
+    tasks: set[asyncio.Task[None]] = set()
+    started = False
+
+    async def close_then_forward(sig: int, frame: FrameType | None) -> None:
+        try:
+            await sockets.going_away(grace)
+        finally:
+            previous[sig](sig, frame)
+
+    def on_signal(sig: int, frame: FrameType | None) -> None:
+        nonlocal started
+        if started:  # a second signal: no more grace
+            previous[sig](sig, frame)
+            return
+        started = True
+
+        def spawn() -> None:
+            task = loop.create_task(close_then_forward(sig, frame), name="websockets-going-away")
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        loop.call_soon_threadsafe(spawn)
+
+    for number in previous:
+        signal.signal(number, on_signal)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            if signal.getsignal(number) is on_signal:
+                signal.signal(number, handler)

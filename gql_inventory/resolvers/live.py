@@ -33,6 +33,7 @@ from gql_inventory.resolvers.access import require_admin
 from gql_inventory.schema.events import LowStockAlertType, StockChangeEventType
 from gql_inventory.schema.orders import OrderType
 from gql_inventory.stream import CURSOR_KIND, check_cursor, max_position
+from gql_inventory.wslimit import is_closing, mark_closing
 
 #: Websocket close code for a subscriber whose buffer overflowed (not fatal for
 #: graphql-ws clients: they reconnect, and resume with their cursor).
@@ -40,7 +41,6 @@ SLOW_CLOSE_CODE = 4008
 #: Most SKUs one `stockChanged` may name.
 MAX_SKUS = 1000
 
-_SCOPE_CLOSING = "gql_inventory.closing"
 _closing_tasks: set[asyncio.Task[None]] = set()
 
 
@@ -78,9 +78,8 @@ def _closer(info: Info[Context, None]) -> Callable[[str], None]:
     request = info.context.request
 
     def close(reason: str) -> None:
-        if not isinstance(request, WebSocket) or request.scope.get(_SCOPE_CLOSING):
+        if not isinstance(request, WebSocket) or not mark_closing(request):
             return
-        request.scope[_SCOPE_CLOSING] = True
         task = asyncio.get_running_loop().create_task(_close(request, reason))
         _closing_tasks.add(task)
         task.add_done_callback(_closing_tasks.discard)
@@ -92,7 +91,7 @@ async def _after_close(info: Info[Context, None], closed: SubscriberClosed) -> N
     """A dropped subscriber: when its connection is being closed, wait to be cancelled
     (sending anything more would race the close); otherwise report why."""
     request = info.context.request
-    if isinstance(request, WebSocket) and request.scope.get(_SCOPE_CLOSING):
+    if isinstance(request, WebSocket) and is_closing(request):
         await asyncio.Event().wait()
     raise SubscriptionClosed(closed.reason)
 
