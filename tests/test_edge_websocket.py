@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.models import MovementKind
 from gql_inventory.wshandler import reap
-from tests.factories import Catalog, make_catalog
+from tests.factories import Catalog, make_catalog, make_product
 from tests.live_support import (
     ROOT,
     STOCK_CHANGED,
@@ -34,6 +34,7 @@ from tests.live_support import (
     eventually,
     wait_positioned,
 )
+from tests.test_live_slow import FAT, LONG_SKU, burst, open_stalled_socket
 
 LIMIT = 50
 PER_KIND = 100
@@ -178,6 +179,61 @@ async def test_sixty_bad_connections_do_not_fill_a_limit_of_fifty(
     await eventually(freed, what="gauges back to zero")
     await assert_new_client_gets_a_change(server, sessions, catalog)
     assert await server.metric("gql_inventory_websockets_refused_total") == 0
+
+
+@pytest.mark.slow
+async def test_a_slow_subscriber_closed_with_4008_frees_its_connection(
+    servers: ServerFactory, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> None:
+    """A client that never reads overflows its buffer and is closed (4008); once it drops,
+    its connection, subscription and buffered events are all freed."""
+    async with sessions.begin() as session:
+        catalog = await make_catalog(session)
+        await make_product(
+            session, catalog, "long", "Long", [(LONG_SKU, "Default Title", 100, {"Main": 1})]
+        )
+    server = await servers.start(
+        "--ws-ping-interval",
+        "600",
+        "--ws-ping-timeout",
+        "600",
+        SUBSCRIBER_BUFFER_SIZE="64",
+        LIVE_POLL_SECONDS="0.2",
+    )
+    await wait_positioned(engine)
+    sock = await open_stalled_socket(server)
+    stalled = await websockets.connect(
+        server.ws_url,
+        sock=sock,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        max_queue=1,
+        compression=None,
+    )
+    try:
+        await stalled.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await stalled.recv())["type"] == "connection_ack"
+        await stalled.send(
+            json.dumps({"id": "fat", "type": "subscribe", "payload": {"query": FAT}})
+        )
+
+        async def subscribed() -> bool:
+            return await server.metric("gql_inventory_subscribers", 'kind="stock"') == 1
+
+        await eventually(subscribed, what="the stalled client's subscription")
+        for _ in range(40):  # bounded: bursts until the stalled client is dropped
+            await burst(sessions, catalog.variants[LONG_SKU], 100)
+            await wait_positioned(engine)
+            if await server.metric("gql_inventory_slow_subscribers_dropped_total") >= 1:
+                break
+        assert await server.metric("gql_inventory_slow_subscribers_dropped_total") == 1
+    finally:
+        stalled.transport.abort()  # it never reads the 4008 close: it just goes
+
+    async def freed() -> bool:
+        return await gauges(server) == (0, 0, 0)
+
+    await eventually(freed, what="gauges back to zero after the 4008 close")
+    await assert_new_client_gets_a_change(server, sessions, catalog)
 
 
 class ServeProcess(LiveServer):
