@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     max_quantity_per_line: int = Field(default=10_000, ge=1)
     admin_tokens: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated bearer tokens that grant admin operations.",
+        description="Comma-separated bearer tokens that grant admin operations; an entry "
+        "`name=token` names its admin (ledger actor `admin:<name>`, idempotency keys scoped "
+        "per admin), a bare token is `token-<n>` by its position.",
     )
     graphiql: bool = True
     query_depth_limit: int = 12
