@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -69,7 +69,6 @@ class Context:
     loaders: Loaders
     connection_params: dict[str, Any] | None = None
     response: Any = None
-    _extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -89,12 +87,3 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit (payloads are built after it)."""
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-@asynccontextmanager
-async def transaction(
-    sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit on success, roll back on any exception."""
-    async with sessions.begin() as session:
-        yield session
