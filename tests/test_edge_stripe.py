@@ -62,8 +62,9 @@ async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]
             "ledger": (await s.execute(select(func.count()).select_from(StockMovement))).scalar(),
             "orders": (
                 await s.execute(
-                    select(Order.id, Order.status, Order.attention_reason, Order.updated_at)
-                    .order_by(Order.id)
+                    select(
+                        Order.id, Order.status, Order.attention_reason, Order.updated_at
+                    ).order_by(Order.id)
                 )
             ).all(),
             "reservations": (
