@@ -144,6 +144,7 @@ def expire_reservations_command(
             typer.echo(str(reservation_id))
         typer.echo(f"{len(due)} reservation(s) due; nothing changed (--dry-run)", err=True)
         return
+    _refuse_unsafe_settings()  # Services.create would refuse with a traceback
 
     async def sweep() -> SweepResult:
         services = Services.create(get_settings(), _database_url())

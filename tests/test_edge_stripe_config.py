@@ -105,8 +105,11 @@ def test_cli_serve_refuses_with_a_clear_message_and_no_traceback(
     assert "Traceback" not in result.output
     assert API_KEY not in result.output
     assert stripe_env == []  # uvicorn never started
-    refused = CliRunner().invoke(cli.app, ["stripe-event", "payment_intent.succeeded"])
-    assert refused.exit_code == 2  # nor signs events with the public secret
+    order = ["--order", str(uuid.uuid4())]
+    for other in (["stripe-event", "payment_intent.succeeded", *order], ["expire-reservations"]):
+        refused = CliRunner().invoke(cli.app, other)  # nor signs with the public secret
+        assert refused.exit_code == 2, refused.output
+        assert "configuration error: STRIPE_WEBHOOK_SECRET" in refused.output
 
 
 def test_cli_serve_starts_with_a_real_secret(
