@@ -215,6 +215,35 @@ async def test_refunds_adding_up_past_the_total_are_invalid(
     assert (await deliver(client, update, secret)).json()["outcome"] != "invalid"
 
 
+async def test_a_recorded_refund_above_the_total_stays_possible(
+    gql: GraphQLCaller,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    catalog: Catalog,
+    secret: str,
+) -> None:
+    """`cancelOrder` of an over-paid order refunds all that was paid, above the total."""
+    order_id = await paid_order(gql, client, sessions, secret)
+    async with sessions.begin() as s:
+        s.add(
+            Refund(
+                order_id=order_id,
+                provider_refund_id="re_overpaid",
+                amount=2 * MUG_PRICE + 5,
+                currency_code="USD",
+                status="pending",
+                lines=[],
+            )
+        )
+    facts = await facts_of(sessions, order_id)
+    same = events.event_for_order("refund.updated", facts, refund_id="re_overpaid")
+    assert (await deliver(client, same, secret)).json()["outcome"] != "invalid"
+    other = events.event_for_order(
+        "refund.updated", facts, refund_id="re_overpaid", amount=2 * MUG_PRICE + 6
+    )
+    await assert_invalid_changes_nothing(client, sessions, secret, other)
+
+
 @pytest.mark.parametrize("amount", [2**70, 2**62, 0, -5], ids=["2^70", "2^62", "zero", "neg"])
 async def test_impossible_payment_amounts_leave_the_order_pending(
     amount: int,

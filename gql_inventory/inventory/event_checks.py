@@ -48,6 +48,14 @@ async def refunded_by_id(session: AsyncSession, order: Order, *, besides: str | 
     return int((await session.execute(stmt)).scalar_one())
 
 
+async def _recorded_amount(session: AsyncSession, order: Order, refund_id: str) -> int | None:
+    stmt = select(Refund.amount).where(
+        Refund.order_id == order.id, Refund.provider_refund_id == refund_id
+    )
+    found = (await session.execute(stmt)).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
 async def impossible_refund(
     session: AsyncSession,
     order: Order,
@@ -59,12 +67,16 @@ async def impossible_refund(
     """Why a refund of `amount` minor units (one refund `refund_id`, or a charge's
     cumulative refunded total when None) of the locked order is impossible, or None.
 
-    `failed`: the refund gave no money back (only its amount's range is checked).
+    `failed`: the refund gave no money back. A refund already recorded on the order
+    with this very amount is always possible (this service made it: `cancelOrder` of an
+    over-paid order refunds more than the total).
     """
     if amount < 1:
         return f"refund amount {amount} is not positive"
     if not await was_paid(session, order):
         return f"refund of an order that was never paid (status {order.status.value})"
+    if refund_id is not None and await _recorded_amount(session, order, refund_id) == amount:
+        return None  # a refund this service made (e.g. all of an over-payment) or saw before
     if amount > order.total_amount:
         return f"refund of {amount} is more than the order total {order.total_amount}"
     if refund_id is not None and not failed:
