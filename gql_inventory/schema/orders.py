@@ -257,6 +257,12 @@ class UserError:
     sku: str | None = None
     requested: int | None = None
     available: int | None = None
+    location_id: strawberry.ID | None = None
+
+
+def _location_id(error: DomainError) -> strawberry.ID | None:
+    location_id = getattr(error, "location_id", None)
+    return None if location_id is None else strawberry.ID(str(location_id))
 
 
 def user_errors(error: DomainError) -> list[UserError]:
@@ -270,6 +276,7 @@ def user_errors(error: DomainError) -> list[UserError]:
             sku=getattr(e, "sku", None),
             requested=getattr(e, "requested", None),
             available=getattr(e, "available", None),
+            location_id=_location_id(e),
         )
         for e in errors
     ]
