@@ -66,8 +66,8 @@ def test_gaps_still_listed_are_still_gaps(breaking: set[str]) -> None:
 def test_the_check_sees_a_removed_field() -> None:
     """The check itself works: dropping a contract field is reported."""
     contract_sdl = CONTRACT.read_text()
-    sdl = print_sdl()
-    assert "  variant(sku: String!): Variant\n" in sdl
-    served = build_schema(sdl.replace("  variant(sku: String!): Variant\n", ""))
+    served = build_schema(print_sdl())
+    assert served.query_type is not None
+    del served.query_type.fields["variant"]  # descriptions make a text edit unreliable
     found = {c.description for c in find_breaking_changes(build_schema(contract_sdl), served)}
     assert "Field Query.variant was removed." in found

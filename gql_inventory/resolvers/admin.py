@@ -19,17 +19,21 @@ from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.resolvers.access import require_admin
 from gql_inventory.resolvers.payloads import level_payload, order_payload
 from gql_inventory.schema.catalog import PageInfo
-from gql_inventory.schema.orders import (
+from gql_inventory.schema.inputs import (
     AdjustStockInput,
-    AdjustStockPayload,
     CancelOrderInput,
-    CancelOrderPayload,
     RefundOrderInput,
-    RefundOrderPayload,
     SetStockInput,
+)
+from gql_inventory.schema.orders import (
     StockMovementConnection,
     StockMovementEdge,
     StockMovementType,
+)
+from gql_inventory.schema.payloads import (
+    AdjustStockPayload,
+    CancelOrderPayload,
+    RefundOrderPayload,
     user_errors,
 )
 from gql_inventory.uow import run_in_transaction

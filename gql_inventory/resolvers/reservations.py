@@ -16,16 +16,17 @@ from gql_inventory.inventory.errors import DomainError, OrderNotFound, Reservati
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.resolvers.payloads import order_payload, reservation_payload
-from gql_inventory.schema.orders import (
+from gql_inventory.schema.inputs import (
     CheckoutInput,
-    CheckoutPayload,
-    OrderType,
-    ReleaseReservationPayload,
-    ReservationType,
     ReserveStockInput,
-    ReserveStockPayload,
     StockLineInput,
     UpdateReservationInput,
+)
+from gql_inventory.schema.orders import OrderType, ReservationType
+from gql_inventory.schema.payloads import (
+    CheckoutPayload,
+    ReleaseReservationPayload,
+    ReserveStockPayload,
     user_errors,
 )
 from gql_inventory.uow import run_in_transaction
