@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -111,7 +111,9 @@ class Settings(BaseSettings):
         "`name=token` names its admin (ledger actor `admin:<name>`, idempotency keys scoped "
         "per admin), a bare token is `token-<n>` by its position.",
     )
-    graphiql: bool = True
+    graphiql: bool | None = Field(
+        default=None, description="GraphiQL at GET /graphql; unset: on except in production."
+    )
     query_depth_limit: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000
@@ -119,6 +121,47 @@ class Settings(BaseSettings):
     db_max_overflow: int = 20
     log_level: str = "INFO"
     log_json: bool = False
+
+    # The HTTP edge (issue 8): request limits, outages, production defaults.
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` turns GraphiQL, introspection and field suggestions off "
+        "unless `GRAPHIQL`, `INTROSPECTION` or `FIELD_SUGGESTIONS` turn them on by name.",
+    )
+    introspection: bool | None = Field(
+        default=None, description="Schema introspection; unset: on except in production."
+    )
+    field_suggestions: bool | None = Field(
+        default=None,
+        description="'Did you mean ...?' in validation errors; unset: on except in production.",
+    )
+    max_selections: int = Field(
+        default=2000,
+        ge=1,
+        description="Fields an operation may select once its fragments are expanded.",
+    )
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Largest body accepted by POST /graphql and /webhooks/stripe (bytes); "
+        "a larger one gets 413 before it is read further.",
+    )
+    document_cache_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="Estimated memory (bytes) of parsed and validated documents kept for "
+        "reuse; 0 turns the cache off.",
+    )
+    outage_retry_after_seconds: int = Field(
+        default=5,
+        ge=1,
+        description="`Retry-After` of the 503 answered while the database is unreachable.",
+    )
+
+    def feature_on(self, name: Literal["graphiql", "introspection", "field_suggestions"]) -> bool:
+        """Whether a development aid is on: its own setting if given, else not in production."""
+        value: bool | None = getattr(self, name)
+        return value if value is not None else self.environment != "production"
 
     def webhook_secret(self) -> str:
         """The secret Stripe signatures are checked with.
