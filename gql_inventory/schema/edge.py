@@ -21,10 +21,7 @@ from starlette.responses import Response
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from gql_inventory.errors import PublicError, ServiceUnavailable, should_mask
-from gql_inventory.logs import get_logger
 from gql_inventory.outage import is_database_outage
-
-log = get_logger(__name__)
 
 # Estimated memory of a cached document per byte of query text (the AST and the
 # source it keeps; measured ~2x with tracemalloc, rounded up) plus a fixed part.
@@ -207,7 +204,6 @@ class EdgeErrors(MaskErrors):
                 )
             public.append(error)
         if outage:
-            log.warning("graphql.database_unavailable", retry_after=self.retry_after)
             response = getattr(self.execution_context.context, "response", None)
             if isinstance(response, Response):
                 response.status_code = 503

@@ -17,8 +17,9 @@ from graphql import GraphQLError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
-from gql_inventory.errors import PublicError
+from gql_inventory.errors import should_mask
 from gql_inventory.logs import get_logger
+from gql_inventory.outage import is_database_outage
 
 log = get_logger(__name__)
 
@@ -42,8 +43,9 @@ class InventorySchema(strawberry.Schema):
 
     A client error (a parse or validation error, or a `PublicError` such as FORBIDDEN or
     BAD_CURSOR) is the caller's mistake, not ours: one ``graphql.client_error`` line at
-    INFO with its code. Anything else is a bug or an outage: ``graphql.error`` at ERROR
-    with the traceback (the client sees it masked).
+    INFO with its code. A database outage is ``graphql.database_unavailable`` at WARNING
+    (the client gets 503). Anything else is a bug: ``graphql.error`` at ERROR with the
+    traceback (the client sees it masked).
     """
 
     def process_errors(
@@ -53,12 +55,19 @@ class InventorySchema(strawberry.Schema):
         for error in errors:
             original = error.original_error
             path = ".".join(str(p) for p in error.path) if error.path else None
-            if original is None or isinstance(original, PublicError):
+            if not should_mask(error):
                 code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
                 log.info(
                     "graphql.client_error",
                     code=code,
                     message=error.message,
+                    path=path,
+                    operation=operation,
+                )
+            elif original is not None and is_database_outage(original):
+                log.warning(
+                    "graphql.database_unavailable",
+                    error=f"{type(original).__name__}: {original}",
                     path=path,
                     operation=operation,
                 )
