@@ -138,7 +138,14 @@ class Settings(BaseSettings):
     max_selections: int = Field(
         default=2000,
         ge=1,
-        description="Fields an operation may select once its fragments are expanded.",
+        description="Selections (fields, fragment spreads, inline fragments) an operation "
+        "may have once its fragments are expanded.",
+    )
+    max_merge_pairs: int = Field(
+        default=5000,
+        ge=1,
+        description="Pairs of same-named fields (fragments expanded) that validation may "
+        "have to compare; graphql-core's field-merge check is quadratic in repeated fields.",
     )
     max_request_bytes: int = Field(
         default=1024 * 1024,

@@ -9,7 +9,7 @@ from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
-from gql_inventory.schema.cost import Limits, cost_rule
+from gql_inventory.schema.cost import Limits, OperationCost
 from gql_inventory.schema.edge import (
     CachedDocuments,
     DocumentCache,
@@ -52,16 +52,13 @@ def _extensions(settings: Settings) -> list[Any]:
     validation stays right. The token limit applies while parsing, before a
     document is cached; the cache is this schema's own, bounded by bytes.
     """
-    rules: list[type[ASTValidationRule]] = [
-        cost_rule(
-            Limits(
-                max_depth=settings.query_depth_limit,
-                max_aliases=settings.max_aliases,
-                max_selections=settings.max_selections,
-            )
-        ),
-        UnstorableLiterals,
-    ]
+    limits = Limits(
+        max_depth=settings.query_depth_limit,
+        max_aliases=settings.max_aliases,
+        max_selections=settings.max_selections,
+        max_merge_pairs=settings.max_merge_pairs,
+    )
+    rules: list[type[ASTValidationRule]] = [UnstorableLiterals]
     if not settings.feature_on("introspection"):
         rules.append(NoSchemaIntrospectionCustomRule)
     extensions: list[Any] = [
@@ -71,6 +68,7 @@ def _extensions(settings: Settings) -> list[Any]:
     if settings.document_cache_bytes > 0:
         cache = DocumentCache(settings.document_cache_bytes)
         extensions.append(lambda: CachedDocuments(cache))
+    extensions.append(lambda: OperationCost(limits))  # after the cache: hits skip it
     return [
         *extensions,
         UnstorableVariables,

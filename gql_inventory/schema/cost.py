@@ -20,11 +20,10 @@ nothing here; graphql-core's `NoFragmentCycles` reports the cycle itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from graphql import (
-    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -34,6 +33,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
 )
+from strawberry.extensions import SchemaExtension
 
 
 @dataclass(frozen=True)
@@ -43,11 +43,12 @@ class Limits:
     max_depth: int
     max_aliases: int
     max_selections: int
+    max_merge_pairs: int = 5000
 
 
 @dataclass(frozen=True)
 class Cost:
-    """Measured depth, aliases and selections (fields) of a selection set, expanded."""
+    """Measured depth, aliases and selections (fields, spreads, inline fragments), expanded."""
 
     depth: int = 0
     aliases: int = 0
@@ -134,7 +135,7 @@ class _Meter:
                     inner = self.selection_set(selection.selection_set)
                 depth = max(depth, inner.depth)
                 aliases += inner.aliases
-                selections += inner.selections
+                selections += inner.selections + 1
             aliases = min(aliases, self.limits.max_aliases + 1)
             selections = min(selections, self.limits.max_selections + 1)
         return Cost(depth, aliases, selections)
@@ -152,8 +153,59 @@ def measure(document: DocumentNode, limits: Limits) -> DocumentCost:
     return result
 
 
+def merge_pairs(selection_set: SelectionSetNode, document: DocumentNode, cap: int) -> int:
+    """Pairs of same-named fields that field-merge validation compares, summed by level.
+
+    graphql-core's `OverlappingFieldsCanBeMergedRule` compares every pair of fields
+    with one response name in a selection set (fragments expanded), then their
+    sub-selections pair by pair: ``k`` same-named fields cost ``k**2``, nested
+    copies multiply. This sums ``k**2`` over the merged levels of the expanded
+    operation and stops past `cap`. Call it only on an operation already within
+    `max_selections`: it walks the expansion (skipping fragment cycles).
+    """
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    total = 0
+    Pending = list[tuple[SelectionSetNode, frozenset[str]]]
+
+    def level(sets: Pending) -> None:
+        nonlocal total
+        groups: dict[str, Pending] = {}
+        while sets:
+            selection_set, inside = sets.pop()
+            for selection in selection_set.selections:
+                if isinstance(selection, FieldNode):
+                    name = (selection.alias or selection.name).value
+                    group = groups.setdefault(name, [])
+                    if selection.selection_set is not None:
+                        group.append((selection.selection_set, inside))
+                    else:
+                        group.append((SelectionSetNode(selections=()), inside))
+                elif isinstance(selection, InlineFragmentNode):
+                    sets.append((selection.selection_set, inside))
+                elif isinstance(selection, FragmentSpreadNode):
+                    spread = selection.name.value
+                    if spread in fragments and spread not in inside:
+                        sets.append((fragments[spread].selection_set, inside | {spread}))
+        for group in groups.values():
+            total += len(group) ** 2
+            if total > cap:
+                return
+            level([entry for entry in group if entry[0].selections])
+            if total > cap:
+                return
+
+    level([(selection_set, frozenset())])
+    return total
+
+
 def cost_errors(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
-    """One error per limit an operation passes (code ``QUERY_TOO_COMPLEX``)."""
+    """One error per limit an operation passes (code ``QUERY_TOO_COMPLEX``).
+
+    Linear in the document: run it before graphql-core's validation, whose
+    field-merge rule is quadratic (`merge_pairs`).
+    """
     errors: list[GraphQLError] = []
 
     def refuse(message: str, node: OperationDefinitionNode) -> None:
@@ -166,25 +218,35 @@ def cost_errors(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
             refuse(f"'{name}': more than {limits.max_aliases} aliases found", node)
         if cost.selections > limits.max_selections:
             refuse(
-                f"'{name}' selects more than {limits.max_selections} fields "
+                f"'{name}' has more than {limits.max_selections} selections "
                 "once its fragments are expanded",
+                node,
+            )
+        elif merge_pairs(node.selection_set, document, limits.max_merge_pairs) > (
+            limits.max_merge_pairs
+        ):
+            refuse(
+                f"'{name}' repeats fields too often: more than {limits.max_merge_pairs} "
+                "pairs of same-named fields to compare once its fragments are expanded",
                 node,
             )
     return errors
 
 
-def cost_rule(limits: Limits) -> type[ASTValidationRule]:
-    """A validation rule class enforcing `limits` (build it once: caches key on the class)."""
+class OperationCost(SchemaExtension):
+    """Checks `limits` first, in linear time, and skips graphql-core's validation (whose
+    field-merge rule is quadratic) when they fail. Pass it as a factory."""
 
-    class OperationCostRule(ASTValidationRule):
-        """Refuses operations past the depth, alias or expanded-size limits."""
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
 
-        def enter_document(self, node: DocumentNode, *_: Any) -> Any:
-            for error in cost_errors(node, limits):
-                self.report_error(error)
-            return self.SKIP
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.pre_execution_errors is None and context.graphql_document is not None:
+            errors = cost_errors(context.graphql_document, self.limits)
+            if errors:
+                context.pre_execution_errors = errors  # validation sees them and stops
+        yield
 
-    return OperationCostRule
 
-
-__all__ = ["Cost", "DocumentCost", "Limits", "cost_errors", "cost_rule", "measure"]
+__all__ = ["Cost", "DocumentCost", "Limits", "OperationCost", "cost_errors", "measure"]
