@@ -242,6 +242,15 @@ def test_document_cache_is_bounded_by_bytes_and_keyed_by_hash() -> None:
     assert cache.put(DocumentCache.key(huge), parse(huge), len(huge)) is None
 
 
+def test_document_cache_charges_token_dense_documents_for_their_ast() -> None:
+    """A 27 KB query of 4,800 tokens holds ~1.9 MB of AST: it must be charged so."""
+    dense = "{" + " ".join(f"a{i}: __typename" for i in range(1600)) + "}"
+    cache = DocumentCache(max_bytes=32 * 1024 * 1024)
+    entry = cache.put(DocumentCache.key(dense), parse(dense), len(dense))
+    assert entry is not None
+    assert entry.size > 1_900_000
+
+
 # ---------------------------------------------------------------- item 6: malformed requests
 
 

@@ -23,9 +23,10 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 from gql_inventory.errors import PublicError, ServiceUnavailable, should_mask
 from gql_inventory.outage import is_database_outage
 
-# Estimated memory of a cached document per byte of query text (the AST and the
-# source it keeps; measured ~2x with tracemalloc, rounded up) plus a fixed part.
-_BYTES_PER_QUERY_BYTE = 3
+# Estimated memory of a cached document: the source text it keeps, plus its AST and
+# token list (tracemalloc: ~395 bytes a token for a 4,800-token query, rounded up),
+# plus a fixed part.
+_BYTES_PER_TOKEN = 450
 _ENTRY_OVERHEAD = 2048
 
 
@@ -39,9 +40,9 @@ class _Entry:
 class DocumentCache:
     """Parsed documents and their validation errors, keyed by the SHA-256 of the text.
 
-    Bounded by `max_bytes`, an estimate of the memory held (3 bytes per byte of
-    query text plus 2 KiB an entry); least recently used entries go first. One
-    cache per schema, since validation depends on the schema's rules.
+    Bounded by `max_bytes`, an estimate of the memory held (the text, 450 bytes a
+    token, 2 KiB an entry); least recently used entries go first. One cache per
+    schema, since validation depends on the schema's rules.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -66,7 +67,7 @@ class DocumentCache:
 
     def put(self, key: bytes, document: DocumentNode, query_bytes: int) -> _Entry | None:
         """Keep `document`; None (not kept) if it alone would take over an eighth of it all."""
-        size = _ENTRY_OVERHEAD + _BYTES_PER_QUERY_BYTE * query_bytes
+        size = _ENTRY_OVERHEAD + query_bytes + _BYTES_PER_TOKEN * _tokens(document)
         if size > self.max_bytes // 8:
             return None
         entry = _Entry(document, size)
@@ -79,6 +80,16 @@ class DocumentCache:
             _, evicted = self._entries.popitem(last=False)
             self.bytes -= evicted.size
         return entry
+
+
+def _tokens(document: DocumentNode) -> int:
+    """Tokens the document keeps (graphql-core links them all from its location)."""
+    count = 0
+    token = document.loc.start_token if document.loc else None
+    while token is not None:
+        count += 1
+        token = token.next
+    return count
 
 
 class CachedDocuments(SchemaExtension):
