@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -81,6 +82,11 @@ def test_outage_classifier() -> None:
     wrapped = RuntimeError("outer")
     wrapped.__cause__ = asyncpg.exceptions.TooManyConnectionsError("too many")
     assert is_database_outage(wrapped)
+    assert is_database_outage(sa_exc.TimeoutError("QueuePool limit reached"))
+    assert is_database_outage(
+        sa_exc.DBAPIError("SELECT 1", None, Exception("gone"), connection_invalidated=True)
+    )
+    assert not is_database_outage(sa_exc.DBAPIError("SELECT 1", None, Exception("bad sql")))
     assert not is_database_outage(asyncpg.exceptions.QueryCanceledError("statement timeout"))
     assert not is_database_outage(ValueError("a bug"))
 
