@@ -110,6 +110,7 @@ async def checkout(info: Info[Context, None], input: CheckoutInput) -> CheckoutP
                 provider=services.payments,
                 email=input.email,
                 idempotency_key=input.idempotency_key,
+                payment_window_seconds=services.settings.payment_window_seconds,
             ),
         )
     except DomainError as error:
