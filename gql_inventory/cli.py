@@ -120,17 +120,30 @@ def export_stock(
 def expire_reservations_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List, change nothing.")] = False,
     limit: int = 500,
+    max_age_minutes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-age-minutes",
+            min=1,
+            help="Also expire ACTIVE holds created at least N minutes ago, whatever their TTL.",
+        ),
+    ] = None,
 ) -> None:
     """Expire ACTIVE reservations past their expiry (one sweeper at a time across processes).
 
     Pending orders on them are cancelled, their payments too (Stripe when configured).
+    Each reservation expires on its own: one that fails is reported (exit 1) and the
+    rest still expire.
     """
+    from datetime import timedelta
+
     from gql_inventory.inventory.expiry import SweepResult, due_reservations
     from gql_inventory.services import Services
     from gql_inventory.sweeper import sweep_once
 
+    max_age = timedelta(minutes=max_age_minutes) if max_age_minutes else None
     if dry_run:
-        due = _in_transaction(lambda s: due_reservations(s, limit=limit))
+        due = _in_transaction(lambda s: due_reservations(s, limit=limit, max_age=max_age))
         for reservation_id in due:
             typer.echo(str(reservation_id))
         typer.echo(f"{len(due)} reservation(s) due; nothing changed (--dry-run)", err=True)
@@ -139,7 +152,7 @@ def expire_reservations_command(
     async def sweep() -> SweepResult:
         services = Services.create(get_settings(), _database_url())
         try:
-            return await sweep_once(services, limit=limit)  # with services.payments
+            return await sweep_once(services, limit=limit, max_age=max_age)  # with payments
         finally:
             await services.close()
 
@@ -147,10 +160,16 @@ def expire_reservations_command(
     if result.skipped_lock:
         typer.echo("another sweeper is running; nothing done", err=True)
         return
+    for reservation_id, error in result.failed.items():
+        typer.echo(f"failed {reservation_id}: {error}", err=True)
     typer.echo(
+        f"{result.processed} processed, {len(result.expired)} expired, "
+        f"{len(result.failed)} failed: "
         f"{len(result.expired)} reservation(s) expired, "
         f"{len(result.cancelled_orders)} pending order(s) cancelled"
     )
+    if result.failed:
+        raise typer.Exit(1)
 
 
 @app.command("stripe-event")

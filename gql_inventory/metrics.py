@@ -1,4 +1,4 @@
-"""Prometheus metrics of live subscriptions (served at ``/metrics``).
+"""Prometheus metrics of live subscriptions and background jobs (served at ``/metrics``).
 
 Metrics are per process (one uvicorn worker = one set); scrape every process.
 """
@@ -42,6 +42,17 @@ HUB_POSITION = Gauge(
 )
 RELAY_POSITIONED = Counter(
     "gql_inventory_relay_positioned", "Movements given a position by this process's relay."
+)
+
+EXPIRY_RESERVATIONS = Counter(
+    "gql_inventory_expiry_reservations",
+    "Reservations the expiry sweeper processed, by outcome (expired, failed).",
+    ["outcome"],
+)
+EXPIRY_SWEEPS = Counter(
+    "gql_inventory_expiry_sweeps",
+    "Expiry sweeps run, by result (done, skipped_lock: another sweeper held the lock).",
+    ["result"],
 )
 
 
