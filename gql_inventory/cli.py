@@ -172,6 +172,67 @@ def expire_reservations_command(
         raise typer.Exit(1)
 
 
+@app.command("check-pending-payments")
+def check_pending_payments_command(
+    older_than_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--older-than-minutes",
+            min=0,
+            help="Check orders pending at least N minutes (default "
+            "PENDING_PAYMENT_MIN_AGE_SECONDS).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Ask the provider, print what would be done.")
+    ] = False,
+    limit: int = 200,
+) -> None:
+    """Ask the payment provider about orders still pending (a missed or lost webhook) and
+    apply what it says exactly as the webhook would; one check at a time across processes.
+
+    Offline (no STRIPE_API_KEY): lists the pending orders and changes nothing. Exit 1
+    when any order could not be checked.
+    """
+    from datetime import timedelta
+
+    from gql_inventory.payment_checker import PaymentCheckResult, check_pending_payments
+    from gql_inventory.services import Services
+
+    settings = get_settings()
+    min_age = (
+        timedelta(minutes=older_than_minutes)
+        if older_than_minutes is not None
+        else timedelta(seconds=settings.pending_payment_min_age_seconds)
+    )
+
+    async def check() -> PaymentCheckResult:
+        services = Services.create(settings, _database_url())
+        try:
+            return await check_pending_payments(
+                services, min_age=min_age, dry_run=dry_run, limit=limit
+            )
+        finally:
+            await services.close()
+
+    result = asyncio.run(check())
+    if result.skipped_lock:
+        typer.echo("another pending-payment check is running; nothing done", err=True)
+        return
+    for c in result.checked:
+        status = c.provider_status or "unknown"
+        line = f"{c.order_id} {c.payment_intent_id} {status} -> {c.outcome}"
+        typer.echo(line + (f": {c.error}" if c.error else ""))
+    summary = f"{len(result.checked)} pending order(s) checked, {len(result.failed)} failed"
+    if result.offline:
+        summary += "; offline: nothing changed"
+    elif dry_run:
+        summary += "; nothing changed (--dry-run)"
+    typer.echo(summary, err=True)
+    if result.failed:
+        raise typer.Exit(1)
+
+
 @app.command("stripe-event")
 def stripe_event(
     event_type: Annotated[

@@ -55,6 +55,18 @@ EXPIRY_SWEEPS = Counter(
     ["result"],
 )
 
+PAYMENT_CHECKS = Counter(
+    "gql_inventory_payment_checks",
+    "Pending-payment check runs, by result (done, offline, skipped_lock).",
+    ["result"],
+)
+PAYMENT_CHECK_ORDERS = Counter(
+    "gql_inventory_payment_check_orders",
+    "Orders the pending-payment check looked at, by outcome (sold, cancelled, "
+    "still_pending, error, ...).",
+    ["outcome"],
+)
+
 
 async def metrics_endpoint(_: Request) -> Response:
     """``GET /metrics``: the Prometheus text format."""
