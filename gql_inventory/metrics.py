@@ -67,6 +67,12 @@ PAYMENT_CHECK_ORDERS = Counter(
     ["outcome"],
 )
 
+ORDERS_NEEDING_ATTENTION = Counter(
+    "gql_inventory_orders_needing_attention",
+    "Orders that became NEEDS_ATTENTION (late payment without stock, amount mismatch, "
+    "partial refund at the provider).",
+)
+
 
 async def metrics_endpoint(_: Request) -> Response:
     """``GET /metrics``: the Prometheus text format."""

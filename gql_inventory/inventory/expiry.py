@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.ledger import PENDING_EVENTS_KEY
 from gql_inventory.inventory.orders import (
+    PENDING_ATTENTION_KEY,
     PENDING_ORDER_CHANGES_KEY,
     PENDING_PAYMENT_CANCELS_KEY,
     cancel_pending_order_of,
@@ -45,7 +46,12 @@ _LOCK_HELD_LEVELS = text(
 
 #: `session.info` lists a savepoint's work appends to; rewound when it rolls back, so
 #: nothing rolled back is published or cancelled after the commit.
-_AFTER_COMMIT_KEYS = (PENDING_EVENTS_KEY, PENDING_ORDER_CHANGES_KEY, PENDING_PAYMENT_CANCELS_KEY)
+_AFTER_COMMIT_KEYS = (
+    PENDING_EVENTS_KEY,
+    PENDING_ORDER_CHANGES_KEY,
+    PENDING_PAYMENT_CANCELS_KEY,
+    PENDING_ATTENTION_KEY,
+)
 
 
 @dataclass
