@@ -3,11 +3,11 @@ arrived, and apply it as the webhook would (`inventory.payment_check`).
 
 Runs in the app on a timer (`PENDING_PAYMENT_CHECK_INTERVAL_SECONDS`) and as
 `gql-inventory check-pending-payments`. Across processes one check runs at a time: a
-session-level PostgreSQL advisory lock held on its own connection for the run (no
-transaction stays open while the provider is called). Each order is retrieved, then
-applied in its own transaction, so one failure (provider error, database error) is
-reported and the rest go on. Offline (no provider that can tell): it reports the
-pending orders and changes nothing.
+PostgreSQL advisory lock (``pg_try_advisory_xact_lock``) held by a lock-only transaction
+on its own connection for the run; no transaction that touches data stays open while the
+provider is called. Each order is retrieved, then applied in its own transaction, so
+one failure (provider error, database error) is reported and the rest go on. Offline
+(no provider that can tell): it reports the pending orders and changes nothing.
 """
 
 from __future__ import annotations
@@ -82,22 +82,19 @@ async def check_pending_payments(
         await _check(services, result, min_age=min_age, limit=limit)
         _report(result)
         return result
-    async with services.engine.connect() as conn:
+    # The lock lives in a transaction of its own connection, open for the run: however the
+    # run ends (error, cancellation, a lost connection), the lock ends with it. It takes
+    # no xid and no row lock, so it holds nothing back.
+    async with services.engine.connect() as conn, conn.begin():
         locked = (
             await conn.execute(
-                text("SELECT pg_try_advisory_lock(:k)"), {"k": PAYMENT_CHECK_LOCK_KEY}
+                text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": PAYMENT_CHECK_LOCK_KEY}
             )
         ).scalar_one()
-        await conn.commit()
         if not locked:
             result.skipped_lock = True
-            _report(result)
-            return result
-        try:
+        else:
             await _check(services, result, min_age=min_age, limit=limit)
-        finally:
-            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PAYMENT_CHECK_LOCK_KEY})
-            await conn.commit()
     _report(result)
     return result
 
