@@ -82,7 +82,8 @@ async def provider(
 
 @pytest.fixture
 def secret(app: Starlette) -> str:
-    return str(app.state.services.settings.stripe_webhook_secret)
+    value = app.state.services.settings.stripe_webhook_secret
+    return str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
 
 
 @pytest.fixture

@@ -165,6 +165,7 @@ async def expire_reservations(
                 order_id = await cancel_pending_order_of(
                     session, reservation_id, reason="reservation expired"
                 )
+                await session.flush()  # ORM-side changes of this reservation, in its savepoint
         except Exception as exc:  # isolated: only this reservation's savepoint rolled back
             for key, mark in marks.items():
                 del session.info.get(key, [])[mark:]
