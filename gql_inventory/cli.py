@@ -12,7 +12,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
-from gql_inventory.settings import get_settings
+from gql_inventory.settings import ConfigurationError, get_settings
 
 app = typer.Typer(help="GraphQL inventory service.", no_args_is_help=True)
 
@@ -24,6 +24,15 @@ EXAMPLE_QUERY = """{
       stockLevels { location { name } onHand reserved available } } } }
   }
 }"""
+
+
+def _refuse_unsafe_settings() -> None:
+    """Exit 2 with the reason (no traceback) when the settings must not be served with."""
+    try:
+        get_settings().check_stripe()
+    except ConfigurationError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _database_url() -> str:
@@ -148,6 +157,7 @@ def expire_reservations_command(
             typer.echo(str(reservation_id))
         typer.echo(f"{len(due)} reservation(s) due; nothing changed (--dry-run)", err=True)
         return
+    _refuse_unsafe_settings()  # Services.create would refuse with a traceback
 
     async def sweep() -> SweepResult:
         services = Services.create(get_settings(), _database_url())
@@ -199,6 +209,7 @@ def check_pending_payments_command(
     from gql_inventory.payment_checker import PaymentCheckResult, check_pending_payments
     from gql_inventory.services import Services
 
+    _refuse_unsafe_settings()  # Services.create would refuse with a traceback
     settings = get_settings()
     min_age = (
         timedelta(minutes=older_than_minutes)
@@ -267,6 +278,7 @@ def stripe_event(
 
     from gql_inventory.webhooks import events
 
+    _refuse_unsafe_settings()
     if event_type not in events.EVENT_TYPES:
         typer.echo(
             f"unsupported TYPE {event_type!r}; one of: {', '.join(events.EVENT_TYPES)}", err=True
@@ -283,7 +295,7 @@ def stripe_event(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     event = events.event_for_order(event_type, facts, amount=amount, refund_id=refund_id)
-    body, headers = events.signed(event, get_settings().stripe_webhook_secret)
+    body, headers = events.signed(event, get_settings().webhook_secret())
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=30.0)
     except httpx.HTTPError as exc:
@@ -318,6 +330,7 @@ def serve(
     """Serve the API under uvicorn (GraphiQL at /graphql)."""
     import uvicorn
 
+    _refuse_unsafe_settings()  # create_app refuses too, but with a traceback per worker
     _database_url()  # start the embedded server once, before workers fork
     typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
     typer.echo("Try:\n" + EXAMPLE_QUERY)

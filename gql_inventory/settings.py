@@ -6,8 +6,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The webhook secret of offline development (no Stripe key). It is public: with a
+#: Stripe key set it is refused (`Settings.check_stripe`).
+OFFLINE_WEBHOOK_SECRET = "whsec_offline_development_secret"
+
+
+class ConfigurationError(Exception):
+    """Settings the service must not run with; `setting` is the environment name."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting} {problem}")
+        self.setting = setting
+        self.problem = problem
 
 
 class Settings(BaseSettings):
@@ -56,8 +69,16 @@ class Settings(BaseSettings):
     live_events: bool = Field(
         default=True, description="Run the relay and the live-events hub in the app process."
     )
-    stripe_api_key: str | None = None
-    stripe_webhook_secret: str = "whsec_offline_development_secret"
+    stripe_api_key: SecretStr | None = Field(
+        default=None,
+        description="Stripe secret key (sk_...). Set: payments go to Stripe, and `serve` "
+        "refuses to start without a real `stripe_webhook_secret`.",
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The webhook endpoint's signing secret (whsec_...). Unset: the offline "
+        "development secret, accepted only while `stripe_api_key` is unset.",
+    )
     stripe_api_base: str | None = Field(
         default=None, description="Override of Stripe's API address (tests, stripe-mock)."
     )
@@ -104,7 +125,9 @@ class Settings(BaseSettings):
     max_quantity_per_line: int = Field(default=10_000, ge=1)
     admin_tokens: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated bearer tokens that grant admin operations.",
+        description="Comma-separated bearer tokens that grant admin operations; an entry "
+        "`name=token` names its admin (ledger actor `admin:<name>`, idempotency keys scoped "
+        "per admin), a bare token is `token-<n>` by its position.",
     )
     graphiql: bool = True
     query_depth_limit: int = 12
@@ -114,6 +137,46 @@ class Settings(BaseSettings):
     db_max_overflow: int = 20
     log_level: str = "INFO"
     log_json: bool = False
+
+    def webhook_secret(self) -> str:
+        """The secret Stripe signatures are checked with.
+
+        `stripe_webhook_secret` when set; without a Stripe key and without it, the
+        offline development secret (`OFFLINE_WEBHOOK_SECRET`). Raises
+        `ConfigurationError` when a Stripe key is set and the secret is unset or is the
+        offline one (it is in the repository, so anyone could sign "paid" events).
+        """
+        self.check_stripe()
+        if self.stripe_webhook_secret is None:
+            return OFFLINE_WEBHOOK_SECRET
+        return self.stripe_webhook_secret.get_secret_value()
+
+    def check_stripe(self) -> None:
+        """Raise `ConfigurationError` unless the Stripe settings are safe to serve with."""
+        if self.stripe_api_key is None:
+            return
+        secret = self.stripe_webhook_secret
+        if secret is None:
+            raise ConfigurationError(
+                "STRIPE_WEBHOOK_SECRET",
+                "is required when STRIPE_API_KEY is set: give the signing secret (whsec_...) "
+                "of your webhook endpoint from the Stripe dashboard or `stripe listen`",
+            )
+        if secret.get_secret_value() == OFFLINE_WEBHOOK_SECRET:
+            raise ConfigurationError(
+                "STRIPE_WEBHOOK_SECRET",
+                "is the offline development secret, which is public: with STRIPE_API_KEY "
+                "set, give your webhook endpoint's real signing secret",
+            )
+
+    @field_validator("stripe_api_key", "stripe_webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     @field_validator("admin_tokens", mode="before")
     @classmethod

@@ -82,8 +82,7 @@ async def provider(
 
 @pytest.fixture
 def secret(app: Starlette) -> str:
-    value = app.state.services.settings.stripe_webhook_secret
-    return str(value.get_secret_value() if hasattr(value, "get_secret_value") else value)
+    return str(app.state.services.settings.webhook_secret())
 
 
 @pytest.fixture
@@ -404,6 +403,7 @@ def stripe_env(
 ) -> Iterator[None]:
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_cli_test_endpoint_secret")
     monkeypatch.setenv("STRIPE_API_BASE", fake_stripe.url)
     get_settings.cache_clear()
     yield

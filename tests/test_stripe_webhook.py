@@ -50,7 +50,7 @@ from tests.stripe_support import (
 
 @pytest.fixture
 def secret(app: Starlette) -> str:
-    return str(app.state.services.settings.stripe_webhook_secret)
+    return str(app.state.services.settings.webhook_secret())
 
 
 @pytest.fixture

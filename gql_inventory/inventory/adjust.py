@@ -16,6 +16,7 @@ from gql_inventory.inventory.errors import (
     UnknownLocation,
     UnknownSku,
 )
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.ledger import (
     AppliedMovement,
     apply_movement,
@@ -103,7 +104,7 @@ async def adjust_stock(
     reason: AdjustmentReason,
     note: str | None = None,
     expected_on_hand: int | None = None,
-    idempotency_key: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> AdjustResult:
     """Add `delta` units (negative removes) to on hand at a location (default: the default one).
 
@@ -168,7 +169,7 @@ async def set_stock(
     on_hand: int,
     reason: AdjustmentReason = AdjustmentReason.CYCLE_COUNT,
     expected_on_hand: int | None = None,
-    idempotency_key: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> AdjustResult:
     """Set on hand to an absolute figure (a count). No change writes no movement.
 

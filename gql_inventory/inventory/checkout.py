@@ -14,6 +14,7 @@ from gql_inventory.inventory.errors import (
     InvalidOrderState,
     PaymentProviderError,
 )
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.orders import (
     now,
     order_id_for,
@@ -48,7 +49,7 @@ async def checkout(
     *,
     provider: PaymentProvider,
     email: str | None = None,
-    idempotency_key: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
     payment_window_seconds: int = 900,
 ) -> CheckoutResult:
     """Turn an ACTIVE reservation into an order (PENDING_PAYMENT) with a payment.

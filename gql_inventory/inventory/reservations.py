@@ -26,6 +26,7 @@ from gql_inventory.inventory.errors import (
     ReservationNotFound,
     raise_all,
 )
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.stock import (
     LineRequest,
@@ -157,7 +158,7 @@ async def reserve(
     *,
     limits: ReservationLimits,
     ttl_seconds: int | None = None,
-    idempotency_key: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> uuid.UUID:
     """Reserve every line or none; returns the new reservation's id.
 
@@ -203,7 +204,7 @@ async def reserve(
             status=ReservationStatus.ACTIVE,
             expires_at=now + timedelta(seconds=ttl),
             ttl_seconds=ttl,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key.value if idempotency_key else None,
         )
     )
     await _apply_plan(session, reservation_id, changes, MovementKind.RESERVATION)

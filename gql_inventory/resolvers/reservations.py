@@ -13,6 +13,7 @@ from gql_inventory.errors import Forbidden
 from gql_inventory.inventory import checkout as checkout_use_case
 from gql_inventory.inventory import orders, reservations
 from gql_inventory.inventory.errors import DomainError, OrderNotFound, ReservationNotFound
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.resolvers.payloads import order_payload, reservation_payload
 from gql_inventory.schema.orders import (
@@ -45,7 +46,7 @@ async def reserve_stock(info: Info[Context, None], input: ReserveStockInput) -> 
                 _lines(input.lines),
                 limits=services.reservation_limits,
                 ttl_seconds=input.ttl_seconds,
-                idempotency_key=input.idempotency_key,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             ),
         )
     except DomainError as error:
@@ -109,7 +110,7 @@ async def checkout(info: Info[Context, None], input: CheckoutInput) -> CheckoutP
                 rid,
                 provider=services.payments,
                 email=input.email,
-                idempotency_key=input.idempotency_key,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
                 payment_window_seconds=services.settings.payment_window_seconds,
             ),
         )

@@ -18,7 +18,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from gql_inventory.errors import should_mask
-from gql_inventory.schema.execution import SubscriptionSafeExecutionContext
+from gql_inventory.schema.execution import InventorySchema, SubscriptionSafeExecutionContext
 from gql_inventory.schema.mutation import Mutation
 from gql_inventory.schema.query import Query
 from gql_inventory.schema.subscription import Subscription
@@ -28,7 +28,7 @@ from gql_inventory.settings import Settings
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """The service's schema with depth, alias and token limits and error masking on."""
     settings = settings or Settings()
-    return strawberry.Schema(
+    return InventorySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
