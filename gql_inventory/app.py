@@ -4,7 +4,8 @@ and the Stripe webhook."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from cross_web import HTTPException
@@ -24,6 +25,7 @@ from gql_inventory.live import live_events_if_enabled
 from gql_inventory.loaders import Loaders
 from gql_inventory.logs import configure_logging, get_logger
 from gql_inventory.metrics import metrics_endpoint
+from gql_inventory.payment_checker import payment_checker
 from gql_inventory.schema import build_schema
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
@@ -90,7 +92,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     Routes: ``/graphql`` (GET: GraphiQL when enabled; POST; websocket with the
     graphql-transport-ws subprotocol only), ``/healthz`` (process alive),
     ``/readyz`` (database reachable: 200, else 503), ``/metrics`` (Prometheus) and
-    ``POST /webhooks/stripe``. The lifespan runs the live-events hub and relay.
+    ``POST /webhooks/stripe``. The lifespan runs the live-events hub and relay, the
+    expiry sweeper and the pending-payment check (each when its interval is not 0).
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
@@ -125,12 +128,20 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             max_request_bytes=settings.max_request_bytes,
         )
         try:
-            async with live_events_if_enabled(services):
+            async with live_events_if_enabled(services), AsyncExitStack() as background:
                 if settings.expiry_interval_seconds > 0:
-                    async with sweeper(services, settings.expiry_interval_seconds):
-                        yield
-                else:
-                    yield
+                    await background.enter_async_context(
+                        sweeper(services, settings.expiry_interval_seconds)
+                    )
+                if settings.pending_payment_check_interval_seconds > 0:
+                    await background.enter_async_context(
+                        payment_checker(
+                            services,
+                            settings.pending_payment_check_interval_seconds,
+                            timedelta(seconds=settings.pending_payment_min_age_seconds),
+                        )
+                    )
+                yield
         finally:
             await services.close()
             log.info("app.stopped")

@@ -103,6 +103,24 @@ class Settings(BaseSettings):
         ge=0,
         description="How often the in-app sweeper expires reservations; 0 turns it off.",
     )
+    # ---- payment lifecycle (issue 8: no payment left behind)
+    payment_window_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="Checkout holds the reservation at least this long from checkout, so "
+        "the buyer always has the whole window to pay.",
+    )
+    pending_payment_check_interval_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often the app asks the payment provider about orders still "
+        "pending (a missed or lost webhook); 0 turns it off.",
+    )
+    pending_payment_min_age_seconds: int = Field(
+        default=600,
+        ge=0,
+        description="Orders pending at least this long (from checkout) are checked.",
+    )
     max_lines_per_reservation: int = Field(default=100, ge=1)
     max_quantity_per_line: int = Field(default=10_000, ge=1)
     admin_tokens: Annotated[list[str], NoDecode] = Field(

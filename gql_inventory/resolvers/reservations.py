@@ -112,6 +112,7 @@ async def checkout(info: Info[Context, None], input: CheckoutInput) -> CheckoutP
                 provider=services.payments,
                 email=input.email,
                 idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
+                payment_window_seconds=services.settings.payment_window_seconds,
             ),
         )
     except DomainError as error:
