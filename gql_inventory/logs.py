@@ -21,6 +21,19 @@ _HANDLER_NAME = "gql_inventory"
 _ADOPTED = ("uvicorn", "uvicorn.error", "uvicorn.access", "strawberry.execution")
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at each record, not the one at set-up: a test
+    runner swaps stderr and closes its copy, and late records (at exit) must not fail."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure_logging(
     level: str = "INFO", *, json: bool = False, stream: TextIO | None = None
 ) -> None:
@@ -41,7 +54,7 @@ def configure_logging(
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
