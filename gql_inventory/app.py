@@ -4,24 +4,28 @@ and the Stripe webhook."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
+from cross_web import HTTPException
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from gql_inventory.bodylimit import BodyLimit, error_body
 from gql_inventory.context import Context
 from gql_inventory.live import live_events_if_enabled
 from gql_inventory.loaders import Loaders
 from gql_inventory.logs import configure_logging, get_logger
 from gql_inventory.metrics import metrics_endpoint
+from gql_inventory.payment_checker import payment_checker
 from gql_inventory.schema import build_schema
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
@@ -33,9 +37,18 @@ from gql_inventory.wslimit import OpenWebSockets, WebSocketLimit, going_away_on_
 log = get_logger(__name__)
 
 
+_HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
 class InventoryGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our typed context (fresh DataLoaders per request), our
-    graphql-transport-ws handler, and a registry of its open websockets."""
+    """Strawberry's ASGI view with our typed context (fresh DataLoaders per request).
+
+    Requests strawberry refuses (bad JSON, a body that is not an object, invalid
+    UTF-8, JSON nested too deep...) get their status with a GraphQL error body,
+    ``{"errors": [{"message": ..., "extensions": {"code": "BAD_REQUEST"}}]}``,
+    instead of plain text or a 500. Websockets run our graphql-transport-ws handler
+    and are kept in `sockets` while open (a shutdown closes them with 1001).
+    """
 
     graphql_transport_ws_handler_class = InventoryTransportWSHandler
 
@@ -43,14 +56,6 @@ class InventoryGraphQL(GraphQL[Context, None]):
         super().__init__(build_schema(services.settings), **kwargs)
         self.services = services
         self.sockets = OpenWebSockets()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":
-            await super().__call__(scope, receive, send)
-            return
-        websocket = WebSocket(scope, receive=receive, send=send)
-        with self.sockets.track(websocket):
-            await self.run(websocket)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
@@ -62,6 +67,34 @@ class InventoryGraphQL(GraphQL[Context, None]):
             response=response,
         )
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            websocket = WebSocket(scope, receive=receive, send=send)
+            with self.sockets.track(websocket):
+                await self.run(websocket)
+            return
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        try:
+            response = await self.run(Request(scope, receive=receive))
+        except HTTPException as exc:
+            code = _HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST")
+            response = Response(
+                error_body(exc.reason, code), exc.status_code, media_type="application/json"
+            )
+        await response(scope, receive, send)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """The decoded JSON object (or batch list); 400 for anything else."""
+        try:
+            value = self.decode_json(data)
+        except (ValueError, RecursionError) as exc:  # JSON, UnicodeDecodeError, nesting
+            raise HTTPException(400, "Unable to parse request body as JSON") from exc
+        if not isinstance(value, dict | list):
+            raise HTTPException(400, "Expected a JSON object")
+        return value
+
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
     """Build the ASGI app. The database is connected lazily; `lifespan` closes the pool.
@@ -69,14 +102,15 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     Routes: ``/graphql`` (GET: GraphiQL when enabled; POST; websocket with the
     graphql-transport-ws subprotocol only), ``/healthz`` (process alive),
     ``/readyz`` (database reachable: 200, else 503), ``/metrics`` (Prometheus) and
-    ``POST /webhooks/stripe``. The lifespan runs the live-events hub and relay.
+    ``POST /webhooks/stripe``. The lifespan runs the live-events hub and relay, the
+    expiry sweeper and the pending-payment check (each when its interval is not 0).
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json)
     services = Services.create(settings, database_url)
     graphql = InventoryGraphQL(
         services,
-        graphql_ide="graphiql" if settings.graphiql else None,
+        graphql_ide="graphiql" if settings.feature_on("graphiql") else None,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
     )
@@ -95,29 +129,50 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        log.info("app.started")
+        log.info(
+            "app.started",
+            environment=settings.environment,
+            graphiql=settings.feature_on("graphiql"),
+            introspection=settings.feature_on("introspection"),
+            field_suggestions=settings.feature_on("field_suggestions"),
+            max_request_bytes=settings.max_request_bytes,
+        )
         try:
             async with (
                 going_away_on_signal(graphql.sockets, settings.websocket_close_grace_seconds),
                 live_events_if_enabled(services),
+                AsyncExitStack() as background,
             ):
                 if settings.expiry_interval_seconds > 0:
-                    async with sweeper(services, settings.expiry_interval_seconds):
-                        yield
-                else:
-                    yield
+                    await background.enter_async_context(
+                        sweeper(services, settings.expiry_interval_seconds)
+                    )
+                if settings.pending_payment_check_interval_seconds > 0:
+                    await background.enter_async_context(
+                        payment_checker(
+                            services,
+                            settings.pending_payment_check_interval_seconds,
+                            timedelta(seconds=settings.pending_payment_min_age_seconds),
+                        )
+                    )
+                yield
         finally:
             await services.close()
             log.info("app.stopped")
 
+    limit = settings.max_request_bytes
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", BodyLimit(graphql, limit), methods=["GET", "POST"]),
             WebSocketRoute("/graphql", WebSocketLimit(graphql, settings.max_websocket_connections)),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics_endpoint),
-            Route("/webhooks/stripe", stripe_webhook(services), methods=["POST"]),
+            Route(
+                "/webhooks/stripe",
+                BodyLimit(request_response(stripe_webhook(services)), limit),
+                methods=["POST"],
+            ),
         ],
         lifespan=lifespan,
     )

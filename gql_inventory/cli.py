@@ -12,7 +12,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
-from gql_inventory.settings import get_settings
+from gql_inventory.settings import ConfigurationError, get_settings
 
 app = typer.Typer(help="GraphQL inventory service.", no_args_is_help=True)
 
@@ -24,6 +24,15 @@ EXAMPLE_QUERY = """{
       stockLevels { location { name } onHand reserved available } } } }
   }
 }"""
+
+
+def _refuse_unsafe_settings() -> None:
+    """Exit 2 with the reason (no traceback) when the settings must not be served with."""
+    try:
+        get_settings().check_stripe()
+    except ConfigurationError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _database_url() -> str:
@@ -120,26 +129,40 @@ def export_stock(
 def expire_reservations_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List, change nothing.")] = False,
     limit: int = 500,
+    max_age_minutes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-age-minutes",
+            min=1,
+            help="Also expire ACTIVE holds created at least N minutes ago, whatever their TTL.",
+        ),
+    ] = None,
 ) -> None:
     """Expire ACTIVE reservations past their expiry (one sweeper at a time across processes).
 
     Pending orders on them are cancelled, their payments too (Stripe when configured).
+    Each reservation expires on its own: one that fails is reported (exit 1) and the
+    rest still expire.
     """
+    from datetime import timedelta
+
     from gql_inventory.inventory.expiry import SweepResult, due_reservations
     from gql_inventory.services import Services
     from gql_inventory.sweeper import sweep_once
 
+    max_age = timedelta(minutes=max_age_minutes) if max_age_minutes else None
     if dry_run:
-        due = _in_transaction(lambda s: due_reservations(s, limit=limit))
+        due = _in_transaction(lambda s: due_reservations(s, limit=limit, max_age=max_age))
         for reservation_id in due:
             typer.echo(str(reservation_id))
         typer.echo(f"{len(due)} reservation(s) due; nothing changed (--dry-run)", err=True)
         return
+    _refuse_unsafe_settings()  # Services.create would refuse with a traceback
 
     async def sweep() -> SweepResult:
         services = Services.create(get_settings(), _database_url())
         try:
-            return await sweep_once(services, limit=limit)  # with services.payments
+            return await sweep_once(services, limit=limit, max_age=max_age)  # with payments
         finally:
             await services.close()
 
@@ -147,10 +170,78 @@ def expire_reservations_command(
     if result.skipped_lock:
         typer.echo("another sweeper is running; nothing done", err=True)
         return
+    for reservation_id, error in result.failed.items():
+        typer.echo(f"failed {reservation_id}: {error}", err=True)
     typer.echo(
+        f"{result.processed} processed, {len(result.expired)} expired, "
+        f"{len(result.failed)} failed: "
         f"{len(result.expired)} reservation(s) expired, "
         f"{len(result.cancelled_orders)} pending order(s) cancelled"
     )
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command("check-pending-payments")
+def check_pending_payments_command(
+    older_than_minutes: Annotated[
+        float | None,
+        typer.Option(
+            "--older-than-minutes",
+            min=0,
+            help="Check orders pending at least N minutes (default "
+            "PENDING_PAYMENT_MIN_AGE_SECONDS).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Ask the provider, print what would be done.")
+    ] = False,
+    limit: int = 200,
+) -> None:
+    """Ask the payment provider about orders still pending (a missed or lost webhook) and
+    apply what it says exactly as the webhook would; one check at a time across processes.
+
+    Offline (no STRIPE_API_KEY): lists the pending orders and changes nothing. Exit 1
+    when any order could not be checked.
+    """
+    from datetime import timedelta
+
+    from gql_inventory.payment_checker import PaymentCheckResult, check_pending_payments
+    from gql_inventory.services import Services
+
+    _refuse_unsafe_settings()  # Services.create would refuse with a traceback
+    settings = get_settings()
+    min_age = (
+        timedelta(minutes=older_than_minutes)
+        if older_than_minutes is not None
+        else timedelta(seconds=settings.pending_payment_min_age_seconds)
+    )
+
+    async def check() -> PaymentCheckResult:
+        services = Services.create(settings, _database_url())
+        try:
+            return await check_pending_payments(
+                services, min_age=min_age, dry_run=dry_run, limit=limit
+            )
+        finally:
+            await services.close()
+
+    result = asyncio.run(check())
+    if result.skipped_lock:
+        typer.echo("another pending-payment check is running; nothing done", err=True)
+        return
+    for c in result.checked:
+        status = c.provider_status or "unknown"
+        line = f"{c.order_id} {c.payment_intent_id} {status} -> {c.outcome}"
+        typer.echo(line + (f": {c.error}" if c.error else ""))
+    summary = f"{len(result.checked)} pending order(s) checked, {len(result.failed)} failed"
+    if result.offline:
+        summary += "; offline: nothing changed"
+    elif dry_run:
+        summary += "; nothing changed (--dry-run)"
+    typer.echo(summary, err=True)
+    if result.failed:
+        raise typer.Exit(1)
 
 
 @app.command("stripe-event")
@@ -187,6 +278,7 @@ def stripe_event(
 
     from gql_inventory.webhooks import events
 
+    _refuse_unsafe_settings()
     if event_type not in events.EVENT_TYPES:
         typer.echo(
             f"unsupported TYPE {event_type!r}; one of: {', '.join(events.EVENT_TYPES)}", err=True
@@ -203,7 +295,7 @@ def stripe_event(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     event = events.event_for_order(event_type, facts, amount=amount, refund_id=refund_id)
-    body, headers = events.signed(event, get_settings().stripe_webhook_secret)
+    body, headers = events.signed(event, get_settings().webhook_secret())
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=30.0)
     except httpx.HTTPError as exc:
@@ -238,6 +330,7 @@ def serve(
     """Serve the API under uvicorn (GraphiQL at /graphql)."""
     import uvicorn
 
+    _refuse_unsafe_settings()  # create_app refuses too, but with a traceback per worker
     settings = get_settings()
     _database_url()  # start the embedded server once, before workers fork
     typer.echo(f"GraphiQL: http://{host}:{port}/graphql")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
+from gql_inventory.inventory.idempotency import STOREFRONT
 from gql_inventory.loaders import Loaders
 from gql_inventory.settings import Settings
 
@@ -27,11 +28,31 @@ def bearer_token(value: str | None) -> str | None:
     return token.strip()
 
 
-def token_is_admin(token: str | None, admin_tokens: list[str]) -> bool:
-    """Constant-time comparison of `token` against every configured admin token."""
+def admin_identities(admin_tokens: list[str]) -> list[tuple[str, str]]:
+    """``[(name, token)]`` from `ADMIN_TOKENS` entries.
+
+    An entry ``name=token`` names its admin; a bare ``token`` (the n-th entry,
+    counted from 1) is ``token-<n>``, so the secret itself never becomes a name.
+    """
+    identities = []
+    for n, entry in enumerate(admin_tokens, start=1):
+        name, sep, token = entry.partition("=")
+        if sep and name.strip() and token.strip():
+            identities.append((name.strip(), token.strip()))
+        else:
+            identities.append((f"token-{n}", entry))
+    return identities
+
+
+def admin_name(token: str | None, admin_tokens: list[str]) -> str | None:
+    """The name of the admin whose token is `token`, or None (constant-time comparisons)."""
     if not token:
-        return False
-    return any(hmac.compare_digest(token.encode(), t.encode()) for t in admin_tokens)
+        return None
+    found = None
+    for name, candidate in admin_identities(admin_tokens):
+        if hmac.compare_digest(token.encode(), candidate.encode()) and found is None:
+            found = name
+    return found
 
 
 @dataclass
@@ -48,7 +69,6 @@ class Context:
     loaders: Loaders
     connection_params: dict[str, Any] | None = None
     response: Any = None
-    _extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def settings(self) -> Settings:
@@ -68,6 +88,17 @@ class Context:
     @property
     def is_admin(self) -> bool:
         """True when the caller presented one of `ADMIN_TOKENS`."""
+        return self.admin_name is not None
+
+    @property
+    def actor(self) -> str:
+        """Who is calling: ``admin:<name>`` with an admin token, else ``storefront``."""
+        name = self.admin_name
+        return STOREFRONT if name is None else f"admin:{name}"
+
+    @property
+    def admin_name(self) -> str | None:
+        """The calling admin's name (`admin_identities`), or None for anonymous callers."""
         token = bearer_token(self.request.headers.get("authorization"))
         if token is None and self.connection_params:
             raw = self.connection_params.get("authorization") or self.connection_params.get(
@@ -76,4 +107,4 @@ class Context:
             if isinstance(raw, str):
                 # websocket clients send "Bearer <token>" or, often, the bare token
                 token = bearer_token(raw) or (raw.strip() if " " not in raw.strip() else None)
-        return token_is_admin(token, self.settings.admin_tokens)
+        return admin_name(token, self.settings.admin_tokens)

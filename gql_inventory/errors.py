@@ -40,9 +40,34 @@ class BadRequest(PublicError):
         super().__init__(message, "BAD_USER_INPUT")
 
 
+class InvalidInput(PublicError):
+    """Input the service can never store, e.g. text with NUL (code ``INVALID_INPUT``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "INVALID_INPUT")
+
+
+class ServiceUnavailable(PublicError):
+    """The database is unreachable for now; retry after `retry_after` seconds (HTTP 503)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "the service is temporarily unavailable, retry later",
+            "SERVICE_UNAVAILABLE",
+            retryAfter=retry_after,
+        )
+
+
 def should_mask(error: GraphQLError) -> bool:
-    """Mask everything but validation errors and `PublicError`s (for `MaskErrors`)."""
+    """Mask everything but errors about the request and `PublicError`s (for `MaskErrors`).
+
+    Shown as they are: parse and validation errors (no original error) and
+    graphql-core's own errors about the request outside any field, such as a
+    variable that is not a 32-bit Int (their original error is a `GraphQLError`).
+    """
     original = error.original_error
     if original is None:
         return False  # parse / validation errors: about the query, safe to show
+    if error.path is None and isinstance(original, GraphQLError):
+        return False  # variable coercion: names the variable, shows only the client's value
     return not isinstance(original, PublicError)

@@ -1,4 +1,4 @@
-"""Prometheus metrics of live subscriptions (served at ``/metrics``).
+"""Prometheus metrics of live subscriptions and background jobs (served at ``/metrics``).
 
 Metrics are per process (one uvicorn worker = one set); scrape every process.
 """
@@ -42,6 +42,35 @@ HUB_POSITION = Gauge(
 )
 RELAY_POSITIONED = Counter(
     "gql_inventory_relay_positioned", "Movements given a position by this process's relay."
+)
+
+EXPIRY_RESERVATIONS = Counter(
+    "gql_inventory_expiry_reservations",
+    "Reservations the expiry sweeper processed, by outcome (expired, failed).",
+    ["outcome"],
+)
+EXPIRY_SWEEPS = Counter(
+    "gql_inventory_expiry_sweeps",
+    "Expiry sweeps run, by result (done, skipped_lock: another sweeper held the lock).",
+    ["result"],
+)
+
+PAYMENT_CHECKS = Counter(
+    "gql_inventory_payment_checks",
+    "Pending-payment check runs, by result (done, offline, skipped_lock).",
+    ["result"],
+)
+PAYMENT_CHECK_ORDERS = Counter(
+    "gql_inventory_payment_check_orders",
+    "Orders the pending-payment check looked at, by outcome (sold, cancelled, "
+    "still_pending, error, ...).",
+    ["outcome"],
+)
+
+ORDERS_NEEDING_ATTENTION = Counter(
+    "gql_inventory_orders_needing_attention",
+    "Orders that became NEEDS_ATTENTION (late payment without stock, amount mismatch, "
+    "partial refund at the provider).",
 )
 
 

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 def payment_provider(settings: Settings) -> PaymentProvider:
     """Stripe when `STRIPE_API_KEY` is set (at `stripe_api_base` if given), else offline."""
-    if settings.stripe_api_key:
+    if settings.stripe_api_key is not None:
         return StripePaymentProvider(
-            settings.stripe_api_key,
+            settings.stripe_api_key.get_secret_value(),
             api_base=settings.stripe_api_base,
             max_network_retries=settings.stripe_max_network_retries,
         )
@@ -54,7 +54,12 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings, database_url: str | None = None) -> Services:
-        """Connect (lazily) to `database_url`, or the URL the settings resolve to."""
+        """Connect (lazily) to `database_url`, or the URL the settings resolve to.
+
+        Raises `ConfigurationError` for settings the service must not run with (a
+        Stripe key without a real webhook secret), before anything is opened.
+        """
+        settings.check_stripe()
         url = database_url or resolve_database_url(settings)
         engine = create_engine(
             url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+#: The webhook secret of offline development (no Stripe key). It is public: with a
+#: Stripe key set it is refused (`Settings.check_stripe`).
+OFFLINE_WEBHOOK_SECRET = "whsec_offline_development_secret"
+
+
+class ConfigurationError(Exception):
+    """Settings the service must not run with; `setting` is the environment name."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting} {problem}")
+        self.setting = setting
+        self.problem = problem
 
 
 class Settings(BaseSettings):
@@ -56,8 +69,16 @@ class Settings(BaseSettings):
     live_events: bool = Field(
         default=True, description="Run the relay and the live-events hub in the app process."
     )
-    stripe_api_key: str | None = None
-    stripe_webhook_secret: str = "whsec_offline_development_secret"
+    stripe_api_key: SecretStr | None = Field(
+        default=None,
+        description="Stripe secret key (sk_...). Set: payments go to Stripe, and `serve` "
+        "refuses to start without a real `stripe_webhook_secret`.",
+    )
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The webhook endpoint's signing secret (whsec_...). Unset: the offline "
+        "development secret, accepted only while `stripe_api_key` is unset.",
+    )
     stripe_api_base: str | None = Field(
         default=None, description="Override of Stripe's API address (tests, stripe-mock)."
     )
@@ -82,13 +103,35 @@ class Settings(BaseSettings):
         ge=0,
         description="How often the in-app sweeper expires reservations; 0 turns it off.",
     )
+    # ---- payment lifecycle (issue 8: no payment left behind)
+    payment_window_seconds: int = Field(
+        default=900,
+        ge=1,
+        description="Checkout holds the reservation at least this long from checkout, so "
+        "the buyer always has the whole window to pay.",
+    )
+    pending_payment_check_interval_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often the app asks the payment provider about orders still "
+        "pending (a missed or lost webhook); 0 turns it off.",
+    )
+    pending_payment_min_age_seconds: int = Field(
+        default=600,
+        ge=0,
+        description="Orders pending at least this long (from checkout) are checked.",
+    )
     max_lines_per_reservation: int = Field(default=100, ge=1)
     max_quantity_per_line: int = Field(default=10_000, ge=1)
     admin_tokens: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated bearer tokens that grant admin operations.",
+        description="Comma-separated bearer tokens that grant admin operations; an entry "
+        "`name=token` names its admin (ledger actor `admin:<name>`, idempotency keys scoped "
+        "per admin), a bare token is `token-<n>` by its position.",
     )
-    graphiql: bool = True
+    graphiql: bool | None = Field(
+        default=None, description="GraphiQL at GET /graphql; unset: on except in production."
+    )
     query_depth_limit: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000
@@ -109,6 +152,94 @@ class Settings(BaseSettings):
         description="`gql-inventory serve`: uvicorn's timeout_graceful_shutdown, after "
         "which requests and connections still running are cancelled.",
     )
+
+    # The HTTP edge (issue 8): request limits, outages, production defaults.
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="`production` turns GraphiQL, introspection and field suggestions off "
+        "unless `GRAPHIQL`, `INTROSPECTION` or `FIELD_SUGGESTIONS` turn them on by name.",
+    )
+    introspection: bool | None = Field(
+        default=None, description="Schema introspection; unset: on except in production."
+    )
+    field_suggestions: bool | None = Field(
+        default=None,
+        description="'Did you mean ...?' in validation errors; unset: on except in production.",
+    )
+    max_selections: int = Field(
+        default=2000,
+        ge=1,
+        description="Selections (fields, fragment spreads, inline fragments) an operation "
+        "may have once its fragments are expanded.",
+    )
+    max_merge_pairs: int = Field(
+        default=5000,
+        ge=1,
+        description="Pairs of same-named fields (fragments expanded) that validation may "
+        "have to compare; graphql-core's field-merge check is quadratic in repeated fields.",
+    )
+    max_request_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Largest body accepted by POST /graphql and /webhooks/stripe (bytes); "
+        "a larger one gets 413 before it is read further.",
+    )
+    document_cache_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="Estimated memory (bytes) of parsed and validated documents kept for "
+        "reuse; 0 turns the cache off.",
+    )
+    outage_retry_after_seconds: int = Field(
+        default=5,
+        ge=1,
+        description="`Retry-After` of the 503 answered while the database is unreachable.",
+    )
+
+    def feature_on(self, name: Literal["graphiql", "introspection", "field_suggestions"]) -> bool:
+        """Whether a development aid is on: its own setting if given, else not in production."""
+        value: bool | None = getattr(self, name)
+        return value if value is not None else self.environment != "production"
+
+    def webhook_secret(self) -> str:
+        """The secret Stripe signatures are checked with.
+
+        `stripe_webhook_secret` when set; without a Stripe key and without it, the
+        offline development secret (`OFFLINE_WEBHOOK_SECRET`). Raises
+        `ConfigurationError` when a Stripe key is set and the secret is unset or is the
+        offline one (it is in the repository, so anyone could sign "paid" events).
+        """
+        self.check_stripe()
+        if self.stripe_webhook_secret is None:
+            return OFFLINE_WEBHOOK_SECRET
+        return self.stripe_webhook_secret.get_secret_value()
+
+    def check_stripe(self) -> None:
+        """Raise `ConfigurationError` unless the Stripe settings are safe to serve with."""
+        if self.stripe_api_key is None:
+            return
+        secret = self.stripe_webhook_secret
+        if secret is None:
+            raise ConfigurationError(
+                "STRIPE_WEBHOOK_SECRET",
+                "is required when STRIPE_API_KEY is set: give the signing secret (whsec_...) "
+                "of your webhook endpoint from the Stripe dashboard or `stripe listen`",
+            )
+        if secret.get_secret_value() == OFFLINE_WEBHOOK_SECRET:
+            raise ConfigurationError(
+                "STRIPE_WEBHOOK_SECRET",
+                "is the offline development secret, which is public: with STRIPE_API_KEY "
+                "set, give your webhook endpoint's real signing secret",
+            )
+
+    @field_validator("stripe_api_key", "stripe_webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
 
     @field_validator("admin_tokens", mode="before")
     @classmethod

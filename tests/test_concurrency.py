@@ -37,6 +37,7 @@ from gql_inventory.inventory.errors import (
     StockChanged,
 )
 from gql_inventory.inventory.expiry import SweepResult
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.reservations import ReservationLimits
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.payments.offline import OfflinePaymentProvider
@@ -581,22 +582,24 @@ async def test_negative_adjustments_race_reservations(sessions: Sessions, catalo
 
 # ---------------------------------------------------------------- 5. idempotency keys
 
+KEY_1, KEY_2, KEY_3, KEY_4 = (IdempotencyKey(f"cart-{n}-4f1c2a9e-5b7d") for n in range(1, 5))
+
 
 async def test_same_idempotency_key_same_input(sessions: Sessions, catalog: Catalog) -> None:
     await add_sku(sessions, catalog, "IDEM", {"Main": 50})
-    works = [reserve_work([LineRequest("IDEM", 3)], idempotency_key="cart-1")] * 20
+    works = [reserve_work([LineRequest("IDEM", 3)], idempotency_key=KEY_1)] * 20
 
     outcomes = await run_concurrently(sessions, works)
 
     assert_only(outcomes)
     assert len({o.value for o in outcomes}) == 1
     made = await fetch_all(sessions, "SELECT id, idempotency_key FROM reservations")
-    assert [(r.id, r.idempotency_key) for r in made] == [(outcomes[0].value, "cart-1")]
+    assert [(r.id, r.idempotency_key) for r in made] == [(outcomes[0].value, KEY_1.value)]
     assert await totals_by_sku(sessions) == {"IDEM": (50, 3)}
     assert (await movement_counts(sessions, "IDEM"))["RESERVATION"] == 1
     records = await fetch_all(sessions, "SELECT scope, key, result FROM idempotency_records")
     assert [(r.scope, r.key, r.result) for r in records] == [
-        ("reserveStock", "cart-1", {"reservation_id": str(outcomes[0].value)})
+        ("reserveStock", KEY_1.value, {"reservation_id": str(outcomes[0].value)})
     ]
     await assert_invariants(sessions)
 
@@ -606,7 +609,7 @@ async def test_same_idempotency_key_different_inputs(sessions: Sessions, catalog
     its result (the same id), every other input is refused with IDEMPOTENCY_CONFLICT."""
     await add_sku(sessions, catalog, "IDEM", {"Main": 50})
     inputs = [[LineRequest("IDEM", 1)], [LineRequest("IDEM", 2)]]
-    works = [reserve_work(inputs[i % 2], idempotency_key="cart-2") for i in range(20)]
+    works = [reserve_work(inputs[i % 2], idempotency_key=KEY_2) for i in range(20)]
 
     outcomes = await run_concurrently(sessions, works)
 
@@ -633,7 +636,7 @@ async def test_same_idempotency_key_when_some_inputs_fail(
     that can be served always ends up owning it."""
     await add_sku(sessions, catalog, "IDEM", {"Main": 5})
     fits, too_many = [LineRequest("IDEM", 5)], [LineRequest("IDEM", 6)]
-    works = [reserve_work(fits if i % 2 else too_many, idempotency_key="cart-3") for i in range(20)]
+    works = [reserve_work(fits if i % 2 else too_many, idempotency_key=KEY_3) for i in range(20)]
 
     outcomes = await run_concurrently(sessions, works)
 
@@ -651,7 +654,7 @@ async def test_same_idempotency_key_when_some_inputs_fail(
 
 async def test_same_idempotency_key_nothing_fits(sessions: Sessions, catalog: Catalog) -> None:
     await add_sku(sessions, catalog, "IDEM", {"Main": 2})
-    works = [reserve_work([LineRequest("IDEM", 3)], idempotency_key="cart-4")] * 20
+    works = [reserve_work([LineRequest("IDEM", 3)], idempotency_key=KEY_4)] * 20
 
     outcomes = await run_concurrently(sessions, works)
 

@@ -66,6 +66,7 @@ PRICES = {"TEE": 1500, "MUG": 999, "CAP": 2500}
 LOCATIONS = ("North", "South")
 LIMITS = ReservationLimits()
 PROVIDER = OfflinePaymentProvider()
+PAYMENT_WINDOW_SECONDS = 900  # checkout holds the stock at least this long
 
 ACTIVE, COMPLETED, RELEASED, EXPIRED = "ACTIVE", "COMPLETED", "RELEASED", "EXPIRED"
 PENDING, PAID, PARTIAL, REFUNDED = "PENDING_PAYMENT", "PAID", "PARTIALLY_REFUNDED", "REFUNDED"
@@ -266,7 +267,10 @@ class Model:
 
     # -- orders
 
-    def checkout(self, rid: uuid.UUID, oid: uuid.UUID | None) -> uuid.UUID:
+    def checkout(
+        self, rid: uuid.UUID, oid: uuid.UUID | None, now: datetime | None = None
+    ) -> uuid.UUID:
+        """`now`: the database clock of the checkout (the payment window counts from it)."""
         res = self.reservations[rid]
         if res.status != ACTIVE:
             raise Refused(("RESERVATION_NOT_ACTIVE", None))
@@ -283,6 +287,8 @@ class Model:
         assert oid == orders.order_id_for(rid)
         total = sum(q * PRICES[sku] for sku, q in lines.items())
         self.orders[oid] = MOrder(rid, PENDING, lines, total)
+        if now is not None:  # checkout holds the stock for the whole payment window
+            res.expires_at = max(res.expires_at, now + timedelta(seconds=PAYMENT_WINDOW_SECONDS))
         return oid
 
     def _sell(self, order: MOrder, sku: str, key: LevelKey, units: int) -> None:
@@ -464,6 +470,7 @@ _MOVEMENTS = text(
     """
 )
 _EXPIRES_AT = text("SELECT expires_at FROM reservations WHERE id = :id")
+_NOW = text("SELECT now()")
 
 
 async def level_ids(session: AsyncSession) -> dict[LevelKey, int]:
@@ -708,11 +715,15 @@ class StockMachine(RuleBasedStateMachine):
     def checkout(self, data: st.DataObject) -> None:
         rid = self.reservation(data, open_cart=True)
 
-        async def work(session: AsyncSession) -> uuid.UUID:
-            return (await checkout.checkout(session, rid, provider=PROVIDER)).order_id
+        async def work(session: AsyncSession) -> tuple[uuid.UUID, datetime]:
+            result = await checkout.checkout(
+                session, rid, provider=PROVIDER, payment_window_seconds=PAYMENT_WINDOW_SECONDS
+            )
+            return result.order_id, (await session.execute(_NOW)).scalar_one()
 
-        oid, errors = self.attempt(work)
-        expected = self.expect("checkout", errors, lambda: self.model.checkout(rid, oid))
+        done, errors = self.attempt(work)
+        oid, now = done if done is not None else (None, None)
+        expected = self.expect("checkout", errors, lambda: self.model.checkout(rid, oid, now))
         assert oid == expected
 
     # -- payment outcomes

@@ -208,7 +208,7 @@ async def test_reserve_splits_across_locations_with_max_ttl(
 async def test_reserve_idempotency(
     gql: GraphQLCaller, sessions: async_sessionmaker[AsyncSession], catalog: Catalog
 ) -> None:
-    key = "cart-7f3a"
+    key = "cart-7f3a-0b51-4e8e-9d2c"
     first = await reserve(gql, {"MUG": 2, "SHIRT-M": 1}, idempotencyKey=key)
     before = await snapshot(sessions)
 
@@ -233,9 +233,10 @@ async def test_reserve_idempotency(
     assert await snapshot(sessions) == before
 
     # A refused first call stores nothing: the key is still free afterwards.
-    refused = await gql(RESERVE, {"input": {"lines": _lines(("CAP", 1)), "idempotencyKey": "k2"}})
+    key2 = "k2-5e0d7c1a-93b4-4f11"
+    refused = await gql(RESERVE, {"input": {"lines": _lines(("CAP", 1)), "idempotencyKey": key2}})
     assert errors_of(refused["data"]["reserveStock"])[0][0] == "INSUFFICIENT_STOCK"
-    other = await reserve(gql, {"MUG": 1}, idempotencyKey="k2")
+    other = await reserve(gql, {"MUG": 1}, idempotencyKey=key2)
     assert other["id"] != first["id"]
     await assert_invariants(sessions)
 
@@ -597,7 +598,7 @@ async def test_checkout_idempotency(
     gql: GraphQLCaller, sessions: async_sessionmaker[AsyncSession], catalog: Catalog
 ) -> None:
     rid = (await reserve(gql, {"MUG": 2}))["id"]
-    input_ = {"reservationId": rid, "email": "a@b.c", "idempotencyKey": "checkout-1"}
+    input_ = {"reservationId": rid, "email": "a@b.c", "idempotencyKey": "checkout-1-6f0e2b8d-41a7"}
     first = (await gql(CHECKOUT, {"input": input_}))["data"]["checkout"]
     assert first["userErrors"] == []
     before = await snapshot(sessions)
@@ -617,7 +618,9 @@ async def test_checkout_idempotency(
         {"reservationId": rid},
         {"reservationId": other_rid, "email": "a@b.c"},
     ):
-        body = await gql(CHECKOUT, {"input": {**changed, "idempotencyKey": "checkout-1"}})
+        body = await gql(
+            CHECKOUT, {"input": {**changed, "idempotencyKey": "checkout-1-6f0e2b8d-41a7"}}
+        )
         payload = body["data"]["checkout"]
         assert payload["order"] is None
         assert errors_of(payload) == [("IDEMPOTENCY_CONFLICT", ["input", "idempotencyKey"])]
@@ -637,9 +640,9 @@ async def test_checkout_payment_provider_error_changes_nothing(
     failing = FailingProvider()
     monkeypatch.setattr(app.state.services, "payments", failing)
 
-    payload = (await gql(CHECKOUT, {"input": {"reservationId": rid, "idempotencyKey": "co-fail"}}))[
-        "data"
-    ]["checkout"]
+    key = "co-fail-3c9d51e7-a0b2"
+    body = await gql(CHECKOUT, {"input": {"reservationId": rid, "idempotencyKey": key}})
+    payload = body["data"]["checkout"]
     assert payload["order"] is None
     assert payload["paymentClientSecret"] is None
     assert errors_of(payload) == [("PAYMENT_PROVIDER_ERROR", ["input", "reservationId"])]
@@ -652,7 +655,7 @@ async def test_checkout_payment_provider_error_changes_nothing(
 
     monkeypatch.undo()
     # Once the provider is back, the same checkout (same key) goes through.
-    order = await checkout(gql, rid, idempotencyKey="co-fail")
+    order = await checkout(gql, rid, idempotencyKey=key)
     assert order["status"] == "PENDING_PAYMENT"
     await assert_invariants(sessions)
 

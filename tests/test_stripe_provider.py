@@ -66,7 +66,7 @@ async def provider(app: Starlette, fake_stripe: FakeStripe) -> AsyncIterator[Str
 
 @pytest.fixture
 def secret(app: Starlette) -> str:
-    return str(app.state.services.settings.stripe_webhook_secret)
+    return str(app.state.services.settings.webhook_secret())
 
 
 @pytest.fixture
@@ -398,6 +398,7 @@ def cli_env(
     """The CLI's settings: the test database, Stripe at the fake server."""
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+    monkeypatch.setenv("STRIPE_WEBHOOK_SECRET", "whsec_cli_test_endpoint_secret")
     monkeypatch.setenv("STRIPE_API_BASE", fake_stripe.url)
     get_settings.cache_clear()
     yield
@@ -453,7 +454,7 @@ def test_cli_stripe_event_posts_a_signed_event(
     assert '-> HTTP 200 {"received":true,"outcome":"sold"}' in result.output
     ((url, body, headers),) = posted
     assert url == "http://127.0.0.1:8000/webhooks/stripe"
-    secret = get_settings().stripe_webhook_secret
+    secret = get_settings().webhook_secret()
     event = stripe.Webhook.construct_event(body, headers["Stripe-Signature"], secret)
     assert event.type == "payment_intent.succeeded"
     intent = event.data.object

@@ -10,12 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory import idempotency
 from gql_inventory.inventory.errors import (
-    InsufficientStock,
     InvalidInput,
+    OnHandBelowReserved,
+    RemovalExceedsAvailable,
     StockChanged,
     UnknownLocation,
     UnknownSku,
 )
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.ledger import (
     AppliedMovement,
     apply_movement,
@@ -60,22 +62,28 @@ def _is_id(raw: str) -> bool:
     return raw.isascii() and raw.isdigit() and int(raw) < 2**63
 
 
-async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -> tuple[int, int]:
-    """``(variant_id, level_id)``; the level is created at zero when missing."""
+@dataclass(frozen=True, slots=True)
+class _Level:
+    """The stock level an admin change is about, and its location (for messages)."""
+
+    id: int
+    location_id: int
+    location: str
+
+
+async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -> _Level:
+    """The level of `sku` at a location (None: the default one), created at zero if missing."""
     variant_id = (await session.execute(select(Variant.id).where(Variant.sku == sku))).scalar()
     if variant_id is None:
         raise UnknownSku(sku, field=["input", "sku"])
+    columns = select(Location.id, Location.name)
     if location_id is None:
-        loc = (
-            await session.execute(select(Location.id).where(Location.is_default.is_(True)))
-        ).scalar()
+        loc = (await session.execute(columns.where(Location.is_default.is_(True)))).first()
         if loc is None:
             raise UnknownLocation("no default location", field=["input", "locationId"])
     else:
         loc = (
-            (
-                await session.execute(select(Location.id).where(Location.id == int(location_id)))
-            ).scalar()
+            (await session.execute(columns.where(Location.id == int(location_id)))).first()
             if _is_id(location_id)
             else None
         )
@@ -83,8 +91,8 @@ async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -
             raise UnknownLocation(
                 f"unknown location {location_id!r}", field=["input", "locationId"]
             )
-    level_id = await ensure_level(session, variant_id=int(variant_id), location_id=int(loc))
-    return int(variant_id), level_id
+    level_id = await ensure_level(session, variant_id=int(variant_id), location_id=int(loc.id))
+    return _Level(id=level_id, location_id=int(loc.id), location=str(loc.name))
 
 
 def _reason_text(reason: AdjustmentReason, note: str | None) -> str:
@@ -103,13 +111,14 @@ async def adjust_stock(
     reason: AdjustmentReason,
     note: str | None = None,
     expected_on_hand: int | None = None,
-    idempotency_key: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> AdjustResult:
     """Add `delta` units (negative removes) to on hand at a location (default: the default one).
 
     With `expected_on_hand`, refuses with `StockChanged` unless on hand is
     exactly that (compare-and-set). Removing more than is available (on hand
-    minus reserved) is `InsufficientStock`: reserved units are promised.
+    minus reserved) is `RemovalExceedsAvailable` (an `InsufficientStock`):
+    reserved units are promised. Per-level refusals name the location.
     Raises `InvalidInput` (delta 0 or beyond 1,000,000), `UnknownSku`,
     `UnknownLocation`, `IdempotencyConflict`.
     """
@@ -126,11 +135,14 @@ async def adjust_stock(
         )
         if replay is not None:
             return AdjustResult(level_id=replay["level_id"], movement_id=replay["movement_id"])
-    _, level_id = await _level_for(session, sku, location_id)
+    level = await _level_for(session, sku, location_id)
+    level_id = level.id
     row = (await session.execute(_LOCK, {"id": level_id})).one()
     if expected_on_hand is not None and expected_on_hand != row.on_hand:
         raise StockChanged(
             sku=sku,
+            location_id=level.location_id,
+            location=level.location,
             expected=expected_on_hand,
             actual=row.on_hand,
             field=["input", "expectedOnHand"],
@@ -143,10 +155,13 @@ async def adjust_stock(
         reason=_reason_text(reason, note),
     )
     if movement is None:
-        raise InsufficientStock(
+        raise RemovalExceedsAvailable(
             sku=sku,
-            requested=-delta,
-            available=row.on_hand - row.reserved,
+            location_id=level.location_id,
+            location=level.location,
+            remove=-delta,
+            on_hand=row.on_hand,
+            reserved=row.reserved,
             field=["input", "delta"],
         )
     result = AdjustResult(level_id=level_id, movement_id=movement.id)
@@ -168,13 +183,13 @@ async def set_stock(
     on_hand: int,
     reason: AdjustmentReason = AdjustmentReason.CYCLE_COUNT,
     expected_on_hand: int | None = None,
-    idempotency_key: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> AdjustResult:
     """Set on hand to an absolute figure (a count). No change writes no movement.
 
     Raises `InvalidInput` (negative or huge figure), `UnknownSku`,
-    `UnknownLocation`, `StockChanged` (compare-and-set), `InsufficientStock`
-    (below what is reserved), `IdempotencyConflict`.
+    `UnknownLocation`, `StockChanged` (compare-and-set), `OnHandBelowReserved`
+    (an `InsufficientStock`: below what is reserved), `IdempotencyConflict`.
     """
     if not 0 <= on_hand <= MAX_ADJUSTMENT:
         raise InvalidInput(
@@ -189,7 +204,8 @@ async def set_stock(
         )
         if replay is not None:
             return AdjustResult(level_id=replay["level_id"], movement_id=replay["movement_id"])
-    _, level_id = await _level_for(session, sku, location_id)
+    level = await _level_for(session, sku, location_id)
+    level_id = level.id
     movement: AppliedMovement | None
     movement, before, reserved = await set_on_hand(
         session,
@@ -201,13 +217,21 @@ async def set_stock(
     )
     if expected_on_hand is not None and expected_on_hand != before:
         raise StockChanged(
-            sku=sku, expected=expected_on_hand, actual=before, field=["input", "expectedOnHand"]
+            sku=sku,
+            location_id=level.location_id,
+            location=level.location,
+            expected=expected_on_hand,
+            actual=before,
+            field=["input", "expectedOnHand"],
         )
     if on_hand < reserved:
-        raise InsufficientStock(
+        raise OnHandBelowReserved(
             sku=sku,
-            requested=before - on_hand,
-            available=before - reserved,
+            location_id=level.location_id,
+            location=level.location,
+            on_hand=on_hand,
+            on_hand_before=before,
+            reserved=reserved,
             field=["input", "onHand"],
         )
     result = AdjustResult(level_id=level_id, movement_id=movement.id if movement else None)

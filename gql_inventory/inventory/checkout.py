@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory import idempotency
@@ -14,6 +14,7 @@ from gql_inventory.inventory.errors import (
     InvalidOrderState,
     PaymentProviderError,
 )
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.orders import (
     now,
     order_id_for,
@@ -48,14 +49,17 @@ async def checkout(
     *,
     provider: PaymentProvider,
     email: str | None = None,
-    idempotency_key: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+    payment_window_seconds: int = 900,
 ) -> CheckoutResult:
     """Turn an ACTIVE reservation into an order (PENDING_PAYMENT) with a payment.
 
     Unit prices are frozen now; the total is in the currency's minor units. A
     second checkout of the same reservation returns the same pending order.
     The reservation stays ACTIVE (its units stay reserved) until the payment
-    succeeds, is cancelled, or the reservation expires.
+    succeeds, is cancelled, or the reservation expires; making the order extends
+    its expiry to at least the database's now + `payment_window_seconds`, so a cart
+    checked out near the end of its TTL still leaves the buyer the whole window.
 
     Raises `ReservationNotFound`, `ReservationNotActive`, `InvalidOrderState` (its
     order is past PENDING_PAYMENT, e.g. NEEDS_ATTENTION), `InvalidInput` (lines
@@ -92,12 +96,38 @@ async def checkout(
         raise InvalidOrderState(existing.status.value, "check out", field=field)
     else:
         ensure_active(reservation, now(), field=field)
+        await _hold_for_payment(session, reservation, payment_window_seconds)
         result = await _create_order(session, reservation, order_id, provider, email)
     if idempotency_key is not None:
         await idempotency.record(
             session, scope="checkout", key=idempotency_key, result={"order_id": str(order_id)}
         )
     return result
+
+
+_HOLD_FOR_PAYMENT = text(
+    """
+    UPDATE reservations
+       SET expires_at = GREATEST(expires_at, now() + make_interval(secs => :window)),
+           updated_at = now()
+     WHERE id = :id
+    RETURNING expires_at
+    """
+)
+
+
+async def _hold_for_payment(
+    session: AsyncSession, reservation: Reservation, window_seconds: int
+) -> None:
+    """Hold a locked ACTIVE reservation until at least now + `window_seconds` (seconds).
+
+    `now()` is the transaction's start on the database clock, the same instant the
+    order's `created_at` gets: the window is counted from checkout, never shortened.
+    """
+    expires_at = (
+        await session.execute(_HOLD_FOR_PAYMENT, {"id": reservation.id, "window": window_seconds})
+    ).scalar_one()
+    reservation.expires_at = expires_at
 
 
 async def _create_order(

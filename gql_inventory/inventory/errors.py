@@ -43,19 +43,119 @@ class UnknownLocation(DomainError):
 
 
 class InsufficientStock(DomainError):
-    """Fewer units are available than requested; nothing was changed."""
+    """Fewer units are available than asked for; nothing was changed.
+
+    Raised as one of the subclasses below, whose messages say what was asked and
+    where. `requested` and `available` are units of `sku`.
+    """
 
     code = "INSUFFICIENT_STOCK"
 
     def __init__(
-        self, *, sku: str, requested: int, available: int, field: Sequence[str] | None = None
+        self,
+        message: str,
+        *,
+        sku: str,
+        requested: int,
+        available: int,
+        field: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(
-            f"only {available} of {sku!r} available, {requested} requested", field=field
-        )
+        super().__init__(message, field=field)
         self.sku = sku
         self.requested = requested
         self.available = available
+
+
+class ShortAcrossLocations(InsufficientStock):
+    """A reservation wants more of `sku` than every location together has available.
+
+    `available` is summed over locations and includes the `held` units the
+    reservation already holds (updateReservation); `requested` is the quantity
+    the line asks for in total.
+    """
+
+    def __init__(
+        self,
+        *,
+        sku: str,
+        requested: int,
+        available: int,
+        held: int = 0,
+        field: Sequence[str] | None = None,
+    ) -> None:
+        held_note = f" ({held} of them already in this reservation)" if held else ""
+        super().__init__(
+            f"only {available} of {sku!r} available across all locations{held_note}, "
+            f"{requested} requested",
+            sku=sku,
+            requested=requested,
+            available=available,
+            field=field,
+        )
+        self.held = held
+
+
+class RemovalExceedsAvailable(InsufficientStock):
+    """adjustStock would remove more than one location's on hand minus reserved.
+
+    `requested` is the units to remove, `available` is `on_hand - reserved` at
+    the location `location` (name) with id `location_id`.
+    """
+
+    def __init__(
+        self,
+        *,
+        sku: str,
+        location_id: int,
+        location: str,
+        remove: int,
+        on_hand: int,
+        reserved: int,
+        field: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(
+            f"cannot remove {remove} of {sku!r} at {location}: {on_hand} on hand, "
+            f"{reserved} reserved ({on_hand - reserved} available)",
+            sku=sku,
+            requested=remove,
+            available=on_hand - reserved,
+            field=field,
+        )
+        self.location_id = location_id
+        self.location = location
+        self.on_hand = on_hand
+        self.reserved = reserved
+
+
+class OnHandBelowReserved(InsufficientStock):
+    """setStock would put one location's on hand below the units reserved there.
+
+    `requested` is the units the count would remove (`on_hand_before - on_hand`),
+    `available` the units that could go (`on_hand_before - reserved`).
+    """
+
+    def __init__(
+        self,
+        *,
+        sku: str,
+        location_id: int,
+        location: str,
+        on_hand: int,
+        on_hand_before: int,
+        reserved: int,
+        field: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(
+            f"cannot set on hand of {sku!r} to {on_hand} at {location}: {reserved} are reserved",
+            sku=sku,
+            requested=on_hand_before - on_hand,
+            available=on_hand_before - reserved,
+            field=field,
+        )
+        self.location_id = location_id
+        self.location = location
+        self.on_hand = on_hand
+        self.reserved = reserved
 
 
 class ReservationNotFound(DomainError):
@@ -108,15 +208,29 @@ class RefundExceedsQuantity(DomainError):
 
 
 class StockChanged(DomainError):
-    """`expectedOnHand` did not match the current on-hand figure (compare-and-set failed)."""
+    """`expectedOnHand` did not match the current on-hand figure (compare-and-set failed).
+
+    The level is `sku` at the location `location` (name) with id `location_id`.
+    """
 
     code = "STOCK_CHANGED"
 
     def __init__(
-        self, *, sku: str, expected: int, actual: int, field: Sequence[str] | None = None
+        self,
+        *,
+        sku: str,
+        location_id: int,
+        location: str,
+        expected: int,
+        actual: int,
+        field: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(f"on hand of {sku!r} is {actual}, expected {expected}", field=field)
+        super().__init__(
+            f"on hand of {sku!r} at {location} is {actual}, expected {expected}", field=field
+        )
         self.sku = sku
+        self.location_id = location_id
+        self.location = location
         self.expected = expected
         self.actual = actual
 

@@ -5,18 +5,28 @@ expire-reservations`; a PostgreSQL advisory lock lets one sweeper work at a
 time. Each reservation is locked like any other use case does (reservation,
 order, levels by id), and re-checked once locked, so a sweep can race a
 payment safely: whichever commits first wins, the other sees a final status.
+
+Failures are isolated: each reservation expires inside its own SAVEPOINT, so one
+that fails (a constraint, a trigger, a bug) rolls back alone, stays ACTIVE for the
+next sweep, and is reported with its error; the rest of the sweep commits.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.inventory.orders import cancel_pending_order_of
+from gql_inventory.inventory.ledger import PENDING_EVENTS_KEY
+from gql_inventory.inventory.orders import (
+    PENDING_ATTENTION_KEY,
+    PENDING_ORDER_CHANGES_KEY,
+    PENDING_PAYMENT_CANCELS_KEY,
+    cancel_pending_order_of,
+)
 from gql_inventory.inventory.reservations import end_reservation, lock_reservation
 from gql_inventory.models import MovementKind, Reservation, ReservationStatus
 
@@ -34,23 +44,68 @@ _LOCK_HELD_LEVELS = text(
 )
 
 
+#: `session.info` lists a savepoint's work appends to; rewound when it rolls back, so
+#: nothing rolled back is published or cancelled after the commit.
+_AFTER_COMMIT_KEYS = (
+    PENDING_EVENTS_KEY,
+    PENDING_ORDER_CHANGES_KEY,
+    PENDING_PAYMENT_CANCELS_KEY,
+    PENDING_ATTENTION_KEY,
+)
+
+
 @dataclass
 class SweepResult:
-    """What one sweep did. `skipped_lock` when another sweeper held the lock."""
+    """What one sweep did. `skipped_lock` when another sweeper held the lock.
+
+    `failed` maps the id of each reservation that could not expire to its error
+    (``"ExceptionType: message"``); those stay ACTIVE and are retried next sweep.
+    """
 
     expired: list[uuid.UUID] = field(default_factory=list)
     cancelled_orders: list[uuid.UUID] = field(default_factory=list)
+    failed: dict[uuid.UUID, str] = field(default_factory=dict)
     skipped_lock: bool = False
+
+    @property
+    def processed(self) -> int:
+        """Reservations this sweep tried to expire (expired + failed)."""
+        return len(self.expired) + len(self.failed)
+
+
+def _describe(exc: BaseException) -> str:
+    """``"ExceptionType: first line of its message"`` (SQLAlchemy appends the SQL below)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _is_due(reservation: Reservation, now: datetime, max_age: timedelta | None) -> bool:
+    if reservation.status is not ReservationStatus.ACTIVE:
+        return False
+    if reservation.expires_at <= now:
+        return True
+    return max_age is not None and reservation.created_at <= now - max_age
 
 
 async def due_reservations(
-    session: AsyncSession, *, now: datetime | None = None, limit: int = 500
+    session: AsyncSession,
+    *,
+    now: datetime | None = None,
+    limit: int = 500,
+    max_age: timedelta | None = None,
 ) -> list[uuid.UUID]:
-    """Ids of ACTIVE reservations whose expiry has passed, oldest first."""
+    """Ids of ACTIVE reservations whose expiry has passed, oldest expiry first.
+
+    With `max_age`, also those created at least `max_age` ago whatever their expiry
+    (`expire-reservations --max-age-minutes`).
+    """
     now = now or datetime.now(UTC)
+    due = Reservation.expires_at <= now
+    if max_age is not None:
+        due = or_(due, Reservation.created_at <= now - max_age)
     rows = await session.execute(
         select(Reservation.id)
-        .where(Reservation.status == ReservationStatus.ACTIVE, Reservation.expires_at <= now)
+        .where(Reservation.status == ReservationStatus.ACTIVE, due)
         .order_by(Reservation.expires_at)
         .limit(limit)
     )
@@ -62,8 +117,11 @@ async def expire_reservations(
     *,
     now: datetime | None = None,
     limit: int = 500,
+    max_age: timedelta | None = None,
 ) -> SweepResult:
-    """Expire up to `limit` due reservations in the caller's transaction.
+    """Expire up to `limit` due reservations (see `due_reservations`) in the caller's
+    transaction, each in its own savepoint: one that fails is rolled back alone and
+    reported in `SweepResult.failed`.
 
     Takes the sweeper advisory lock for the transaction (`pg_try_advisory_xact_lock`);
     when another sweeper holds it, returns at once with `skipped_lock`. A
@@ -79,12 +137,12 @@ async def expire_reservations(
         return result
     now = now or datetime.now(UTC)
     batch: list[Reservation] = []
-    for reservation_id in await due_reservations(session, now=now, limit=limit):
+    for reservation_id in await due_reservations(session, now=now, limit=limit, max_age=max_age):
         reservation = await lock_reservation(session, reservation_id, skip_locked=True)
         if reservation is None:
             continue
         await session.refresh(reservation)
-        if reservation.status is not ReservationStatus.ACTIVE or reservation.expires_at > now:
+        if not _is_due(reservation, now, max_age):
             continue
         batch.append(reservation)
     # One sweep ends many reservations in one transaction: lock all their levels first, in
@@ -95,13 +153,25 @@ async def expire_reservations(
         await session.execute(_LOCK_HELD_LEVELS, {"ids": [r.id for r in batch]})
     for reservation in batch:
         reservation_id = reservation.id
-        await end_reservation(
-            session, reservation, status=ReservationStatus.EXPIRED, kind=MovementKind.EXPIRY
-        )
+        marks = {key: len(session.info.get(key, ())) for key in _AFTER_COMMIT_KEYS}
+        try:
+            async with session.begin_nested():
+                await end_reservation(
+                    session,
+                    reservation,
+                    status=ReservationStatus.EXPIRED,
+                    kind=MovementKind.EXPIRY,
+                )
+                order_id = await cancel_pending_order_of(
+                    session, reservation_id, reason="reservation expired"
+                )
+                await session.flush()  # ORM-side changes of this reservation, in its savepoint
+        except Exception as exc:  # isolated: only this reservation's savepoint rolled back
+            for key, mark in marks.items():
+                del session.info.get(key, [])[mark:]
+            result.failed[reservation_id] = _describe(exc)
+            continue
         result.expired.append(reservation_id)
-        order_id = await cancel_pending_order_of(
-            session, reservation_id, reason="reservation expired"
-        )
         if order_id is not None:
             result.cancelled_orders.append(order_id)
     return result

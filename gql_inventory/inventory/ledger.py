@@ -67,11 +67,6 @@ class AppliedMovement:
     txid: int
     occurred_at: datetime
 
-    @property
-    def available_after(self) -> int:
-        """`on_hand_after - reserved_after`."""
-        return self.on_hand_after - self.reserved_after
-
     @classmethod
     def from_row(cls, row: Any) -> AppliedMovement:
         """Build from a `stock_movements` row (mapping or Row)."""

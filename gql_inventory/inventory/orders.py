@@ -39,6 +39,10 @@ REFUNDABLE = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
 #: the commit; `gql_inventory.uow` then announces them (`orderStatusChanged`).
 PENDING_ORDER_CHANGES_KEY = "gql_inventory.pending_order_changes"
 
+#: Key in `AsyncSession.info` under which ``(order_id, attention_reason)`` of orders that
+#: became NEEDS_ATTENTION wait for the commit; `gql_inventory.uow` then logs them (WARNING).
+PENDING_ATTENTION_KEY = "gql_inventory.pending_attention"
+
 
 def order_id_for(reservation_id: uuid.UUID) -> uuid.UUID:
     """The id the order of a reservation gets (deterministic, see `ORDER_NAMESPACE`)."""
@@ -81,6 +85,10 @@ async def record_payment_event(
 async def set_status(
     session: AsyncSession, order: Order, status: OrderStatus, **values: object
 ) -> None:
+    """Set the locked order's status (and other columns); announced after the commit.
+
+    An order becoming NEEDS_ATTENTION is also logged at WARNING after the commit.
+    """
     await session.execute(
         update(Order)
         .where(Order.id == order.id)
@@ -88,6 +96,11 @@ async def set_status(
     )
     order.status = status
     session.info.setdefault(PENDING_ORDER_CHANGES_KEY, []).append(order.id)
+    if status is OrderStatus.NEEDS_ATTENTION:
+        reason = values.get("attention_reason")
+        session.info.setdefault(PENDING_ATTENTION_KEY, []).append(
+            (order.id, reason if isinstance(reason, str) else None)
+        )
 
 
 async def lock_order(

@@ -6,7 +6,8 @@ Every function locks like the rest of the domain (reservation, order, levels by 
 is safe to call twice and in any order, and records a payment event for admins.
 
 Refund rules. "Refunded at the provider" is the sum of the order's `refunds` rows
-that did not fail or get canceled.
+that did not fail or get canceled. Impossible reports (a refund of an unpaid order,
+of more than was paid) change nothing and answer ``invalid`` (`event_checks`).
 
 1. A refund this service made (`refundOrder`, `cancelOrder`) is known by its provider
    id in `refunds`; its units were restocked (or not, as the admin chose) when it was
@@ -25,8 +26,11 @@ that did not fail or get canceled.
    `amount_refunded`) may include refunds not yet seen by id: that part is kept on
    one "unattributed" row per order, which a later refund event with the id takes
    over, so a refund seen both ways counts once.
-4. A refund reported before the payment's success: a charge exists, so the payment
-   succeeded; the success is applied first (sell, or flag when the stock is gone).
+4. A ``charge.refunded`` before the payment's success: the charge (with its captured
+   amount) says the payment succeeded; the success is applied first (sell, or flag
+   when the stock is gone). A refund event alone (no charge amount) on an order whose
+   payment was never applied is impossible (`event_checks`): Stripe sends the
+   ``charge.refunded`` of the same refund, which applies it.
 5. A refund that fails or is canceled later only updates its status, recorded for
    admins: units already restocked stay restocked.
 """
@@ -42,6 +46,11 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_inventory.inventory.event_checks import (
+    impossible_charge_refund,
+    impossible_refund,
+    record_invalid,
+)
 from gql_inventory.inventory.orders import (
     REFUNDABLE,
     lock_order,
@@ -337,12 +346,21 @@ async def refund_reported(
     """The provider reports one refund (created, updated, failed) of the order's payment.
 
     Returns ``restocked``, ``refunded`` (in full, nothing left to restock),
-    ``needs_attention``, ``recorded``, ``refund_failed``, ``currency_mismatch`` or
-    ``order_mismatch`` (the refund id belongs to another order). Raises `OrderNotFound`.
+    ``needs_attention``, ``recorded``, ``refund_failed``, ``currency_mismatch``,
+    ``order_mismatch`` (the refund id belongs to another order) or ``invalid`` (a
+    refund of an unpaid order, or of more than was paid: `event_checks`; nothing
+    changes). Raises `OrderNotFound`.
     """
-    order = await _order_with_payment(
-        session, order_id, amount=None, currency=refund.currency, reference=reference
+    _, order = await lock_order(session, order_id)
+    problem = await impossible_refund(
+        session,
+        order,
+        amount=refund.amount,
+        refund_id=refund.refund_id,
+        failed=refund.status in FAILED_REFUND_STATUSES,
     )
+    if problem is not None:
+        return await record_invalid(session, order, kind, reference=reference, problem=problem)
     head = f"refund {refund.refund_id} of {_money(refund.amount, refund.currency)}: {refund.status}"
     if refund.currency.upper() != order.currency_code.upper():
         outcome = "currency_mismatch"
@@ -381,6 +399,16 @@ async def charge_refunded(
 
     Returns like `refund_reported`. Raises `OrderNotFound`.
     """
+    _, order = await lock_order(session, order_id)
+    problem = await impossible_charge_refund(
+        session,
+        order,
+        amount_refunded=amount_refunded,
+        charge_amount=charge_amount,
+        listed=[r.amount for r in refunds],
+    )
+    if problem is not None:
+        return await record_invalid(session, order, kind, reference=reference, problem=problem)
     order = await _order_with_payment(
         session, order_id, amount=charge_amount, currency=currency, reference=reference
     )

@@ -19,6 +19,7 @@ from gql_inventory.inventory.errors import (
     RefundExceedsQuantity,
     raise_all,
 )
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.orders import (
     REFUNDABLE,
@@ -53,7 +54,7 @@ async def refund_order(
     lines: Sequence[LineRequest] | None = None,
     restock: bool = True,
     reason: str | None = None,
-    idempotency_key: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> uuid.UUID:
     """Refund some or all units of a paid order; with `restock`, put them back (RETURN).
 

@@ -19,13 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_inventory.inventory import idempotency
 from gql_inventory.inventory.errors import (
     DomainError,
-    InsufficientStock,
     InvalidInput,
     InvalidOrderState,
     ReservationNotActive,
     ReservationNotFound,
+    ShortAcrossLocations,
     raise_all,
 )
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.stock import (
     LineRequest,
@@ -139,13 +140,21 @@ def _plan_increase(
     levels: list[LockedLevel],
     quantity: int,
     index: int,
-) -> list[tuple[LockedLevel, int]] | InsufficientStock:
+    *,
+    held: int = 0,
+) -> list[tuple[LockedLevel, int]] | ShortAcrossLocations:
+    """Allocate `quantity` more units of `sku`, or the refusal for line `index`.
+
+    `held` is what the reservation already holds of `sku` (updateReservation):
+    the refusal then counts it in both the requested and the available units.
+    """
     plan = allocate(levels, quantity)
     if plan is None:
-        return InsufficientStock(
+        return ShortAcrossLocations(
             sku=sku,
-            requested=quantity,
-            available=sum(max(lv.available, 0) for lv in levels),
+            requested=held + quantity,
+            available=held + sum(max(lv.available, 0) for lv in levels),
+            held=held,
             field=["input", "lines", str(index), "quantity"],
         )
     return plan
@@ -157,7 +166,7 @@ async def reserve(
     *,
     limits: ReservationLimits,
     ttl_seconds: int | None = None,
-    idempotency_key: str | None = None,
+    idempotency_key: IdempotencyKey | None = None,
 ) -> uuid.UUID:
     """Reserve every line or none; returns the new reservation's id.
 
@@ -165,8 +174,9 @@ async def reserve(
     may be split across them (`stock.allocate`). The reservation expires
     `ttl_seconds` (default and cap from `limits`) from now.
 
-    Raises `InvalidInput`, `UnknownSku`, `InsufficientStock` (one per short SKU,
-    grouped in `DomainErrors`), `IdempotencyConflict`.
+    Raises `InvalidInput`, `UnknownSku`, `ShortAcrossLocations` (an
+    `InsufficientStock`; one per short SKU, grouped in `DomainErrors`),
+    `IdempotencyConflict`.
     """
     ttl = _ttl(ttl_seconds, limits)
     wanted = merge_lines(lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity)
@@ -188,7 +198,7 @@ async def reserve(
     changes: dict[int, tuple[LockedLevel, int]] = {}
     for sku in skus:
         plan = _plan_increase(sku, per_variant[variant_ids[sku]], wanted[sku], positions[sku])
-        if isinstance(plan, InsufficientStock):
+        if isinstance(plan, ShortAcrossLocations):
             errors.append(plan)
             continue
         for level, units in plan:
@@ -203,7 +213,7 @@ async def reserve(
             status=ReservationStatus.ACTIVE,
             expires_at=now + timedelta(seconds=ttl),
             ttl_seconds=ttl,
-            idempotency_key=idempotency_key,
+            idempotency_key=idempotency_key.value if idempotency_key else None,
         )
     )
     await _apply_plan(session, reservation_id, changes, MovementKind.RESERVATION)
@@ -253,7 +263,8 @@ async def update_reservation(
     priority location first). The expiry moves to now + the reservation's TTL.
     All or nothing. Raises `ReservationNotFound`, `ReservationNotActive`,
     `InvalidOrderState` (checked out: its order's lines and amount are frozen),
-    `InvalidInput`, `UnknownSku`, `InsufficientStock`.
+    `InvalidInput`, `UnknownSku`, `ShortAcrossLocations` (an `InsufficientStock`
+    whose figures count the units the reservation already holds).
     """
     wanted = merge_lines(
         lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity, allow_zero=True
@@ -281,13 +292,8 @@ async def update_reservation(
         current = sum(held.get(lv.id, 0) for lv in variant_levels)
         diff = wanted[sku] - current
         if diff > 0:
-            plan = _plan_increase(sku, variant_levels, diff, index)
-            if isinstance(plan, InsufficientStock):
-                plan.requested = wanted[sku]
-                plan.available = plan.available + current
-                plan.message = (
-                    f"only {plan.available} of {sku!r} available, {wanted[sku]} requested"
-                )
+            plan = _plan_increase(sku, variant_levels, diff, index, held=current)
+            if isinstance(plan, ShortAcrossLocations):
                 errors.append(plan)
                 continue
             for level, units in plan:

@@ -17,7 +17,11 @@ NAMING_CONVENTION = {
 
 
 class Base(DeclarativeBase):
-    """Base of every table. Relationships are declared `lazy="raise"` where they exist."""
+    """Base of every table.
+
+    The models declare no ORM relationships: every related row is loaded by an explicit
+    statement (or a per-request DataLoader), so nothing is ever lazy-loaded by accident.
+    """
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -218,14 +218,16 @@ class WebhookEvent(Base):
 class IdempotencyRecord(Base):
     """The first result of a mutation called with an idempotency key.
 
-    `request_hash` is a SHA-256 of the canonical input; a second call with the
-    same key and another hash is an IDEMPOTENCY_CONFLICT. `result` is JSON the
+    Keys are per `owner` (``storefront`` or ``admin:<name>``): one owner's key never
+    replays another's result. `request_hash` is a SHA-256 of the canonical input; a
+    second call with the same key and another hash is an IDEMPOTENCY_CONFLICT. `result` is JSON the
     use case can rebuild its payload from.
     """
 
     __tablename__ = "idempotency_records"
 
     scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, Any]] = mapped_column(JSONB)

@@ -66,9 +66,11 @@ class StockMovement(Base):
     """One row per change of one stock level, written in the same transaction.
 
     Deltas and the level's figures after the change are stored, so the ledger
-    alone replays every level. `txid` is the writing transaction's id
-    (``pg_current_xact_id()``), used to resume subscriptions safely although
-    ids are handed out at insert rather than at commit.
+    alone replays every level. `position` is the commit-safe order of the event
+    log, given by the relay after the commit (`gql_inventory.relay`); cursors and
+    resumption use it, never `id` (handed out at insert, not at commit). `txid` is the
+    writing transaction's id (``pg_current_xact_id()``): it groups the movements one
+    transaction wrote, for audits.
     """
 
     __tablename__ = "stock_movements"

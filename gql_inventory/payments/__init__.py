@@ -4,6 +4,7 @@ from gql_inventory.payments.base import (
     CreatedPayment,
     PaymentProvider,
     PaymentRequest,
+    PaymentState,
     ProviderFailure,
     ProviderRefund,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "OfflinePaymentProvider",
     "PaymentProvider",
     "PaymentRequest",
+    "PaymentState",
     "ProviderFailure",
     "ProviderRefund",
 ]

@@ -44,6 +44,27 @@ class ProviderRefund:
     amount: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentState:
+    """A payment as the provider reports it now, read on demand (not from a webhook).
+
+    `status` takes Stripe's PaymentIntent values (``requires_payment_method``,
+    ``requires_confirmation``, ``requires_action``, ``processing``,
+    ``requires_capture``, ``canceled``, ``succeeded``;
+    https://docs.stripe.com/payments/paymentintents/lifecycle). `amount` and
+    `amount_received` are minor units of `currency`; `order_id` is the order id the
+    payment's metadata carries, if any.
+    """
+
+    payment_intent_id: str
+    status: str
+    amount: int
+    amount_received: int
+    currency: str
+    order_id: str | None = None
+    last_payment_error: str | None = None
+
+
 class PaymentProvider(Protocol):
     """What the domain needs from a payment provider. Every method raises `ProviderFailure`."""
 
@@ -64,4 +85,9 @@ class PaymentProvider(Protocol):
 
         The result's `amount` is what the provider refunded, when it says.
         """
+        ...
+
+    async def retrieve_payment(self, payment_intent_id: str) -> PaymentState | None:
+        """The payment's state now, or None when this provider cannot tell (offline
+        payments: their outcomes arrive only as webhook events)."""
         ...

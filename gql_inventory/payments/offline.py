@@ -9,7 +9,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from gql_inventory.payments.base import CreatedPayment, PaymentRequest, ProviderRefund
+from gql_inventory.payments.base import (
+    CreatedPayment,
+    PaymentRequest,
+    PaymentState,
+    ProviderRefund,
+)
 
 
 class OfflinePaymentProvider:
@@ -35,3 +40,7 @@ class OfflinePaymentProvider:
         """A local refund id derived from the idempotency key; status `succeeded`."""
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
         return ProviderRefund(refund_id=f"re_offline_{digest}", status="succeeded", amount=amount)
+
+    async def retrieve_payment(self, payment_intent_id: str) -> PaymentState | None:
+        """Unknown: offline payments are reported only by (CLI-posted) webhook events."""
+        return None

@@ -22,6 +22,7 @@ from stripe.params import PaymentIntentCreateParams
 from gql_inventory.payments.base import (
     CreatedPayment,
     PaymentRequest,
+    PaymentState,
     ProviderFailure,
     ProviderRefund,
 )
@@ -148,9 +149,46 @@ class StripePaymentProvider:
             refund_id=refund.id, status=refund.status or "pending", amount=refund.amount
         )
 
+    async def retrieve_payment(self, payment_intent_id: str) -> PaymentState | None:
+        """Retrieve a PaymentIntent (https://docs.stripe.com/api/payment_intents/retrieve).
+
+        None for an offline payment id (nothing at Stripe). Raises `ProviderFailure`,
+        also when Stripe's answer lacks a status, an amount or a currency.
+        """
+        if payment_intent_id.startswith(OFFLINE_PREFIX):
+            return None
+        try:
+            intent = await self.client.v1.payment_intents.retrieve_async(payment_intent_id)
+        except stripe.StripeError as exc:
+            raise _failure(exc, "retrieve the payment") from exc
+        return _payment_state(payment_intent_id, intent.to_dict())
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
         await self._http.close_async()  # type: ignore[no-untyped-call]  # untyped in stripe
+
+
+def _payment_state(payment_intent_id: str, intent: dict[str, Any]) -> PaymentState:
+    """Read the fields of a PaymentIntent the pending-payment check needs."""
+    status, currency = intent.get("status"), intent.get("currency")
+    amount, received = intent.get("amount"), intent.get("amount_received") or 0
+    if not (isinstance(status, str) and isinstance(currency, str) and isinstance(amount, int)):
+        raise ProviderFailure(f"Stripe returned an unreadable PaymentIntent {payment_intent_id}")
+    if not isinstance(received, int) or isinstance(received, bool) or isinstance(amount, bool):
+        raise ProviderFailure(f"Stripe returned an unreadable PaymentIntent {payment_intent_id}")
+    metadata = intent.get("metadata")
+    order_id = metadata.get("order_id") if isinstance(metadata, dict) else None
+    error = intent.get("last_payment_error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return PaymentState(
+        payment_intent_id=str(intent.get("id") or payment_intent_id),
+        status=status,
+        amount=amount,
+        amount_received=received,
+        currency=currency,
+        order_id=order_id if isinstance(order_id, str) else None,
+        last_payment_error=message if isinstance(message, str) else None,
+    )
 
 
 def _already_canceled(exc: stripe.StripeError) -> bool:

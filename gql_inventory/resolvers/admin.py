@@ -13,22 +13,27 @@ from gql_inventory.errors import BadRequest
 from gql_inventory.inventory import adjust, orders, refunds
 from gql_inventory.inventory.adjust import AdjustResult
 from gql_inventory.inventory.errors import DomainError
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.movements import movement_page
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.resolvers.access import require_admin
 from gql_inventory.resolvers.payloads import level_payload, order_payload
 from gql_inventory.schema.catalog import PageInfo
-from gql_inventory.schema.orders import (
+from gql_inventory.schema.inputs import (
     AdjustStockInput,
-    AdjustStockPayload,
     CancelOrderInput,
-    CancelOrderPayload,
     RefundOrderInput,
-    RefundOrderPayload,
     SetStockInput,
+)
+from gql_inventory.schema.orders import (
     StockMovementConnection,
     StockMovementEdge,
     StockMovementType,
+)
+from gql_inventory.schema.payloads import (
+    AdjustStockPayload,
+    CancelOrderPayload,
+    RefundOrderPayload,
     user_errors,
 )
 from gql_inventory.uow import run_in_transaction
@@ -62,7 +67,7 @@ async def adjust_stock(info: Info[Context, None], input: AdjustStockInput) -> Ad
                 reason=input.reason,
                 note=input.note,
                 expected_on_hand=input.expected_on_hand,
-                idempotency_key=input.idempotency_key,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             ),
         )
     except DomainError as error:
@@ -84,7 +89,7 @@ async def set_stock(info: Info[Context, None], input: SetStockInput) -> AdjustSt
                 on_hand=input.on_hand,
                 reason=reason or adjust.AdjustmentReason.CYCLE_COUNT,
                 expected_on_hand=input.expected_on_hand,
-                idempotency_key=input.idempotency_key,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             ),
         )
     except DomainError as error:
@@ -112,7 +117,7 @@ async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> Re
                 lines=lines,
                 restock=input.restock is not False,
                 reason=input.reason,
-                idempotency_key=input.idempotency_key,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             ),
         )
     except DomainError as error:

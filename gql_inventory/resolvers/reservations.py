@@ -13,18 +13,20 @@ from gql_inventory.errors import Forbidden
 from gql_inventory.inventory import checkout as checkout_use_case
 from gql_inventory.inventory import orders, reservations
 from gql_inventory.inventory.errors import DomainError, OrderNotFound, ReservationNotFound
+from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.resolvers.payloads import order_payload, reservation_payload
-from gql_inventory.schema.orders import (
+from gql_inventory.schema.inputs import (
     CheckoutInput,
-    CheckoutPayload,
-    OrderType,
-    ReleaseReservationPayload,
-    ReservationType,
     ReserveStockInput,
-    ReserveStockPayload,
     StockLineInput,
     UpdateReservationInput,
+)
+from gql_inventory.schema.orders import OrderType, ReservationType
+from gql_inventory.schema.payloads import (
+    CheckoutPayload,
+    ReleaseReservationPayload,
+    ReserveStockPayload,
     user_errors,
 )
 from gql_inventory.uow import run_in_transaction
@@ -45,7 +47,7 @@ async def reserve_stock(info: Info[Context, None], input: ReserveStockInput) -> 
                 _lines(input.lines),
                 limits=services.reservation_limits,
                 ttl_seconds=input.ttl_seconds,
-                idempotency_key=input.idempotency_key,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             ),
         )
     except DomainError as error:
@@ -109,7 +111,8 @@ async def checkout(info: Info[Context, None], input: CheckoutInput) -> CheckoutP
                 rid,
                 provider=services.payments,
                 email=input.email,
-                idempotency_key=input.idempotency_key,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
+                payment_window_seconds=services.settings.payment_window_seconds,
             ),
         )
     except DomainError as error:

@@ -5,20 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from graphql import ASTValidationRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-    max_aliases,
-    query_depth_limiter,
-)
+from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
-from gql_inventory.errors import should_mask
-from gql_inventory.schema.execution import SubscriptionSafeExecutionContext
+from gql_inventory.schema.cost import Limits, OperationCost
+from gql_inventory.schema.edge import (
+    CachedDocuments,
+    DocumentCache,
+    EdgeErrors,
+    UnstorableLiterals,
+    UnstorableVariables,
+)
+from gql_inventory.schema.execution import InventorySchema, SubscriptionSafeExecutionContext
 from gql_inventory.schema.mutation import Mutation
 from gql_inventory.schema.query import Query
 from gql_inventory.schema.subscription import Subscription
@@ -26,13 +25,21 @@ from gql_inventory.settings import Settings
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
-    """The service's schema with depth, alias and token limits and error masking on."""
+    """The service's schema with its request limits and error masking on.
+
+    Limits: tokens (`MAX_TOKENS`), depth, aliases and expanded fields
+    (`QUERY_DEPTH_LIMIT`, `MAX_ALIASES`, `MAX_SELECTIONS`, measured in linear time by
+    `schema.cost`). Introspection and field suggestions follow the settings
+    (`Settings.feature_on`).
+    """
     settings = settings or Settings()
-    return strawberry.Schema(
+    return InventorySchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        config=StrawberryConfig(),
+        config=StrawberryConfig(
+            disable_field_suggestions=not settings.feature_on("field_suggestions")
+        ),
         execution_context_class=SubscriptionSafeExecutionContext,
         extensions=_extensions(settings),
     )
@@ -41,21 +48,31 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
 def _extensions(settings: Settings) -> list[Any]:
     """Extension factories (strawberry builds fresh instances per request).
 
-    The depth and alias rules are built once, so their classes are stable and
-    `ValidationCache` can reuse a document's validation across requests (a fresh
-    `QueryDepthLimiter` per request makes a new rule class, defeating the cache).
-    Parsing is cached too; the token limit applies before a document is cached.
+    The validation rules are built once, so their classes are stable and a cached
+    validation stays right. The token limit applies while parsing, before a
+    document is cached; the cache is this schema's own, bounded by bytes.
     """
-    rules: list[type[ASTValidationRule]] = [
-        query_depth_limiter.create_validator(settings.query_depth_limit, should_ignore=None),
-        max_aliases.create_validator(settings.max_aliases),
-    ]
-    return [
+    limits = Limits(
+        max_depth=settings.query_depth_limit,
+        max_aliases=settings.max_aliases,
+        max_selections=settings.max_selections,
+        max_merge_pairs=settings.max_merge_pairs,
+    )
+    rules: list[type[ASTValidationRule]] = [UnstorableLiterals]
+    if not settings.feature_on("introspection"):
+        rules.append(NoSchemaIntrospectionCustomRule)
+    extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: ParserCache(maxsize=512),
         lambda: AddValidationRules(rules),
-        lambda: ValidationCache(maxsize=512),
-        lambda: MaskErrors(should_mask_error=should_mask),
+    ]
+    if settings.document_cache_bytes > 0:
+        cache = DocumentCache(settings.document_cache_bytes)
+        extensions.append(lambda: CachedDocuments(cache))
+    extensions.append(lambda: OperationCost(limits))  # after the cache: hits skip it
+    return [
+        *extensions,
+        UnstorableVariables,
+        lambda: EdgeErrors(settings.outage_retry_after_seconds),
     ]
 
 

@@ -10,16 +10,29 @@ from strawberry.types import Info
 from gql_inventory.context import Context
 from gql_inventory.loaders import LevelRow, LocationRow, ProductRow, VariantRow
 from gql_inventory.money import to_decimal
+from gql_inventory.schema.docs import described_field
 
 
-@strawberry.type(name="Location")
+@strawberry.type(
+    name="Location",
+    description="A warehouse or store holding stock. Public: storefronts may list locations.",
+)
 class LocationType:
     """A warehouse or store holding stock."""
 
-    id: strawberry.ID
-    name: str
-    is_default: bool = strawberry.field(description="Used when an operation names no location.")
-    priority: int = strawberry.field(description="Reservations draw from lower values first.")
+    id: strawberry.ID = strawberry.field(
+        description="The location's id, as adjustStock/setStock `locationId` and "
+        "UserError.locationId give it."
+    )
+    name: str = strawberry.field(description="Display name, e.g. Main warehouse.")
+    is_default: bool = strawberry.field(
+        description="Used when adjustStock or setStock names no location. One location is "
+        "the default."
+    )
+    priority: int = strawberry.field(
+        description="Reservations draw from the lowest value first (ties: lowest id), "
+        "splitting across locations when one has too few."
+    )
 
     @classmethod
     def from_row(cls, row: LocationRow) -> LocationType:
@@ -40,17 +53,26 @@ async def load_location(info: Info[Context, None], location_id: int) -> Location
     return LocationType.from_row(row)
 
 
-@strawberry.type(name="StockLevel")
+@strawberry.type(
+    name="StockLevel",
+    description="Units of one variant at one location. Figures are whole units.",
+)
 class StockLevelType:
     """Units of one variant at one location."""
 
-    on_hand: int
-    reserved: int
-    available: int = strawberry.field(description="onHand - reserved")
-    version: int = strawberry.field(description="Grows by one with each change to this level.")
+    on_hand: int = strawberry.field(description="Units physically at the location.")
+    reserved: int = strawberry.field(
+        description="Units held here by ACTIVE reservations (carts and unpaid orders)."
+    )
+    available: int = strawberry.field(
+        description="onHand - reserved: what a new reservation may take from here."
+    )
+    version: int = strawberry.field(
+        description="Grows by one with each change to this level (each StockMovement)."
+    )
     location_id: strawberry.Private[int]
 
-    @strawberry.field
+    @described_field("Where the units are.")
     async def location(self, info: Info[Context, None]) -> LocationType:
         """Where the units are."""
         return await load_location(info, self.location_id)
@@ -67,20 +89,27 @@ class StockLevelType:
         )
 
 
-@strawberry.type(name="VariantOption")
+@strawberry.type(name="VariantOption", description="One option of a variant, e.g. Size: Medium.")
 class VariantOptionType:
     """One option of a variant, e.g. Size: Medium."""
 
-    name: str
-    value: str
+    name: str = strawberry.field(description="The option's name, e.g. Size.")
+    value: str = strawberry.field(description="This variant's value of it, e.g. Medium.")
 
 
-@strawberry.type(name="Money")
+@strawberry.type(
+    name="Money",
+    description="An amount in a currency. The amount is a decimal string in major units "
+    '("19.99" for 19.99 USD, "1999" for 1999 JPY), never minor units (cents).',
+)
 class MoneyType:
     """An amount in a currency (decimal, not minor units)."""
 
-    amount: Decimal
-    currency_code: str = strawberry.field(description="ISO 4217")
+    amount: Decimal = strawberry.field(
+        description="Decimal string in major units, with the currency's number of decimals "
+        "(ISO 4217: 2 for USD, 0 for JPY, 3 for KWD)."
+    )
+    currency_code: str = strawberry.field(description="ISO 4217 code, e.g. USD.")
 
     @classmethod
     def from_minor(cls, minor_units: int, currency_code: str) -> MoneyType:
@@ -88,14 +117,26 @@ class MoneyType:
         return cls(amount=to_decimal(minor_units, currency_code), currency_code=currency_code)
 
 
-@strawberry.type(name="Variant")
+@strawberry.type(
+    name="Variant",
+    description="A SKU: a product in one combination of options. Stock figures are whole "
+    "units summed over every location; `stockLevels` gives them per location.",
+)
 class VariantType:
     """A SKU: a product in one combination of options."""
 
-    id: strawberry.ID
-    sku: str
-    title: str
-    low_stock_threshold: int
+    id: strawberry.ID = strawberry.field(description="The variant's id.")
+    sku: str = strawberry.field(
+        description="Stock keeping unit: the unique code lines and stock operations name it by."
+    )
+    title: str = strawberry.field(
+        description="Its option values joined, e.g. Medium / Blue; Default Title when the "
+        "product has no options."
+    )
+    low_stock_threshold: int = strawberry.field(
+        description="Units: `isLowStock` is true, and lowStockAlerts sends LOW, when "
+        "`available` is at or under this."
+    )
     row: strawberry.Private[VariantRow]
 
     @classmethod
@@ -109,17 +150,17 @@ class VariantType:
             row=row,
         )
 
-    @strawberry.field
+    @described_field("Option name/value pairs in the product's option order.")
     def options(self) -> list[VariantOptionType]:
         """Option name/value pairs in the product's option order."""
         return [VariantOptionType(name=o["name"], value=o["value"]) for o in self.row.options]
 
-    @strawberry.field
+    @described_field("Current unit price (an order freezes it at checkout).")
     def price(self) -> MoneyType:
         """Unit price."""
         return MoneyType.from_minor(self.row.price_amount, self.row.currency_code)
 
-    @strawberry.field
+    @described_field("The product this variant belongs to.")
     async def product(self, info: Info[Context, None]) -> ProductType:
         """The product this variant belongs to."""
         row = await info.context.loaders.product_by_id.load(self.row.product_id)
@@ -130,40 +171,45 @@ class VariantType:
     async def _levels(self, info: Info[Context, None]) -> list[LevelRow]:
         return await info.context.loaders.levels_by_variant.load(self.row.id)
 
-    @strawberry.field
+    @described_field("Units physically held, summed over locations.")
     async def on_hand(self, info: Info[Context, None]) -> int:
         """Summed over locations."""
         return sum(level.on_hand for level in await self._levels(info))
 
-    @strawberry.field
+    @described_field("Units held by ACTIVE reservations, summed over locations.")
     async def reserved(self, info: Info[Context, None]) -> int:
         """Summed over locations."""
         return sum(level.reserved for level in await self._levels(info))
 
-    @strawberry.field
+    @described_field(
+        "onHand - reserved, summed over locations: what reserveStock may take "
+        "(it splits across locations by priority)."
+    )
     async def available(self, info: Info[Context, None]) -> int:
         """Summed over locations: onHand - reserved."""
         return sum(level.available for level in await self._levels(info))
 
-    @strawberry.field
+    @described_field("available <= lowStockThreshold.")
     async def is_low_stock(self, info: Info[Context, None]) -> bool:
         """available <= lowStockThreshold"""
         available = sum(level.available for level in await self._levels(info))
         return available <= self.row.low_stock_threshold
 
-    @strawberry.field
+    @described_field("One level per location holding this variant, by location priority.")
     async def stock_levels(self, info: Info[Context, None]) -> list[StockLevelType]:
         """One per location holding this variant, by location priority."""
         return [StockLevelType.from_row(level) for level in await self._levels(info)]
 
 
-@strawberry.type(name="Product")
+@strawberry.type(name="Product", description="A product and its variants (SKUs).")
 class ProductType:
     """A product and its variants."""
 
-    id: strawberry.ID
-    handle: str
-    title: str
+    id: strawberry.ID = strawberry.field(description="The product's id.")
+    handle: str = strawberry.field(
+        description="Unique URL name, e.g. blue-shirt (Shopify's Handle)."
+    )
+    title: str = strawberry.field(description="Display name, e.g. Blue Shirt.")
     db_id: strawberry.Private[int]
 
     @classmethod
@@ -171,13 +217,13 @@ class ProductType:
         """Build from a loader row."""
         return cls(id=strawberry.ID(str(row.id)), handle=row.handle, title=row.title, db_id=row.id)
 
-    @strawberry.field
+    @described_field("The product's variants, in the product's order.")
     async def variants(self, info: Info[Context, None]) -> list[VariantType]:
         """Variants in the product's order."""
         rows = await info.context.loaders.variants_by_product.load(self.db_id)
         return [VariantType.from_row(r) for r in rows]
 
-    @strawberry.field
+    @described_field("Available units over every variant and location.")
     async def total_available(self, info: Info[Context, None]) -> int:
         """Available units over all variants and locations."""
         rows = await info.context.loaders.variants_by_product.load(self.db_id)
@@ -185,27 +231,41 @@ class ProductType:
         return sum(level.available for per_variant in levels for level in per_variant)
 
 
-@strawberry.type(name="PageInfo")
+@strawberry.type(
+    name="PageInfo",
+    description="Where a page sits in its list (Relay GraphQL Cursor Connections spec).",
+)
 class PageInfo:
     """Relay page info (GraphQL Cursor Connections spec)."""
 
-    has_next_page: bool
-    has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    has_next_page: bool = strawberry.field(
+        description="More items follow: ask again with `after: endCursor`."
+    )
+    has_previous_page: bool = strawberry.field(
+        description="The page was asked for with `after` (items precede it)."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the first item; null on an empty page."
+    )
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last item (pass as `after` for the next page); null on an "
+        "empty page."
+    )
 
 
-@strawberry.type(name="ProductEdge")
+@strawberry.type(name="ProductEdge", description="A product with its cursor.")
 class ProductEdge:
     """A product with its cursor."""
 
-    cursor: str
-    node: ProductType
+    cursor: str = strawberry.field(
+        description="Opaque; pass as `products(after:)` to read on after this product."
+    )
+    node: ProductType = strawberry.field(description="The product.")
 
 
-@strawberry.type(name="ProductConnection")
+@strawberry.type(name="ProductConnection", description="A page of products, by id.")
 class ProductConnection:
     """A page of products."""
 
-    edges: list[ProductEdge]
-    page_info: PageInfo
+    edges: list[ProductEdge] = strawberry.field(description="The products of this page.")
+    page_info: PageInfo = strawberry.field(description="Whether more pages follow.")

@@ -10,33 +10,40 @@ from strawberry.types import Info
 from gql_inventory.alerts import LowStockAlertEvent
 from gql_inventory.context import Context
 from gql_inventory.schema.catalog import LocationType, VariantType
+from gql_inventory.schema.docs import described_field
 from gql_inventory.schema.enums import LowStockState, MovementKind
 from gql_inventory.stream import StockEvent
 
 
-@strawberry.type(name="StockChangeEvent")
+@strawberry.type(
+    name="StockChangeEvent",
+    description="One committed change of one stock level (one ledger row), with the "
+    "level's figures after it. Figures are whole units at that one location.",
+)
 class StockChangeEventType:
     """One committed change of one stock level, with the level's figures after it."""
 
     cursor: str = strawberry.field(
         description="Pass as `after` to resume from here (after a disconnect)."
     )
-    sku: str
-    kind: MovementKind
-    on_hand_delta: int
-    reserved_delta: int
-    on_hand: int
-    reserved: int
-    available: int = strawberry.field(description="onHand - reserved")
+    sku: str = strawberry.field(description="The variant whose level changed.")
+    kind: MovementKind = strawberry.field(description="Why it changed.")
+    on_hand_delta: int = strawberry.field(description="Change of onHand (negative: fewer).")
+    reserved_delta: int = strawberry.field(description="Change of reserved (negative: fewer).")
+    on_hand: int = strawberry.field(description="Units at the location after the change.")
+    reserved: int = strawberry.field(description="Units reserved there after the change.")
+    available: int = strawberry.field(description="onHand - reserved, after the change.")
     version: int = strawberry.field(
         description="The level's version after this change: consecutive per level, so a "
         "client can tell that it missed something."
     )
-    occurred_at: datetime
+    occurred_at: datetime = strawberry.field(
+        description="When the change was made (its transaction's time, UTC offset included)."
+    )
     movement_id: strawberry.ID = strawberry.field(description="The ledger row (StockMovement.id).")
     location_id: strawberry.Private[int]
 
-    @strawberry.field
+    @described_field("Where the level is.")
     async def location(self, info: Info[Context, None]) -> LocationType:
         """Where the level is."""
         hub = info.context.services.live
@@ -63,15 +70,21 @@ class StockChangeEventType:
         )
 
 
-@strawberry.type(name="LowStockAlert")
+@strawberry.type(
+    name="LowStockAlert",
+    description="A variant's available units (summed over locations) crossed its threshold "
+    "or zero. One alert per crossing, not per change.",
+)
 class LowStockAlertType:
     """A variant's available units (summed over locations) crossed its threshold or zero."""
 
-    variant: VariantType
-    available: int = strawberry.field(description="Summed over locations, after the change.")
-    threshold: int
-    state: LowStockState
-    occurred_at: datetime
+    variant: VariantType = strawberry.field(description="The variant, with its figures now.")
+    available: int = strawberry.field(
+        description="Available units, summed over locations, after the change."
+    )
+    threshold: int = strawberry.field(description="The variant's lowStockThreshold (units).")
+    state: LowStockState = strawberry.field(description="The boundary crossed.")
+    occurred_at: datetime = strawberry.field(description="When the crossing change was made.")
 
     @classmethod
     def from_event(cls, alert: LowStockAlertEvent) -> LowStockAlertType:

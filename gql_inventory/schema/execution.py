@@ -1,4 +1,4 @@
-"""The graphql-core executor the schema uses: strawberry's, without a subscription leak.
+"""How the schema executes: strawberry's executor without a subscription leak, and error logs.
 
 graphql-core 3.3 runs each subscription event on a shallow copy of the
 subscription's executor, and the copy shares the executor's memo of collected
@@ -12,7 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import strawberry
+from graphql import GraphQLError
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types import ExecutionContext
+
+from gql_inventory.errors import should_mask
+from gql_inventory.logs import get_logger
+from gql_inventory.outage import is_database_outage
+
+log = get_logger(__name__)
 
 _PER_EXECUTION_MEMOS = ("_relevant_sub_fields", "_stream_usages")
 
@@ -27,3 +36,46 @@ class SubscriptionSafeExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if memo is not None:
                 setattr(executor, name, type(memo)())
         return executor
+
+
+class InventorySchema(strawberry.Schema):
+    """strawberry's Schema, logging client errors as one line and the rest with a traceback.
+
+    A client error (a parse or validation error, or a `PublicError` such as FORBIDDEN or
+    BAD_CURSOR) is the caller's mistake, not ours: one ``graphql.client_error`` line at
+    INFO with its code. A database outage is ``graphql.database_unavailable`` at WARNING
+    (the client gets 503). Anything else is a bug: ``graphql.error`` at ERROR with the
+    traceback (the client sees it masked).
+    """
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        operation = execution_context.operation_name if execution_context else None
+        for error in errors:
+            original = error.original_error
+            path = ".".join(str(p) for p in error.path) if error.path else None
+            if not should_mask(error):
+                code = (error.extensions or {}).get("code", "GRAPHQL_VALIDATION_FAILED")
+                log.info(
+                    "graphql.client_error",
+                    code=code,
+                    message=error.message,
+                    path=path,
+                    operation=operation,
+                )
+            elif original is not None and is_database_outage(original):
+                log.warning(
+                    "graphql.database_unavailable",
+                    error=f"{type(original).__name__}: {original}",
+                    path=path,
+                    operation=operation,
+                )
+            else:
+                log.error(
+                    "graphql.error",
+                    message=error.message,
+                    path=path,
+                    operation=operation,
+                    exc_info=original,
+                )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import strawberry
 
 from gql_inventory.resolvers import admin, reservations
-from gql_inventory.schema.orders import (
+from gql_inventory.schema.docs import with_arguments
+from gql_inventory.schema.payloads import (
     AdjustStockPayload,
     CancelOrderPayload,
     CheckoutPayload,
@@ -14,20 +15,108 @@ from gql_inventory.schema.orders import (
     ReserveStockPayload,
 )
 
+_ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error and "
+_ADMIN += "nothing changes. "
 
-@strawberry.type
+
+@strawberry.type(
+    description="Every mutation runs in one transaction: all of it happens or none. Expected "
+    "refusals come back as the payload's `userErrors` (with a code) and change nothing."
+)
 class Mutation:
     """Every mutation runs in one transaction; refusals come back as `userErrors`."""
 
-    reserve_stock: ReserveStockPayload = strawberry.field(resolver=reservations.reserve_stock)
-    update_reservation: ReserveStockPayload = strawberry.field(
-        resolver=reservations.update_reservation
+    reserve_stock: ReserveStockPayload = with_arguments(
+        strawberry.field(
+            resolver=reservations.reserve_stock,
+            description="Public. Reserve every line or none (a cart): the units count as "
+            "reserved until the reservation expires (ttlSeconds), is released, or its order "
+            "is paid. Units come from locations in priority order and may be split across "
+            "them. userErrors: INVALID_INPUT, UNKNOWN_SKU, INSUFFICIENT_STOCK (one per short "
+            "SKU; figures summed over all locations), IDEMPOTENCY_CONFLICT.",
+        ),
+        input="The lines, and optionally a TTL and an idempotency key.",
     )
-    release_reservation: ReleaseReservationPayload = strawberry.field(
-        resolver=reservations.release_reservation
+    update_reservation: ReserveStockPayload = with_arguments(
+        strawberry.field(
+            resolver=reservations.update_reservation,
+            description="Public (the reservation id is the right). Set the absolute quantity "
+            "of each SKU listed: more reserves more (locations in priority order), less "
+            "releases (lowest-priority location first), 0 releases all of that SKU. SKUs the "
+            "reservation holds that are left out of `lines` are not touched. All or nothing; "
+            "on success the expiry restarts at now + the reservation's ttlSeconds. "
+            "userErrors: RESERVATION_NOT_FOUND, RESERVATION_NOT_ACTIVE, INVALID_ORDER_STATE "
+            "(checked out: the order's lines are frozen), INVALID_INPUT (no lines, a SKU "
+            "twice, a quantity out of range), UNKNOWN_SKU, INSUFFICIENT_STOCK (figures summed "
+            "over all locations, counting what the reservation already holds).",
+        ),
+        input="The reservation and its new quantities.",
     )
-    checkout: CheckoutPayload = strawberry.field(resolver=reservations.checkout)
-    adjust_stock: AdjustStockPayload = strawberry.field(resolver=admin.adjust_stock)
-    set_stock: AdjustStockPayload = strawberry.field(resolver=admin.set_stock)
-    refund_order: RefundOrderPayload = strawberry.field(resolver=admin.refund_order)
-    cancel_order: CancelOrderPayload = strawberry.field(resolver=admin.cancel_order)
+    release_reservation: ReleaseReservationPayload = with_arguments(
+        strawberry.field(
+            resolver=reservations.release_reservation,
+            description="Public. Give every reserved unit back (RELEASE movements) and end "
+            "the reservation RELEASED; a PENDING_PAYMENT order on it is CANCELLED with its "
+            "payment. userErrors: RESERVATION_NOT_FOUND, RESERVATION_NOT_ACTIVE.",
+        ),
+        reservation_id="The reservation's id.",
+    )
+    checkout: CheckoutPayload = with_arguments(
+        strawberry.field(
+            resolver=reservations.checkout,
+            description="Public. Turn an ACTIVE reservation into an order (PENDING_PAYMENT) "
+            "with unit prices frozen now, and create its payment (a Stripe PaymentIntent for "
+            "the total); confirm it with `paymentClientSecret`. The reservation keeps holding "
+            "the units until the payment succeeds (sold), is cancelled, or the reservation "
+            "expires. Checking out the same reservation again returns the same pending order. "
+            "userErrors: RESERVATION_NOT_FOUND, RESERVATION_NOT_ACTIVE, INVALID_ORDER_STATE "
+            "(its order is past PENDING_PAYMENT), INVALID_INPUT (lines in several currencies, "
+            "a bad idempotency key), IDEMPOTENCY_CONFLICT, PAYMENT_PROVIDER_ERROR.",
+        ),
+        input="The reservation, the buyer's email and an optional idempotency key.",
+    )
+    adjust_stock: AdjustStockPayload = with_arguments(
+        strawberry.field(
+            resolver=admin.adjust_stock,
+            description=_ADMIN + "Add or remove units at one location, writing one ledger "
+            "row. A removal may only take available units (onHand - reserved at that "
+            "location): reserved units are promised to buyers. userErrors: INVALID_INPUT, "
+            "UNKNOWN_SKU, UNKNOWN_LOCATION, INSUFFICIENT_STOCK (figures at the location in "
+            "`locationId`), STOCK_CHANGED, IDEMPOTENCY_CONFLICT.",
+        ),
+        input="The SKU, location, delta and reason.",
+    )
+    set_stock: AdjustStockPayload = with_arguments(
+        strawberry.field(
+            resolver=admin.set_stock,
+            description=_ADMIN + "Set onHand at one location to a counted figure, writing "
+            "one ledger row of the difference (the same figure writes none). userErrors: "
+            "INVALID_INPUT, UNKNOWN_SKU, UNKNOWN_LOCATION, INSUFFICIENT_STOCK (below what is "
+            "reserved at that location), STOCK_CHANGED, IDEMPOTENCY_CONFLICT.",
+        ),
+        input="The SKU, location and counted figure.",
+    )
+    refund_order: RefundOrderPayload = with_arguments(
+        strawberry.field(
+            resolver=admin.refund_order,
+            description=_ADMIN + "Refund units of a PAID or PARTIALLY_REFUNDED order: the "
+            "payment provider refunds their frozen unit prices first, then the units go back "
+            "on hand where they were sold from (RETURN), unless restock is false. The order "
+            "becomes PARTIALLY_REFUNDED or REFUNDED. userErrors: ORDER_NOT_FOUND, "
+            "INVALID_ORDER_STATE, REFUND_EXCEEDS_QUANTITY (also for a SKU the order lacks), "
+            "INVALID_INPUT, IDEMPOTENCY_CONFLICT, PAYMENT_PROVIDER_ERROR.",
+        ),
+        input="The order, the lines to refund (null: all) and whether to restock.",
+    )
+    cancel_order: CancelOrderPayload = with_arguments(
+        strawberry.field(
+            resolver=admin.cancel_order,
+            description=_ADMIN + "Cancel an order. PENDING_PAYMENT: its payment is cancelled "
+            "and its reservation released. PAID or PARTIALLY_REFUNDED: every unit left is "
+            "refunded and restocked. NEEDS_ATTENTION: refunded without restock (its units "
+            "were never taken) and a still ACTIVE reservation released. The order ends "
+            "CANCELLED. userErrors: ORDER_NOT_FOUND, INVALID_ORDER_STATE (already CANCELLED "
+            "or REFUNDED), PAYMENT_PROVIDER_ERROR.",
+        ),
+        input="The order and an optional reason.",
+    )

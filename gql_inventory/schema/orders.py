@@ -1,4 +1,4 @@
-"""Reservation, Order and StockMovement types, user errors, inputs and payloads."""
+"""Reservation, Order and StockMovement types (inputs: `inputs`; payloads: `payloads`)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,16 @@ from sqlalchemy import RowMapping
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.inventory.errors import DomainError, DomainErrors
 from gql_inventory.inventory.ledger import AppliedMovement
 from gql_inventory.schema.catalog import (
     LocationType,
     MoneyType,
     PageInfo,
-    StockLevelType,
     VariantType,
     load_location,
 )
-from gql_inventory.schema.enums import (
-    AdjustmentReason,
-    MovementKind,
-    OrderStatus,
-    ReservationStatus,
-    UserErrorCode,
-)
+from gql_inventory.schema.docs import described_field
+from gql_inventory.schema.enums import MovementKind, OrderStatus, ReservationStatus
 
 
 async def load_variant(info: Info[Context, None], variant_id: int) -> VariantType:
@@ -37,27 +30,40 @@ async def load_variant(info: Info[Context, None], variant_id: int) -> VariantTyp
     return VariantType.from_row(row)
 
 
-@strawberry.type(name="ReservationLine")
+@strawberry.type(
+    name="ReservationLine",
+    description="Units of one variant held by a reservation, summed over the locations they "
+    "were drawn from.",
+)
 class ReservationLineType:
     """Units of one variant held by a reservation (summed over locations)."""
 
-    quantity: int
+    quantity: int = strawberry.field(description="Units of the variant (at least 1).")
     variant_id: strawberry.Private[int]
 
-    @strawberry.field
+    @described_field("The reserved variant.")
     async def variant(self, info: Info[Context, None]) -> VariantType:
         """The reserved variant."""
         return await load_variant(info, self.variant_id)
 
 
-@strawberry.type(name="Reservation")
+@strawberry.type(
+    name="Reservation",
+    description="A hold on stock (a cart, then the stock of an unpaid order). Its id is "
+    "unguessable: whoever holds it may read, change, release and check out the reservation, "
+    "so keep it private to the buyer.",
+)
 class ReservationType:
     """A hold on stock. Its id is unguessable: holding it is the right to use it."""
 
-    id: strawberry.ID
-    status: ReservationStatus
-    expires_at: datetime
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="A random UUID; the buyer's capability.")
+    status: ReservationStatus = strawberry.field(description="Only ACTIVE holds units.")
+    expires_at: datetime = strawberry.field(
+        description="When an ACTIVE reservation gives its units back if unpaid. "
+        "updateReservation moves it to now + the reservation's ttlSeconds; a payment in "
+        "progress may extend it."
+    )
+    created_at: datetime = strawberry.field(description="When reserveStock made it.")
 
     @classmethod
     def from_row(cls, row: RowMapping) -> ReservationType:
@@ -69,7 +75,9 @@ class ReservationType:
             created_at=row["created_at"],
         )
 
-    @strawberry.field
+    @described_field(
+        "One line per variant. Lines stay listed after the reservation ends, as a record."
+    )
     async def lines(self, info: Info[Context, None]) -> list[ReservationLineType]:
         """One line per variant. Lines stay listed after the reservation ends."""
         import uuid
@@ -78,45 +86,70 @@ class ReservationType:
         return [ReservationLineType(quantity=q, variant_id=v) for v, q in lines]
 
 
-@strawberry.type(name="OrderLine")
+@strawberry.type(
+    name="OrderLine", description="A variant of an order, with its unit price frozen at checkout."
+)
 class OrderLineType:
     """A variant of an order with its unit price frozen at checkout."""
 
-    quantity: int
-    refunded_quantity: int
-    unit_price: MoneyType
+    quantity: int = strawberry.field(description="Units ordered.")
+    refunded_quantity: int = strawberry.field(description="Units refunded so far (0 to quantity).")
+    unit_price: MoneyType = strawberry.field(
+        description="Price of one unit at checkout; later price changes do not alter it."
+    )
     variant_id: strawberry.Private[int]
 
-    @strawberry.field
+    @described_field("The ordered variant.")
     async def variant(self, info: Info[Context, None]) -> VariantType:
         """The ordered variant."""
         return await load_variant(info, self.variant_id)
 
 
-@strawberry.type(name="PaymentEvent")
+@strawberry.type(
+    name="PaymentEvent",
+    description="Something that happened to an order's payment: an attempt, a Stripe "
+    "webhook event, a refund, a cancellation.",
+)
 class PaymentEventType:
     """Something that happened to an order's payment (attempt, webhook event, refund)."""
 
-    type: str
-    provider_event_id: str | None
-    detail: str | None
-    occurred_at: datetime
+    type: str = strawberry.field(
+        description="A Stripe event type (payment_intent.succeeded, "
+        "payment_intent.payment_failed...) or one of ours: payment_intent.created, "
+        "refund.created, order.cancelled."
+    )
+    provider_event_id: str | None = strawberry.field(
+        description="Stripe's event or refund id (evt_..., re_...); null for local events."
+    )
+    detail: str | None = strawberry.field(
+        description="Free text: a decline message, the PaymentIntent id, a refund reason."
+    )
+    occurred_at: datetime = strawberry.field(description="When it was recorded here.")
 
 
-@strawberry.type(name="Order")
+@strawberry.type(
+    name="Order",
+    description="An order made at checkout from a reservation. Admins read any order; a "
+    "buyer reads theirs by passing its reservationId. Amounts are decimal Money.",
+)
 class OrderType:
     """An order made at checkout; amounts are decimal Money."""
 
-    id: strawberry.ID
-    status: OrderStatus
-    payment_intent_id: str | None
-    email: str | None
+    id: strawberry.ID = strawberry.field(description="The order's id (a UUID).")
+    status: OrderStatus = strawberry.field(description="Where its payment stands.")
+    payment_intent_id: str | None = strawberry.field(
+        description="The Stripe PaymentIntent (pi_...), or the offline provider's local id."
+    )
+    email: str | None = strawberry.field(description="The buyer's email given at checkout.")
     attention_reason: str | None = strawberry.field(
         description="Why the order is NEEDS_ATTENTION (e.g. paid after its stock was gone)."
     )
-    last_payment_error: str | None
-    created_at: datetime
-    updated_at: datetime
+    last_payment_error: str | None = strawberry.field(
+        description="The provider's message for the latest failed payment attempt (e.g. card "
+        "declined); the buyer may retry on the same payment."
+    )
+    created_at: datetime = strawberry.field(description="When checkout made it.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
     row: strawberry.Private[RowMapping]
 
     @classmethod
@@ -134,12 +167,12 @@ class OrderType:
             row=row,
         )
 
-    @strawberry.field
+    @described_field("The amount charged at checkout (lines at their unit prices).")
     def total(self) -> MoneyType:
         """The amount charged at checkout."""
         return MoneyType.from_minor(self.row["total_amount"], self.row["currency_code"])
 
-    @strawberry.field
+    @described_field("The order's variants, one line per variant.")
     async def lines(self, info: Info[Context, None]) -> list[OrderLineType]:
         """The order's variants."""
         rows = await info.context.loaders.orders.order_lines.load(self.row["id"])
@@ -153,7 +186,7 @@ class OrderType:
             for r in rows
         ]
 
-    @strawberry.field
+    @described_field("The reservation the order was made from.")
     async def reservation(self, info: Info[Context, None]) -> ReservationType | None:
         """The reservation the order was made from."""
         if self.row["reservation_id"] is None:
@@ -161,7 +194,7 @@ class OrderType:
         row = await info.context.loaders.orders.reservation_by_id.load(self.row["reservation_id"])
         return ReservationType.from_row(row) if row else None
 
-    @strawberry.field
+    @described_field("Payment history, oldest first: why the order is in its status.")
     async def payment_events(self, info: Info[Context, None]) -> list[PaymentEventType]:
         """Payment history, oldest first: why the order is in its status."""
         rows = await info.context.loaders.orders.payment_events.load(self.row["id"])
@@ -176,26 +209,33 @@ class OrderType:
         ]
 
 
-@strawberry.type(name="StockMovement")
+@strawberry.type(
+    name="StockMovement",
+    description="A ledger row: one change of one stock level. The ledger is append-only; the "
+    "level's onHand is the sum of its onHandDelta.",
+)
 class StockMovementType:
     """A ledger row: one change of one stock level."""
 
-    id: strawberry.ID
-    kind: MovementKind
-    sku: str
-    on_hand_delta: int
-    reserved_delta: int
-    on_hand_after: int
-    reserved_after: int
+    id: strawberry.ID = strawberry.field(description="The row's id (grows with each insert).")
+    kind: MovementKind = strawberry.field(description="Why the level changed.")
+    sku: str = strawberry.field(description="The variant whose level changed.")
+    on_hand_delta: int = strawberry.field(description="Change of onHand in units.")
+    reserved_delta: int = strawberry.field(description="Change of reserved in units.")
+    on_hand_after: int = strawberry.field(description="onHand after the change.")
+    reserved_after: int = strawberry.field(description="reserved after the change.")
     version: int = strawberry.field(description="The level's version after this change.")
-    reason: str | None
+    reason: str | None = strawberry.field(
+        description='Admin changes: the AdjustmentReason, then the note ("DAMAGED: dropped '
+        'pallet"); refunds and late payments: why; otherwise null.'
+    )
     reference: str | None = strawberry.field(
         description="reservation:<id>, order:<id> or the Stripe event it belongs to."
     )
-    occurred_at: datetime
+    occurred_at: datetime = strawberry.field(description="When the change was made.")
     location_id: strawberry.Private[int]
 
-    @strawberry.field
+    @described_field("Where the level is.")
     async def location(self, info: Info[Context, None]) -> LocationType:
         """Where the level is."""
         return await load_location(info, self.location_id)
@@ -228,182 +268,19 @@ class _Attr:
         return self._row[name]
 
 
-@strawberry.type(name="StockMovementEdge")
+@strawberry.type(name="StockMovementEdge", description="A movement with its cursor.")
 class StockMovementEdge:
     """A movement with its cursor."""
 
-    cursor: str
-    node: StockMovementType
+    cursor: str = strawberry.field(
+        description="Opaque; pass as `stockMovements(after:)` to read older movements."
+    )
+    node: StockMovementType = strawberry.field(description="The movement.")
 
 
-@strawberry.type(name="StockMovementConnection")
+@strawberry.type(name="StockMovementConnection", description="A page of the ledger, newest first.")
 class StockMovementConnection:
     """A page of the ledger, newest first."""
 
-    edges: list[StockMovementEdge]
-    page_info: PageInfo
-
-
-# ---------------------------------------------------------------- errors
-
-
-@strawberry.type(name="UserError")
-class UserError:
-    """An expected refusal; `field` is the path into the input (["input", "lines", "0"])."""
-
-    code: UserErrorCode
-    message: str
-    field: list[str] | None = None
-    sku: str | None = None
-    requested: int | None = None
-    available: int | None = None
-
-
-def user_errors(error: DomainError) -> list[UserError]:
-    """Turn a domain refusal (or a group of them) into `UserError`s."""
-    errors = error.errors if isinstance(error, DomainErrors) else [error]
-    return [
-        UserError(
-            code=UserErrorCode(e.code),
-            message=e.message,
-            field=e.field,
-            sku=getattr(e, "sku", None),
-            requested=getattr(e, "requested", None),
-            available=getattr(e, "available", None),
-        )
-        for e in errors
-    ]
-
-
-# ---------------------------------------------------------------- inputs
-
-
-@strawberry.input
-class StockLineInput:
-    """A SKU and a quantity in units."""
-
-    sku: str
-    quantity: int
-
-
-@strawberry.input
-class ReserveStockInput:
-    """Lines to reserve, all or nothing. `ttlSeconds` is capped by the server maximum."""
-
-    lines: list[StockLineInput]
-    idempotency_key: str | None = None
-    ttl_seconds: int | None = None
-
-
-@strawberry.input
-class UpdateReservationInput:
-    """Absolute quantities per SKU; 0 removes the line."""
-
-    reservation_id: strawberry.ID
-    lines: list[StockLineInput]
-
-
-@strawberry.input
-class CheckoutInput:
-    """Turn a reservation into an order with a payment."""
-
-    reservation_id: strawberry.ID
-    email: str | None = None
-    idempotency_key: str | None = None
-
-
-@strawberry.input
-class AdjustStockInput:
-    """Admin: add or remove units (negative delta) at a location."""
-
-    sku: str
-    delta: int
-    reason: AdjustmentReason
-    location_id: strawberry.ID | None = None
-    note: str | None = None
-    expected_on_hand: int | None = None
-    idempotency_key: str | None = None
-
-
-@strawberry.input
-class SetStockInput:
-    """Admin: set the on-hand figure (a count)."""
-
-    sku: str
-    on_hand: int
-    location_id: strawberry.ID | None = None
-    reason: AdjustmentReason | None = None
-    expected_on_hand: int | None = None
-    idempotency_key: str | None = None
-
-
-@strawberry.input
-class RefundOrderInput:
-    """Admin: refund lines (null: everything not yet refunded), restocking by default."""
-
-    order_id: strawberry.ID
-    lines: list[StockLineInput] | None = None
-    restock: bool | None = True
-    reason: str | None = None
-    idempotency_key: str | None = None
-
-
-@strawberry.input
-class CancelOrderInput:
-    """Admin: cancel an order (pending: release; paid: full refund with restock)."""
-
-    order_id: strawberry.ID
-    reason: str | None = None
-
-
-# ---------------------------------------------------------------- payloads
-
-
-@strawberry.type
-class ReserveStockPayload:
-    """The reservation, or why not."""
-
-    reservation: ReservationType | None
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class ReleaseReservationPayload:
-    """The released reservation, or why not."""
-
-    reservation: ReservationType | None
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class CheckoutPayload:
-    """The order and the secret to confirm its payment with (Stripe.js), or why not."""
-
-    order: OrderType | None
-    payment_client_secret: str | None
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class AdjustStockPayload:
-    """The level after the change and the movement written (null when nothing changed)."""
-
-    stock_level: StockLevelType | None
-    movement: StockMovementType | None
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class RefundOrderPayload:
-    """The order after the refund, or why not."""
-
-    order: OrderType | None
-    user_errors: list[UserError]
-
-
-@strawberry.type
-class CancelOrderPayload:
-    """The order after cancellation, or why not."""
-
-    order: OrderType | None
-    user_errors: list[UserError]
+    edges: list[StockMovementEdge] = strawberry.field(description="The movements of this page.")
+    page_info: PageInfo = strawberry.field(description="Whether older movements follow.")

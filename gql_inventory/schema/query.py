@@ -6,23 +6,92 @@ import strawberry
 
 from gql_inventory.resolvers import admin, catalog, live, reservations
 from gql_inventory.schema.catalog import LocationType, ProductConnection, ProductType, VariantType
+from gql_inventory.schema.docs import with_arguments
 from gql_inventory.schema.orders import OrderType, ReservationType, StockMovementConnection
 
+_ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error. "
 
-@strawberry.type
+
+@strawberry.type(
+    description="Read operations. Catalog and stock reads are public; a reservation or order "
+    "is read with its unguessable id; the ledger needs an admin token. Refused arguments are "
+    "GraphQL errors with `extensions.code` (BAD_USER_INPUT, BAD_CURSOR, FORBIDDEN)."
+)
 class Query:
     """Read operations. Storefront reads are public."""
 
-    product: ProductType | None = strawberry.field(resolver=catalog.product)
-    products: ProductConnection = strawberry.field(resolver=catalog.products)
-    variant: VariantType | None = strawberry.field(resolver=catalog.variant)
-    variants: list[VariantType | None] = strawberry.field(resolver=catalog.variants)
-    locations: list[LocationType] = strawberry.field(resolver=catalog.locations)
-    reservation: ReservationType | None = strawberry.field(resolver=reservations.reservation)
-    order: OrderType | None = strawberry.field(resolver=reservations.order)
-    stock_movements: StockMovementConnection = strawberry.field(resolver=admin.stock_movements)
+    product: ProductType | None = with_arguments(
+        strawberry.field(
+            resolver=catalog.product,
+            description="Public. A product by `id` or by `handle`: give exactly one (both or "
+            "neither is a BAD_USER_INPUT error). Null when none matches.",
+        ),
+        id="Product.id.",
+        handle="Product.handle, e.g. blue-shirt.",
+    )
+    products: ProductConnection = with_arguments(
+        strawberry.field(
+            resolver=catalog.products,
+            description="Public. A forward page of products ordered by id (Relay connection).",
+        ),
+        first="Page size, 0 to 100; null: 20. Beyond: BAD_USER_INPUT.",
+        after="`pageInfo.endCursor` of the previous page; a cursor not issued here: BAD_CURSOR.",
+        query="Keeps products whose title, handle or any variant's SKU contains this text "
+        "(case-insensitive); null or empty: all.",
+        low_stock_only="Keeps products with at least one variant whose available units "
+        "(summed over locations) are at or under its lowStockThreshold.",
+    )
+    variant: VariantType | None = with_arguments(
+        strawberry.field(
+            resolver=catalog.variant,
+            description="Public. The variant with this SKU, or null.",
+        ),
+        sku="The exact SKU (case-sensitive).",
+    )
+    variants: list[VariantType | None] = with_arguments(
+        strawberry.field(
+            resolver=catalog.variants,
+            description="Public. Variants in the order of `skus`, null where a SKU is unknown "
+            "(one round trip for a whole cart).",
+        ),
+        skus="Up to 250 SKUs (more: BAD_USER_INPUT).",
+    )
+    locations: list[LocationType] = strawberry.field(
+        resolver=catalog.locations,
+        description="Public. Every location by priority: the order reservations draw from.",
+    )
+    reservation: ReservationType | None = with_arguments(
+        strawberry.field(
+            resolver=reservations.reservation,
+            description="Public: the id itself is the right to read it. Null when no "
+            "reservation has this id.",
+        ),
+        id="Reservation.id as reserveStock returned it.",
+    )
+    order: OrderType | None = with_arguments(
+        strawberry.field(
+            resolver=reservations.order,
+            description="An order, or null when none has this id. Admins read any order; "
+            "without an admin token the order's `reservationId` must be given, else FORBIDDEN.",
+        ),
+        id="Order.id.",
+        reservation_id="The id of the reservation the order was made from: the buyer's proof. "
+        "Not needed with an admin token.",
+    )
+    stock_movements: StockMovementConnection = with_arguments(
+        strawberry.field(
+            resolver=admin.stock_movements,
+            description=_ADMIN + "The stock ledger, newest first: every change of every "
+            "stock level, with why and after what.",
+        ),
+        sku="Only this SKU's movements; null: all.",
+        first="Page size, 0 to 250; null: 50. Beyond: BAD_USER_INPUT.",
+        after="`pageInfo.endCursor` of the previous page: read on with older movements.",
+        reference="Only movements with this reference, e.g. order:<id> or reservation:<id>.",
+    )
     stock_cursor: str = strawberry.field(
         resolver=live.stock_cursor,
-        description="Cursor of the newest stock event: pass it as stockChanged(after:) to get "
-        "every change from now on, with no race between a read and the subscription.",
+        description="Public. Cursor of the newest stock event: pass it as "
+        "stockChanged(after:) to get every change from now on, with no race between a read "
+        "and the subscription.",
     )

@@ -1,10 +1,10 @@
 """``POST /webhooks/stripe``: Stripe events, verified, applied once, in any order.
 
 1. The ``Stripe-Signature`` header is checked with the endpoint secret by
-   `stripe.Webhook.construct_event` (HMAC-SHA256 of ``"{t}.{body}"``; timestamps more
-   than 300 s old are refused), and timestamps more than 300 s in the future are
-   refused too. A missing or bad signature, or a body that is not a Stripe event:
-   400, nothing written.
+   `stripe.WebhookSignature.verify_header` (HMAC-SHA256 of ``"{t}.{body}"``;
+   timestamps more than 300 s old are refused), and timestamps more than 300 s in
+   the future are refused too. A missing or bad signature, or a body that is not a
+   Stripe event (or lacks a field a handler needs): 400, nothing written.
 2. One transaction: the event id goes into `webhook_events` (``ON CONFLICT DO
    NOTHING``: a redelivery answers 200 and changes nothing), then the event is
    applied through the domain, which records it in the order's `payment_events`
@@ -12,17 +12,25 @@
 3. The order is found by the PaymentIntent id and the ``metadata.order_id`` Stripe
    echoes back; when they disagree nothing is done. Unknown event types are
    acknowledged (200). Nothing slow happens here: no call to Stripe.
+4. Every number and id an event carries is checked before it is used
+   (`stripe_objects`) and against the order (`inventory.event_checks`): an
+   impossible event (amount 0, negative, above Stripe's largest, above what was
+   paid; a refund of an unpaid order) is recorded and answered 200 ``invalid``,
+   changing no stock and no status.
+5. While PostgreSQL is unreachable: 503 with ``Retry-After``, so Stripe redelivers.
 
 Ordering (Stripe retries for days and does not keep order): each domain function
 looks at the locked order's state, so any order of events ends in the same state.
-A refund event before the payment's success applies the success first (a charge
-exists, so the payment succeeded); a cancel after a success is ignored; a success
+A ``charge.refunded`` before the payment's success applies the success first (the
+charge says the payment succeeded; a refund event alone on an unpaid order is
+``invalid``); a cancel after a success is ignored; a success
 after a cancel or an expiry sells from the stock left, or flags NEEDS_ATTENTION.
 Refund rules (our own refunds, dashboard refunds): `inventory.provider_events`.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,17 +45,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from gql_inventory.inventory import orders, payment_outcomes, provider_events
-from gql_inventory.inventory.provider_events import ReportedRefund
+from gql_inventory.inventory.event_checks import INVALID, INVALID_EVENT
 from gql_inventory.logs import get_logger
 from gql_inventory.models import Order, WebhookEvent
+from gql_inventory.outage import is_database_outage
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
 from gql_inventory.uow import run_in_transaction
+from gql_inventory.webhooks import stripe_objects as objects
+from gql_inventory.webhooks.stripe_objects import (
+    InvalidEvent,
+    MalformedEvent,
+    is_event_id,
+    is_event_type,
+)
 
 log = get_logger(__name__)
 
 #: Seconds a signature's timestamp may be away from now, either way.
 TOLERANCE_SECONDS = 300
+
+#: ``Retry-After`` of a 503 while the database is unreachable (a hint: Stripe keeps
+#: its own retry schedule).
+RETRY_AFTER_SECONDS = 30
 
 REFUND_EVENTS = frozenset(
     {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
@@ -56,10 +76,6 @@ REFUND_EVENTS = frozenset(
 
 class InvalidSignature(Exception):
     """The ``Stripe-Signature`` header is missing, wrong, too old or too far ahead."""
-
-
-class MalformedEvent(ValueError):
-    """The body is signed but is not a Stripe event this endpoint can read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,80 +103,48 @@ def verify_event(
 ) -> StripeEvent:
     """Verify the signature as Stripe documents it and read the event.
 
-    Raises `InvalidSignature` (missing, bad, stale or future signature) or
-    `MalformedEvent`.
+    The signature is checked by the stripe library (`stripe.WebhookSignature`); the
+    body is then read as plain JSON (no StripeObject is built: nothing recursive runs
+    on a deeply nested body). Raises `InvalidSignature` (missing, bad, stale or future
+    signature) or `MalformedEvent` (not UTF-8, not JSON, nested too deeply, no
+    storable id or type, no ``data.object``).
     """
+    if not header:
+        raise InvalidSignature("no Stripe-Signature header")
     try:
-        event = stripe.Webhook.construct_event(payload, header, secret, tolerance=TOLERANCE_SECONDS)
+        stripe.WebhookSignature.verify_header(payload, header, secret, TOLERANCE_SECONDS)
     except stripe.SignatureVerificationError as exc:
         raise InvalidSignature(str(exc)) from exc
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:  # not JSON / not an object
-        raise MalformedEvent(f"not a Stripe event: {exc}") from exc
-    assert header is not None  # construct_event refuses a missing header
+    except UnicodeDecodeError as exc:
+        raise MalformedEvent("the body is not UTF-8") from exc
     signed_at = _timestamp(header)
     now = time.time() if now is None else now
     if signed_at is None or signed_at > now + TOLERANCE_SECONDS:
         raise InvalidSignature(f"timestamp {signed_at} is more than {TOLERANCE_SECONDS} s ahead")
-    values = event.to_dict()
+    try:
+        values = json.loads(payload)
+    except (ValueError, RecursionError) as exc:  # not JSON, or nested past the stack
+        raise MalformedEvent(f"not a Stripe event: {type(exc).__name__}") from exc
+    if not isinstance(values, dict):
+        raise MalformedEvent("an event is a JSON object")
     data = values.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     event_id, type_ = values.get("id"), values.get("type")
-    if not (isinstance(event_id, str) and event_id and isinstance(type_, str) and type_):
-        raise MalformedEvent("an event needs an id and a type")
+    if not (is_event_id(event_id) and is_event_type(type_)):
+        raise MalformedEvent("an event needs a Stripe id and a type")
     if not isinstance(obj, dict):
         raise MalformedEvent("an event needs data.object")
-    return StripeEvent(id=event_id, type=type_, obj=obj)
+    return StripeEvent(id=str(event_id), type=str(type_), obj=obj)
 
 
-# ---------------------------------------------------------------- reading objects
-
-
-def _str(obj: dict[str, Any], key: str) -> str | None:
-    value = obj.get(key)
-    return value if isinstance(value, str) and value else None
-
-
-def _int(obj: dict[str, Any], key: str) -> int | None:
-    value = obj.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _id_of(value: Any) -> str | None:
-    """An id, whether the field holds it or the expanded object."""
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, dict):
-        return _str(value, "id")
-    return None
-
-
-def _required_int(obj: dict[str, Any], key: str) -> int:
-    value = _int(obj, key)
-    if value is None:
-        raise MalformedEvent(f"{obj.get('object')} without an integer {key!r}")
-    return value
-
-
-def _required_str(obj: dict[str, Any], key: str) -> str:
-    value = _str(obj, key)
-    if value is None:
-        raise MalformedEvent(f"{obj.get('object')} without {key!r}")
-    return value
-
-
-def _refund(obj: dict[str, Any]) -> ReportedRefund:
-    return ReportedRefund(
-        refund_id=_required_str(obj, "id"),
-        amount=_required_int(obj, "amount"),
-        currency=_required_str(obj, "currency"),
-        status=_str(obj, "status") or "pending",
-    )
+# ---------------------------------------------------------------- finding the order
 
 
 def _payment_intent_id(event: StripeEvent) -> str | None:
+    """Raises `InvalidEvent` for a PaymentIntent id that is not a Stripe id."""
     if event.obj.get("object") == "payment_intent":
-        return _str(event.obj, "id")
-    return _id_of(event.obj.get("payment_intent"))
+        return objects.stripe_id(event.obj.get("id"), "id")
+    return objects.stripe_id(event.obj.get("payment_intent"), "payment_intent")
 
 
 async def _find_order(
@@ -202,13 +186,11 @@ Handler = Callable[[AsyncSession, uuid.UUID, StripeEvent, Settings], Awaitable[s
 async def _succeeded(
     session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
 ) -> str:
-    amount = _int(event.obj, "amount_received") or _required_int(event.obj, "amount")
+    received = objects.optional_amount(event.obj, "amount_received")
+    amount = received or objects.amount(event.obj, "amount")
+    currency = objects.currency(event.obj)
     outcome = await payment_outcomes.payment_succeeded(
-        session,
-        order_id,
-        reference=event.id,
-        amount=amount,
-        currency=_required_str(event.obj, "currency"),
+        session, order_id, reference=event.id, amount=amount, currency=currency
     )
     if outcome == "already_paid":
         await orders.record_payment_event(
@@ -223,8 +205,8 @@ async def _failed(
     error = event.obj.get("last_payment_error")
     message = None
     if isinstance(error, dict):
-        code = _str(error, "decline_code") or _str(error, "code")
-        text = _str(error, "message")
+        code = objects.text(error, "decline_code") or objects.text(error, "code")
+        text = objects.text(error, "message")
         message = ": ".join(part for part in (code, text) if part) or None
     return await payment_outcomes.payment_failed(
         session, order_id, error=message, reference=event.id
@@ -263,17 +245,17 @@ async def _charge_refunded(
     session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
 ) -> str:
     charge = event.obj
-    listed = charge.get("refunds")  # only when expanded (API versions >= 2022-11-15)
-    refunds = []
-    if isinstance(listed, dict) and isinstance(listed.get("data"), list):
-        refunds = [_refund(r) for r in listed["data"] if isinstance(r, dict)]
+    refunds = objects.listed_refunds(charge)
+    captured = objects.optional_amount(charge, "amount_captured")
+    amount_refunded = objects.amount(charge, "amount_refunded")
+    currency = objects.currency(charge)
     return await provider_events.charge_refunded(
         session,
         order_id,
-        amount_refunded=_required_int(charge, "amount_refunded"),
+        amount_refunded=amount_refunded,
         fully_refunded=charge.get("refunded") is True,
-        charge_amount=_int(charge, "amount_captured") or _int(charge, "amount"),
-        currency=_required_str(charge, "currency"),
+        charge_amount=captured or objects.optional_amount(charge, "amount"),
+        currency=currency,
         refunds=refunds,
         kind=event.type,
         reference=event.id,
@@ -284,7 +266,7 @@ async def _refund_event(
     session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
 ) -> str:
     return await provider_events.refund_reported(
-        session, order_id, _refund(event.obj), kind=event.type, reference=event.id
+        session, order_id, objects.refund(event.obj), kind=event.type, reference=event.id
     )
 
 
@@ -299,11 +281,40 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
+async def _apply(session: AsyncSession, event: StripeEvent, settings: Settings) -> str:
+    handler = HANDLERS.get(event.type)
+    if handler is None:
+        return "ignored"
+    order_id: uuid.UUID | None = None
+    try:
+        order_id, problem = await _find_order(
+            session, _payment_intent_id(event), event.obj.get("metadata")
+        )
+        if order_id is None:
+            return problem or "order_not_found"
+        async with session.begin_nested():  # an impossible value undoes the handler's work
+            return await handler(session, order_id, event, settings)
+    except InvalidEvent as exc:
+        log.warning("stripe.webhook_invalid", event_id=event.id, type=event.type, error=str(exc))
+        if order_id is not None:
+            await orders.record_payment_event(
+                session,
+                order_id,
+                INVALID_EVENT,
+                provider_event_id=event.id,
+                detail=f"{event.type}: {exc}",
+            )
+        return INVALID
+
+
 async def apply_event(session: AsyncSession, event: StripeEvent, settings: Settings) -> str:
     """Store the event id and apply the event, in the caller's transaction.
 
     Returns the outcome (``duplicate`` when the id was seen before; ``ignored`` for
-    types not handled). Raises `MalformedEvent` (the caller rolls back).
+    types not handled; ``invalid`` for an impossible event: a value out of range
+    (`stripe_objects.InvalidEvent`) or impossible for the order
+    (`inventory.event_checks`), recorded and changing nothing). Raises
+    `MalformedEvent` (the caller rolls back).
     """
     fresh = await session.execute(
         insert(WebhookEvent)
@@ -313,17 +324,7 @@ async def apply_event(session: AsyncSession, event: StripeEvent, settings: Setti
     )
     if fresh.first() is None:
         return "duplicate"
-    handler = HANDLERS.get(event.type)
-    if handler is None:
-        outcome = "ignored"
-    else:
-        order_id, problem = await _find_order(
-            session, _payment_intent_id(event), event.obj.get("metadata")
-        )
-        if order_id is None:
-            outcome = problem or "order_not_found"
-        else:
-            outcome = await handler(session, order_id, event, settings)
+    outcome = await _apply(session, event, settings)
     await session.execute(
         update(WebhookEvent).where(WebhookEvent.id == event.id).values(outcome=outcome)
     )
@@ -331,13 +332,21 @@ async def apply_event(session: AsyncSession, event: StripeEvent, settings: Setti
 
 
 def stripe_webhook(services: Services) -> Callable[[Request], Awaitable[Response]]:
-    """The Starlette endpoint, bound to the process's services."""
+    """The Starlette endpoint, bound to the process's services.
+
+    Answers 200 (applied, duplicate, ignored, invalid), 400 (bad signature or
+    malformed body: nothing written) or, while PostgreSQL is unreachable, 503 with
+    ``Retry-After`` so that Stripe delivers the event again later (Stripe retries
+    any non-2xx answer for up to three days: https://docs.stripe.com/webhooks).
+    Raises `ConfigurationError` when the settings have no usable webhook secret.
+    """
+    secret = services.settings.webhook_secret()
 
     async def endpoint(request: Request) -> Response:
         payload = await request.body()
         header = request.headers.get("stripe-signature")
         try:
-            event = verify_event(payload, header, services.settings.stripe_webhook_secret)
+            event = verify_event(payload, header, secret)
             outcome = await run_in_transaction(
                 services, lambda s: apply_event(s, event, services.settings)
             )
@@ -347,6 +356,15 @@ def stripe_webhook(services: Services) -> Callable[[Request], Awaitable[Response
         except MalformedEvent as exc:
             log.warning("stripe.webhook_refused", reason="malformed", error=str(exc))
             return JSONResponse({"error": "malformed event"}, status_code=400)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            log.warning("stripe.webhook_unavailable", error=type(exc).__name__)
+            return JSONResponse(
+                {"error": "database unavailable, deliver again later"},
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         log.info("stripe.webhook", event_id=event.id, type=event.type, outcome=outcome)
         return JSONResponse({"received": True, "id": event.id, "outcome": outcome})
 
@@ -354,6 +372,7 @@ def stripe_webhook(services: Services) -> Callable[[Request], Awaitable[Response
 
 
 __all__ = [
+    "InvalidEvent",
     "InvalidSignature",
     "MalformedEvent",
     "StripeEvent",
