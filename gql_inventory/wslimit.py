@@ -123,7 +123,8 @@ async def going_away_on_signal(sockets: OpenWebSockets, grace: float) -> AsyncIt
 
     ASGI has no "shutdown is starting" event before the server closes connections (the
     lifespan shutdown comes after), so this chains the handler that the server installed.
-    Does nothing outside the main thread or when no server handler is installed.
+    Does nothing outside the main thread or when no server installed a handler (Python's
+    defaults are left alone).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -133,7 +134,7 @@ async def going_away_on_signal(sockets: OpenWebSockets, grace: float) -> AsyncIt
     previous: dict[int, SignalHandler] = {}
     for sig in signals:
         handler = signal.getsignal(sig)
-        if callable(handler):
+        if callable(handler) and handler is not signal.default_int_handler:
             previous[sig] = handler
     tasks: set[asyncio.Task[None]] = set()
     started = False
