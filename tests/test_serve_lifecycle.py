@@ -1,0 +1,108 @@
+"""`gql-inventory serve` on the embedded PostgreSQL stops the server it started, on SIGTERM
+and SIGINT alike; `stop-database` and `database-status` manage it by hand (`make stop`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gql_inventory.db import embedded_postgres_running
+from tests.live_support import WAIT, free_port
+
+CLI = [sys.executable, "-m", "gql_inventory.cli"]
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "GQL_INVENTORY_EMBEDDED_URL", "STRIPE_API_KEY")
+    }
+    env.update(
+        DATA_DIR=str(data_dir),
+        LIVE_EVENTS="false",
+        EXPIRY_INTERVAL_SECONDS="0",
+        PENDING_PAYMENT_CHECK_INTERVAL_SECONDS="0",
+    )
+    return env
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + WAIT  # a hang guard, not a timing assertion
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "serve exited early"
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    pytest.fail("serve never became healthy")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_serve_stops_the_embedded_server_it_started(tmp_path: Path, signum: int) -> None:
+    data_dir = tmp_path / "pgdata"
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        env=_env(data_dir),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        assert embedded_postgres_running(data_dir)
+        assert (tmp_path / "serve.pid").read_text().strip() == str(proc.pid)
+
+        proc.send_signal(signum)
+        proc.wait(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not embedded_postgres_running(data_dir)
+    assert not (tmp_path / "serve.pid").exists()
+
+
+def test_stop_database_and_status(tmp_path: Path) -> None:
+    data_dir = tmp_path / "pgdata"
+    env = _env(data_dir)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=WAIT
+        )
+
+    assert run("database-status").returncode == 3
+    # Start a server that outlives its starter, as a crashed `serve` would leave it.
+    started = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys; from pathlib import Path;"
+            "from gql_inventory.db import start_embedded_postgres;"
+            "start_embedded_postgres(Path(sys.argv[1])); os._exit(0)",
+            str(data_dir),
+        ],
+        env=env,
+        capture_output=True,
+        timeout=WAIT,
+    )
+    assert started.returncode == 0, started.stderr
+    assert run("database-status").returncode == 0
+
+    stopped = run("stop-database")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped" in stopped.stdout
+    assert run("database-status").returncode == 3
+    again = run("stop-database")
+    assert (again.returncode, "no embedded PostgreSQL running" in again.stdout) == (0, True)
