@@ -33,6 +33,7 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(
         default=None,
+        repr=False,  # may carry a password
         description="SQLAlchemy or libpq URL of PostgreSQL 14+. Unset: an embedded PostgreSQL "
         "is started in `data_dir`.",
     )
@@ -41,6 +42,7 @@ class Settings(BaseSettings):
     )
     broadcast_url: str | None = Field(
         default=None,
+        repr=False,  # may carry a password
         description="broadcaster backend: postgres://, redis:// or memory://. Unset: "
         "LISTEN/NOTIFY on the service's own database.",
     )
@@ -125,6 +127,7 @@ class Settings(BaseSettings):
     max_quantity_per_line: int = Field(default=10_000, ge=1)
     admin_tokens: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
+        repr=False,  # secrets
         description="Comma-separated bearer tokens that grant admin operations; an entry "
         "`name=token` names its admin (ledger actor `admin:<name>`, idempotency keys scoped "
         "per admin), a bare token is `token-<n>` by its position.",

@@ -278,3 +278,14 @@ def test_an_outage_as_the_cause_of_another_error_is_recognised() -> None:
     with pytest.raises(RuntimeError) as caught:
         fail()
     assert is_database_outage(caught.value)
+
+
+def test_admin_tokens_and_connection_urls_stay_out_of_repr() -> None:
+    settings = Settings(
+        admin_tokens=["alice=tok-alice-secret"],
+        database_url="postgresql://app:db-password@db/inv",
+        broadcast_url="redis://:redis-password@cache/0",
+    )
+    for shown in (repr(settings), str(settings)):
+        for secret in ("tok-alice-secret", "db-password", "redis-password"):
+            assert secret not in shown
