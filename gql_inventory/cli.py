@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -358,10 +359,16 @@ def serve(
     configure_logging(settings.log_level, json=settings.log_json)
     _exit_on_sigterm()
     _database_url()  # start the embedded server once, before workers fork
+    dev_token = _development_admin_token()
     pid_file = _serve_pid_file()
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")
     typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
+    if dev_token:
+        typer.echo(
+            f"Admin token (development only, in {_dev_token_file()}): {dev_token}\n"
+            "  header: Authorization: Bearer <token>; `gql-inventory query --admin` sends it"
+        )
     typer.echo("Try:\n" + EXAMPLE_QUERY)
     try:
         uvicorn.run(
@@ -379,6 +386,76 @@ def serve(
         )
     finally:
         pid_file.unlink(missing_ok=True)
+
+
+def _dev_token_file() -> Path:
+    return get_settings().data_dir.parent / "dev-admin-token"
+
+
+def _development_admin_token() -> str | None:
+    """In development with no ADMIN_TOKENS: a random admin token for this data folder.
+
+    Made once (`secrets.token_urlsafe`, file mode 0600 beside DATA_DIR) and put into
+    ADMIN_TOKENS as ``dev=<token>`` for this process and its workers, so `make run` has
+    an admin without any set-up. Never in production: there ADMIN_TOKENS must be set.
+    """
+    settings = get_settings()
+    if settings.admin_tokens or settings.environment == "production":
+        return None
+    path = _dev_token_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+    token = path.read_text().strip()
+    os.environ["ADMIN_TOKENS"] = f"dev={token}"
+    get_settings.cache_clear()
+    return token
+
+
+@app.command()
+def query(
+    document: Annotated[str, typer.Argument(help="A GraphQL query or mutation.")],
+    variables: Annotated[
+        str | None, typer.Option("--variables", "-v", help="Variables as a JSON object.")
+    ] = None,
+    url: Annotated[str, typer.Option(help="The service's GraphQL endpoint.")] = (
+        "http://127.0.0.1:8000/graphql"
+    ),
+    admin: Annotated[
+        bool,
+        typer.Option(
+            "--admin", help="Send the first ADMIN_TOKENS token (or the development token)."
+        ),
+    ] = False,
+) -> None:
+    """Post a GraphQL operation to a running service and print the JSON answer (one line).
+
+    Exit 1 when the answer carries GraphQL errors or is not HTTP 200.
+    """
+    import json
+
+    import httpx
+
+    from gql_inventory.context import admin_identities
+
+    headers = {}
+    if admin:
+        tokens = admin_identities(get_settings().admin_tokens)
+        token = tokens[0][1] if tokens else None
+        if token is None and _dev_token_file().exists():
+            token = _dev_token_file().read_text().strip()
+        if token is None:
+            typer.echo("no admin token: set ADMIN_TOKENS", err=True)
+            raise typer.Exit(2)
+        headers["Authorization"] = f"Bearer {token}"
+    body: dict[str, object] = {"query": document}
+    if variables:
+        body["variables"] = json.loads(variables)
+    response = httpx.post(url, json=body, headers=headers, timeout=30)
+    typer.echo(response.text.strip())
+    if response.status_code != 200 or "errors" in response.json():
+        raise typer.Exit(1)
 
 
 def _serve_pid_file() -> Path:

@@ -17,6 +17,7 @@ from gql_inventory.db import embedded_postgres_running
 from tests.live_support import WAIT, free_port
 
 CLI = [sys.executable, "-m", "gql_inventory.cli"]
+MOVEMENTS = "{ stockMovements(first: 1) { edges { cursor } } }"
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -106,3 +107,63 @@ def test_stop_database_and_status(tmp_path: Path) -> None:
     assert run("database-status").returncode == 3
     again = run("stop-database")
     assert (again.returncode, "no embedded PostgreSQL running" in again.stdout) == (0, True)
+
+
+def test_development_admin_token_and_query_command(tmp_path: Path) -> None:
+    """`make run` needs no set-up for an admin: serve makes a development token, prints it,
+    and `gql-inventory query --admin` sends it; without it an admin query is FORBIDDEN."""
+    data_dir = tmp_path / "pgdata"
+    env = {k: v for k, v in _env(data_dir).items() if k != "ADMIN_TOKENS"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/graphql"
+    subprocess.run([*CLI, "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        token = (tmp_path / "dev-admin-token").read_text().strip()
+        assert len(token) >= 24
+        assert (tmp_path / "dev-admin-token").stat().st_mode & 0o077 == 0
+
+        def query(*extra: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*CLI, "query", MOVEMENTS, "--url", url, *extra],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=WAIT,
+            )
+
+        as_admin = query("--admin")
+        assert as_admin.returncode == 0, as_admin.stdout + as_admin.stderr
+        assert as_admin.stdout.strip() == '{"data":{"stockMovements":{"edges":[]}}}'
+        anonymous = query()
+        assert anonymous.returncode == 1
+        assert "FORBIDDEN" in anonymous.stdout
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=WAIT)
+    assert f"Admin token (development only, in {tmp_path / 'dev-admin-token'}): {token}" in out
+
+
+def test_no_development_token_in_production(tmp_path: Path) -> None:
+    env = dict(_env(tmp_path / "pgdata"), ENVIRONMENT="production")
+    env.pop("ADMIN_TOKENS", None)
+    done = subprocess.run(
+        [*CLI, "query", "{ __typename }", "--admin", "--url", "http://127.0.0.1:9/graphql"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert done.returncode == 2
+    assert "no admin token" in done.stderr
+    assert not (tmp_path / "dev-admin-token").exists()
