@@ -1,6 +1,7 @@
 """Admin mutations and queries: adjustStock, setStock, refundOrder, cancelOrder, stockMovements.
 
-Each checks the bearer token first: without it, a FORBIDDEN GraphQL error and no change.
+Their fields declare the `IsAdmin` permission (`schema.query`, `schema.mutation`):
+without an admin token, a FORBIDDEN GraphQL error before any of this runs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from gql_inventory.inventory.errors import DomainError
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.movements import movement_page
 from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.resolvers.access import require_admin
 from gql_inventory.resolvers.payloads import level_payload, order_payload
 from gql_inventory.schema.catalog import PageInfo
 from gql_inventory.schema.inputs import (
@@ -55,7 +55,6 @@ async def _adjust_payload(info: Info[Context, None], result: AdjustResult) -> Ad
 
 async def adjust_stock(info: Info[Context, None], input: AdjustStockInput) -> AdjustStockPayload:
     """Add or remove units at a location (admin)."""
-    require_admin(info)
     try:
         result = await run_in_transaction(
             info.context.services,
@@ -77,7 +76,6 @@ async def adjust_stock(info: Info[Context, None], input: AdjustStockInput) -> Ad
 
 async def set_stock(info: Info[Context, None], input: SetStockInput) -> AdjustStockPayload:
     """Set the on-hand figure of a level (admin; default reason CYCLE_COUNT)."""
-    require_admin(info)
     reason = input.reason
     try:
         result = await run_in_transaction(
@@ -99,7 +97,6 @@ async def set_stock(info: Info[Context, None], input: SetStockInput) -> AdjustSt
 
 async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> RefundOrderPayload:
     """Refund lines of a paid order, restocking by default (admin)."""
-    require_admin(info)
     services = info.context.services
     try:
         order_id = orders.parse_order_id(input.order_id)
@@ -127,7 +124,6 @@ async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> Re
 
 async def cancel_order(info: Info[Context, None], input: CancelOrderInput) -> CancelOrderPayload:
     """Cancel an order (admin)."""
-    require_admin(info)
     services = info.context.services
     try:
         order_id = orders.parse_order_id(input.order_id)
@@ -150,7 +146,6 @@ async def stock_movements(
     reference: str | None = None,
 ) -> StockMovementConnection:
     """The ledger, newest first (admin). `reference` filters, e.g. ``order:<id>``."""
-    require_admin(info)
     first = 50 if first is None else first
     if not 0 <= first <= MAX_MOVEMENTS_PAGE:
         raise BadRequest(f"first must be between 0 and {MAX_MOVEMENTS_PAGE}")
