@@ -15,7 +15,7 @@ from gql_inventory.inventory import adjust, orders, refunds
 from gql_inventory.inventory.adjust import AdjustResult
 from gql_inventory.inventory.errors import DomainError
 from gql_inventory.inventory.idempotency import IdempotencyKey
-from gql_inventory.inventory.movements import movement_page
+from gql_inventory.inventory.movements import movement_by_id, movement_page
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.resolvers.payloads import level_payload, order_payload
 from gql_inventory.schema.catalog import PageInfo
@@ -45,9 +45,9 @@ async def _adjust_payload(info: Info[Context, None], result: AdjustResult) -> Ad
     movement = None
     if result.movement_id is not None:
         async with info.context.engine.connect() as conn:
-            page = await movement_page(conn, first=1, before_id=result.movement_id + 1)
-        if page.rows and page.rows[0]["id"] == result.movement_id:
-            movement = StockMovementType.build(page.rows[0], page.rows[0]["sku"])
+            entry = await movement_by_id(conn, result.movement_id)
+        if entry is not None:
+            movement = StockMovementType.build(entry.movement, entry.sku)
     return AdjustStockPayload(
         stock_level=await level_payload(info, result.level_id), movement=movement, user_errors=[]
     )
@@ -156,10 +156,10 @@ async def stock_movements(
         )
     edges = [
         StockMovementEdge(
-            cursor=encode_cursor("movement", row["id"]),
-            node=StockMovementType.build(row, row["sku"]),
+            cursor=encode_cursor("movement", entry.movement.id),
+            node=StockMovementType.build(entry.movement, entry.sku),
         )
-        for row in page.rows
+        for entry in page.rows
     ]
     return StockMovementConnection(
         edges=edges,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from sqlalchemy import RowMapping
@@ -241,9 +240,8 @@ class StockMovementType:
         return await load_location(info, self.location_id)
 
     @classmethod
-    def build(cls, movement: AppliedMovement | RowMapping, sku: str) -> StockMovementType:
-        """Build from an applied movement or a `stock_movements` row."""
-        m: Any = movement if isinstance(movement, AppliedMovement) else _Attr(movement)
+    def build(cls, m: AppliedMovement, sku: str) -> StockMovementType:
+        """Build from a ledger row (`inventory.movements.LedgerEntry` gives both)."""
         return cls(
             id=strawberry.ID(str(m.id)),
             kind=MovementKind(m.kind),
@@ -258,14 +256,6 @@ class StockMovementType:
             occurred_at=m.occurred_at,
             location_id=m.location_id,
         )
-
-
-class _Attr:
-    def __init__(self, row: RowMapping) -> None:
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:
-        return self._row[name]
 
 
 @strawberry.type(name="StockMovementEdge", description="A movement with its cursor.")
