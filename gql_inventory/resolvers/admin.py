@@ -9,7 +9,7 @@ from __future__ import annotations
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.cursors import decode_cursor, encode_cursor
+from gql_inventory.cursors import decode_cursor
 from gql_inventory.errors import BadRequest
 from gql_inventory.inventory import adjust, orders, refunds
 from gql_inventory.inventory.adjust import AdjustResult
@@ -18,18 +18,18 @@ from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.movements import movement_by_id, movement_page
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.resolvers.payloads import level_payload, order_payload
-from gql_inventory.schema.catalog import PageInfo
+from gql_inventory.schema.connections import (
+    StockMovementConnection,
+    StockMovementEdge,
+    forward_page,
+)
 from gql_inventory.schema.inputs import (
     AdjustStockInput,
     CancelOrderInput,
     RefundOrderInput,
     SetStockInput,
 )
-from gql_inventory.schema.orders import (
-    StockMovementConnection,
-    StockMovementEdge,
-    StockMovementType,
-)
+from gql_inventory.schema.orders import StockMovementType
 from gql_inventory.schema.payloads import (
     AdjustStockPayload,
     CancelOrderPayload,
@@ -154,19 +154,13 @@ async def stock_movements(
         page = await movement_page(
             conn, first=first, before_id=before_id, sku=sku, reference=reference
         )
-    edges = [
-        StockMovementEdge(
-            cursor=encode_cursor("movement", entry.movement.id),
-            node=StockMovementType.build(entry.movement, entry.sku),
-        )
-        for entry in page.rows
-    ]
-    return StockMovementConnection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=before_id is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+    edges, page_info = forward_page(
+        page.rows,
+        kind="movement",
+        key=lambda entry: entry.movement.id,
+        node=lambda entry: StockMovementType.build(entry.movement, entry.sku),
+        edge=StockMovementEdge,
+        has_next_page=page.has_next_page,
+        after_given=before_id is not None,
     )
+    return StockMovementConnection(edges=edges, page_info=page_info)

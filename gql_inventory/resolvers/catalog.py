@@ -6,18 +6,12 @@ import strawberry
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.cursors import decode_cursor, encode_cursor
+from gql_inventory.cursors import decode_cursor
 from gql_inventory.errors import BadRequest
 from gql_inventory.inventory.locations import locations_by_priority
 from gql_inventory.inventory.products import product_by_handle, product_page
-from gql_inventory.schema.catalog import (
-    LocationType,
-    PageInfo,
-    ProductConnection,
-    ProductEdge,
-    ProductType,
-    VariantType,
-)
+from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
+from gql_inventory.schema.connections import ProductConnection, ProductEdge, forward_page
 
 MAX_PAGE_SIZE = 100
 MAX_SKUS = 250
@@ -56,21 +50,18 @@ async def products(
         page = await product_page(
             conn, first=first, after_id=after_id, query=query, low_stock_only=bool(low_stock_only)
         )
-    edges = [
-        ProductEdge(cursor=encode_cursor("product", row.id), node=ProductType.from_row(row))
-        for row in page.products
-    ]
     for row in page.products:
         info.context.loaders.product_by_id.prime(row.id, row)
-    return ProductConnection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=after_id is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+    edges, page_info = forward_page(
+        page.products,
+        kind="product",
+        key=lambda row: row.id,
+        node=ProductType.from_row,
+        edge=ProductEdge,
+        has_next_page=page.has_next_page,
+        after_given=after_id is not None,
     )
+    return ProductConnection(edges=edges, page_info=page_info)
 
 
 async def variant(info: Info[Context, None], sku: str) -> VariantType | None:

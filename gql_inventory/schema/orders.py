@@ -1,4 +1,5 @@
-"""Reservation, Order and StockMovement types (inputs: `inputs`; payloads: `payloads`)."""
+"""Reservation, Order and StockMovement types (inputs: `inputs`; payloads: `payloads`;
+pages: `connections`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from gql_inventory.inventory.ledger import AppliedMovement
 from gql_inventory.schema.catalog import (
     LocationType,
     MoneyType,
-    PageInfo,
     VariantType,
     load_location,
 )
@@ -256,21 +256,3 @@ class StockMovementType:
             occurred_at=m.occurred_at,
             location_id=m.location_id,
         )
-
-
-@strawberry.type(name="StockMovementEdge", description="A movement with its cursor.")
-class StockMovementEdge:
-    """A movement with its cursor."""
-
-    cursor: str = strawberry.field(
-        description="Opaque; pass as `stockMovements(after:)` to read older movements."
-    )
-    node: StockMovementType = strawberry.field(description="The movement.")
-
-
-@strawberry.type(name="StockMovementConnection", description="A page of the ledger, newest first.")
-class StockMovementConnection:
-    """A page of the ledger, newest first."""
-
-    edges: list[StockMovementEdge] = strawberry.field(description="The movements of this page.")
-    page_info: PageInfo = strawberry.field(description="Whether older movements follow.")

@@ -6,9 +6,10 @@ import strawberry
 
 from gql_inventory.resolvers import admin, catalog, live, reservations
 from gql_inventory.resolvers.access import admin_only
-from gql_inventory.schema.catalog import LocationType, ProductConnection, ProductType, VariantType
+from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
+from gql_inventory.schema.connections import ProductConnection, StockMovementConnection
 from gql_inventory.schema.docs import with_arguments
-from gql_inventory.schema.orders import OrderType, ReservationType, StockMovementConnection
+from gql_inventory.schema.orders import OrderType, ReservationType
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error. "
 
