@@ -3,6 +3,7 @@ pages: `connections`)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import strawberry
@@ -79,8 +80,6 @@ class ReservationType:
     )
     async def lines(self, info: Info[Context, None]) -> list[ReservationLineType]:
         """One line per variant. Lines stay listed after the reservation ends."""
-        import uuid
-
         lines = await info.context.loaders.reservation_lines.load(uuid.UUID(self.id))
         return [ReservationLineType(quantity=q, variant_id=v) for v, q in lines]
 
