@@ -280,7 +280,7 @@ def stripe_event(
 
     import httpx
 
-    from gql_inventory.webhooks import events
+    from gql_inventory.devtools import stripe_events as events
 
     _refuse_unsafe_settings()
     if event_type not in events.EVENT_TYPES:

@@ -26,6 +26,7 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gql_inventory.devtools import stripe_events as events
 from gql_inventory.inventory.invariants import find_violations
 from gql_inventory.models import (
     Order,
@@ -36,7 +37,6 @@ from gql_inventory.models import (
     Variant,
     WebhookEvent,
 )
-from gql_inventory.webhooks import events
 from tests.conftest import GraphQLCaller
 
 API_KEY = "sk_test_fake_0123456789"

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from gql_inventory.devtools import stripe_events as events
 from gql_inventory.models import (
     Order,
     PaymentEvent,
@@ -29,7 +30,6 @@ from gql_inventory.models import (
     StockMovement,
     WebhookEvent,
 )
-from gql_inventory.webhooks import events
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog
 from tests.stripe_support import assert_invariants, deliver, facts_of, pending_order, send

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from gql_inventory import cli
 from gql_inventory.app import create_app
+from gql_inventory.devtools import stripe_events as events
 from gql_inventory.models import OrderStatus
 from gql_inventory.outage import is_database_outage
 from gql_inventory.services import Services
@@ -29,7 +30,6 @@ from gql_inventory.settings import (
     Settings,
     get_settings,
 )
-from gql_inventory.webhooks import events
 from gql_inventory.webhooks import stripe as stripe_webhook_module
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog

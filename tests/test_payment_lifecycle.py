@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gql_inventory.devtools import stripe_events as events
 from gql_inventory.inventory.expiry import expire_reservations
 from gql_inventory.inventory.invariants import find_violations
 from gql_inventory.models import Reservation
 from gql_inventory.settings import Settings
-from gql_inventory.webhooks import events
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog
 from tests.live_support import (

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
+from gql_inventory.devtools import stripe_events as events
 from gql_inventory.inventory.expiry import expire_reservations
 from gql_inventory.models import (
     OrderStatus,
@@ -27,7 +28,6 @@ from gql_inventory.models import (
     WebhookEvent,
 )
 from gql_inventory.services import Services
-from gql_inventory.webhooks import events
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog
 from tests.stripe_support import (

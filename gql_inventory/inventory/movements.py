@@ -4,18 +4,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import RowMapping, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gql_inventory.inventory.ledger import AppliedMovement
 from gql_inventory.models import StockMovement, Variant
 
 
 @dataclass(frozen=True, slots=True)
-class MovementPage:
-    """Movements (rows of `stock_movements` plus `sku`) and whether older ones follow."""
+class LedgerEntry:
+    """A `stock_movements` row and the SKU of its variant."""
 
-    rows: list[RowMapping]
+    movement: AppliedMovement
+    sku: str
+
+
+@dataclass(frozen=True, slots=True)
+class MovementPage:
+    """Movements, newest first, and whether older ones follow."""
+
+    rows: list[LedgerEntry]
     has_next_page: bool
+
+
+def _entries() -> Select[tuple[object, ...]]:
+    return select(StockMovement.__table__, Variant.sku).join(
+        Variant, Variant.id == StockMovement.variant_id
+    )
 
 
 async def movement_page(
@@ -28,17 +43,21 @@ async def movement_page(
 ) -> MovementPage:
     """Up to `first` movements with id below `before_id`, newest first, optionally for
     one SKU or one reference (e.g. ``order:<id>``)."""
-    stmt = (
-        select(StockMovement.__table__, Variant.sku)
-        .join(Variant, Variant.id == StockMovement.variant_id)
-        .order_by(StockMovement.id.desc())
-        .limit(first + 1)
-    )
+    stmt = _entries().order_by(StockMovement.id.desc()).limit(first + 1)
     if before_id is not None:
         stmt = stmt.where(StockMovement.id < before_id)
     if sku is not None:
         stmt = stmt.where(Variant.sku == sku)
     if reference is not None:
         stmt = stmt.where(StockMovement.reference == reference)
-    rows = [r._mapping for r in await conn.execute(stmt)]
+    rows = [
+        LedgerEntry(movement=AppliedMovement.from_row(r), sku=r.sku)
+        for r in await conn.execute(stmt)
+    ]
     return MovementPage(rows=rows[:first], has_next_page=len(rows) > first)
+
+
+async def movement_by_id(conn: AsyncConnection, movement_id: int) -> LedgerEntry | None:
+    """The ledger row with this id, or None."""
+    found = (await conn.execute(_entries().where(StockMovement.id == movement_id))).first()
+    return LedgerEntry(movement=AppliedMovement.from_row(found), sku=found.sku) if found else None

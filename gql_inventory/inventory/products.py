@@ -65,3 +65,9 @@ async def product_page(
         )
     rows = [product_row(r._mapping) for r in await conn.execute(stmt)]
     return ProductPage(products=rows[:first], has_next_page=len(rows) > first)
+
+
+async def product_by_handle(conn: AsyncConnection, handle: str) -> ProductRow | None:
+    """The product with this exact handle (e.g. ``blue-shirt``), or None."""
+    found = (await conn.execute(select(*PRODUCT_COLUMNS).where(Product.handle == handle))).first()
+    return product_row(found._mapping) if found else None

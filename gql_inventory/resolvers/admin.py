@@ -1,6 +1,7 @@
 """Admin mutations and queries: adjustStock, setStock, refundOrder, cancelOrder, stockMovements.
 
-Each checks the bearer token first: without it, a FORBIDDEN GraphQL error and no change.
+Their fields declare the `IsAdmin` permission (`schema.query`, `schema.mutation`):
+without an admin token, a FORBIDDEN GraphQL error before any of this runs.
 """
 
 from __future__ import annotations
@@ -8,28 +9,27 @@ from __future__ import annotations
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.cursors import decode_cursor, encode_cursor
+from gql_inventory.cursors import decode_cursor
 from gql_inventory.errors import BadRequest
 from gql_inventory.inventory import adjust, orders, refunds
 from gql_inventory.inventory.adjust import AdjustResult
 from gql_inventory.inventory.errors import DomainError
 from gql_inventory.inventory.idempotency import IdempotencyKey
-from gql_inventory.inventory.movements import movement_page
+from gql_inventory.inventory.movements import movement_by_id, movement_page
 from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.resolvers.access import require_admin
 from gql_inventory.resolvers.payloads import level_payload, order_payload
-from gql_inventory.schema.catalog import PageInfo
+from gql_inventory.schema.connections import (
+    StockMovementConnection,
+    StockMovementEdge,
+    forward_page,
+)
 from gql_inventory.schema.inputs import (
     AdjustStockInput,
     CancelOrderInput,
     RefundOrderInput,
     SetStockInput,
 )
-from gql_inventory.schema.orders import (
-    StockMovementConnection,
-    StockMovementEdge,
-    StockMovementType,
-)
+from gql_inventory.schema.orders import StockMovementType
 from gql_inventory.schema.payloads import (
     AdjustStockPayload,
     CancelOrderPayload,
@@ -45,9 +45,9 @@ async def _adjust_payload(info: Info[Context, None], result: AdjustResult) -> Ad
     movement = None
     if result.movement_id is not None:
         async with info.context.engine.connect() as conn:
-            page = await movement_page(conn, first=1, before_id=result.movement_id + 1)
-        if page.rows and page.rows[0]["id"] == result.movement_id:
-            movement = StockMovementType.build(page.rows[0], page.rows[0]["sku"])
+            entry = await movement_by_id(conn, result.movement_id)
+        if entry is not None:
+            movement = StockMovementType.build(entry.movement, entry.sku)
     return AdjustStockPayload(
         stock_level=await level_payload(info, result.level_id), movement=movement, user_errors=[]
     )
@@ -55,7 +55,6 @@ async def _adjust_payload(info: Info[Context, None], result: AdjustResult) -> Ad
 
 async def adjust_stock(info: Info[Context, None], input: AdjustStockInput) -> AdjustStockPayload:
     """Add or remove units at a location (admin)."""
-    require_admin(info)
     try:
         result = await run_in_transaction(
             info.context.services,
@@ -77,7 +76,6 @@ async def adjust_stock(info: Info[Context, None], input: AdjustStockInput) -> Ad
 
 async def set_stock(info: Info[Context, None], input: SetStockInput) -> AdjustStockPayload:
     """Set the on-hand figure of a level (admin; default reason CYCLE_COUNT)."""
-    require_admin(info)
     reason = input.reason
     try:
         result = await run_in_transaction(
@@ -99,7 +97,6 @@ async def set_stock(info: Info[Context, None], input: SetStockInput) -> AdjustSt
 
 async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> RefundOrderPayload:
     """Refund lines of a paid order, restocking by default (admin)."""
-    require_admin(info)
     services = info.context.services
     try:
         order_id = orders.parse_order_id(input.order_id)
@@ -127,7 +124,6 @@ async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> Re
 
 async def cancel_order(info: Info[Context, None], input: CancelOrderInput) -> CancelOrderPayload:
     """Cancel an order (admin)."""
-    require_admin(info)
     services = info.context.services
     try:
         order_id = orders.parse_order_id(input.order_id)
@@ -150,7 +146,6 @@ async def stock_movements(
     reference: str | None = None,
 ) -> StockMovementConnection:
     """The ledger, newest first (admin). `reference` filters, e.g. ``order:<id>``."""
-    require_admin(info)
     first = 50 if first is None else first
     if not 0 <= first <= MAX_MOVEMENTS_PAGE:
         raise BadRequest(f"first must be between 0 and {MAX_MOVEMENTS_PAGE}")
@@ -159,19 +154,13 @@ async def stock_movements(
         page = await movement_page(
             conn, first=first, before_id=before_id, sku=sku, reference=reference
         )
-    edges = [
-        StockMovementEdge(
-            cursor=encode_cursor("movement", row["id"]),
-            node=StockMovementType.build(row, row["sku"]),
-        )
-        for row in page.rows
-    ]
-    return StockMovementConnection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=before_id is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+    edges, page_info = forward_page(
+        page.rows,
+        kind="movement",
+        key=lambda entry: entry.movement.id,
+        node=lambda entry: StockMovementType.build(entry.movement, entry.sku),
+        edge=StockMovementEdge,
+        has_next_page=page.has_next_page,
+        after_given=before_id is not None,
     )
+    return StockMovementConnection(edges=edges, page_info=page_info)

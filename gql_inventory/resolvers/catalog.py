@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import strawberry
-from sqlalchemy import select
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.cursors import decode_cursor, encode_cursor
+from gql_inventory.cursors import decode_cursor
 from gql_inventory.errors import BadRequest
-from gql_inventory.inventory.products import product_page
-from gql_inventory.loaders import LOCATION_COLUMNS, PRODUCT_COLUMNS, location_row, product_row
-from gql_inventory.models import Location, Product
-from gql_inventory.schema.catalog import (
-    LocationType,
-    PageInfo,
-    ProductConnection,
-    ProductEdge,
-    ProductType,
-    VariantType,
-)
+from gql_inventory.inventory.locations import locations_by_priority
+from gql_inventory.inventory.products import product_by_handle, product_page
+from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
+from gql_inventory.schema.connections import ProductConnection, ProductEdge, forward_page
 
 MAX_PAGE_SIZE = 100
 MAX_SKUS = 250
@@ -36,11 +28,10 @@ async def product(
             return None  # not an id we issue (BIGINT): no such product
         row = await info.context.loaders.product_by_id.load(int(id))
         return ProductType.from_row(row) if row else None
+    assert handle is not None  # exactly one of them was given
     async with info.context.engine.connect() as conn:
-        found = (
-            await conn.execute(select(*PRODUCT_COLUMNS).where(Product.handle == handle))
-        ).first()
-    return ProductType.from_row(product_row(found._mapping)) if found else None
+        found = await product_by_handle(conn, handle)
+    return ProductType.from_row(found) if found else None
 
 
 async def products(
@@ -59,21 +50,18 @@ async def products(
         page = await product_page(
             conn, first=first, after_id=after_id, query=query, low_stock_only=bool(low_stock_only)
         )
-    edges = [
-        ProductEdge(cursor=encode_cursor("product", row.id), node=ProductType.from_row(row))
-        for row in page.products
-    ]
     for row in page.products:
         info.context.loaders.product_by_id.prime(row.id, row)
-    return ProductConnection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=after_id is not None,
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+    edges, page_info = forward_page(
+        page.products,
+        kind="product",
+        key=lambda row: row.id,
+        node=ProductType.from_row,
+        edge=ProductEdge,
+        has_next_page=page.has_next_page,
+        after_given=after_id is not None,
     )
+    return ProductConnection(edges=edges, page_info=page_info)
 
 
 async def variant(info: Info[Context, None], sku: str) -> VariantType | None:
@@ -93,7 +81,5 @@ async def variants(info: Info[Context, None], skus: list[str]) -> list[VariantTy
 async def locations(info: Info[Context, None]) -> list[LocationType]:
     """Every location, by priority (the order reservations draw from)."""
     async with info.context.engine.connect() as conn:
-        rows = await conn.execute(
-            select(*LOCATION_COLUMNS).order_by(Location.priority, Location.id)
-        )
-        return [LocationType.from_row(location_row(r._mapping)) for r in rows]
+        rows = await locations_by_priority(conn)
+    return [LocationType.from_row(row) for row in rows]

@@ -1,4 +1,4 @@
-"""Catalog and stock types: Product, Variant, StockLevel, Location, Money, connections."""
+"""Catalog and stock types: Product, Variant, StockLevel, Location, Money (pages: `connections`)."""
 
 from __future__ import annotations
 
@@ -229,43 +229,3 @@ class ProductType:
         rows = await info.context.loaders.variants_by_product.load(self.db_id)
         levels = await info.context.loaders.levels_by_variant.load_many([r.id for r in rows])
         return sum(level.available for per_variant in levels for level in per_variant)
-
-
-@strawberry.type(
-    name="PageInfo",
-    description="Where a page sits in its list (Relay GraphQL Cursor Connections spec).",
-)
-class PageInfo:
-    """Relay page info (GraphQL Cursor Connections spec)."""
-
-    has_next_page: bool = strawberry.field(
-        description="More items follow: ask again with `after: endCursor`."
-    )
-    has_previous_page: bool = strawberry.field(
-        description="The page was asked for with `after` (items precede it)."
-    )
-    start_cursor: str | None = strawberry.field(
-        description="Cursor of the first item; null on an empty page."
-    )
-    end_cursor: str | None = strawberry.field(
-        description="Cursor of the last item (pass as `after` for the next page); null on an "
-        "empty page."
-    )
-
-
-@strawberry.type(name="ProductEdge", description="A product with its cursor.")
-class ProductEdge:
-    """A product with its cursor."""
-
-    cursor: str = strawberry.field(
-        description="Opaque; pass as `products(after:)` to read on after this product."
-    )
-    node: ProductType = strawberry.field(description="The product.")
-
-
-@strawberry.type(name="ProductConnection", description="A page of products, by id.")
-class ProductConnection:
-    """A page of products."""
-
-    edges: list[ProductEdge] = strawberry.field(description="The products of this page.")
-    page_info: PageInfo = strawberry.field(description="Whether more pages follow.")

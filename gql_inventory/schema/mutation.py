@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from gql_inventory.resolvers import admin, reservations
+from gql_inventory.resolvers.access import admin_only
 from gql_inventory.schema.docs import with_arguments
 from gql_inventory.schema.payloads import (
     AdjustStockPayload,
@@ -78,6 +79,7 @@ class Mutation:
     adjust_stock: AdjustStockPayload = with_arguments(
         strawberry.field(
             resolver=admin.adjust_stock,
+            extensions=admin_only(),
             description=_ADMIN + "Add or remove units at one location, writing one ledger "
             "row. A removal may only take available units (onHand - reserved at that "
             "location): reserved units are promised to buyers. userErrors: INVALID_INPUT, "
@@ -89,6 +91,7 @@ class Mutation:
     set_stock: AdjustStockPayload = with_arguments(
         strawberry.field(
             resolver=admin.set_stock,
+            extensions=admin_only(),
             description=_ADMIN + "Set onHand at one location to a counted figure, writing "
             "one ledger row of the difference (the same figure writes none). userErrors: "
             "INVALID_INPUT, UNKNOWN_SKU, UNKNOWN_LOCATION, INSUFFICIENT_STOCK (below what is "
@@ -99,6 +102,7 @@ class Mutation:
     refund_order: RefundOrderPayload = with_arguments(
         strawberry.field(
             resolver=admin.refund_order,
+            extensions=admin_only(),
             description=_ADMIN + "Refund units of a PAID or PARTIALLY_REFUNDED order: the "
             "payment provider refunds their frozen unit prices first, then the units go back "
             "on hand where they were sold from (RETURN), unless restock is false. The order "
@@ -111,6 +115,7 @@ class Mutation:
     cancel_order: CancelOrderPayload = with_arguments(
         strawberry.field(
             resolver=admin.cancel_order,
+            extensions=admin_only(),
             description=_ADMIN + "Cancel an order. PENDING_PAYMENT: its payment is cancelled "
             "and its reservation released. PAID or PARTIALLY_REFUNDED: every unit left is "
             "refunded and restocked. NEEDS_ATTENTION: refunded without restock (its units "

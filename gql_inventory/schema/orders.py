@@ -1,9 +1,10 @@
-"""Reservation, Order and StockMovement types (inputs: `inputs`; payloads: `payloads`)."""
+"""Reservation, Order and StockMovement types (inputs: `inputs`; payloads: `payloads`;
+pages: `connections`)."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
-from typing import Any
 
 import strawberry
 from sqlalchemy import RowMapping
@@ -14,7 +15,6 @@ from gql_inventory.inventory.ledger import AppliedMovement
 from gql_inventory.schema.catalog import (
     LocationType,
     MoneyType,
-    PageInfo,
     VariantType,
     load_location,
 )
@@ -80,8 +80,6 @@ class ReservationType:
     )
     async def lines(self, info: Info[Context, None]) -> list[ReservationLineType]:
         """One line per variant. Lines stay listed after the reservation ends."""
-        import uuid
-
         lines = await info.context.loaders.reservation_lines.load(uuid.UUID(self.id))
         return [ReservationLineType(quantity=q, variant_id=v) for v, q in lines]
 
@@ -241,9 +239,8 @@ class StockMovementType:
         return await load_location(info, self.location_id)
 
     @classmethod
-    def build(cls, movement: AppliedMovement | RowMapping, sku: str) -> StockMovementType:
-        """Build from an applied movement or a `stock_movements` row."""
-        m: Any = movement if isinstance(movement, AppliedMovement) else _Attr(movement)
+    def build(cls, m: AppliedMovement, sku: str) -> StockMovementType:
+        """Build from a ledger row (`inventory.movements.LedgerEntry` gives both)."""
         return cls(
             id=strawberry.ID(str(m.id)),
             kind=MovementKind(m.kind),
@@ -258,29 +255,3 @@ class StockMovementType:
             occurred_at=m.occurred_at,
             location_id=m.location_id,
         )
-
-
-class _Attr:
-    def __init__(self, row: RowMapping) -> None:
-        self._row = row
-
-    def __getattr__(self, name: str) -> Any:
-        return self._row[name]
-
-
-@strawberry.type(name="StockMovementEdge", description="A movement with its cursor.")
-class StockMovementEdge:
-    """A movement with its cursor."""
-
-    cursor: str = strawberry.field(
-        description="Opaque; pass as `stockMovements(after:)` to read older movements."
-    )
-    node: StockMovementType = strawberry.field(description="The movement.")
-
-
-@strawberry.type(name="StockMovementConnection", description="A page of the ledger, newest first.")
-class StockMovementConnection:
-    """A page of the ledger, newest first."""
-
-    edges: list[StockMovementEdge] = strawberry.field(description="The movements of this page.")
-    page_info: PageInfo = strawberry.field(description="Whether older movements follow.")

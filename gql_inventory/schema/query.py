@@ -5,9 +5,11 @@ from __future__ import annotations
 import strawberry
 
 from gql_inventory.resolvers import admin, catalog, live, reservations
-from gql_inventory.schema.catalog import LocationType, ProductConnection, ProductType, VariantType
+from gql_inventory.resolvers.access import admin_only
+from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
+from gql_inventory.schema.connections import ProductConnection, StockMovementConnection
 from gql_inventory.schema.docs import with_arguments
-from gql_inventory.schema.orders import OrderType, ReservationType, StockMovementConnection
+from gql_inventory.schema.orders import OrderType, ReservationType
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error. "
 
@@ -81,6 +83,7 @@ class Query:
     stock_movements: StockMovementConnection = with_arguments(
         strawberry.field(
             resolver=admin.stock_movements,
+            extensions=admin_only(),
             description=_ADMIN + "The stock ledger, newest first: every change of every "
             "stock level, with why and after what.",
         ),

@@ -1,1 +1,1 @@
-"""Inbound webhooks (Stripe) and the signed test events the CLI and tests post."""
+"""Inbound webhooks (the Stripe route). Signed test events: `gql_inventory.devtools`."""

@@ -38,16 +38,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gql_inventory.inventory import orders, payment_outcomes, provider_events
+from gql_inventory.inventory import orders, payment_outcomes, provider_events, webhook_log
 from gql_inventory.inventory.event_checks import INVALID, INVALID_EVENT
+from gql_inventory.inventory.order_lookup import order_for_payment
 from gql_inventory.logs import get_logger
-from gql_inventory.models import Order, WebhookEvent
 from gql_inventory.outage import is_database_outage
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
@@ -147,35 +145,13 @@ def _payment_intent_id(event: StripeEvent) -> str | None:
     return objects.stripe_id(event.obj.get("payment_intent"), "payment_intent")
 
 
-async def _find_order(
-    session: AsyncSession, payment_intent_id: str | None, metadata: Any
-) -> tuple[uuid.UUID | None, str | None]:
-    """The order an event is about, or ``(None, why not)``."""
+def _meta_order_id(metadata: Any) -> uuid.UUID | None:
+    """The ``metadata.order_id`` we set on the PaymentIntent, if it is a UUID."""
     raw = metadata.get("order_id") if isinstance(metadata, dict) else None
     try:
-        meta_id = uuid.UUID(raw) if isinstance(raw, str) else None
+        return uuid.UUID(raw) if isinstance(raw, str) else None
     except ValueError:
-        meta_id = None
-    if payment_intent_id is not None:
-        by_intent = (
-            await session.execute(
-                select(Order.id).where(Order.payment_intent_id == payment_intent_id)
-            )
-        ).scalar_one_or_none()
-        if by_intent is not None:
-            if meta_id is not None and meta_id != by_intent:
-                return None, "order_mismatch"
-            return by_intent, None
-    if meta_id is None:
-        return None, "order_not_found"
-    row = (
-        await session.execute(select(Order.id, Order.payment_intent_id).where(Order.id == meta_id))
-    ).first()
-    if row is None:
-        return None, "order_not_found"
-    if payment_intent_id is not None and row.payment_intent_id not in (None, payment_intent_id):
-        return None, "payment_intent_mismatch"
-    return meta_id, None
+        return None
 
 
 # ---------------------------------------------------------------- handlers
@@ -287,8 +263,8 @@ async def _apply(session: AsyncSession, event: StripeEvent, settings: Settings) 
         return "ignored"
     order_id: uuid.UUID | None = None
     try:
-        order_id, problem = await _find_order(
-            session, _payment_intent_id(event), event.obj.get("metadata")
+        order_id, problem = await order_for_payment(
+            session, _payment_intent_id(event), _meta_order_id(event.obj.get("metadata"))
         )
         if order_id is None:
             return problem or "order_not_found"
@@ -316,18 +292,12 @@ async def apply_event(session: AsyncSession, event: StripeEvent, settings: Setti
     (`inventory.event_checks`), recorded and changing nothing). Raises
     `MalformedEvent` (the caller rolls back).
     """
-    fresh = await session.execute(
-        insert(WebhookEvent)
-        .values(id=event.id, provider="stripe", type=event.type)
-        .on_conflict_do_nothing(index_elements=[WebhookEvent.id])
-        .returning(WebhookEvent.id)
-    )
-    if fresh.first() is None:
+    if not await webhook_log.record_delivery(
+        session, event.id, provider="stripe", event_type=event.type
+    ):
         return "duplicate"
     outcome = await _apply(session, event, settings)
-    await session.execute(
-        update(WebhookEvent).where(WebhookEvent.id == event.id).values(outcome=outcome)
-    )
+    await webhook_log.set_outcome(session, event.id, outcome)
     return outcome
 
 
