@@ -9,7 +9,7 @@ Why not `strawberry.relay.Connection`/`Edge`/`PageInfo` themselves: their node t
 must implement the `Node` interface (global ids, which would change every `id` the
 contract pins), their descriptions are generic while ours say which argument takes
 the cursor, and `relay.connection` fields add `last`/`before` arguments we do not
-serve. docs/adr/0006-graphql-layer.md.
+serve. docs/adr/0007-graphql-layer.md.
 """
 
 from __future__ import annotations
