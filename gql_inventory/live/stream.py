@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gql_inventory.cursors import decode_cursor, encode_cursor
 from gql_inventory.errors import BadCursor
+from gql_inventory.live.cursors import decode_cursor, encode_cursor
 
 #: Cursor kind of stock events: ``encode_cursor("stock", position)``.
 CURSOR_KIND = "stock"

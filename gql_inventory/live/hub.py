@@ -4,7 +4,7 @@ Each process keeps ONE backend subscription (`Hub`), whatever its number of
 clients, and fans events out to per-subscriber bounded buffers itself:
 
 - Stock events arrive as runs of consecutive ledger positions (published by a
-  relay, `gql_inventory.relay`). The hub dispatches strictly in position order;
+  relay, `gql_inventory.live.relay`). The hub dispatches strictly in position order;
   on a gap (lost message, reconnect, out-of-order publishers) it reads what is
   missing from the ledger first, so subscribers never see a hole. It also polls
   the ledger's top position as a backstop, so events arrive even while the
@@ -34,19 +34,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory import metrics
-from gql_inventory.alerts import AlertTracker, LowStockAlertEvent
-from gql_inventory.buffers import EventBuffer
 from gql_inventory.inventory.ledger import AppliedMovement
-from gql_inventory.loaders import (
-    LOCATION_COLUMNS,
-    LocationRow,
-    location_row,
-)
-from gql_inventory.logs import get_logger
-from gql_inventory.models import Location, Order
-from gql_inventory.pubsub import PubSub, PubSubError, backend_url
-from gql_inventory.relay import Relay
-from gql_inventory.stream import (
+from gql_inventory.live.alerts import AlertTracker, LowStockAlertEvent
+from gql_inventory.live.buffers import EventBuffer
+from gql_inventory.live.pubsub import PubSub, PubSubError, backend_url
+from gql_inventory.live.relay import Relay
+from gql_inventory.live.stream import (
     OrdersMessage,
     PingMessage,
     StockEvent,
@@ -59,6 +52,13 @@ from gql_inventory.stream import (
     max_position,
     read_after,
 )
+from gql_inventory.loaders import (
+    LOCATION_COLUMNS,
+    LocationRow,
+    location_row,
+)
+from gql_inventory.logs import get_logger
+from gql_inventory.models import Location, Order
 
 if TYPE_CHECKING:
     from gql_inventory.services import Services

@@ -27,8 +27,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory import metrics
+from gql_inventory.live.stream import EVENT_COLUMNS, StockEvent
 from gql_inventory.logs import get_logger
-from gql_inventory.stream import EVENT_COLUMNS, StockEvent
 
 log = get_logger(__name__)
 
