@@ -27,7 +27,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory import metrics
-from gql_inventory.live.stream import EVENT_COLUMNS, StockEvent
+from gql_inventory.live.ledger import EVENT_COLUMNS
+from gql_inventory.live.wire import StockEvent
 from gql_inventory.logs import get_logger
 
 log = get_logger(__name__)

@@ -27,7 +27,8 @@ from gql_inventory.inventory.errors import OrderNotFound
 from gql_inventory.live.buffers import SubscriberClosed
 from gql_inventory.live.cursors import encode_cursor
 from gql_inventory.live.hub import Hub
-from gql_inventory.live.stream import CURSOR_KIND, check_cursor, max_position
+from gql_inventory.live.ledger import check_cursor, max_position
+from gql_inventory.live.wire import CURSOR_KIND
 from gql_inventory.live.wslimit import is_closing, mark_closing
 from gql_inventory.loaders import Loaders
 from gql_inventory.models import Variant

@@ -9,7 +9,7 @@ from strawberry.types import Info
 
 from gql_inventory.context import Context
 from gql_inventory.live.alerts import LowStockAlertEvent
-from gql_inventory.live.stream import StockEvent
+from gql_inventory.live.wire import StockEvent
 from gql_inventory.schema.catalog import LocationType, VariantType
 from gql_inventory.schema.docs import described_field
 from gql_inventory.schema.enums import LowStockState, MovementKind
