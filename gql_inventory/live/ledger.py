@@ -8,8 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gql_inventory.errors import BadCursor
-from gql_inventory.live.cursors import decode_cursor
+from gql_inventory.live.cursors import InvalidCursor, decode_cursor
 from gql_inventory.live.wire import CURSOR_KIND, StockEvent
 
 #: Events read from the ledger per query (catch-up and replay).
@@ -74,21 +73,16 @@ async def max_position(conn: AsyncConnection) -> int:
 async def check_cursor(conn: AsyncConnection, cursor: str) -> int:
     """The position inside a stock cursor, checked against the ledger.
 
-    Raises `BadCursor` for a cursor that is malformed, ahead of the ledger (not
-    issued by this database), or older than the oldest retained event.
+    Raises `InvalidCursor` for a cursor that is malformed, ahead of the ledger (not
+    issued by this database: "ahead"), or older than the oldest retained event
+    ("expired").
     """
     position = decode_cursor(CURSOR_KIND, cursor)
     low, high = await position_bounds(conn)
     if position > high:
-        raise BadCursor(
-            f"unknown stock cursor: position {position} is beyond the ledger's last event "
-            f"({high}); it was not issued by this service"
-        )
+        raise InvalidCursor(CURSOR_KIND, "ahead", position=position, bound=high)
     if low and position < low - 1:
-        raise BadCursor(
-            f"stock cursor too old: events before position {low} are no longer kept; "
-            "subscribe without `after` and re-read current stock"
-        )
+        raise InvalidCursor(CURSOR_KIND, "expired", position=position, bound=low)
     return position
 
 

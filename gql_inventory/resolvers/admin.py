@@ -15,8 +15,8 @@ from gql_inventory.inventory.errors import DomainError
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.movements import movement_page
 from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.live.cursors import decode_cursor, encode_cursor
 from gql_inventory.resolvers.access import require_admin
+from gql_inventory.resolvers.cursors import decode_cursor, encode_cursor
 from gql_inventory.resolvers.payloads import level_payload, order_payload
 from gql_inventory.schema.catalog import PageInfo
 from gql_inventory.schema.inputs import (

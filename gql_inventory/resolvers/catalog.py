@@ -9,9 +9,9 @@ from strawberry.types import Info
 from gql_inventory.context import Context
 from gql_inventory.errors import BadRequest
 from gql_inventory.inventory.products import product_page
-from gql_inventory.live.cursors import decode_cursor, encode_cursor
 from gql_inventory.loaders import LOCATION_COLUMNS, PRODUCT_COLUMNS, location_row, product_row
 from gql_inventory.models import Location, Product
+from gql_inventory.resolvers.cursors import decode_cursor, encode_cursor
 from gql_inventory.schema.catalog import (
     LocationType,
     PageInfo,

@@ -25,14 +25,14 @@ from gql_inventory.errors import BadRequest, Forbidden, PublicError
 from gql_inventory.inventory import orders
 from gql_inventory.inventory.errors import OrderNotFound
 from gql_inventory.live.buffers import SubscriberClosed
-from gql_inventory.live.cursors import encode_cursor
 from gql_inventory.live.hub import Hub
-from gql_inventory.live.ledger import check_cursor, max_position
+from gql_inventory.live.ledger import max_position
 from gql_inventory.live.wire import CURSOR_KIND
 from gql_inventory.live.wslimit import is_closing, mark_closing
 from gql_inventory.loaders import Loaders
 from gql_inventory.models import Variant
 from gql_inventory.resolvers.access import require_admin
+from gql_inventory.resolvers.cursors import check_stock_cursor, encode_cursor
 from gql_inventory.schema.events import LowStockAlertType, StockChangeEventType
 from gql_inventory.schema.orders import OrderType
 
@@ -132,7 +132,7 @@ async def stock_changed(
             if unknown:
                 raise BadRequest(f"unknown SKUs: {', '.join(unknown[:20])}")
             variant_ids = frozenset(int(r.id) for r in rows)
-        position = await check_cursor(conn, after) if after is not None else None
+        position = await check_stock_cursor(conn, after) if after is not None else None
     return _stock_events(info, hub, variant_ids, position)
 
 
