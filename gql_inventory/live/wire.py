@@ -56,11 +56,6 @@ class StockEvent:
         return self.on_hand - self.reserved
 
     @property
-    def available_before(self) -> int:
-        """The level's available units before the change."""
-        return (self.on_hand - self.on_hand_delta) - (self.reserved - self.reserved_delta)
-
-    @property
     def cursor(self) -> str:
         """Opaque resume cursor (pass as `after`)."""
         return encode_cursor(CURSOR_KIND, self.position)
