@@ -3,7 +3,7 @@
 Each resolver checks its arguments first, so a bad cursor, an unknown SKU or a
 missing admin token is answered with a GraphQL `error` message for the
 operation, then returns the event stream. Streams read from the process's hub
-(`gql_inventory.live.hub`); a stream whose buffer overflows gets its websocket
+(`gql_inventory.live.hub.Hub`); a stream whose buffer overflows gets its websocket
 closed with code 4008 and a reason that tells the client to resume.
 """
 
