@@ -22,6 +22,8 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from gql_inventory.bodylimit import BodyLimit, error_body
 from gql_inventory.context import Context
 from gql_inventory.live import live_events_if_enabled
+from gql_inventory.live.wshandler import InventoryTransportWSHandler
+from gql_inventory.live.wslimit import OpenWebSockets, WebSocketLimit, going_away_on_signal
 from gql_inventory.loaders import Loaders
 from gql_inventory.logs import configure_logging, get_logger
 from gql_inventory.metrics import metrics_endpoint
@@ -31,8 +33,6 @@ from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
 from gql_inventory.sweeper import sweeper
 from gql_inventory.webhooks.stripe import stripe_webhook
-from gql_inventory.wshandler import InventoryTransportWSHandler
-from gql_inventory.wslimit import OpenWebSockets, WebSocketLimit, going_away_on_signal
 
 log = get_logger(__name__)
 

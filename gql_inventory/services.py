@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
-from gql_inventory.events import DiscardingSink, EventSink
 from gql_inventory.inventory.reservations import ReservationLimits
+from gql_inventory.live.sink import DiscardingSink, EventSink
 from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
 from gql_inventory.payments.stripe import StripePaymentProvider
 from gql_inventory.settings import Settings
 
 if TYPE_CHECKING:
-    from gql_inventory.live import Hub
+    from gql_inventory.live.hub import Hub
 
 
 def payment_provider(settings: Settings) -> PaymentProvider:

@@ -26,7 +26,7 @@ import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_inventory.cursors import decode_cursor, encode_cursor
+from gql_inventory.live.cursors import decode_cursor, encode_cursor
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_TOKEN = "admin-secret"

@@ -6,12 +6,12 @@ import base64
 
 import pytest
 
-from gql_inventory.cursors import decode_cursor, encode_cursor
 from gql_inventory.errors import BadCursor
+from gql_inventory.resolvers.cursors import decode_cursor, encode_cursor
 
 
 def _issued_before(kind: str, value: int) -> str:
-    """How cursors were encoded before strawberry.relay's helpers (URL-safe base64)."""
+    """How cursors have always been encoded (URL-safe base64)."""
     return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode()
 
 

@@ -20,8 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.live.wshandler import reap
 from gql_inventory.models import MovementKind
-from gql_inventory.wshandler import reap
 from tests.factories import Catalog, make_catalog, make_product
 from tests.live_support import (
     ROOT,

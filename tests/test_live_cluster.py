@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_inventory.pubsub import LISTEN_APPLICATION_NAME
+from gql_inventory.live.pubsub import LISTEN_APPLICATION_NAME
 from tests.factories import make_catalog
 from tests.live_support import (
     REDIS_URL,

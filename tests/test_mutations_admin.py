@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from gql_inventory.cursors import encode_cursor
 from gql_inventory.inventory import payment_outcomes
+from gql_inventory.live.cursors import encode_cursor
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog
 from tests.gqlops import (

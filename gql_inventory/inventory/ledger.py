@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_inventory.models import MovementKind
 
 #: Key in `AsyncSession.info` under which applied movements wait for the commit,
-#: after which they are published (see `gql_inventory.events`).
+#: after which they are published (see `gql_inventory.live.sink`).
 PENDING_EVENTS_KEY = "gql_inventory.pending_movements"
 
 _APPLY = text(

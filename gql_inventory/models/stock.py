@@ -67,7 +67,7 @@ class StockMovement(Base):
 
     Deltas and the level's figures after the change are stored, so the ledger
     alone replays every level. `position` is the commit-safe order of the event
-    log, given by the relay after the commit (`gql_inventory.relay`); cursors and
+    log, given by the relay after the commit (`gql_inventory.live.relay`); cursors and
     resumption use it, never `id` (handed out at insert, not at commit). `txid` is the
     writing transaction's id (``pg_current_xact_id()``): it groups the movements one
     transaction wrote, for audits.

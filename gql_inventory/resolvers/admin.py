@@ -9,7 +9,6 @@ from __future__ import annotations
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.cursors import decode_cursor
 from gql_inventory.errors import BadRequest
 from gql_inventory.inventory import adjust, orders, refunds
 from gql_inventory.inventory.adjust import AdjustResult
@@ -17,6 +16,7 @@ from gql_inventory.inventory.errors import DomainError
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.movements import movement_by_id, movement_page
 from gql_inventory.inventory.stock import LineRequest
+from gql_inventory.resolvers.cursors import decode_cursor
 from gql_inventory.resolvers.payloads import level_payload, order_payload
 from gql_inventory.schema.connections import (
     StockMovementConnection,

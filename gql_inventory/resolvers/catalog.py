@@ -6,10 +6,10 @@ import strawberry
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.cursors import decode_cursor
 from gql_inventory.errors import BadRequest
 from gql_inventory.inventory.locations import locations_by_priority
 from gql_inventory.inventory.products import product_by_handle, product_page
+from gql_inventory.resolvers.cursors import decode_cursor
 from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
 from gql_inventory.schema.connections import ProductConnection, ProductEdge, forward_page
 

@@ -3,7 +3,7 @@
 Each resolver checks its arguments first, so a bad cursor, an unknown SKU or a
 missing admin token is answered with a GraphQL `error` message for the
 operation, then returns the event stream. Streams read from the process's hub
-(`gql_inventory.live`); a stream whose buffer overflows gets its websocket
+(`gql_inventory.live.hub.Hub`); a stream whose buffer overflows gets its websocket
 closed with code 4008 and a reason that tells the client to resume.
 """
 
@@ -20,20 +20,21 @@ from starlette.websockets import WebSocket
 from strawberry.types import Info
 
 from gql_inventory import metrics
-from gql_inventory.buffers import SubscriberClosed
 from gql_inventory.context import Context
-from gql_inventory.cursors import encode_cursor
 from gql_inventory.errors import BadRequest, Forbidden, PublicError
 from gql_inventory.inventory import orders
 from gql_inventory.inventory.errors import OrderNotFound
-from gql_inventory.live import Hub
+from gql_inventory.live.buffers import SubscriberClosed
+from gql_inventory.live.hub import Hub
+from gql_inventory.live.ledger import max_position
+from gql_inventory.live.wire import CURSOR_KIND
+from gql_inventory.live.wslimit import is_closing, mark_closing
 from gql_inventory.loaders import Loaders
 from gql_inventory.models import Variant
 from gql_inventory.resolvers.access import require_admin
+from gql_inventory.resolvers.cursors import check_stock_cursor, encode_cursor
 from gql_inventory.schema.events import LowStockAlertType, StockChangeEventType
 from gql_inventory.schema.orders import OrderType
-from gql_inventory.stream import CURSOR_KIND, check_cursor, max_position
-from gql_inventory.wslimit import is_closing, mark_closing
 
 #: Websocket close code for a subscriber whose buffer overflowed (not fatal for
 #: graphql-ws clients: they reconnect, and resume with their cursor).
@@ -131,7 +132,7 @@ async def stock_changed(
             if unknown:
                 raise BadRequest(f"unknown SKUs: {', '.join(unknown[:20])}")
             variant_ids = frozenset(int(r.id) for r in rows)
-        position = await check_cursor(conn, after) if after is not None else None
+        position = await check_stock_cursor(conn, after) if after is not None else None
     return _stock_events(info, hub, variant_ids, position)
 
 

@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 
 import strawberry
 
-from gql_inventory.cursors import encode_cursor
+from gql_inventory.live.cursors import encode_cursor
 from gql_inventory.schema.catalog import ProductType
 from gql_inventory.schema.orders import StockMovementType
 

@@ -7,12 +7,12 @@ from datetime import datetime
 import strawberry
 from strawberry.types import Info
 
-from gql_inventory.alerts import LowStockAlertEvent
 from gql_inventory.context import Context
+from gql_inventory.live.alerts import LowStockAlertEvent
+from gql_inventory.live.wire import StockEvent
 from gql_inventory.schema.catalog import LocationType, VariantType
 from gql_inventory.schema.docs import described_field
 from gql_inventory.schema.enums import LowStockState, MovementKind
-from gql_inventory.stream import StockEvent
 
 
 @strawberry.type(

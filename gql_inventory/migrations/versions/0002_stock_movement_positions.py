@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23 00:00:00.000000
 
-A movement gets its `position` from the relay (`gql_inventory.relay`) after its
+A movement gets its `position` from the relay (`gql_inventory.live.relay`) after its
 transaction has committed, so positions grow in an order no later commit can
 undercut. Existing movements are positioned by the relay on its first run.
 """

@@ -23,8 +23,8 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 
+from gql_inventory.live.wslimit import is_closing, mark_closing
 from gql_inventory.logs import get_logger
-from gql_inventory.wslimit import is_closing, mark_closing
 
 log = get_logger(__name__)
 

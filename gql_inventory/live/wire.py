@@ -1,8 +1,9 @@
-"""The stock event stream: positioned ledger rows, their wire format and ledger reads.
+"""Stock events and the broadcast wire format: what travels between processes.
 
 A `StockEvent` is one committed `stock_movements` row that the relay has given a
 `position`. Positions are gap-free and only ever appended, so "everything after
-position p" is a well-defined, stable set: that is what a resume cursor means.
+position p" is a well-defined, stable set: that is what a resume cursor means
+(reading and checking positions against the ledger: `gql_inventory.live.ledger`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from gql_inventory.cursors import decode_cursor, encode_cursor
-from gql_inventory.errors import BadCursor
+from gql_inventory.live.cursors import encode_cursor
 
 #: Cursor kind of stock events: ``encode_cursor("stock", position)``.
 CURSOR_KIND = "stock"
@@ -59,18 +56,13 @@ class StockEvent:
         return self.on_hand - self.reserved
 
     @property
-    def available_before(self) -> int:
-        """The level's available units before the change."""
-        return (self.on_hand - self.on_hand_delta) - (self.reserved - self.reserved_delta)
-
-    @property
     def cursor(self) -> str:
         """Opaque resume cursor (pass as `after`)."""
         return encode_cursor(CURSOR_KIND, self.position)
 
     @classmethod
     def from_row(cls, row: Any) -> StockEvent:
-        """From a row of `EVENT_COLUMNS`."""
+        """From a row of `gql_inventory.live.ledger.EVENT_COLUMNS`."""
         m = row._mapping
         return cls(
             position=m["position"],
@@ -195,82 +187,3 @@ def decode(raw: str) -> Message | None:
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
     return None
-
-
-# ---------------------------------------------------------------- ledger reads
-
-EVENT_COLUMNS = """m.position, m.id, m.stock_level_id, m.variant_id, v.sku, m.location_id,
-    m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-    m.version, m.occurred_at"""
-
-_READ_AFTER = text(
-    f"""
-    SELECT {EVENT_COLUMNS}
-      FROM stock_movements m JOIN variants v ON v.id = m.variant_id
-     WHERE m.position > :after
-     ORDER BY m.position
-     LIMIT :limit
-    """
-)
-
-_READ_AFTER_FOR_VARIANTS = text(
-    f"""
-    SELECT {EVENT_COLUMNS}
-      FROM stock_movements m JOIN variants v ON v.id = m.variant_id
-     WHERE m.position > :after AND m.variant_id = ANY(:variant_ids)
-     ORDER BY m.position
-     LIMIT :limit
-    """
-)
-
-_BOUNDS = text("SELECT min(position), max(position) FROM stock_movements")
-
-
-async def read_after(
-    conn: AsyncConnection,
-    after: int,
-    *,
-    limit: int,
-    variant_ids: Sequence[int] | None = None,
-) -> list[StockEvent]:
-    """Positioned events after `after`, in position order (optionally for some variants)."""
-    if variant_ids is None:
-        result = await conn.execute(_READ_AFTER, {"after": after, "limit": limit})
-    else:
-        result = await conn.execute(
-            _READ_AFTER_FOR_VARIANTS,
-            {"after": after, "limit": limit, "variant_ids": list(variant_ids)},
-        )
-    return [StockEvent.from_row(row) for row in result]
-
-
-async def position_bounds(conn: AsyncConnection) -> tuple[int, int]:
-    """``(min, max)`` position in the ledger; ``(0, 0)`` before anything is positioned."""
-    row = (await conn.execute(_BOUNDS)).one()
-    return int(row[0] or 0), int(row[1] or 0)
-
-
-async def max_position(conn: AsyncConnection) -> int:
-    """The highest position in the ledger (0 when none)."""
-    return (await position_bounds(conn))[1]
-
-
-async def check_cursor(conn: AsyncConnection, cursor: str) -> int:
-    """The position inside a stock cursor, checked against the ledger.
-
-    Raises `BadCursor` for a cursor that is malformed, ahead of the ledger (not
-    issued by this database), or older than the oldest retained event.
-    """
-    position = decode_cursor(CURSOR_KIND, cursor)
-    low, high = await position_bounds(conn)
-    if position > high:
-        raise BadCursor(
-            f"unknown stock cursor: position {position} is beyond the ledger's last event "
-            f"({high}); it was not issued by this service"
-        )
-    if low and position < low - 1:
-        raise BadCursor(
-            f"stock cursor too old: events before position {low} are no longer kept; "
-            "subscribe without `after` and re-read current stock"
-        )
-    return position

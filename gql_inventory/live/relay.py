@@ -27,8 +27,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory import metrics
+from gql_inventory.live.ledger import EVENT_COLUMNS
+from gql_inventory.live.wire import StockEvent
 from gql_inventory.logs import get_logger
-from gql_inventory.stream import EVENT_COLUMNS, StockEvent
 
 log = get_logger(__name__)
 

@@ -1,0 +1,205 @@
+"""Live events of one process: the hub between the broadcast backend and websocket clients.
+
+Each process keeps ONE backend subscription, whatever its number of clients, and
+fans events out to per-subscriber bounded buffers itself. The hub assembles the
+parts and runs them; each part is one module:
+
+- `listener`: the backend subscription, its heartbeat and reconnection backoff;
+- `catchup`: dispatch strictly in position order, gaps and polls read from the ledger;
+- `subscribers`: the registry of stock and alert subscribers, and the fan-out;
+- `orders`: `orderStatusChanged` watchers (announced after commit, polled as a backstop);
+- `locations`: the per-process location cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gql_inventory.live.catchup import LedgerCatchUp
+from gql_inventory.live.ledger import pages_after
+from gql_inventory.live.listener import Listener
+from gql_inventory.live.locations import LocationCache
+from gql_inventory.live.orders import OrderWatch, OrderWatches
+from gql_inventory.live.pubsub import PubSub
+from gql_inventory.live.subscribers import AlertSubscriber, StockSubscriber, Subscribers
+from gql_inventory.live.wire import StockEvent, encode_orders, encode_stock
+from gql_inventory.loaders import LocationRow
+from gql_inventory.logs import get_logger
+
+log = get_logger(__name__)
+
+#: How long a new subscription waits for a starting hub (seconds).
+READY_TIMEOUT = 10.0
+
+
+@dataclass
+class HubSettings:
+    """Tuning of a hub (from `Settings`); durations in seconds."""
+
+    buffer_size: int = 256
+    poll_seconds: float = 1.0
+    heartbeat_seconds: float = 2.0
+    order_poll_seconds: float = 2.0
+    location_ttl_seconds: float = 60.0
+
+
+class Hub:
+    """One process's live events: backend subscription, ledger catch-up, fan-out."""
+
+    def __init__(
+        self, engine: AsyncEngine, pubsub: PubSub, channel: str, config: HubSettings
+    ) -> None:
+        self.engine = engine
+        self.pubsub = pubsub
+        self.channel = channel
+        self.config = config
+        self.subscribers = Subscribers(engine, config.buffer_size)
+        self.orders = OrderWatches(engine, config.order_poll_seconds)
+        self.locations = LocationCache(engine, config.location_ttl_seconds)
+        self.listener = Listener(
+            pubsub,
+            channel,
+            heartbeat_seconds=config.heartbeat_seconds,
+            on_stock=self._on_stock,
+            on_orders=self.orders.notify,
+            on_subscribed=self._on_subscribed,
+        )
+        self.catchup = LedgerCatchUp(
+            engine,
+            self.subscribers.dispatch,
+            on_progress=self.listener.touch,
+            poll_seconds=config.poll_seconds,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def position(self) -> int:
+        """Ledger position of the last event dispatched."""
+        return self.catchup.position
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the backend listener and the ticker (they retry on their own)."""
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="live-hub-listen"),
+            asyncio.create_task(self._tick(), name="live-hub-tick"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop the tasks, close every subscriber and the backend connection."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.subscribers.close_all("server shutting down")
+        await self.pubsub.close()
+
+    async def wait_ready(self) -> bool:
+        """True once the hub knows the ledger's position (it can serve subscribers);
+        False when that takes more than `READY_TIMEOUT` seconds (database down)."""
+        ready = self.catchup.ready
+        if ready.is_set():
+            return True
+        # Not `asyncio.wait_for`: on Python 3.11 it swallows a cancellation that races the
+        # event being set (CPython gh-86296), which left closed connections' subscriptions
+        # running forever. `asyncio.timeout` re-raises it.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(READY_TIMEOUT):
+                await ready.wait()
+        return ready.is_set()
+
+    # ------------------------------------------------------------ subscribers
+
+    def subscribe_stock(
+        self,
+        variant_ids: frozenset[int] | None,
+        on_overflow: Callable[[str], None],
+        *,
+        replaying: bool = False,
+    ) -> StockSubscriber:
+        """Register a stock subscriber; it receives every event after `self.position`."""
+        return self.subscribers.subscribe_stock(
+            variant_ids, on_overflow, start_position=self.position, replaying=replaying
+        )
+
+    def unsubscribe_stock(self, sub: StockSubscriber) -> None:
+        """Forget a stock subscriber (idempotent)."""
+        self.subscribers.unsubscribe_stock(sub)
+
+    def subscribe_alerts(self, on_overflow: Callable[[str], None]) -> AlertSubscriber:
+        """Register a low-stock alert subscriber (alerts from the next event on)."""
+        return self.subscribers.subscribe_alerts(on_overflow)
+
+    def unsubscribe_alerts(self, sub: AlertSubscriber) -> None:
+        """Forget an alert subscriber (idempotent)."""
+        self.subscribers.unsubscribe_alerts(sub)
+
+    def watch_order(self, order_id: uuid.UUID) -> OrderWatch:
+        """Register interest in an order's status."""
+        return self.orders.watch(order_id)
+
+    def unwatch_order(self, watch: OrderWatch) -> None:
+        """Forget an order watch (idempotent)."""
+        self.orders.unwatch(watch)
+
+    def replay(
+        self, after: int, variant_ids: frozenset[int] | None
+    ) -> AsyncIterator[list[StockEvent]]:
+        """Pages of ledger events after `after` (for a resuming subscriber)."""
+        return pages_after(self.engine, after, variant_ids)
+
+    async def location(self, location_id: int) -> LocationRow:
+        """A location by id, from a per-process cache refreshed every minute."""
+        return await self.locations.get(location_id)
+
+    # ------------------------------------------------------------ publishing
+
+    async def publish_stock(self, events: Sequence[StockEvent]) -> None:
+        """Broadcast positioned events to every process (the relay's output).
+
+        Skipped while the backend is down: every hub reads them from the ledger when
+        it (re)subscribes, or at its next poll.
+        """
+        if not self.pubsub.connected:
+            return
+        for message in encode_stock(events):
+            await self.pubsub.publish(self.channel, message)
+
+    async def publish_orders(self, order_ids: Sequence[uuid.UUID]) -> None:
+        """Broadcast that these orders' status changed (after commit)."""
+        for message in encode_orders(order_ids):
+            await self.pubsub.publish(self.channel, message)
+
+    # ------------------------------------------------------------ tasks
+
+    async def _on_stock(self, events: list[StockEvent]) -> None:
+        await self.catchup.on_stock(events)
+
+    async def _on_subscribed(self) -> None:
+        await self.catchup.catch_up("subscribed")
+
+    async def _listen(self) -> None:
+        await self.catchup.init_position()
+        await self.listener.run()
+
+    async def _tick(self) -> None:
+        await self.catchup.ready.wait()  # `_listen` sets the starting position
+        interval = min(self.config.heartbeat_seconds, self.config.poll_seconds) / 2
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.listener.heartbeat()
+                await self.catchup.poll()
+                await self.orders.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("live.tick_failed", error=repr(exc))
