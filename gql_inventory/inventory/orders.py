@@ -8,13 +8,14 @@ then order, then stock levels by id (as in `reservations`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.errors import (
+    ORDER_ID,
+    FieldPath,
     OrderNotFound,
 )
 from gql_inventory.inventory.reservations import (
@@ -49,12 +50,12 @@ def order_id_for(reservation_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(ORDER_NAMESPACE, str(reservation_id))
 
 
-def parse_order_id(raw: str, *, field: Sequence[str] = ("input", "orderId")) -> uuid.UUID:
+def parse_order_id(raw: str, *, field: FieldPath = ORDER_ID) -> uuid.UUID:
     """An order id as issued (a UUID). Anything else is `OrderNotFound`."""
     try:
         return uuid.UUID(str(raw))
     except ValueError as exc:
-        raise OrderNotFound("no such order", field=list(field)) from exc
+        raise OrderNotFound("no such order", field=field) from exc
 
 
 def order_reference(order_id: uuid.UUID) -> str:
@@ -104,7 +105,7 @@ async def set_status(
 
 
 async def lock_order(
-    session: AsyncSession, order_id: uuid.UUID, *, field: Sequence[str] = ("input", "orderId")
+    session: AsyncSession, order_id: uuid.UUID, *, field: FieldPath = ORDER_ID
 ) -> tuple[Reservation | None, Order]:
     """Lock an order's reservation, then the order itself (the domain's lock order).
 
@@ -114,7 +115,7 @@ async def lock_order(
         await session.execute(select(Order.reservation_id).where(Order.id == order_id))
     ).first()
     if reservation_id is None:
-        raise OrderNotFound("no such order", field=list(field))
+        raise OrderNotFound("no such order", field=field)
     reservation = None
     if reservation_id[0] is not None:
         reservation = await lock_reservation(session, reservation_id[0])

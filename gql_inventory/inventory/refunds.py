@@ -17,6 +17,7 @@ from gql_inventory.inventory.errors import (
     InvalidOrderState,
     PaymentProviderError,
     RefundExceedsQuantity,
+    in_input,
     raise_all,
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
@@ -81,7 +82,7 @@ async def refund_order(
         if replay is not None:
             return order_id
     if order.status not in REFUNDABLE:
-        raise InvalidOrderState(order.status.value, "refund", field=["input", "orderId"])
+        raise InvalidOrderState(order.status.value, "refund", field=in_input("order_id"))
     quantities = await refund_quantities(session, order, lines)
     await _refund(session, order, quantities, provider=provider, restock=restock, reason=reason)
     if idempotency_key is not None:
@@ -127,13 +128,11 @@ async def refund_quantities(
     errors: list[DomainError] = []
     wanted: dict[str, int] = {}
     if not lines:
-        raise InvalidInput("at least one line is required", field=["input", "lines"])
+        raise InvalidInput("at least one line is required", field=in_input("lines"))
     for i, line in enumerate(lines):
         if line.quantity < 1:
             errors.append(
-                InvalidInput(
-                    "quantity must be at least 1", field=["input", "lines", str(i), "quantity"]
-                )
+                InvalidInput("quantity must be at least 1", field=in_input("lines", i, "quantity"))
             )
             continue
         wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
@@ -145,7 +144,7 @@ async def refund_quantities(
                     sku=line.sku,
                     requested=wanted[line.sku],
                     refundable=refundable,
-                    field=["input", "lines", str(i), "quantity"],
+                    field=in_input("lines", i, "quantity"),
                 )
             )
     raise_all(errors)
@@ -182,7 +181,7 @@ async def _refund(
                 idempotency_key=f"refund:{order.id}:{refund_count + 1}",
             )
         except ProviderFailure as exc:
-            raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+            raise PaymentProviderError(exc.message, field=in_input("order_id")) from exc
         provider_refund_id, status = refund.refund_id, refund.status
     await session.execute(
         insert(Refund).values(
@@ -281,7 +280,7 @@ async def cancel_order(
             try:
                 await provider.cancel_payment(order.payment_intent_id)
             except ProviderFailure as exc:
-                raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+                raise PaymentProviderError(exc.message, field=in_input("order_id")) from exc
         if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
             await end_reservation(
                 session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
@@ -297,7 +296,7 @@ async def cancel_order(
                 session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
             )
     else:
-        raise InvalidOrderState(order.status.value, "cancel", field=["input", "orderId"])
+        raise InvalidOrderState(order.status.value, "cancel", field=in_input("order_id"))
     await set_status(session, order, OrderStatus.CANCELLED)
     await record_payment_event(session, order.id, "order.cancelled", detail=reason)
     return order.id
@@ -331,7 +330,7 @@ async def _refund_all_left(
                 order.payment_intent_id, amount=None, idempotency_key=f"cancel:{order.id}"
             )
         except ProviderFailure as exc:
-            raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+            raise PaymentProviderError(exc.message, field=in_input("order_id")) from exc
         provider_refund_id, status = refund.refund_id, refund.status
         amount = refund.amount if refund.amount is not None else amount
     if amount == 0 and not lines:

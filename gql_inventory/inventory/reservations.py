@@ -18,12 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory import idempotency
 from gql_inventory.inventory.errors import (
+    RESERVATION_ID_ARGUMENT,
     DomainError,
+    FieldPath,
     InvalidInput,
     InvalidOrderState,
     ReservationNotActive,
     ReservationNotFound,
     ShortAcrossLocations,
+    argument,
+    in_input,
     raise_all,
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
@@ -57,12 +61,12 @@ class ReservationLimits:
     max_quantity: int = 10_000
 
 
-def parse_reservation_id(raw: str, *, field: Sequence[str] = ("reservationId",)) -> uuid.UUID:
+def parse_reservation_id(raw: str, *, field: FieldPath = RESERVATION_ID_ARGUMENT) -> uuid.UUID:
     """A reservation id as issued (a UUID). Anything else is `ReservationNotFound`."""
     try:
         return uuid.UUID(str(raw))
     except ValueError as exc:
-        raise ReservationNotFound("no such reservation", field=list(field)) from exc
+        raise ReservationNotFound("no such reservation", field=field) from exc
 
 
 def reference_of(reservation_id: uuid.UUID) -> str:
@@ -79,7 +83,7 @@ def _ttl(ttl_seconds: int | None, limits: ReservationLimits) -> int:
     if not 1 <= ttl <= limits.max_ttl_seconds:
         raise InvalidInput(
             f"ttlSeconds must be between 1 and {limits.max_ttl_seconds}",
-            field=["input", "ttlSeconds"],
+            field=in_input("ttl_seconds"),
         )
     return ttl
 
@@ -88,7 +92,7 @@ async def lock_reservation(
     session: AsyncSession,
     reservation_id: uuid.UUID,
     *,
-    field: Sequence[str] = ("reservationId",),
+    field: FieldPath = RESERVATION_ID_ARGUMENT,
     skip_locked: bool = False,
 ) -> Reservation | None:
     """Lock and return the reservation row (None when missing or, with `skip_locked`, busy).
@@ -99,18 +103,18 @@ async def lock_reservation(
     stmt = stmt.with_for_update(skip_locked=skip_locked)
     reservation = (await session.execute(stmt)).scalar_one_or_none()
     if reservation is None and not skip_locked:
-        raise ReservationNotFound("no such reservation", field=list(field))
+        raise ReservationNotFound("no such reservation", field=field)
     return reservation
 
 
 def ensure_active(
-    reservation: Reservation, now: datetime, *, field: Sequence[str] = ("reservationId",)
+    reservation: Reservation, now: datetime, *, field: FieldPath = RESERVATION_ID_ARGUMENT
 ) -> None:
     """Raise `ReservationNotActive` unless ACTIVE and not past its expiry."""
     if reservation.status is not ReservationStatus.ACTIVE:
-        raise ReservationNotActive(reservation.status.value, field=list(field))
+        raise ReservationNotActive(reservation.status.value, field=field)
     if reservation.expires_at <= now:
-        raise ReservationNotActive(ReservationStatus.EXPIRED.value, field=list(field))
+        raise ReservationNotActive(ReservationStatus.EXPIRED.value, field=field)
 
 
 async def _apply_plan(
@@ -155,7 +159,7 @@ def _plan_increase(
             requested=held + quantity,
             available=held + sum(max(lv.available, 0) for lv in levels),
             held=held,
-            field=["input", "lines", str(index), "quantity"],
+            field=in_input("lines", index, "quantity"),
         )
     return plan
 
@@ -269,16 +273,16 @@ async def update_reservation(
     wanted = merge_lines(
         lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity, allow_zero=True
     )
-    reservation = await lock_reservation(session, reservation_id, field=["input", "reservationId"])
+    reservation = await lock_reservation(session, reservation_id, field=in_input("reservation_id"))
     assert reservation is not None
     now = _now()
-    ensure_active(reservation, now, field=["input", "reservationId"])
+    ensure_active(reservation, now, field=in_input("reservation_id"))
     order_status = (
         await session.execute(select(Order.status).where(Order.reservation_id == reservation_id))
     ).scalar_one_or_none()
     if order_status is not None:  # checked out: the order's lines and amount are frozen
         raise InvalidOrderState(
-            order_status.value, "change the reservation of", field=["input", "reservationId"]
+            order_status.value, "change the reservation of", field=in_input("reservation_id")
         )
     skus = list(wanted)
     variant_ids = await variant_ids_by_sku(session, skus)
@@ -388,7 +392,7 @@ async def release_reservation(session: AsyncSession, reservation_id: uuid.UUID) 
     reservation = await lock_reservation(session, reservation_id)
     assert reservation is not None
     if reservation.status is not ReservationStatus.ACTIVE:
-        raise ReservationNotActive(reservation.status.value, field=["reservationId"])
+        raise ReservationNotActive(reservation.status.value, field=argument("reservation_id"))
     await end_reservation(
         session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
     )
