@@ -16,6 +16,7 @@ from gql_inventory.inventory.errors import (
     in_input,
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
+from gql_inventory.inventory.locks import lock_reservation
 from gql_inventory.inventory.orders import (
     now,
     order_id_for,
@@ -23,7 +24,6 @@ from gql_inventory.inventory.orders import (
 )
 from gql_inventory.inventory.reservations import (
     ensure_active,
-    lock_reservation,
 )
 from gql_inventory.models import (
     Order,

@@ -21,13 +21,14 @@ from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.ledger import PENDING_EVENTS_KEY
+from gql_inventory.inventory.locks import lock_reservation
 from gql_inventory.inventory.orders import (
     PENDING_ATTENTION_KEY,
     PENDING_ORDER_CHANGES_KEY,
     PENDING_PAYMENT_CANCELS_KEY,
     cancel_pending_order_of,
 )
-from gql_inventory.inventory.reservations import end_reservation, lock_reservation
+from gql_inventory.inventory.reservations import end_reservation
 from gql_inventory.models import MovementKind, Reservation, ReservationStatus
 
 #: pg advisory lock key of the sweeper ("gqlinv-expiry" folded into a bigint).

@@ -18,9 +18,7 @@ from gql_inventory.inventory.errors import (
     FieldPath,
     OrderNotFound,
 )
-from gql_inventory.inventory.reservations import (
-    lock_reservation,
-)
+from gql_inventory.inventory.locks import lock_reservation
 from gql_inventory.models import (
     Order,
     OrderAllocation,

@@ -32,6 +32,8 @@ from gql_inventory.inventory.errors import (
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.locks import lock_reservation
+from gql_inventory.inventory.orders import cancel_pending_order_of
 from gql_inventory.inventory.stock import (
     LineRequest,
     LockedLevel,
@@ -86,25 +88,6 @@ def _ttl(ttl_seconds: int | None, limits: ReservationLimits) -> int:
             field=in_input("ttl_seconds"),
         )
     return ttl
-
-
-async def lock_reservation(
-    session: AsyncSession,
-    reservation_id: uuid.UUID,
-    *,
-    field: FieldPath = RESERVATION_ID_ARGUMENT,
-    skip_locked: bool = False,
-) -> Reservation | None:
-    """Lock and return the reservation row (None when missing or, with `skip_locked`, busy).
-
-    Raises `ReservationNotFound` when it does not exist and `skip_locked` is off.
-    """
-    stmt = select(Reservation).where(Reservation.id == reservation_id)
-    stmt = stmt.with_for_update(skip_locked=skip_locked)
-    reservation = (await session.execute(stmt)).scalar_one_or_none()
-    if reservation is None and not skip_locked:
-        raise ReservationNotFound("no such reservation", field=field)
-    return reservation
 
 
 def ensure_active(
@@ -387,8 +370,6 @@ async def release_reservation(session: AsyncSession, reservation_id: uuid.UUID) 
 
     Raises `ReservationNotFound`, `ReservationNotActive`.
     """
-    from gql_inventory.inventory.orders import cancel_pending_order_of
-
     reservation = await lock_reservation(session, reservation_id)
     assert reservation is not None
     if reservation.status is not ReservationStatus.ACTIVE:
