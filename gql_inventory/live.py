@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -61,7 +61,20 @@ from gql_inventory.stream import (
 )
 
 if TYPE_CHECKING:
-    from gql_inventory.services import Services
+    from gql_inventory.events import EventSink
+    from gql_inventory.settings import Settings
+
+
+class LiveServices(Protocol):
+    """What live events use of `gql_inventory.services.Services`, named by shape so
+    this module does not import `services` (which names `Hub`)."""
+
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    events: EventSink
+    live: Hub | None
+
 
 log = get_logger(__name__)
 
@@ -492,7 +505,7 @@ class BroadcastSink:
             log.warning("live.order_publish_failed", error=repr(exc))
 
 
-def hub_settings(services: Services) -> HubSettings:
+def hub_settings(services: LiveServices) -> HubSettings:
     """The hub's tuning from the service settings."""
     s = services.settings
     return HubSettings(
@@ -504,7 +517,7 @@ def hub_settings(services: Services) -> HubSettings:
 
 
 @contextlib.asynccontextmanager
-async def live_events(services: Services) -> AsyncIterator[Hub]:
+async def live_events(services: LiveServices) -> AsyncIterator[Hub]:
     """Run the hub and the relay for the duration of the block (the app's lifespan).
 
     Sets `services.live` and makes `services.events` the broadcast sink; restores
@@ -534,7 +547,7 @@ async def live_events(services: Services) -> AsyncIterator[Hub]:
 
 
 def live_events_if_enabled(
-    services: Services,
+    services: LiveServices,
 ) -> contextlib.AbstractAsyncContextManager[Hub | None]:
     """`live_events(services)` unless the `LIVE_EVENTS` setting turns them off."""
     if services.settings.live_events:
