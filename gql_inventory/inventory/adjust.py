@@ -25,6 +25,7 @@ from gql_inventory.inventory.ledger import (
     ensure_level,
     set_on_hand,
 )
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Location, MovementKind, Variant
 
 MAX_ADJUSTMENT = 1_000_000
@@ -104,7 +105,7 @@ _LOCK = text("SELECT on_hand, reserved FROM stock_levels WHERE id = :id FOR UPDA
 
 
 async def adjust_stock(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     sku: str,
     location_id: str | None,
@@ -123,6 +124,7 @@ async def adjust_stock(
     Raises `InvalidInput` (delta 0 or beyond 1,000,000), `UnknownSku`,
     `UnknownLocation`, `IdempotencyConflict`.
     """
+    session = uow.session
     if delta == 0 or abs(delta) > MAX_ADJUSTMENT:
         raise InvalidInput(
             f"delta must be non-zero and within ±{MAX_ADJUSTMENT}", field=in_input("delta")
@@ -149,7 +151,7 @@ async def adjust_stock(
             field=in_input("expected_on_hand"),
         )
     movement = await apply_movement(
-        session,
+        uow,
         level_id=level_id,
         kind=movement_kind(reason),
         on_hand_delta=delta,
@@ -177,7 +179,7 @@ async def adjust_stock(
 
 
 async def set_stock(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     sku: str,
     location_id: str | None,
@@ -192,6 +194,7 @@ async def set_stock(
     `UnknownLocation`, `StockChanged` (compare-and-set), `OnHandBelowReserved`
     (an `InsufficientStock`: below what is reserved), `IdempotencyConflict`.
     """
+    session = uow.session
     if not 0 <= on_hand <= MAX_ADJUSTMENT:
         raise InvalidInput(
             f"onHand must be between 0 and {MAX_ADJUSTMENT}", field=in_input("on_hand")
@@ -209,7 +212,7 @@ async def set_stock(
     level_id = level.id
     movement: AppliedMovement | None
     movement, before, reserved = await set_on_hand(
-        session,
+        uow,
         level_id=level_id,
         on_hand=on_hand,
         kind=movement_kind(reason),

@@ -25,6 +25,7 @@ from gql_inventory.inventory.orders import (
 from gql_inventory.inventory.reservations import (
     ensure_active,
 )
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     Order,
     OrderLine,
@@ -45,7 +46,7 @@ class CheckoutResult:
 
 
 async def checkout(
-    session: AsyncSession,
+    uow: UnitOfWork,
     reservation_id: uuid.UUID,
     *,
     provider: PaymentProvider,
@@ -66,6 +67,7 @@ async def checkout(
     order is past PENDING_PAYMENT, e.g. NEEDS_ATTENTION), `InvalidInput` (lines
     in several currencies), `IdempotencyConflict`, `PaymentProviderError`.
     """
+    session = uow.session
     field = in_input("reservation_id")
     reservation = await lock_reservation(session, reservation_id, field=field)
     assert reservation is not None

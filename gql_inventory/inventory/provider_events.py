@@ -60,6 +60,7 @@ from gql_inventory.inventory.orders import (
 from gql_inventory.inventory.payment_outcomes import payment_applied, payment_succeeded
 from gql_inventory.inventory.refunds import refund_quantities, restock_units
 from gql_inventory.inventory.reservations import extend_for_payment
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     Order,
     OrderAllocation,
@@ -155,7 +156,7 @@ async def payment_in_progress(
 
 
 async def _order_with_payment(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     *,
     amount: int | None,
@@ -163,13 +164,14 @@ async def _order_with_payment(
     reference: str | None,
 ) -> Order:
     """Lock the order; when its payment was never applied, apply it now (rule 4)."""
+    session = uow.session
     _, order = await lock_order(session, order_id)
     unpaid = order.status is OrderStatus.PENDING_PAYMENT or (
         order.status is OrderStatus.CANCELLED and not await payment_applied(session, order.id)
     )
     if unpaid:
         await payment_succeeded(
-            session, order.id, reference=reference, amount=amount, currency=currency
+            uow, order.id, reference=reference, amount=amount, currency=currency
         )
         order = await _reload(session, order.id)
     return order
@@ -285,7 +287,7 @@ async def _returnable_units(session: AsyncSession, order_id: uuid.UUID) -> int:
 
 
 async def _settle(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order: Order,
     *,
     fully_refunded: bool,
@@ -293,6 +295,7 @@ async def _settle(
     reason: str,
 ) -> str:
     """Apply rules 1 and 2 to what is now known to be refunded at the provider."""
+    session = uow.session
     if order.status not in (*REFUNDABLE, OrderStatus.NEEDS_ATTENTION):
         return "recorded"  # REFUNDED or CANCELLED: no unit left to give back
     totals = await _totals(session, order.id)
@@ -306,7 +309,7 @@ async def _settle(
                     .where(OrderLine.id == line.line_id)
                     .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
                 )
-            await restock_units(session, order.id, lines, reason=reason)
+            await restock_units(uow, order.id, lines, reason=reason)
             target = row or await _unattributed(session, order, create=True)
             assert target is not None
             applied: list[dict[str, Any]] = [
@@ -317,14 +320,14 @@ async def _settle(
                 .where(Refund.id == target.id)
                 .values(lines=[*target.lines, *applied], restocked=True)
             )
-        await set_status(session, order, OrderStatus.REFUNDED)
+        await set_status(uow, order, OrderStatus.REFUNDED)
         restocked = returnable - await _returnable_units(session, order.id)
         return "restocked" if restocked else "refunded"
     if totals.refunded > totals.explained:
         if order.status is not OrderStatus.NEEDS_ATTENTION:
             unexplained = totals.refunded - totals.explained
             await set_status(
-                session,
+                uow,
                 order,
                 OrderStatus.NEEDS_ATTENTION,
                 attention_reason=f"{_money(unexplained, order.currency_code)} refunded at the "
@@ -336,7 +339,7 @@ async def _settle(
 
 
 async def refund_reported(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     refund: ReportedRefund,
     *,
@@ -351,6 +354,7 @@ async def refund_reported(
     refund of an unpaid order, or of more than was paid: `event_checks`; nothing
     changes). Raises `OrderNotFound`.
     """
+    session = uow.session
     _, order = await lock_order(session, order_id)
     problem = await impossible_refund(
         session,
@@ -374,7 +378,7 @@ async def refund_reported(
                 head += "; its units were restocked and stay so"
         else:
             outcome = await _settle(
-                session, order, fully_refunded=False, row=row, reason=f"{kind} {reference}"
+                uow, order, fully_refunded=False, row=row, reason=f"{kind} {reference}"
             )
     await record_payment_event(
         session, order.id, kind, provider_event_id=reference, detail=f"{head} -> {outcome}"
@@ -383,7 +387,7 @@ async def refund_reported(
 
 
 async def charge_refunded(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     *,
     amount_refunded: int,
@@ -399,6 +403,7 @@ async def charge_refunded(
 
     Returns like `refund_reported`. Raises `OrderNotFound`.
     """
+    session = uow.session
     _, order = await lock_order(session, order_id)
     problem = await impossible_charge_refund(
         session,
@@ -410,7 +415,7 @@ async def charge_refunded(
     if problem is not None:
         return await record_invalid(session, order, kind, reference=reference, problem=problem)
     order = await _order_with_payment(
-        session, order_id, amount=charge_amount, currency=currency, reference=reference
+        uow, order_id, amount=charge_amount, currency=currency, reference=reference
     )
     head = f"{_money(amount_refunded, currency)} refunded" + (
         " (in full)" if fully_refunded else ""
@@ -431,7 +436,7 @@ async def charge_refunded(
                 update(Refund).where(Refund.id == unattributed.id).values(amount=wanted)
             )
         outcome = await _settle(
-            session,
+            uow,
             order,
             fully_refunded=fully_refunded,
             row=None,

@@ -44,6 +44,7 @@ from gql_inventory.inventory.stock import (
     merge_lines,
     variant_ids_by_sku,
 )
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     MovementKind,
     Order,
@@ -101,7 +102,7 @@ def ensure_active(
 
 
 async def _apply_plan(
-    session: AsyncSession,
+    uow: UnitOfWork,
     reservation_id: uuid.UUID,
     changes: dict[int, tuple[LockedLevel, int]],
     kind: MovementKind,
@@ -112,7 +113,7 @@ async def _apply_plan(
         if delta == 0:
             continue
         movement = await apply_movement(
-            session,
+            uow,
             level_id=level_id,
             kind=kind if delta > 0 else MovementKind.RELEASE,
             reserved_delta=delta,
@@ -148,7 +149,7 @@ def _plan_increase(
 
 
 async def reserve(
-    session: AsyncSession,
+    uow: UnitOfWork,
     lines: Sequence[LineRequest],
     *,
     limits: ReservationLimits,
@@ -165,6 +166,7 @@ async def reserve(
     `InsufficientStock`; one per short SKU, grouped in `DomainErrors`),
     `IdempotencyConflict`.
     """
+    session = uow.session
     ttl = _ttl(ttl_seconds, limits)
     wanted = merge_lines(lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity)
     if idempotency_key is not None:
@@ -203,7 +205,7 @@ async def reserve(
             idempotency_key=idempotency_key.value if idempotency_key else None,
         )
     )
-    await _apply_plan(session, reservation_id, changes, MovementKind.RESERVATION)
+    await _apply_plan(uow, reservation_id, changes, MovementKind.RESERVATION)
     await session.execute(
         insert(ReservationLine),
         [
@@ -238,7 +240,7 @@ async def _held_lines(session: AsyncSession, reservation_id: uuid.UUID) -> dict[
 
 
 async def update_reservation(
-    session: AsyncSession,
+    uow: UnitOfWork,
     reservation_id: uuid.UUID,
     lines: Sequence[LineRequest],
     *,
@@ -253,6 +255,7 @@ async def update_reservation(
     `InvalidInput`, `UnknownSku`, `ShortAcrossLocations` (an `InsufficientStock`
     whose figures count the units the reservation already holds).
     """
+    session = uow.session
     wanted = merge_lines(
         lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity, allow_zero=True
     )
@@ -294,7 +297,7 @@ async def update_reservation(
                     to_release -= take
     raise_all(errors)
 
-    await _apply_plan(session, reservation_id, changes, MovementKind.RESERVATION)
+    await _apply_plan(uow, reservation_id, changes, MovementKind.RESERVATION)
     for level_id, (level, delta) in changes.items():
         new_quantity = held.get(level_id, 0) + delta
         if level_id not in held:
@@ -332,7 +335,7 @@ async def update_reservation(
 
 
 async def end_reservation(
-    session: AsyncSession,
+    uow: UnitOfWork,
     reservation: Reservation,
     *,
     status: ReservationStatus,
@@ -343,12 +346,13 @@ async def end_reservation(
     `kind` is RELEASE (buyer, cancel) or EXPIRY (the sweeper). The lines are
     kept as a record; with a non-ACTIVE status they no longer count as reserved.
     """
+    session = uow.session
     if reservation.status is not ReservationStatus.ACTIVE:
         raise ReservationNotActive(reservation.status.value)
     held = await _held_lines(session, reservation.id)
     for level_id in sorted(held):
         movement = await apply_movement(
-            session,
+            uow,
             level_id=level_id,
             kind=kind,
             reserved_delta=-held[level_id],
@@ -364,20 +368,21 @@ async def end_reservation(
     reservation.status = status
 
 
-async def release_reservation(session: AsyncSession, reservation_id: uuid.UUID) -> uuid.UUID:
+async def release_reservation(uow: UnitOfWork, reservation_id: uuid.UUID) -> uuid.UUID:
     """The buyer gives the stock back (RELEASE). A pending order on it is cancelled
     (its payment too, after the commit).
 
     Raises `ReservationNotFound`, `ReservationNotActive`.
     """
+    session = uow.session
     reservation = await lock_reservation(session, reservation_id)
     assert reservation is not None
     if reservation.status is not ReservationStatus.ACTIVE:
         raise ReservationNotActive(reservation.status.value, field=argument("reservation_id"))
     await end_reservation(
-        session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+        uow, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
     )
-    await cancel_pending_order_of(session, reservation_id, reason="reservation released")
+    await cancel_pending_order_of(uow, reservation_id, reason="reservation released")
     return reservation_id
 
 

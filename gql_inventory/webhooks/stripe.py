@@ -46,6 +46,7 @@ from starlette.responses import JSONResponse, Response
 
 from gql_inventory.inventory import orders, payment_outcomes, provider_events
 from gql_inventory.inventory.event_checks import INVALID, INVALID_EVENT
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.logs import get_logger
 from gql_inventory.models import Order, WebhookEvent
 from gql_inventory.outage import is_database_outage
@@ -180,17 +181,16 @@ async def _find_order(
 
 # ---------------------------------------------------------------- handlers
 
-Handler = Callable[[AsyncSession, uuid.UUID, StripeEvent, Settings], Awaitable[str]]
+Handler = Callable[[UnitOfWork, uuid.UUID, StripeEvent, Settings], Awaitable[str]]
 
 
-async def _succeeded(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
-) -> str:
+async def _succeeded(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings) -> str:
+    session = uow.session
     received = objects.optional_amount(event.obj, "amount_received")
     amount = received or objects.amount(event.obj, "amount")
     currency = objects.currency(event.obj)
     outcome = await payment_outcomes.payment_succeeded(
-        session, order_id, reference=event.id, amount=amount, currency=currency
+        uow, order_id, reference=event.id, amount=amount, currency=currency
     )
     if outcome == "already_paid":
         await orders.record_payment_event(
@@ -199,9 +199,8 @@ async def _succeeded(
     return outcome
 
 
-async def _failed(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
-) -> str:
+async def _failed(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings) -> str:
+    session = uow.session
     error = event.obj.get("last_payment_error")
     message = None
     if isinstance(error, dict):
@@ -214,8 +213,9 @@ async def _failed(
 
 
 async def _in_progress(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, settings: Settings
+    uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, settings: Settings
 ) -> str:
+    session = uow.session
     return await provider_events.payment_in_progress(
         session,
         order_id,
@@ -226,10 +226,9 @@ async def _in_progress(
     )
 
 
-async def _canceled(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
-) -> str:
-    outcome = await payment_outcomes.payment_canceled(session, order_id, reference=event.id)
+async def _canceled(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings) -> str:
+    session = uow.session
+    outcome = await payment_outcomes.payment_canceled(uow, order_id, reference=event.id)
     if outcome == "ignored":
         await orders.record_payment_event(
             session,
@@ -242,7 +241,7 @@ async def _canceled(
 
 
 async def _charge_refunded(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
+    uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings
 ) -> str:
     charge = event.obj
     refunds = objects.listed_refunds(charge)
@@ -250,7 +249,7 @@ async def _charge_refunded(
     amount_refunded = objects.amount(charge, "amount_refunded")
     currency = objects.currency(charge)
     return await provider_events.charge_refunded(
-        session,
+        uow,
         order_id,
         amount_refunded=amount_refunded,
         fully_refunded=charge.get("refunded") is True,
@@ -263,10 +262,10 @@ async def _charge_refunded(
 
 
 async def _refund_event(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
+    uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings
 ) -> str:
     return await provider_events.refund_reported(
-        session, order_id, objects.refund(event.obj), kind=event.type, reference=event.id
+        uow, order_id, objects.refund(event.obj), kind=event.type, reference=event.id
     )
 
 
@@ -281,11 +280,13 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-async def _apply(session: AsyncSession, event: StripeEvent, settings: Settings) -> str:
+async def _apply(uow: UnitOfWork, event: StripeEvent, settings: Settings) -> str:
+    session = uow.session
     handler = HANDLERS.get(event.type)
     if handler is None:
         return "ignored"
     order_id: uuid.UUID | None = None
+    mark = uow.mark()
     try:
         order_id, problem = await _find_order(
             session, _payment_intent_id(event), event.obj.get("metadata")
@@ -293,8 +294,9 @@ async def _apply(session: AsyncSession, event: StripeEvent, settings: Settings) 
         if order_id is None:
             return problem or "order_not_found"
         async with session.begin_nested():  # an impossible value undoes the handler's work
-            return await handler(session, order_id, event, settings)
+            return await handler(uow, order_id, event, settings)
     except InvalidEvent as exc:
+        uow.rewind(mark)  # the savepoint rolled back: nothing of it is announced
         log.warning("stripe.webhook_invalid", event_id=event.id, type=event.type, error=str(exc))
         if order_id is not None:
             await orders.record_payment_event(
@@ -307,7 +309,7 @@ async def _apply(session: AsyncSession, event: StripeEvent, settings: Settings) 
         return INVALID
 
 
-async def apply_event(session: AsyncSession, event: StripeEvent, settings: Settings) -> str:
+async def apply_event(uow: UnitOfWork, event: StripeEvent, settings: Settings) -> str:
     """Store the event id and apply the event, in the caller's transaction.
 
     Returns the outcome (``duplicate`` when the id was seen before; ``ignored`` for
@@ -316,6 +318,7 @@ async def apply_event(session: AsyncSession, event: StripeEvent, settings: Setti
     (`inventory.event_checks`), recorded and changing nothing). Raises
     `MalformedEvent` (the caller rolls back).
     """
+    session = uow.session
     fresh = await session.execute(
         insert(WebhookEvent)
         .values(id=event.id, provider="stripe", type=event.type)
@@ -324,7 +327,7 @@ async def apply_event(session: AsyncSession, event: StripeEvent, settings: Setti
     )
     if fresh.first() is None:
         return "duplicate"
-    outcome = await _apply(session, event, settings)
+    outcome = await _apply(uow, event, settings)
     await session.execute(
         update(WebhookEvent).where(WebhookEvent.id == event.id).values(outcome=outcome)
     )
