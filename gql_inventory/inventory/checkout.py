@@ -16,14 +16,11 @@ from gql_inventory.inventory.errors import (
     in_input,
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
-from gql_inventory.inventory.locks import lock_reservation
+from gql_inventory.inventory.locks import ensure_active, lock_reservation
 from gql_inventory.inventory.orders import (
     now,
     order_id_for,
     record_payment_event,
-)
-from gql_inventory.inventory.reservations import (
-    ensure_active,
 )
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (

@@ -1,4 +1,4 @@
-"""Row locks shared by the use cases (the domain's lock order starts with the reservation).
+"""Row locks and the ACTIVE check shared by the use cases (the lock order starts with the reservation).
 
 Lock order everywhere in the domain: reservation row, then order row, then stock
 levels by ascending id.
@@ -7,12 +7,18 @@ levels by ascending id.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.inventory.errors import RESERVATION_ID_ARGUMENT, FieldPath, ReservationNotFound
-from gql_inventory.models import Reservation
+from gql_inventory.inventory.errors import (
+    RESERVATION_ID_ARGUMENT,
+    FieldPath,
+    ReservationNotActive,
+    ReservationNotFound,
+)
+from gql_inventory.models import Reservation, ReservationStatus
 
 
 async def lock_reservation(
@@ -32,3 +38,13 @@ async def lock_reservation(
     if reservation is None and not skip_locked:
         raise ReservationNotFound("no such reservation", field=field)
     return reservation
+
+
+def ensure_active(
+    reservation: Reservation, now: datetime, *, field: FieldPath = RESERVATION_ID_ARGUMENT
+) -> None:
+    """Raise `ReservationNotActive` unless ACTIVE and not past its expiry."""
+    if reservation.status is not ReservationStatus.ACTIVE:
+        raise ReservationNotActive(reservation.status.value, field=field)
+    if reservation.expires_at <= now:
+        raise ReservationNotActive(ReservationStatus.EXPIRED.value, field=field)

@@ -32,7 +32,7 @@ from gql_inventory.inventory.errors import (
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.ledger import apply_movement
-from gql_inventory.inventory.locks import lock_reservation
+from gql_inventory.inventory.locks import ensure_active, lock_reservation
 from gql_inventory.inventory.orders import cancel_pending_order_of
 from gql_inventory.inventory.stock import (
     LineRequest,
@@ -89,16 +89,6 @@ def _ttl(ttl_seconds: int | None, limits: ReservationLimits) -> int:
             field=in_input("ttl_seconds"),
         )
     return ttl
-
-
-def ensure_active(
-    reservation: Reservation, now: datetime, *, field: FieldPath = RESERVATION_ID_ARGUMENT
-) -> None:
-    """Raise `ReservationNotActive` unless ACTIVE and not past its expiry."""
-    if reservation.status is not ReservationStatus.ACTIVE:
-        raise ReservationNotActive(reservation.status.value, field=field)
-    if reservation.expires_at <= now:
-        raise ReservationNotActive(ReservationStatus.EXPIRED.value, field=field)
 
 
 async def _apply_plan(
