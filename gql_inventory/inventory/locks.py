@@ -1,4 +1,4 @@
-"""Row locks and the ACTIVE check shared by the use cases (the lock order starts with the reservation).
+"""Row locks and the ACTIVE check shared by the use cases.
 
 Lock order everywhere in the domain: reservation row, then order row, then stock
 levels by ascending id.
