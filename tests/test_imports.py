@@ -11,7 +11,6 @@ the package graph, and are left out.
 from __future__ import annotations
 
 import ast
-import pkgutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,12 +24,14 @@ _GRAPHQL_LIBRARIES = ("strawberry", "starlette", "graphql")
 
 
 def _modules() -> dict[str, Path]:
-    found: dict[str, Path] = {"gql_inventory": _ROOT / "__init__.py"}
-    for info in pkgutil.walk_packages([str(_ROOT)], prefix="gql_inventory."):
-        if ".migrations" in info.name:
+    """``{dotted name: source file}`` of every module under the package (read from disk)."""
+    found: dict[str, Path] = {}
+    for path in sorted(_ROOT.rglob("*.py")):
+        parts = path.relative_to(_ROOT.parent).with_suffix("").parts
+        if "migrations" in parts:
             continue
-        base = _ROOT.joinpath(*info.name.split(".")[1:])
-        found[info.name] = base / "__init__.py" if info.ispkg else base.with_suffix(".py")
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
     return found
 
 
