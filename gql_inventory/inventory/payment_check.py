@@ -29,7 +29,7 @@ from gql_inventory.inventory.payment_outcomes import (
     payment_canceled,
     payment_succeeded,
 )
-from gql_inventory.inventory.provider_events import payment_in_progress
+from gql_inventory.inventory.payment_progress import payment_in_progress
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Order, OrderStatus, PaymentEvent
 from gql_inventory.payments.base import PaymentState

@@ -1,5 +1,6 @@
 """What the payment provider reports after checkout, beyond success/failure/cancel
-(those are in `orders`): a payment in progress, and refunds made at the provider.
+(those are in `payment_outcomes`; a payment in progress is `payment_progress`): refunds
+made at the provider.
 
 The webhook turns provider events into these plain values; no provider SDK here.
 Every function locks like the rest of the domain (reservation, order, levels by id),
@@ -40,7 +41,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -59,7 +59,6 @@ from gql_inventory.inventory.orders import (
 )
 from gql_inventory.inventory.payment_outcomes import payment_applied, payment_succeeded
 from gql_inventory.inventory.refunds import refund_quantities, restock_units
-from gql_inventory.inventory.reservations import extend_for_payment
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     Order,
@@ -67,7 +66,6 @@ from gql_inventory.models import (
     OrderLine,
     OrderStatus,
     Refund,
-    ReservationStatus,
 )
 from gql_inventory.money import to_decimal
 
@@ -99,57 +97,6 @@ def _unattributed_id(order_id: uuid.UUID) -> str:
 async def _reload(session: AsyncSession, order_id: uuid.UUID) -> Order:
     stmt = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
     return (await session.execute(stmt)).scalar_one()
-
-
-# ---------------------------------------------------------------- payment in progress
-
-
-async def payment_in_progress(
-    session: AsyncSession,
-    order_id: uuid.UUID,
-    *,
-    kind: str,
-    hold_seconds: int,
-    max_hold_seconds: int,
-    reference: str | None = None,
-) -> str:
-    """The buyer is paying (bank payment processing, 3-D Secure): keep the stock longer.
-
-    The order's ACTIVE reservation is held until now + `hold_seconds`, never more than
-    `max_hold_seconds` after checkout (`reservations.extend_for_payment`). Returns
-    ``extended``, ``unchanged`` (already held that long, or capped) or ``ignored`` (the
-    order is no longer pending or its reservation has ended: a late success is handled
-    on arrival). Raises `OrderNotFound`.
-    """
-    reservation, order = await lock_order(session, order_id)
-    if (
-        order.status is not OrderStatus.PENDING_PAYMENT
-        or reservation is None
-        or reservation.status is not ReservationStatus.ACTIVE
-    ):
-        await record_payment_event(
-            session,
-            order.id,
-            kind,
-            provider_event_id=reference,
-            detail=f"stock not held: order {order.status.value}",
-        )
-        return "ignored"
-    before = reservation.expires_at
-    until = await extend_for_payment(
-        session,
-        reservation,
-        hold_seconds=hold_seconds,
-        not_after=order.created_at + timedelta(seconds=max_hold_seconds),
-    )
-    await record_payment_event(
-        session,
-        order.id,
-        kind,
-        provider_event_id=reference,
-        detail=f"reservation held until {until.isoformat()}",
-    )
-    return "extended" if until > before else "unchanged"
 
 
 # ---------------------------------------------------------------- refunds

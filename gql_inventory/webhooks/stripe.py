@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gql_inventory.inventory import orders, payment_outcomes, provider_events
+from gql_inventory.inventory import orders, payment_outcomes, payment_progress, provider_events
 from gql_inventory.inventory.event_checks import INVALID, INVALID_EVENT
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.logs import get_logger
@@ -216,7 +216,7 @@ async def _in_progress(
     uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, settings: Settings
 ) -> str:
     session = uow.session
-    return await provider_events.payment_in_progress(
+    return await payment_progress.payment_in_progress(
         session,
         order_id,
         kind=event.type,
