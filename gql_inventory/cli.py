@@ -15,6 +15,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.logs import configure_logging
 from gql_inventory.settings import ConfigurationError, get_settings
 
@@ -57,6 +58,13 @@ def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
+def _in_unit_of_work(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """`_in_transaction` for a domain use case that writes. What the unit of work would
+    announce is dropped: a CLI process serves no subscriptions, and they read the
+    ledger on (re)connect (the relay also picks committed movements from it)."""
+    return _in_transaction(lambda session: work(UnitOfWork(session)))
+
+
 @app.command()
 def migrate(revision: str = "head") -> None:
     """Apply database migrations (Alembic) up to REVISION."""
@@ -84,7 +92,7 @@ def import_shopify(
     from gql_inventory.catalog.shopify import CatalogImportError, import_shopify_files
 
     try:
-        report = _in_transaction(
+        report = _in_unit_of_work(
             lambda s: import_shopify_files(s, files, location_name=location, currency=currency)
         )
     except CatalogImportError as exc:
@@ -105,7 +113,7 @@ def seed_demo() -> None:
     """Load the generated demo catalog (apparel in sizes, three locations)."""
     from gql_inventory.catalog.demo import seed_demo_catalog
 
-    report = _in_transaction(seed_demo_catalog)
+    report = _in_unit_of_work(seed_demo_catalog)
     typer.echo(
         f"demo catalog: {report.products_created} products new, "
         f"{report.variants_created} variants new, {report.units_received} units received"

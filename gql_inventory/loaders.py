@@ -2,14 +2,14 @@
 
 Each batch runs on its own pooled connection (reads only), so loaders that fire
 in the same tick may run concurrently. Rows come back as small frozen
-dataclasses; GraphQL types are built from them in `gql_inventory.schema`.
+dataclasses (`gql_inventory.inventory.rows`); GraphQL types are
+built from them in `gql_inventory.schema`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import RowMapping, select
@@ -17,6 +17,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 from strawberry.dataloader import DataLoader
 
+from gql_inventory.inventory.rows import (
+    LEVEL_COLUMNS,
+    LOCATION_COLUMNS,
+    PRODUCT_COLUMNS,
+    VARIANT_COLUMNS,
+    LevelRow,
+    LocationRow,
+    ProductRow,
+    VariantRow,
+    level_row,
+    location_row,
+    product_row,
+    variant_row,
+)
 from gql_inventory.models import (
     Location,
     Order,
@@ -29,115 +43,22 @@ from gql_inventory.models import (
     Variant,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class ProductRow:
-    """A product (`id`, Shopify `handle`, `title`)."""
-
-    id: int
-    handle: str
-    title: str
-
-
-@dataclass(frozen=True, slots=True)
-class VariantRow:
-    """A variant; `price_amount` in minor units of `currency_code`."""
-
-    id: int
-    product_id: int
-    sku: str
-    title: str
-    options: list[dict[str, str]]
-    price_amount: int
-    currency_code: str
-    low_stock_threshold: int
-
-
-@dataclass(frozen=True, slots=True)
-class LocationRow:
-    """A location; lower `priority` is drawn from first."""
-
-    id: int
-    name: str
-    is_default: bool
-    priority: int
-
-
-@dataclass(frozen=True, slots=True)
-class LevelRow:
-    """A stock level's figures (units)."""
-
-    id: int
-    variant_id: int
-    location_id: int
-    on_hand: int
-    reserved: int
-    version: int
-
-    @property
-    def available(self) -> int:
-        """`on_hand - reserved`."""
-        return self.on_hand - self.reserved
-
-
-PRODUCT_COLUMNS = (Product.id, Product.handle, Product.title)
-VARIANT_COLUMNS = (
-    Variant.id,
-    Variant.product_id,
-    Variant.sku,
-    Variant.title,
-    Variant.options,
-    Variant.price_amount,
-    Variant.currency_code,
-    Variant.low_stock_threshold,
-)
-LOCATION_COLUMNS = (Location.id, Location.name, Location.is_default, Location.priority)
-LEVEL_COLUMNS = (
-    StockLevel.id,
-    StockLevel.variant_id,
-    StockLevel.location_id,
-    StockLevel.on_hand,
-    StockLevel.reserved,
-    StockLevel.version,
-)
-
-
-def product_row(m: Any) -> ProductRow:
-    """Build from a row mapping with `PRODUCT_COLUMNS`."""
-    return ProductRow(id=m["id"], handle=m["handle"], title=m["title"])
-
-
-def variant_row(m: Any) -> VariantRow:
-    """Build from a row mapping with `VARIANT_COLUMNS`."""
-    return VariantRow(
-        id=m["id"],
-        product_id=m["product_id"],
-        sku=m["sku"],
-        title=m["title"],
-        options=list(m["options"] or []),
-        price_amount=m["price_amount"],
-        currency_code=m["currency_code"],
-        low_stock_threshold=m["low_stock_threshold"],
-    )
-
-
-def location_row(m: Any) -> LocationRow:
-    """Build from a row mapping with `LOCATION_COLUMNS`."""
-    return LocationRow(
-        id=m["id"], name=m["name"], is_default=m["is_default"], priority=m["priority"]
-    )
-
-
-def level_row(m: Any) -> LevelRow:
-    """Build from a row mapping with `LEVEL_COLUMNS`."""
-    return LevelRow(
-        id=m["id"],
-        variant_id=m["variant_id"],
-        location_id=m["location_id"],
-        on_hand=m["on_hand"],
-        reserved=m["reserved"],
-        version=m["version"],
-    )
+__all__ = [
+    "LEVEL_COLUMNS",
+    "LOCATION_COLUMNS",
+    "PRODUCT_COLUMNS",
+    "VARIANT_COLUMNS",
+    "LevelRow",
+    "Loaders",
+    "LocationRow",
+    "OrderLoaders",
+    "ProductRow",
+    "VariantRow",
+    "level_row",
+    "location_row",
+    "product_row",
+    "variant_row",
+]
 
 
 class Loaders:

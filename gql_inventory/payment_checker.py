@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory import metrics
 from gql_inventory.inventory.payment_check import (
@@ -29,6 +28,7 @@ from gql_inventory.inventory.payment_check import (
     pending_payments,
     planned_action,
 )
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.logs import get_logger
 from gql_inventory.payments.base import PaymentState, ProviderFailure
 from gql_inventory.services import Services
@@ -139,11 +139,11 @@ async def _check_one(
 
 
 async def _apply(
-    session: AsyncSession, pending: PendingPayment, state: PaymentState, services: Services
+    uow: UnitOfWork, pending: PendingPayment, state: PaymentState, services: Services
 ) -> str:
     settings = services.settings
     return await apply_payment_state(
-        session,
+        uow,
         pending.order_id,
         state,
         hold_seconds=settings.payment_hold_seconds,

@@ -8,6 +8,7 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.ledger import apply_movement, ensure_level
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Location, MovementKind, Product, Variant
 
 
@@ -78,7 +79,10 @@ async def make_product(
             )
             if units:
                 await apply_movement(
-                    session, level_id=level_id, kind=MovementKind.RECEIPT, on_hand_delta=units
+                    UnitOfWork(session),
+                    level_id=level_id,
+                    kind=MovementKind.RECEIPT,
+                    on_hand_delta=units,
                 )
     return product_id
 

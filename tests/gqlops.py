@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory import payment_outcomes
 from gql_inventory.inventory.invariants import find_violations
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.payments import ProviderFailure
 from gql_inventory.payments.base import CreatedPayment, PaymentRequest, ProviderRefund
 from tests.conftest import GraphQLCaller
@@ -176,7 +177,10 @@ async def paid_order(
     """``(order id, reservation id)`` of a fresh PAID order (payment applied in the domain)."""
     order_id, reservation_id = await pending_order(gql, lines)
     async with sessions.begin() as session:
-        assert await payment_outcomes.payment_succeeded(session, uuid.UUID(order_id)) == "sold"
+        assert (
+            await payment_outcomes.payment_succeeded(UnitOfWork(session), uuid.UUID(order_id))
+            == "sold"
+        )
     return order_id, reservation_id
 
 

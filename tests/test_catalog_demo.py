@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gql_inventory.catalog import ImportReport, seed_demo_catalog
 from gql_inventory.catalog.demo import LOW_STOCK_SKUS, OUT_OF_STOCK_SKUS, demo_catalog
 from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -49,7 +50,7 @@ async def available_by_sku(sessions: Sessions) -> dict[str, int]:
 
 async def test_demo_catalog_contents(sessions: Sessions) -> None:
     async with sessions.begin() as s:
-        report = await seed_demo_catalog(s)
+        report = await seed_demo_catalog(UnitOfWork(s))
 
     products, stock = demo_catalog()
     assert len(products) == 8
@@ -93,11 +94,11 @@ async def test_demo_catalog_contents(sessions: Sessions) -> None:
 
 async def test_demo_seeding_is_idempotent(sessions: Sessions) -> None:
     async with sessions.begin() as s:
-        await seed_demo_catalog(s)
+        await seed_demo_catalog(UnitOfWork(s))
     before = await snapshot(sessions)
 
     async with sessions.begin() as s:
-        again = await seed_demo_catalog(s)
+        again = await seed_demo_catalog(UnitOfWork(s))
 
     assert again == ImportReport(0, 0, 0, 0, 0, 0, "Main warehouse")
     assert await snapshot(sessions) == before
@@ -105,7 +106,7 @@ async def test_demo_seeding_is_idempotent(sessions: Sessions) -> None:
 
 async def test_demo_reseed_counts_back_a_changed_level(sessions: Sessions) -> None:
     async with sessions.begin() as s:
-        await seed_demo_catalog(s)
+        await seed_demo_catalog(UnitOfWork(s))
     expected = await available_by_sku(sessions)
     async with sessions.begin() as s:
         level_id = (
@@ -117,10 +118,12 @@ async def test_demo_reseed_counts_back_a_changed_level(sessions: Sessions) -> No
                 )
             )
         ).scalar_one()
-        await apply_movement(s, level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=-4)
+        await apply_movement(
+            UnitOfWork(s), level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=-4
+        )
 
     async with sessions.begin() as s:
-        report = await seed_demo_catalog(s)
+        report = await seed_demo_catalog(UnitOfWork(s))
 
     assert report.levels_counted == 1
     assert report.units_received == 0

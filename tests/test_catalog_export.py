@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.catalog import export_stock_csv, import_shopify_files, seed_demo_catalog
 from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
 from tests.test_catalog_import import MULTI_OPTION_CSV
 
@@ -18,8 +19,8 @@ Sessions = async_sessionmaker[AsyncSession]
 
 async def test_export_matches_database(sessions: Sessions) -> None:
     async with sessions.begin() as s:
-        await import_shopify_files(s, [MULTI_OPTION_CSV])
-        await seed_demo_catalog(s)
+        await import_shopify_files(UnitOfWork(s), [MULTI_OPTION_CSV])
+        await seed_demo_catalog(UnitOfWork(s))
     async with sessions.begin() as s:
         level_id = (
             await s.execute(
@@ -29,7 +30,9 @@ async def test_export_matches_database(sessions: Sessions) -> None:
                 )
             )
         ).scalar_one()
-        await apply_movement(s, level_id=level_id, kind=MovementKind.RESERVATION, reserved_delta=3)
+        await apply_movement(
+            UnitOfWork(s), level_id=level_id, kind=MovementKind.RESERVATION, reserved_delta=3
+        )
 
     out = io.StringIO()
     async with sessions.begin() as s:

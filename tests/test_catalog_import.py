@@ -17,6 +17,7 @@ from gql_inventory.catalog import (
     derive_sku,
     import_shopify_files,
 )
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
 from tests.conftest import SHARED_CSV_DIR
 
@@ -109,7 +110,7 @@ async def assert_ledger_consistent(sessions: Sessions) -> None:
 
 async def run_import(sessions: Sessions, paths: list[Path], **kwargs: Any) -> ImportReport:
     async with sessions.begin() as s:
-        return await import_shopify_files(s, paths, **kwargs)
+        return await import_shopify_files(UnitOfWork(s), paths, **kwargs)
 
 
 # --- the shared sample exports ---------------------------------------------------------------
@@ -363,7 +364,9 @@ async def test_count_below_reserved_is_refused_not_applied(
             "SELECT l.id FROM stock_levels l JOIN variants v ON v.id = l.variant_id "
             "WHERE v.sku = 'CT-BLK-S'",
         )
-        await apply_movement(s, level_id=level_id, kind=MovementKind.RESERVATION, reserved_delta=8)
+        await apply_movement(
+            UnitOfWork(s), level_id=level_id, kind=MovementKind.RESERVATION, reserved_delta=8
+        )
     path = tmp_path / "multi-option.csv"
     edit_file(
         path, ",CT-BLK-S,200,shopify,10,", ",CT-BLK-S,200,shopify,5,", source=MULTI_OPTION_CSV
@@ -623,11 +626,11 @@ async def test_unreadable_and_empty_files(sessions: Sessions, tmp_path: Path) ->
 async def test_input_checked_before_anything(sessions: Sessions) -> None:
     async with sessions.begin() as s:
         with pytest.raises(ValueError, match="no file"):
-            await import_shopify_files(s, [])
+            await import_shopify_files(UnitOfWork(s), [])
         with pytest.raises(ValueError, match="ISO 4217"):
-            await import_shopify_files(s, [MULTI_OPTION_CSV], currency="usd")
+            await import_shopify_files(UnitOfWork(s), [MULTI_OPTION_CSV], currency="usd")
         with pytest.raises(ValueError, match="blank"):
-            await import_shopify_files(s, [MULTI_OPTION_CSV], location_name="  ")
+            await import_shopify_files(UnitOfWork(s), [MULTI_OPTION_CSV], location_name="  ")
 
 
 async def test_currency_parameter(sessions: Sessions, tmp_path: Path) -> None:

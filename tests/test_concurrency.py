@@ -40,6 +40,7 @@ from gql_inventory.inventory.expiry import SweepResult
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.reservations import ReservationLimits
 from gql_inventory.inventory.stock import LineRequest
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.payments.offline import OfflinePaymentProvider
 from tests.factories import Catalog, make_location, make_product
 from tests.scenarios import (
@@ -88,7 +89,7 @@ def reserve_work(lines: Sequence[LineRequest], **kwargs: Any) -> Work[uuid.UUID]
     """A transaction body: `reservations.reserve` of `lines` (default limits)."""
 
     async def work(session: AsyncSession) -> uuid.UUID:
-        return await reservations.reserve(session, lines, limits=LIMITS, **kwargs)
+        return await reservations.reserve(UnitOfWork(session), lines, limits=LIMITS, **kwargs)
 
     return work
 
@@ -97,7 +98,7 @@ def release_work(reservation_id: uuid.UUID) -> Work[uuid.UUID]:
     """A transaction body: the buyer releases a reservation."""
 
     async def work(session: AsyncSession) -> uuid.UUID:
-        return await reservations.release_reservation(session, reservation_id)
+        return await reservations.release_reservation(UnitOfWork(session), reservation_id)
 
     return work
 
@@ -106,7 +107,7 @@ def sweep_work(now: datetime, *, limit: int = 500) -> Work[SweepResult]:
     """A transaction body: one expiry sweep as if the clock read `now`."""
 
     async def work(session: AsyncSession) -> SweepResult:
-        return await expiry.expire_reservations(session, now=now, limit=limit)
+        return await expiry.expire_reservations(UnitOfWork(session), now=now, limit=limit)
 
     return work
 
@@ -326,16 +327,18 @@ def race_works(order_id: uuid.UUID, sku: str, quantity: int, now: datetime) -> d
 
     async def pay(session: AsyncSession) -> str:
         return await payment_outcomes.payment_succeeded(
-            session, order_id, reference=f"evt_ok_{order_id}"
+            UnitOfWork(session), order_id, reference=f"evt_ok_{order_id}"
         )
 
     async def canceled(session: AsyncSession) -> str:
         return await payment_outcomes.payment_canceled(
-            session, order_id, reference=f"evt_cx_{order_id}"
+            UnitOfWork(session), order_id, reference=f"evt_cx_{order_id}"
         )
 
     async def cancel(session: AsyncSession) -> uuid.UUID:
-        return await refunds.cancel_order(session, order_id, provider=PROVIDER, reason="race")
+        return await refunds.cancel_order(
+            UnitOfWork(session), order_id, provider=PROVIDER, reason="race"
+        )
 
     return {
         "pay": pay,
@@ -395,9 +398,11 @@ async def test_payment_cancel_and_expiry_race(sessions: Sessions, catalog: Catal
         stock = quantity if round_ % 2 == 0 else quantity + 1
         await add_sku(sessions, catalog, sku, {"Main": stock})
         async with sessions.begin() as session:
-            rid = await reservations.reserve(session, [LineRequest(sku, quantity)], limits=LIMITS)
+            rid = await reservations.reserve(
+                UnitOfWork(session), [LineRequest(sku, quantity)], limits=LIMITS
+            )
         async with sessions.begin() as session:
-            oid = (await checkout.checkout(session, rid, provider=PROVIDER)).order_id
+            oid = (await checkout.checkout(UnitOfWork(session), rid, provider=PROVIDER)).order_id
         works = race_works(oid, sku, quantity, datetime.now(UTC) + timedelta(days=1))
         names = list(works)
         rng.shuffle(names)
@@ -476,7 +481,7 @@ async def test_payment_cancel_and_expiry_race(sessions: Sessions, catalog: Catal
         await assert_invariants(sessions)
         if out["rival"].ok:  # end the rival's cart so later sweeps find nothing of this round
             async with sessions.begin() as session:
-                await reservations.release_reservation(session, out["rival"].value)
+                await reservations.release_reservation(UnitOfWork(session), out["rival"].value)
     print(f"\npayment/cancel/expiry race outcomes: {dict(seen)}")
     assert sum(seen.values()) == RACE_ROUNDS
 
@@ -489,7 +494,7 @@ def adjust_work(delta: int, reason: AdjustmentReason, **kwargs: Any) -> Work[Adj
 
     async def work(session: AsyncSession) -> AdjustResult:
         return await adjust.adjust_stock(
-            session, sku="ADJ", location_id=None, delta=delta, reason=reason, **kwargs
+            UnitOfWork(session), sku="ADJ", location_id=None, delta=delta, reason=reason, **kwargs
         )
 
     return work
@@ -499,7 +504,9 @@ def count_work(on_hand: int) -> Work[AdjustResult]:
     """A transaction body: a cycle count of SKU ADJ at the default location."""
 
     async def work(session: AsyncSession) -> AdjustResult:
-        return await adjust.set_stock(session, sku="ADJ", location_id=None, on_hand=on_hand)
+        return await adjust.set_stock(
+            UnitOfWork(session), sku="ADJ", location_id=None, on_hand=on_hand
+        )
 
     return work
 
@@ -512,7 +519,9 @@ async def test_negative_adjustments_race_reservations(sessions: Sessions, catalo
     async with sessions.begin() as session:
         for _ in range(20):
             standing.append(
-                await reservations.reserve(session, [LineRequest("ADJ", 2)], limits=LIMITS)
+                await reservations.reserve(
+                    UnitOfWork(session), [LineRequest("ADJ", 2)], limits=LIMITS
+                )
             )
     rng = random.Random(4)
     reservations_made = len(standing)

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.live.wshandler import reap
 from gql_inventory.models import MovementKind
 from tests.factories import Catalog, make_catalog, make_product
@@ -65,7 +66,7 @@ async def change_stock(sessions: async_sessionmaker[AsyncSession], variant_id: i
             )
         ).scalar_one()
         written = await apply_movement(
-            session, level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=1
+            UnitOfWork(session), level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=1
         )
         assert written is not None
 

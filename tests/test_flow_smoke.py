@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory import payment_outcomes
 from gql_inventory.inventory.invariants import find_violations
+from gql_inventory.inventory.uow import UnitOfWork
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog
 
@@ -73,10 +74,13 @@ async def test_storefront_flow(
         order["paymentIntentId"]
     )
     async with sessions.begin() as session:
-        assert await payment_outcomes.payment_succeeded(session, uuid.UUID(order["id"])) == "sold"
+        assert (
+            await payment_outcomes.payment_succeeded(UnitOfWork(session), uuid.UUID(order["id"]))
+            == "sold"
+        )
     async with sessions.begin() as session:
         assert (
-            await payment_outcomes.payment_succeeded(session, uuid.UUID(order["id"]))
+            await payment_outcomes.payment_succeeded(UnitOfWork(session), uuid.UUID(order["id"]))
             == "already_paid"
         )
     after_sale = await gql('{ variant(sku: "SHIRT-S") { onHand reserved available } }')

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
 from tests.factories import Catalog, make_catalog, make_location, make_product
 from tests.live_support import (
@@ -119,7 +120,10 @@ async def slow_committer(
         async with sessions.begin() as session:
             for level_id in sorted(rng.sample(level_ids, 2)):
                 written = await apply_movement(
-                    session, level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=1
+                    UnitOfWork(session),
+                    level_id=level_id,
+                    kind=MovementKind.ADJUSTMENT,
+                    on_hand_delta=1,
                 )
                 assert written is not None
             await session.execute(text("SELECT pg_sleep(:t)"), {"t": rng.uniform(0.0, 0.15)})

@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
 from tests.factories import Catalog, make_catalog, make_product
 from tests.live_support import (
@@ -55,7 +56,10 @@ async def burst(sessions: async_sessionmaker[AsyncSession], variant_id: int, cou
         ).scalar_one()
         for _ in range(count):
             written = await apply_movement(
-                session, level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=1
+                UnitOfWork(session),
+                level_id=level_id,
+                kind=MovementKind.ADJUSTMENT,
+                on_hand_delta=1,
             )
             assert written is not None
 

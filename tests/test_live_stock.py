@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
 from tests.factories import Catalog, make_catalog
 from tests.live_support import (
@@ -138,7 +139,7 @@ async def write_then_roll_back(sessions: async_sessionmaker[AsyncSession], varia
             )
         ).scalar_one()
         written = await apply_movement(
-            session, level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=7
+            UnitOfWork(session), level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=7
         )
         assert written is not None
         raise RuntimeError("roll back")

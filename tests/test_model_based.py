@@ -55,6 +55,7 @@ from gql_inventory.inventory.errors import DomainError, DomainErrors
 from gql_inventory.inventory.invariants import find_violations
 from gql_inventory.inventory.reservations import ReservationLimits
 from gql_inventory.inventory.stock import LineRequest
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.payments.offline import OfflinePaymentProvider
 from tests.conftest import _TABLES
 from tests.factories import Catalog, make_location, make_product
@@ -667,7 +668,10 @@ class StockMachine(RuleBasedStateMachine):
     def reserve(self, lines: list[tuple[str, int]], ttl: int) -> None:
         async def work(session: AsyncSession) -> tuple[uuid.UUID, datetime]:
             rid = await reservations.reserve(
-                session, [LineRequest(s, q) for s, q in lines], limits=LIMITS, ttl_seconds=ttl
+                UnitOfWork(session),
+                [LineRequest(s, q) for s, q in lines],
+                limits=LIMITS,
+                ttl_seconds=ttl,
             )
             return rid, (await session.execute(_EXPIRES_AT, {"id": rid})).scalar_one()
 
@@ -694,7 +698,10 @@ class StockMachine(RuleBasedStateMachine):
 
         async def work(session: AsyncSession) -> datetime:
             await reservations.update_reservation(
-                session, rid, [LineRequest(s, q) for s, q in wanted.items()], limits=LIMITS
+                UnitOfWork(session),
+                rid,
+                [LineRequest(s, q) for s, q in wanted.items()],
+                limits=LIMITS,
             )
             return (await session.execute(_EXPIRES_AT, {"id": rid})).scalar_one()
 
@@ -707,7 +714,7 @@ class StockMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
         rid = self.reservation(data)
-        _, errors = self.attempt(lambda s: reservations.release_reservation(s, rid))
+        _, errors = self.attempt(lambda s: reservations.release_reservation(UnitOfWork(s), rid))
         self.expect("release", errors, lambda: self.model.release(rid))
 
     @precondition(some_active_reservation)
@@ -717,7 +724,10 @@ class StockMachine(RuleBasedStateMachine):
 
         async def work(session: AsyncSession) -> tuple[uuid.UUID, datetime]:
             result = await checkout.checkout(
-                session, rid, provider=PROVIDER, payment_window_seconds=PAYMENT_WINDOW_SECONDS
+                UnitOfWork(session),
+                rid,
+                provider=PROVIDER,
+                payment_window_seconds=PAYMENT_WINDOW_SECONDS,
             )
             return result.order_id, (await session.execute(_NOW)).scalar_one()
 
@@ -734,7 +744,7 @@ class StockMachine(RuleBasedStateMachine):
         oid = self.order(data, pending, payable)
         amount = self.model.orders[oid].total + 1 if wrong_amount else None
         outcome, errors = self.attempt(
-            lambda s: payment_outcomes.payment_succeeded(s, oid, amount=amount)
+            lambda s: payment_outcomes.payment_succeeded(UnitOfWork(s), oid, amount=amount)
         )
         assert errors == []
         assert outcome == self.model.pay(oid, wrong_amount=wrong_amount)
@@ -749,7 +759,9 @@ class StockMachine(RuleBasedStateMachine):
         and keeps the reservation (the buyer may retry)."""
         oid = self.order(data, lambda o: o.payment_received, lambda o: True)
         if self.model.orders[oid].payment_received:
-            outcome, errors = self.attempt(lambda s: payment_outcomes.payment_succeeded(s, oid))
+            outcome, errors = self.attempt(
+                lambda s: payment_outcomes.payment_succeeded(UnitOfWork(s), oid)
+            )
             assert (outcome, errors) == ("already_paid", [])
             assert self.model.pay(oid) == "already_paid"
             event(f"redelivered: {self.model.orders[oid].status}")
@@ -772,7 +784,7 @@ class StockMachine(RuleBasedStateMachine):
             if far_ahead
             else self.model.reservations[rid].expires_at
         )
-        swept, errors = self.attempt(lambda s: expiry.expire_reservations(s, now=now))
+        swept, errors = self.attempt(lambda s: expiry.expire_reservations(UnitOfWork(s), now=now))
         assert errors == []
         assert swept is not None
         assert not swept.skipped_lock
@@ -806,7 +818,7 @@ class StockMachine(RuleBasedStateMachine):
         requests = None if lines is None else [LineRequest(s, q) for s, q in lines]
         _, errors = self.attempt(
             lambda s: refunds.refund_order(
-                s, oid, provider=PROVIDER, lines=requests, restock=restock
+                UnitOfWork(s), oid, provider=PROVIDER, lines=requests, restock=restock
             )
         )
         order = self.model.orders[oid]
@@ -821,11 +833,15 @@ class StockMachine(RuleBasedStateMachine):
         cancelled (payment_intent.canceled: only a pending order is affected)."""
         if by_admin:
             oid = self.order(data, cancellable)
-            _, errors = self.attempt(lambda s: refunds.cancel_order(s, oid, provider=PROVIDER))
+            _, errors = self.attempt(
+                lambda s: refunds.cancel_order(UnitOfWork(s), oid, provider=PROVIDER)
+            )
             self.expect("cancel_order", errors, lambda: self.model.cancel_order(oid))
         else:
             oid = self.order(data, pending, cancellable)
-            outcome, errors = self.attempt(lambda s: payment_outcomes.payment_canceled(s, oid))
+            outcome, errors = self.attempt(
+                lambda s: payment_outcomes.payment_canceled(UnitOfWork(s), oid)
+            )
             assert errors == []
             assert outcome == self.model.payment_canceled(oid)
             event(f"payment_canceled: {outcome}")
@@ -849,7 +865,7 @@ class StockMachine(RuleBasedStateMachine):
         if how == "adjust":
             _, errors = self.attempt(
                 lambda s: adjust.adjust_stock(
-                    s, sku=sku, location_id=loc, delta=figure, reason=reason
+                    UnitOfWork(s), sku=sku, location_id=loc, delta=figure, reason=reason
                 )
             )
             self.expect(
@@ -857,7 +873,7 @@ class StockMachine(RuleBasedStateMachine):
             )
         else:
             _, errors = self.attempt(
-                lambda s: adjust.set_stock(s, sku=sku, location_id=loc, on_hand=figure)
+                lambda s: adjust.set_stock(UnitOfWork(s), sku=sku, location_id=loc, on_hand=figure)
             )
             self.expect("set", errors, lambda: self.model.set((sku, location), figure))
         self.refresh_level_ids()

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from gql_inventory.inventory import payment_outcomes
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.live.cursors import encode_cursor
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog
@@ -788,7 +789,7 @@ async def test_cancel_flagged_order_releases_its_reservation(
     order_id, rid = await pending_order(gql, {"MUG": 3})
     async with sessions.begin() as session:
         outcome = await payment_outcomes.payment_succeeded(
-            session, uuid.UUID(order_id), amount=1, currency="USD"
+            UnitOfWork(session), uuid.UUID(order_id), amount=1, currency="USD"
         )
     assert outcome == "amount_mismatch"
     assert await variant_levels(gql, "MUG") == {"Main": (50, 3)}

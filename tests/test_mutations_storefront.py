@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from gql_inventory.inventory import payment_outcomes
+from gql_inventory.inventory.uow import UnitOfWork
 from tests.conftest import GraphQLCaller
 from tests.factories import Catalog, make_catalog
 from tests.gqlops import (
@@ -448,7 +449,10 @@ async def test_update_reservation_after_checkout_is_refused(
     assert await snapshot(sessions) == before
 
     async with sessions.begin() as session:
-        assert await payment_outcomes.payment_succeeded(session, uuid.UUID(order_id)) == "sold"
+        assert (
+            await payment_outcomes.payment_succeeded(UnitOfWork(session), uuid.UUID(order_id))
+            == "sold"
+        )
     assert await variant_levels(gql, "MUG") == {"Main": (49, 0)}
     order = (await gql(ORDER_QUERY, {"id": order_id}, admin=True))["data"]["order"]
     assert order["status"] == "PAID"
@@ -582,7 +586,7 @@ async def test_checkout_of_a_flagged_order_is_refused(
     order_id, rid = await pending_order(gql, {"MUG": 1})
     async with sessions.begin() as session:
         outcome = await payment_outcomes.payment_succeeded(
-            session, uuid.UUID(order_id), amount=1, currency="USD"
+            UnitOfWork(session), uuid.UUID(order_id), amount=1, currency="USD"
         )
     assert outcome == "amount_mismatch"
     before = await snapshot(sessions)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gql_inventory.devtools import stripe_events as events
 from gql_inventory.inventory.expiry import expire_reservations
 from gql_inventory.inventory.invariants import find_violations
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Reservation
 from gql_inventory.settings import Settings
 from tests.conftest import GraphQLCaller
@@ -149,7 +150,9 @@ async def test_a_paid_order_without_stock_reaches_its_buyer_and_the_log(
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     async with sessions.begin() as session:
-        assert (await expire_reservations(session)).cancelled_orders == [uuid.UUID(order["id"])]
+        assert (await expire_reservations(UnitOfWork(session))).cancelled_orders == [
+            uuid.UUID(order["id"])
+        ]
     drained = await server.graphql(LIVE_RESERVE, {"lines": [{"sku": "MUG", "quantity": 50}]})
     assert drained["data"]["reserveStock"]["userErrors"] == []
 

@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 
 from gql_inventory.devtools import stripe_events as events
 from gql_inventory.inventory.expiry import expire_reservations
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     OrderStatus,
     Reservation,
@@ -68,7 +69,7 @@ async def expire(sessions: async_sessionmaker[AsyncSession], reservation_id: str
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     async with sessions.begin() as session:
-        result = await expire_reservations(session)
+        result = await expire_reservations(UnitOfWork(session))
     assert result.expired == [uuid.UUID(reservation_id)]
 
 
@@ -471,7 +472,7 @@ async def test_processing_extends_the_reservation_up_to_the_cap(
     assert held > datetime.now(UTC) + hold - timedelta(seconds=30)
     # the sweeper leaves it alone past its first expiry
     async with sessions.begin() as session:
-        swept = await expire_reservations(session, now=before + timedelta(seconds=1))
+        swept = await expire_reservations(UnitOfWork(session), now=before + timedelta(seconds=1))
     assert swept.expired == []
 
     original = services.settings

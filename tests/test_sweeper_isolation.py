@@ -22,6 +22,7 @@ from gql_inventory.inventory import reservations
 from gql_inventory.inventory.ledger import AppliedMovement
 from gql_inventory.inventory.reservations import ReservationLimits
 from gql_inventory.inventory.stock import LineRequest
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Reservation, ReservationStatus, StockMovement
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
@@ -66,7 +67,7 @@ async def cart(
 ) -> uuid.UUID:
     async with sessions.begin() as session:
         return await reservations.reserve(
-            session,
+            UnitOfWork(session),
             [LineRequest(sku=s, quantity=q) for s, q in lines.items()],
             limits=LIMITS,
             ttl_seconds=ttl,

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import BigInteger, String
 
 from gql_inventory.inventory.ledger import apply_movement, ensure_level, set_on_hand
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Location, MovementKind, Product, Variant
 
 #: Name and priority of the location created when the database has none.
@@ -290,7 +291,7 @@ _LOCK_LEVELS = text(
 
 
 async def write_catalog(
-    session: AsyncSession,
+    uow: UnitOfWork,
     products: Sequence[ProductSpec],
     stock: Sequence[StockSpec],
     location_ids: Mapping[str, int],
@@ -309,6 +310,7 @@ async def write_catalog(
     matches. Movements carry `reason`. `location_name` is only reported.
     Does not commit.
     """
+    session = uow.session
     product_ids, products_created, products_updated = await _upsert_products(session, products)
     variant_ids, variants_created, variants_updated = await _upsert_variants(
         session, products, product_ids
@@ -333,7 +335,7 @@ async def write_catalog(
             if not level.has_movements and on_hand == 0:
                 if spec.on_hand > 0:
                     movement = await apply_movement(
-                        session,
+                        uow,
                         level_id=int(level.id),
                         kind=MovementKind.RECEIPT,
                         on_hand_delta=spec.on_hand,
@@ -346,7 +348,7 @@ async def write_catalog(
             if spec.on_hand == on_hand:
                 continue
             movement, _, reserved = await set_on_hand(
-                session,
+                uow,
                 level_id=int(level.id),
                 on_hand=spec.on_hand,
                 kind=MovementKind.COUNT,

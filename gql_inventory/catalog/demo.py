@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from gql_inventory.catalog._writer import (
     ImportReport,
     ProductSpec,
@@ -26,6 +24,7 @@ from gql_inventory.catalog._writer import (
     make_default_if_none,
     write_catalog,
 )
+from gql_inventory.inventory.uow import UnitOfWork
 
 __all__ = [
     "DEMO_LOCATIONS",
@@ -141,7 +140,7 @@ def demo_catalog() -> tuple[list[ProductSpec], list[StockSpec]]:
     return products, stock
 
 
-async def seed_demo_catalog(session: AsyncSession) -> ImportReport:
+async def seed_demo_catalog(uow: UnitOfWork) -> ImportReport:
     """Create (or bring back to its figures) the demo catalog; see the module docstring.
 
     Creates the demo locations that are missing (existing ones keep their
@@ -150,6 +149,7 @@ async def seed_demo_catalog(session: AsyncSession) -> ImportReport:
     the stock ledger (RECEIPT the first time, COUNT later where a figure differs).
     The report's `location` is "Main warehouse". Does not commit.
     """
+    session = uow.session
     location_ids: dict[str, int] = {}
     for name, priority in DEMO_LOCATIONS:
         location_ids[name] = await ensure_location(session, name, priority=priority)
@@ -157,5 +157,5 @@ async def seed_demo_catalog(session: AsyncSession) -> ImportReport:
     await make_default_if_none(session, main)
     products, stock = demo_catalog()
     return await write_catalog(
-        session, products, stock, location_ids, location_name=main, reason="demo catalog"
+        uow, products, stock, location_ids, location_name=main, reason="demo catalog"
     )

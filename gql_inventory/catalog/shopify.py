@@ -74,6 +74,7 @@ from gql_inventory.catalog._writer import (
     resolve_location,
     write_catalog,
 )
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Product, Variant
 from gql_inventory.money import to_minor_units
 
@@ -500,7 +501,7 @@ def _specs(
 
 
 async def import_shopify_files(
-    session: AsyncSession,
+    uow: UnitOfWork,
     paths: Sequence[Path],
     *,
     location_name: str | None = None,
@@ -521,6 +522,7 @@ async def import_shopify_files(
     over-long `location_name` or a malformed `currency`. Does not commit: the caller owns
     the transaction.
     """
+    session = uow.session
     if not paths:
         raise ValueError("no file to import")
     if not _CURRENCY.fullmatch(currency):
@@ -546,7 +548,7 @@ async def import_shopify_files(
     product_specs, stock = _specs(products, currency, resolved_name)
     names = ", ".join(Path(p).name for p in paths)
     return await write_catalog(
-        session,
+        uow,
         product_specs,
         stock,
         {resolved_name: location_id},

@@ -16,6 +16,7 @@ from gql_inventory.inventory.errors import (
     StockChanged,
     UnknownLocation,
     UnknownSku,
+    in_input,
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.ledger import (
@@ -24,6 +25,7 @@ from gql_inventory.inventory.ledger import (
     ensure_level,
     set_on_hand,
 )
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Location, MovementKind, Variant
 
 MAX_ADJUSTMENT = 1_000_000
@@ -75,12 +77,12 @@ async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -
     """The level of `sku` at a location (None: the default one), created at zero if missing."""
     variant_id = (await session.execute(select(Variant.id).where(Variant.sku == sku))).scalar()
     if variant_id is None:
-        raise UnknownSku(sku, field=["input", "sku"])
+        raise UnknownSku(sku, field=in_input("sku"))
     columns = select(Location.id, Location.name)
     if location_id is None:
         loc = (await session.execute(columns.where(Location.is_default.is_(True)))).first()
         if loc is None:
-            raise UnknownLocation("no default location", field=["input", "locationId"])
+            raise UnknownLocation("no default location", field=in_input("location_id"))
     else:
         loc = (
             (await session.execute(columns.where(Location.id == int(location_id)))).first()
@@ -89,7 +91,7 @@ async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -
         )
         if loc is None:
             raise UnknownLocation(
-                f"unknown location {location_id!r}", field=["input", "locationId"]
+                f"unknown location {location_id!r}", field=in_input("location_id")
             )
     level_id = await ensure_level(session, variant_id=int(variant_id), location_id=int(loc.id))
     return _Level(id=level_id, location_id=int(loc.id), location=str(loc.name))
@@ -103,7 +105,7 @@ _LOCK = text("SELECT on_hand, reserved FROM stock_levels WHERE id = :id FOR UPDA
 
 
 async def adjust_stock(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     sku: str,
     location_id: str | None,
@@ -122,9 +124,10 @@ async def adjust_stock(
     Raises `InvalidInput` (delta 0 or beyond 1,000,000), `UnknownSku`,
     `UnknownLocation`, `IdempotencyConflict`.
     """
+    session = uow.session
     if delta == 0 or abs(delta) > MAX_ADJUSTMENT:
         raise InvalidInput(
-            f"delta must be non-zero and within ±{MAX_ADJUSTMENT}", field=["input", "delta"]
+            f"delta must be non-zero and within ±{MAX_ADJUSTMENT}", field=in_input("delta")
         )
     if idempotency_key is not None:
         replay = await idempotency.claim(
@@ -145,10 +148,10 @@ async def adjust_stock(
             location=level.location,
             expected=expected_on_hand,
             actual=row.on_hand,
-            field=["input", "expectedOnHand"],
+            field=in_input("expected_on_hand"),
         )
     movement = await apply_movement(
-        session,
+        uow,
         level_id=level_id,
         kind=movement_kind(reason),
         on_hand_delta=delta,
@@ -162,7 +165,7 @@ async def adjust_stock(
             remove=-delta,
             on_hand=row.on_hand,
             reserved=row.reserved,
-            field=["input", "delta"],
+            field=in_input("delta"),
         )
     result = AdjustResult(level_id=level_id, movement_id=movement.id)
     if idempotency_key is not None:
@@ -176,7 +179,7 @@ async def adjust_stock(
 
 
 async def set_stock(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     sku: str,
     location_id: str | None,
@@ -191,9 +194,10 @@ async def set_stock(
     `UnknownLocation`, `StockChanged` (compare-and-set), `OnHandBelowReserved`
     (an `InsufficientStock`: below what is reserved), `IdempotencyConflict`.
     """
+    session = uow.session
     if not 0 <= on_hand <= MAX_ADJUSTMENT:
         raise InvalidInput(
-            f"onHand must be between 0 and {MAX_ADJUSTMENT}", field=["input", "onHand"]
+            f"onHand must be between 0 and {MAX_ADJUSTMENT}", field=in_input("on_hand")
         )
     if idempotency_key is not None:
         replay = await idempotency.claim(
@@ -208,7 +212,7 @@ async def set_stock(
     level_id = level.id
     movement: AppliedMovement | None
     movement, before, reserved = await set_on_hand(
-        session,
+        uow,
         level_id=level_id,
         on_hand=on_hand,
         kind=movement_kind(reason),
@@ -222,7 +226,7 @@ async def set_stock(
             location=level.location,
             expected=expected_on_hand,
             actual=before,
-            field=["input", "expectedOnHand"],
+            field=in_input("expected_on_hand"),
         )
     if on_hand < reserved:
         raise OnHandBelowReserved(
@@ -232,7 +236,7 @@ async def set_stock(
             on_hand=on_hand,
             on_hand_before=before,
             reserved=reserved,
-            field=["input", "onHand"],
+            field=in_input("on_hand"),
         )
     result = AdjustResult(level_id=level_id, movement_id=movement.id if movement else None)
     if idempotency_key is not None:

@@ -13,17 +13,16 @@ from gql_inventory.inventory.errors import (
     InvalidInput,
     InvalidOrderState,
     PaymentProviderError,
+    in_input,
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
+from gql_inventory.inventory.locks import ensure_active, lock_reservation
 from gql_inventory.inventory.orders import (
     now,
     order_id_for,
     record_payment_event,
 )
-from gql_inventory.inventory.reservations import (
-    ensure_active,
-    lock_reservation,
-)
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     Order,
     OrderLine,
@@ -44,7 +43,7 @@ class CheckoutResult:
 
 
 async def checkout(
-    session: AsyncSession,
+    uow: UnitOfWork,
     reservation_id: uuid.UUID,
     *,
     provider: PaymentProvider,
@@ -65,7 +64,8 @@ async def checkout(
     order is past PENDING_PAYMENT, e.g. NEEDS_ATTENTION), `InvalidInput` (lines
     in several currencies), `IdempotencyConflict`, `PaymentProviderError`.
     """
-    field = ["input", "reservationId"]
+    session = uow.session
+    field = in_input("reservation_id")
     reservation = await lock_reservation(session, reservation_id, field=field)
     assert reservation is not None
     if idempotency_key is not None:
@@ -155,7 +155,7 @@ async def _create_order(
     if len(currencies) != 1:
         raise InvalidInput(
             "a reservation's lines must share one currency to check out",
-            field=["input", "reservationId"],
+            field=in_input("reservation_id"),
         )
     currency = currencies.pop()
     total = sum(int(r.quantity) * int(r.price_amount) for r in rows)
@@ -194,7 +194,7 @@ async def _create_order(
             )
         )
     except ProviderFailure as exc:
-        raise PaymentProviderError(exc.message, field=["input", "reservationId"]) from exc
+        raise PaymentProviderError(exc.message, field=in_input("reservation_id")) from exc
     await session.execute(
         update(Order)
         .where(Order.id == order_id)

@@ -1,37 +1,87 @@
 """Expected refusals of the domain. Each carries fields, never a pre-formatted sentence.
 
-Resolvers turn them into `UserError`s whose `code` is `code` below
-(contract enum `UserErrorCode`).
+The domain knows nothing of GraphQL: an error names the input at fault with a
+`FieldPath` in the domain's own (snake_case) terms, and its `code` is an `ErrorCode`.
+The GraphQL layer (`schema.payloads.user_errors`) turns both into a `UserError`
+(contract enum `UserErrorCode`, same names; a test checks the two enums match).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+class ErrorCode(enum.StrEnum):
+    """Why an operation was refused. Names and values are those of the contract's
+    `UserErrorCode`; a mistyped code is a mypy error."""
+
+    INVALID_INPUT = "INVALID_INPUT"
+    UNKNOWN_SKU = "UNKNOWN_SKU"
+    UNKNOWN_LOCATION = "UNKNOWN_LOCATION"
+    INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
+    RESERVATION_NOT_FOUND = "RESERVATION_NOT_FOUND"
+    RESERVATION_NOT_ACTIVE = "RESERVATION_NOT_ACTIVE"
+    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+    INVALID_ORDER_STATE = "INVALID_ORDER_STATE"
+    REFUND_EXCEEDS_QUANTITY = "REFUND_EXCEEDS_QUANTITY"
+    STOCK_CHANGED = "STOCK_CHANGED"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    PAYMENT_PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
+
+
+@dataclass(frozen=True)
+class FieldPath:
+    """Where the input at fault is, in domain terms.
+
+    `parts` are snake_case names and list indexes below the operation's `input`
+    argument, e.g. ``("lines", 2, "quantity")``; with `argument=True` the first part
+    names an argument of the operation itself (``("reservation_id",)``).
+    """
+
+    parts: tuple[str | int, ...]
+    argument: bool = False
+
+    def __truediv__(self, part: str | int) -> FieldPath:
+        """This path extended by one name or index: ``LINES / 2 / "quantity"``."""
+        return FieldPath((*self.parts, part), self.argument)
+
+
+def in_input(*parts: str | int) -> FieldPath:
+    """A path below the operation's `input` argument: ``in_input("lines", 0, "sku")``."""
+    return FieldPath(parts)
+
+
+def argument(name: str) -> FieldPath:
+    """An argument of the operation itself (not a field of `input`)."""
+    return FieldPath((name,), argument=True)
 
 
 class DomainError(Exception):
-    """Base of every expected refusal. `field` is a path into the GraphQL input."""
+    """Base of every expected refusal. `field` is the input at fault, if one is."""
 
-    code: str = "INVALID_INPUT"
+    code: ClassVar[ErrorCode] = ErrorCode.INVALID_INPUT
 
-    def __init__(self, message: str, *, field: Sequence[str] | None = None) -> None:
+    def __init__(self, message: str, *, field: FieldPath | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.field = list(field) if field is not None else None
+        self.field = field
 
 
 class InvalidInput(DomainError):
     """Input that can never succeed (bad quantity, too many lines, malformed id...)."""
 
-    code = "INVALID_INPUT"
+    code = ErrorCode.INVALID_INPUT
 
 
 class UnknownSku(DomainError):
     """No variant has this SKU."""
 
-    code = "UNKNOWN_SKU"
+    code = ErrorCode.UNKNOWN_SKU
 
-    def __init__(self, sku: str, *, field: Sequence[str] | None = None) -> None:
+    def __init__(self, sku: str, *, field: FieldPath | None = None) -> None:
         super().__init__(f"unknown SKU {sku!r}", field=field)
         self.sku = sku
 
@@ -39,7 +89,7 @@ class UnknownSku(DomainError):
 class UnknownLocation(DomainError):
     """No location has this id."""
 
-    code = "UNKNOWN_LOCATION"
+    code = ErrorCode.UNKNOWN_LOCATION
 
 
 class InsufficientStock(DomainError):
@@ -49,7 +99,7 @@ class InsufficientStock(DomainError):
     where. `requested` and `available` are units of `sku`.
     """
 
-    code = "INSUFFICIENT_STOCK"
+    code = ErrorCode.INSUFFICIENT_STOCK
 
     def __init__(
         self,
@@ -58,7 +108,7 @@ class InsufficientStock(DomainError):
         sku: str,
         requested: int,
         available: int,
-        field: Sequence[str] | None = None,
+        field: FieldPath | None = None,
     ) -> None:
         super().__init__(message, field=field)
         self.sku = sku
@@ -81,7 +131,7 @@ class ShortAcrossLocations(InsufficientStock):
         requested: int,
         available: int,
         held: int = 0,
-        field: Sequence[str] | None = None,
+        field: FieldPath | None = None,
     ) -> None:
         held_note = f" ({held} of them already in this reservation)" if held else ""
         super().__init__(
@@ -111,7 +161,7 @@ class RemovalExceedsAvailable(InsufficientStock):
         remove: int,
         on_hand: int,
         reserved: int,
-        field: Sequence[str] | None = None,
+        field: FieldPath | None = None,
     ) -> None:
         super().__init__(
             f"cannot remove {remove} of {sku!r} at {location}: {on_hand} on hand, "
@@ -143,7 +193,7 @@ class OnHandBelowReserved(InsufficientStock):
         on_hand: int,
         on_hand_before: int,
         reserved: int,
-        field: Sequence[str] | None = None,
+        field: FieldPath | None = None,
     ) -> None:
         super().__init__(
             f"cannot set on hand of {sku!r} to {on_hand} at {location}: {reserved} are reserved",
@@ -161,15 +211,15 @@ class OnHandBelowReserved(InsufficientStock):
 class ReservationNotFound(DomainError):
     """No reservation has this id (or the id is not one we could have issued)."""
 
-    code = "RESERVATION_NOT_FOUND"
+    code = ErrorCode.RESERVATION_NOT_FOUND
 
 
 class ReservationNotActive(DomainError):
     """The reservation exists but is COMPLETED, RELEASED or EXPIRED."""
 
-    code = "RESERVATION_NOT_ACTIVE"
+    code = ErrorCode.RESERVATION_NOT_ACTIVE
 
-    def __init__(self, status: str, *, field: Sequence[str] | None = None) -> None:
+    def __init__(self, status: str, *, field: FieldPath | None = None) -> None:
         super().__init__(f"reservation is {status}", field=field)
         self.status = status
 
@@ -177,15 +227,15 @@ class ReservationNotActive(DomainError):
 class OrderNotFound(DomainError):
     """No order has this id."""
 
-    code = "ORDER_NOT_FOUND"
+    code = ErrorCode.ORDER_NOT_FOUND
 
 
 class InvalidOrderState(DomainError):
     """The order's status does not allow the operation."""
 
-    code = "INVALID_ORDER_STATE"
+    code = ErrorCode.INVALID_ORDER_STATE
 
-    def __init__(self, status: str, action: str, *, field: Sequence[str] | None = None) -> None:
+    def __init__(self, status: str, action: str, *, field: FieldPath | None = None) -> None:
         super().__init__(f"cannot {action} an order in {status}", field=field)
         self.status = status
         self.action = action
@@ -194,10 +244,10 @@ class InvalidOrderState(DomainError):
 class RefundExceedsQuantity(DomainError):
     """More units asked back than were sold and not yet refunded."""
 
-    code = "REFUND_EXCEEDS_QUANTITY"
+    code = ErrorCode.REFUND_EXCEEDS_QUANTITY
 
     def __init__(
-        self, *, sku: str, requested: int, refundable: int, field: Sequence[str] | None = None
+        self, *, sku: str, requested: int, refundable: int, field: FieldPath | None = None
     ) -> None:
         super().__init__(
             f"only {refundable} of {sku!r} can be refunded, {requested} requested", field=field
@@ -213,7 +263,7 @@ class StockChanged(DomainError):
     The level is `sku` at the location `location` (name) with id `location_id`.
     """
 
-    code = "STOCK_CHANGED"
+    code = ErrorCode.STOCK_CHANGED
 
     def __init__(
         self,
@@ -223,7 +273,7 @@ class StockChanged(DomainError):
         location: str,
         expected: int,
         actual: int,
-        field: Sequence[str] | None = None,
+        field: FieldPath | None = None,
     ) -> None:
         super().__init__(
             f"on hand of {sku!r} at {location} is {actual}, expected {expected}", field=field
@@ -238,13 +288,13 @@ class StockChanged(DomainError):
 class IdempotencyConflict(DomainError):
     """The idempotency key was used before with a different input."""
 
-    code = "IDEMPOTENCY_CONFLICT"
+    code = ErrorCode.IDEMPOTENCY_CONFLICT
 
 
 class PaymentProviderError(DomainError):
     """The payment provider refused or failed; nothing was changed locally."""
 
-    code = "PAYMENT_PROVIDER_ERROR"
+    code = ErrorCode.PAYMENT_PROVIDER_ERROR
 
 
 class DomainErrors(DomainError):
@@ -253,7 +303,6 @@ class DomainErrors(DomainError):
     def __init__(self, errors: Sequence[DomainError]) -> None:
         super().__init__("; ".join(e.message for e in errors))
         self.errors = list(errors)
-        self.code = errors[0].code if errors else "INVALID_INPUT"
 
 
 def raise_all(errors: Sequence[DomainError]) -> None:
@@ -262,3 +311,9 @@ def raise_all(errors: Sequence[DomainError]) -> None:
         raise errors[0]
     if errors:
         raise DomainErrors(errors)
+
+
+#: Paths used as defaults by several use cases.
+ORDER_ID = in_input("order_id")
+LINES = in_input("lines")
+RESERVATION_ID_ARGUMENT = argument("reservation_id")

@@ -20,14 +20,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.inventory.ledger import PENDING_EVENTS_KEY
-from gql_inventory.inventory.orders import (
-    PENDING_ATTENTION_KEY,
-    PENDING_ORDER_CHANGES_KEY,
-    PENDING_PAYMENT_CANCELS_KEY,
-    cancel_pending_order_of,
-)
-from gql_inventory.inventory.reservations import end_reservation, lock_reservation
+from gql_inventory.inventory.locks import lock_reservation
+from gql_inventory.inventory.orders import cancel_pending_order_of
+from gql_inventory.inventory.reservations import end_reservation
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind, Reservation, ReservationStatus
 
 #: pg advisory lock key of the sweeper ("gqlinv-expiry" folded into a bigint).
@@ -41,16 +37,6 @@ _LOCK_HELD_LEVELS = text(
      ORDER BY id
        FOR UPDATE
     """
-)
-
-
-#: `session.info` lists a savepoint's work appends to; rewound when it rolls back, so
-#: nothing rolled back is published or cancelled after the commit.
-_AFTER_COMMIT_KEYS = (
-    PENDING_EVENTS_KEY,
-    PENDING_ORDER_CHANGES_KEY,
-    PENDING_PAYMENT_CANCELS_KEY,
-    PENDING_ATTENTION_KEY,
 )
 
 
@@ -113,7 +99,7 @@ async def due_reservations(
 
 
 async def expire_reservations(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     now: datetime | None = None,
     limit: int = 500,
@@ -128,6 +114,7 @@ async def expire_reservations(
     reservation locked by a concurrent payment is skipped (`SKIP LOCKED`) and
     taken by the next sweep if still due.
     """
+    session = uow.session
     result = SweepResult()
     got = (
         await session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEPER_LOCK_KEY})
@@ -153,22 +140,22 @@ async def expire_reservations(
         await session.execute(_LOCK_HELD_LEVELS, {"ids": [r.id for r in batch]})
     for reservation in batch:
         reservation_id = reservation.id
-        marks = {key: len(session.info.get(key, ())) for key in _AFTER_COMMIT_KEYS}
+        mark = uow.mark()  # rewound if this reservation's savepoint rolls back, so
+        # nothing rolled back is published or cancelled after the commit
         try:
             async with session.begin_nested():
                 await end_reservation(
-                    session,
+                    uow,
                     reservation,
                     status=ReservationStatus.EXPIRED,
                     kind=MovementKind.EXPIRY,
                 )
                 order_id = await cancel_pending_order_of(
-                    session, reservation_id, reason="reservation expired"
+                    uow, reservation_id, reason="reservation expired"
                 )
                 await session.flush()  # ORM-side changes of this reservation, in its savepoint
         except Exception as exc:  # isolated: only this reservation's savepoint rolled back
-            for key, mark in marks.items():
-                del session.info.get(key, [])[mark:]
+            uow.rewind(mark)
             result.failed[reservation_id] = _describe(exc)
             continue
         result.expired.append(reservation_id)

@@ -25,7 +25,11 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.inventory.errors import IdempotencyConflict, InvalidInput
+from gql_inventory.inventory.errors import (
+    IdempotencyConflict,
+    InvalidInput,
+    in_input,
+)
 from gql_inventory.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 255
@@ -60,7 +64,7 @@ def request_hash(payload: Any) -> str:
 
 def _check(key: IdempotencyKey) -> None:
     """Raise `InvalidInput` for a key that is empty, too long, or (anonymous) too short."""
-    field = ["input", "idempotencyKey"]
+    field = in_input("idempotency_key")
     if not key.value or len(key.value) > MAX_KEY_LENGTH:
         raise InvalidInput(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters", field=field)
     if key.owner == STOREFRONT and len(key.value) < MIN_ANONYMOUS_KEY_LENGTH:
@@ -105,7 +109,7 @@ async def claim(
     if row.request_hash != digest:
         raise IdempotencyConflict(
             "idempotency key was already used with a different input",
-            field=["input", "idempotencyKey"],
+            field=in_input("idempotency_key"),
         )
     return dict(row.result)
 

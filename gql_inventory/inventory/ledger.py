@@ -9,18 +9,12 @@ transaction with a constraint violation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_inventory.inventory.uow import AppliedMovement as AppliedMovement
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
-
-#: Key in `AsyncSession.info` under which applied movements wait for the commit,
-#: after which they are published (see `gql_inventory.live.sink`).
-PENDING_EVENTS_KEY = "gql_inventory.pending_movements"
 
 _APPLY = text(
     """
@@ -48,49 +42,8 @@ _APPLY = text(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class AppliedMovement:
-    """A ledger row as written: the deltas and the level's figures after the change."""
-
-    id: int
-    stock_level_id: int
-    variant_id: int
-    location_id: int
-    kind: MovementKind
-    on_hand_delta: int
-    reserved_delta: int
-    on_hand_after: int
-    reserved_after: int
-    version: int
-    reason: str | None
-    reference: str | None
-    txid: int
-    occurred_at: datetime
-
-    @classmethod
-    def from_row(cls, row: Any) -> AppliedMovement:
-        """Build from a `stock_movements` row (mapping or Row)."""
-        m = row._mapping if hasattr(row, "_mapping") else row
-        return cls(
-            id=m["id"],
-            stock_level_id=m["stock_level_id"],
-            variant_id=m["variant_id"],
-            location_id=m["location_id"],
-            kind=MovementKind(m["kind"]),
-            on_hand_delta=m["on_hand_delta"],
-            reserved_delta=m["reserved_delta"],
-            on_hand_after=m["on_hand_after"],
-            reserved_after=m["reserved_after"],
-            version=m["version"],
-            reason=m["reason"],
-            reference=m["reference"],
-            txid=m["txid"],
-            occurred_at=m["occurred_at"],
-        )
-
-
 async def apply_movement(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     level_id: int,
     kind: MovementKind,
@@ -108,6 +61,7 @@ async def apply_movement(
     transaction ends; callers touching several levels call in ascending
     `level_id` order so two transactions can never deadlock.
     """
+    session = uow.session
     if on_hand_delta == 0 and reserved_delta == 0:
         raise ValueError("a movement must change on hand or reserved")
     result = await session.execute(
@@ -125,7 +79,7 @@ async def apply_movement(
     if row is None:
         return None
     movement = AppliedMovement.from_row(row)
-    session.info.setdefault(PENDING_EVENTS_KEY, []).append(movement)
+    uow.movements.append(movement)
     return movement
 
 
@@ -163,7 +117,7 @@ _LOCK_LEVEL = text("SELECT on_hand, reserved FROM stock_levels WHERE id = :level
 
 
 async def set_on_hand(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     level_id: int,
     on_hand: int,
@@ -180,6 +134,7 @@ async def set_on_hand(
     differs from the current figure (caller reports STOCK_CHANGED), or when
     `on_hand` is below `reserved` (caller reports INSUFFICIENT_STOCK).
     """
+    session = uow.session
     row = (await session.execute(_LOCK_LEVEL, {"level_id": level_id})).one()
     before, reserved = int(row.on_hand), int(row.reserved)
     if expected_on_hand is not None and expected_on_hand != before:
@@ -187,7 +142,7 @@ async def set_on_hand(
     if on_hand == before or on_hand < reserved:
         return None, before, reserved
     movement = await apply_movement(
-        session,
+        uow,
         level_id=level_id,
         kind=kind,
         on_hand_delta=on_hand - before,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gql_inventory.loaders import LOCATION_COLUMNS, LocationRow, location_row
+from gql_inventory.inventory.rows import LOCATION_COLUMNS, LocationRow, location_row
 from gql_inventory.models import Location
 
 

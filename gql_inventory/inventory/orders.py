@@ -8,18 +8,18 @@ then order, then stock levels by id (as in `reservations`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.errors import (
+    ORDER_ID,
+    FieldPath,
     OrderNotFound,
 )
-from gql_inventory.inventory.reservations import (
-    lock_reservation,
-)
+from gql_inventory.inventory.locks import lock_reservation
+from gql_inventory.inventory.uow import Attention, PaymentCancel, UnitOfWork
 from gql_inventory.models import (
     Order,
     OrderAllocation,
@@ -35,26 +35,18 @@ ORDER_NAMESPACE = uuid.UUID("6f1d2c1e-5b7a-4e8e-9a55-2f0c7d9b1a01")
 
 REFUNDABLE = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
 
-#: Key in `AsyncSession.info` under which ids of orders whose status changed wait for
-#: the commit; `gql_inventory.uow` then announces them (`orderStatusChanged`).
-PENDING_ORDER_CHANGES_KEY = "gql_inventory.pending_order_changes"
-
-#: Key in `AsyncSession.info` under which ``(order_id, attention_reason)`` of orders that
-#: became NEEDS_ATTENTION wait for the commit; `gql_inventory.uow` then logs them (WARNING).
-PENDING_ATTENTION_KEY = "gql_inventory.pending_attention"
-
 
 def order_id_for(reservation_id: uuid.UUID) -> uuid.UUID:
     """The id the order of a reservation gets (deterministic, see `ORDER_NAMESPACE`)."""
     return uuid.uuid5(ORDER_NAMESPACE, str(reservation_id))
 
 
-def parse_order_id(raw: str, *, field: Sequence[str] = ("input", "orderId")) -> uuid.UUID:
+def parse_order_id(raw: str, *, field: FieldPath = ORDER_ID) -> uuid.UUID:
     """An order id as issued (a UUID). Anything else is `OrderNotFound`."""
     try:
         return uuid.UUID(str(raw))
     except ValueError as exc:
-        raise OrderNotFound("no such order", field=list(field)) from exc
+        raise OrderNotFound("no such order", field=field) from exc
 
 
 def order_reference(order_id: uuid.UUID) -> str:
@@ -82,29 +74,26 @@ async def record_payment_event(
     )
 
 
-async def set_status(
-    session: AsyncSession, order: Order, status: OrderStatus, **values: object
-) -> None:
+async def set_status(uow: UnitOfWork, order: Order, status: OrderStatus, **values: object) -> None:
     """Set the locked order's status (and other columns); announced after the commit.
 
     An order becoming NEEDS_ATTENTION is also logged at WARNING after the commit.
     """
+    session = uow.session
     await session.execute(
         update(Order)
         .where(Order.id == order.id)
         .values(status=status, updated_at=func.now(), **values)
     )
     order.status = status
-    session.info.setdefault(PENDING_ORDER_CHANGES_KEY, []).append(order.id)
+    uow.orders_changed.append(order.id)
     if status is OrderStatus.NEEDS_ATTENTION:
         reason = values.get("attention_reason")
-        session.info.setdefault(PENDING_ATTENTION_KEY, []).append(
-            (order.id, reason if isinstance(reason, str) else None)
-        )
+        uow.attention.append(Attention(order.id, reason if isinstance(reason, str) else None))
 
 
 async def lock_order(
-    session: AsyncSession, order_id: uuid.UUID, *, field: Sequence[str] = ("input", "orderId")
+    session: AsyncSession, order_id: uuid.UUID, *, field: FieldPath = ORDER_ID
 ) -> tuple[Reservation | None, Order]:
     """Lock an order's reservation, then the order itself (the domain's lock order).
 
@@ -114,7 +103,7 @@ async def lock_order(
         await session.execute(select(Order.reservation_id).where(Order.id == order_id))
     ).first()
     if reservation_id is None:
-        raise OrderNotFound("no such order", field=list(field))
+        raise OrderNotFound("no such order", field=field)
     reservation = None
     if reservation_id[0] is not None:
         reservation = await lock_reservation(session, reservation_id[0])
@@ -125,7 +114,7 @@ async def lock_order(
 
 
 async def cancel_pending_order_of(
-    session: AsyncSession,
+    uow: UnitOfWork,
     reservation_id: uuid.UUID,
     *,
     reason: str,
@@ -137,6 +126,7 @@ async def cancel_pending_order_of(
     hold stock-level locks, and a slow provider must not hold them. A failed or
     lost cancel is safe: a late payment is handled on arrival.
     """
+    session = uow.session
     order = (
         await session.execute(
             select(Order).where(Order.reservation_id == reservation_id).with_for_update()
@@ -144,23 +134,16 @@ async def cancel_pending_order_of(
     ).scalar_one_or_none()
     if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
         return None
-    await set_status(session, order, OrderStatus.CANCELLED)
+    await set_status(uow, order, OrderStatus.CANCELLED)
     if order.payment_intent_id:
-        defer_payment_cancel(session, order.id, order.payment_intent_id)
+        defer_payment_cancel(uow, order.id, order.payment_intent_id)
     await record_payment_event(session, order.id, "order.cancelled", detail=reason)
     return order.id
 
 
-#: Key in `AsyncSession.info` under which ``(order_id, payment_intent_id)`` pairs wait for
-#: the commit; `gql_inventory.uow` then cancels them at the payment provider.
-PENDING_PAYMENT_CANCELS_KEY = "gql_inventory.pending_payment_cancels"
-
-
-def defer_payment_cancel(
-    session: AsyncSession, order_id: uuid.UUID, payment_intent_id: str
-) -> None:
+def defer_payment_cancel(uow: UnitOfWork, order_id: uuid.UUID, payment_intent_id: str) -> None:
     """Ask for the payment to be cancelled at the provider once this transaction commits."""
-    session.info.setdefault(PENDING_PAYMENT_CANCELS_KEY, []).append((order_id, payment_intent_id))
+    uow.payment_cancels.append(PaymentCancel(order_id, payment_intent_id))
 
 
 async def was_sold(session: AsyncSession, order_id: uuid.UUID) -> bool:

@@ -29,7 +29,8 @@ from gql_inventory.inventory.payment_outcomes import (
     payment_canceled,
     payment_succeeded,
 )
-from gql_inventory.inventory.provider_events import payment_in_progress
+from gql_inventory.inventory.payment_progress import payment_in_progress
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Order, OrderStatus, PaymentEvent
 from gql_inventory.payments.base import PaymentState
 
@@ -109,7 +110,7 @@ def planned_action(state: PaymentState | None) -> str:
 
 
 async def apply_payment_state(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     state: PaymentState,
     *,
@@ -128,6 +129,7 @@ async def apply_payment_state(
     ``still_pending`` is recorded as a ``payment_check`` payment event. Raises
     `OrderNotFound`.
     """
+    session = uow.session
     _, order = await lock_order(session, order_id)
     if state.payment_intent_id != order.payment_intent_id or state.order_id not in (
         None,
@@ -136,13 +138,13 @@ async def apply_payment_state(
         outcome = "order_mismatch"
     elif state.status == "succeeded":
         outcome = await payment_succeeded(
-            session,
+            uow,
             order.id,
             amount=state.amount_received or state.amount,
             currency=state.currency,
         )
     elif state.status == "canceled":
-        outcome = await payment_canceled(session, order.id)
+        outcome = await payment_canceled(uow, order.id)
         if outcome == "ignored" and order.status is OrderStatus.CANCELLED:
             await record_payment_event(
                 session, order.id, CHECK_CANCEL_CONFIRMED, detail=state.payment_intent_id
@@ -157,7 +159,7 @@ async def apply_payment_state(
             max_hold_seconds=max_hold_seconds,
         )
     elif order.status is OrderStatus.CANCELLED and order.payment_intent_id:
-        defer_payment_cancel(session, order.id, order.payment_intent_id)
+        defer_payment_cancel(uow, order.id, order.payment_intent_id)
         outcome = "cancel_retried"
     else:
         return "still_pending"

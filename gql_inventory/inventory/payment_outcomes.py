@@ -23,6 +23,7 @@ from gql_inventory.inventory.reservations import (
     end_reservation,
 )
 from gql_inventory.inventory.stock import LockedLevel, allocate, lock_levels_by_variant
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     MovementKind,
     Order,
@@ -37,7 +38,7 @@ from gql_inventory.models import (
 
 
 async def payment_succeeded(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     *,
     reference: str | None = None,
@@ -52,6 +53,7 @@ async def payment_succeeded(
     or ``already_paid``. `amount` (minor units) and `currency`, when given,
     must match the order. Raises `OrderNotFound`.
     """
+    session = uow.session
     reservation, order = await lock_order(session, order_id)
     if order.status in (*REFUNDABLE, OrderStatus.REFUNDED, OrderStatus.NEEDS_ATTENTION):
         return "already_paid"
@@ -61,7 +63,7 @@ async def payment_succeeded(
         currency is not None and currency.upper() != order.currency_code.upper()
     ):
         await set_status(
-            session,
+            uow,
             order,
             OrderStatus.NEEDS_ATTENTION,
             attention_reason=f"paid {amount} {currency}, order total {order.total_amount} "
@@ -72,16 +74,16 @@ async def payment_succeeded(
         )
         return "amount_mismatch"
     if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
-        await _sell_reserved(session, order, reservation)
+        await _sell_reserved(uow, order, reservation)
         outcome = "sold"
     else:
-        if not await _sell_late(session, order):
+        if not await _sell_late(uow, order):
             await record_payment_event(
                 session, order.id, "late_payment_out_of_stock", provider_event_id=reference
             )
             return "needs_attention"
         outcome = "sold_late"
-    await set_status(session, order, OrderStatus.PAID)
+    await set_status(uow, order, OrderStatus.PAID)
     await record_payment_event(
         session, order.id, "payment_intent.succeeded", provider_event_id=reference
     )
@@ -109,8 +111,9 @@ async def payment_applied(session: AsyncSession, order_id: uuid.UUID) -> bool:
     return found.first() is not None
 
 
-async def _sell_reserved(session: AsyncSession, order: Order, reservation: Reservation) -> None:
+async def _sell_reserved(uow: UnitOfWork, order: Order, reservation: Reservation) -> None:
     """SALE every reserved unit (on hand and reserved both drop) and close the reservation."""
+    session = uow.session
     held = (
         await session.execute(
             select(
@@ -123,7 +126,7 @@ async def _sell_reserved(session: AsyncSession, order: Order, reservation: Reser
     lines = await _order_line_ids(session, order.id)
     for level_id, variant_id, quantity in held:
         movement = await apply_movement(
-            session,
+            uow,
             level_id=level_id,
             kind=MovementKind.SALE,
             on_hand_delta=-quantity,
@@ -152,12 +155,13 @@ async def _order_line_ids(session: AsyncSession, order_id: uuid.UUID) -> dict[in
     return {int(r.variant_id): int(r.id) for r in rows}
 
 
-async def _sell_late(session: AsyncSession, order: Order) -> bool:
+async def _sell_late(uow: UnitOfWork, order: Order) -> bool:
     """Sell a paid order whose reservation had ended, from available stock, or flag it.
 
     All lines or none: when any line is short the order becomes NEEDS_ATTENTION
     and no level changes.
     """
+    session = uow.session
     lines = (
         await session.execute(
             select(OrderLine.id, OrderLine.variant_id, OrderLine.quantity).where(
@@ -176,7 +180,7 @@ async def _sell_late(session: AsyncSession, order: Order) -> bool:
         plans.extend((line.id, level, units) for level, units in plan)
     if short:
         await set_status(
-            session,
+            uow,
             order,
             OrderStatus.NEEDS_ATTENTION,
             attention_reason="paid after its reservation ended; not enough stock for variants "
@@ -185,7 +189,7 @@ async def _sell_late(session: AsyncSession, order: Order) -> bool:
         return False
     for line_id, level, units in sorted(plans, key=lambda p: p[1].id):
         movement = await apply_movement(
-            session,
+            uow,
             level_id=level.id,
             kind=MovementKind.SALE,
             on_hand_delta=-units,
@@ -232,21 +236,22 @@ async def payment_failed(
 
 
 async def payment_canceled(
-    session: AsyncSession, order_id: uuid.UUID, *, reference: str | None = None
+    uow: UnitOfWork, order_id: uuid.UUID, *, reference: str | None = None
 ) -> str:
     """The payment was cancelled: release the reservation (RELEASE), order CANCELLED.
 
     Does nothing to a paid order (a succeeded payment cannot be cancelled).
     Returns ``cancelled`` or ``ignored``. Raises `OrderNotFound`.
     """
+    session = uow.session
     reservation, order = await lock_order(session, order_id)
     if order.status is not OrderStatus.PENDING_PAYMENT:
         return "ignored"
     if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
         await end_reservation(
-            session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+            uow, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
         )
-    await set_status(session, order, OrderStatus.CANCELLED)
+    await set_status(uow, order, OrderStatus.CANCELLED)
     await record_payment_event(
         session, order.id, "payment_intent.canceled", provider_event_id=reference
     )

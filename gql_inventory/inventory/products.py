@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gql_inventory.loaders import PRODUCT_COLUMNS, ProductRow, product_row
+from gql_inventory.inventory.rows import PRODUCT_COLUMNS, ProductRow, product_row
 from gql_inventory.models import Product, StockLevel, Variant
 
 

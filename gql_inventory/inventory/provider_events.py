@@ -1,5 +1,6 @@
 """What the payment provider reports after checkout, beyond success/failure/cancel
-(those are in `orders`): a payment in progress, and refunds made at the provider.
+(those are in `payment_outcomes`; a payment in progress is `payment_progress`): refunds
+made at the provider.
 
 The webhook turns provider events into these plain values; no provider SDK here.
 Every function locks like the rest of the domain (reservation, order, levels by id),
@@ -40,7 +41,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -59,14 +59,13 @@ from gql_inventory.inventory.orders import (
 )
 from gql_inventory.inventory.payment_outcomes import payment_applied, payment_succeeded
 from gql_inventory.inventory.refunds import refund_quantities, restock_units
-from gql_inventory.inventory.reservations import extend_for_payment
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     Order,
     OrderAllocation,
     OrderLine,
     OrderStatus,
     Refund,
-    ReservationStatus,
 )
 from gql_inventory.money import to_decimal
 
@@ -100,62 +99,11 @@ async def _reload(session: AsyncSession, order_id: uuid.UUID) -> Order:
     return (await session.execute(stmt)).scalar_one()
 
 
-# ---------------------------------------------------------------- payment in progress
-
-
-async def payment_in_progress(
-    session: AsyncSession,
-    order_id: uuid.UUID,
-    *,
-    kind: str,
-    hold_seconds: int,
-    max_hold_seconds: int,
-    reference: str | None = None,
-) -> str:
-    """The buyer is paying (bank payment processing, 3-D Secure): keep the stock longer.
-
-    The order's ACTIVE reservation is held until now + `hold_seconds`, never more than
-    `max_hold_seconds` after checkout (`reservations.extend_for_payment`). Returns
-    ``extended``, ``unchanged`` (already held that long, or capped) or ``ignored`` (the
-    order is no longer pending or its reservation has ended: a late success is handled
-    on arrival). Raises `OrderNotFound`.
-    """
-    reservation, order = await lock_order(session, order_id)
-    if (
-        order.status is not OrderStatus.PENDING_PAYMENT
-        or reservation is None
-        or reservation.status is not ReservationStatus.ACTIVE
-    ):
-        await record_payment_event(
-            session,
-            order.id,
-            kind,
-            provider_event_id=reference,
-            detail=f"stock not held: order {order.status.value}",
-        )
-        return "ignored"
-    before = reservation.expires_at
-    until = await extend_for_payment(
-        session,
-        reservation,
-        hold_seconds=hold_seconds,
-        not_after=order.created_at + timedelta(seconds=max_hold_seconds),
-    )
-    await record_payment_event(
-        session,
-        order.id,
-        kind,
-        provider_event_id=reference,
-        detail=f"reservation held until {until.isoformat()}",
-    )
-    return "extended" if until > before else "unchanged"
-
-
 # ---------------------------------------------------------------- refunds
 
 
 async def _order_with_payment(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     *,
     amount: int | None,
@@ -163,13 +111,14 @@ async def _order_with_payment(
     reference: str | None,
 ) -> Order:
     """Lock the order; when its payment was never applied, apply it now (rule 4)."""
+    session = uow.session
     _, order = await lock_order(session, order_id)
     unpaid = order.status is OrderStatus.PENDING_PAYMENT or (
         order.status is OrderStatus.CANCELLED and not await payment_applied(session, order.id)
     )
     if unpaid:
         await payment_succeeded(
-            session, order.id, reference=reference, amount=amount, currency=currency
+            uow, order.id, reference=reference, amount=amount, currency=currency
         )
         order = await _reload(session, order.id)
     return order
@@ -285,7 +234,7 @@ async def _returnable_units(session: AsyncSession, order_id: uuid.UUID) -> int:
 
 
 async def _settle(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order: Order,
     *,
     fully_refunded: bool,
@@ -293,6 +242,7 @@ async def _settle(
     reason: str,
 ) -> str:
     """Apply rules 1 and 2 to what is now known to be refunded at the provider."""
+    session = uow.session
     if order.status not in (*REFUNDABLE, OrderStatus.NEEDS_ATTENTION):
         return "recorded"  # REFUNDED or CANCELLED: no unit left to give back
     totals = await _totals(session, order.id)
@@ -306,7 +256,7 @@ async def _settle(
                     .where(OrderLine.id == line.line_id)
                     .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
                 )
-            await restock_units(session, order.id, lines, reason=reason)
+            await restock_units(uow, order.id, lines, reason=reason)
             target = row or await _unattributed(session, order, create=True)
             assert target is not None
             applied: list[dict[str, Any]] = [
@@ -317,14 +267,14 @@ async def _settle(
                 .where(Refund.id == target.id)
                 .values(lines=[*target.lines, *applied], restocked=True)
             )
-        await set_status(session, order, OrderStatus.REFUNDED)
+        await set_status(uow, order, OrderStatus.REFUNDED)
         restocked = returnable - await _returnable_units(session, order.id)
         return "restocked" if restocked else "refunded"
     if totals.refunded > totals.explained:
         if order.status is not OrderStatus.NEEDS_ATTENTION:
             unexplained = totals.refunded - totals.explained
             await set_status(
-                session,
+                uow,
                 order,
                 OrderStatus.NEEDS_ATTENTION,
                 attention_reason=f"{_money(unexplained, order.currency_code)} refunded at the "
@@ -336,7 +286,7 @@ async def _settle(
 
 
 async def refund_reported(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     refund: ReportedRefund,
     *,
@@ -351,6 +301,7 @@ async def refund_reported(
     refund of an unpaid order, or of more than was paid: `event_checks`; nothing
     changes). Raises `OrderNotFound`.
     """
+    session = uow.session
     _, order = await lock_order(session, order_id)
     problem = await impossible_refund(
         session,
@@ -374,7 +325,7 @@ async def refund_reported(
                 head += "; its units were restocked and stay so"
         else:
             outcome = await _settle(
-                session, order, fully_refunded=False, row=row, reason=f"{kind} {reference}"
+                uow, order, fully_refunded=False, row=row, reason=f"{kind} {reference}"
             )
     await record_payment_event(
         session, order.id, kind, provider_event_id=reference, detail=f"{head} -> {outcome}"
@@ -383,7 +334,7 @@ async def refund_reported(
 
 
 async def charge_refunded(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     *,
     amount_refunded: int,
@@ -399,6 +350,7 @@ async def charge_refunded(
 
     Returns like `refund_reported`. Raises `OrderNotFound`.
     """
+    session = uow.session
     _, order = await lock_order(session, order_id)
     problem = await impossible_charge_refund(
         session,
@@ -410,7 +362,7 @@ async def charge_refunded(
     if problem is not None:
         return await record_invalid(session, order, kind, reference=reference, problem=problem)
     order = await _order_with_payment(
-        session, order_id, amount=charge_amount, currency=currency, reference=reference
+        uow, order_id, amount=charge_amount, currency=currency, reference=reference
     )
     head = f"{_money(amount_refunded, currency)} refunded" + (
         " (in full)" if fully_refunded else ""
@@ -431,7 +383,7 @@ async def charge_refunded(
                 update(Refund).where(Refund.id == unattributed.id).values(amount=wanted)
             )
         outcome = await _settle(
-            session,
+            uow,
             order,
             fully_refunded=fully_refunded,
             row=None,

@@ -17,6 +17,7 @@ from gql_inventory.inventory.errors import (
     InvalidOrderState,
     PaymentProviderError,
     RefundExceedsQuantity,
+    in_input,
     raise_all,
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
@@ -33,6 +34,7 @@ from gql_inventory.inventory.reservations import (
     end_reservation,
 )
 from gql_inventory.inventory.stock import LineRequest
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     MovementKind,
     Order,
@@ -47,7 +49,7 @@ from gql_inventory.payments.base import PaymentProvider, ProviderFailure
 
 
 async def refund_order(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     *,
     provider: PaymentProvider,
@@ -65,6 +67,7 @@ async def refund_order(
     Raises `OrderNotFound`, `InvalidOrderState`, `UnknownSku`/`RefundExceedsQuantity`,
     `InvalidInput`, `IdempotencyConflict`, `PaymentProviderError`.
     """
+    session = uow.session
     _, order = await lock_order(session, order_id)
     if idempotency_key is not None:
         replay = await idempotency.claim(
@@ -81,9 +84,9 @@ async def refund_order(
         if replay is not None:
             return order_id
     if order.status not in REFUNDABLE:
-        raise InvalidOrderState(order.status.value, "refund", field=["input", "orderId"])
+        raise InvalidOrderState(order.status.value, "refund", field=in_input("order_id"))
     quantities = await refund_quantities(session, order, lines)
-    await _refund(session, order, quantities, provider=provider, restock=restock, reason=reason)
+    await _refund(uow, order, quantities, provider=provider, restock=restock, reason=reason)
     if idempotency_key is not None:
         await idempotency.record(
             session, scope="refundOrder", key=idempotency_key, result={"order_id": str(order_id)}
@@ -127,13 +130,11 @@ async def refund_quantities(
     errors: list[DomainError] = []
     wanted: dict[str, int] = {}
     if not lines:
-        raise InvalidInput("at least one line is required", field=["input", "lines"])
+        raise InvalidInput("at least one line is required", field=in_input("lines"))
     for i, line in enumerate(lines):
         if line.quantity < 1:
             errors.append(
-                InvalidInput(
-                    "quantity must be at least 1", field=["input", "lines", str(i), "quantity"]
-                )
+                InvalidInput("quantity must be at least 1", field=in_input("lines", i, "quantity"))
             )
             continue
         wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
@@ -145,7 +146,7 @@ async def refund_quantities(
                     sku=line.sku,
                     requested=wanted[line.sku],
                     refundable=refundable,
-                    field=["input", "lines", str(i), "quantity"],
+                    field=in_input("lines", i, "quantity"),
                 )
             )
     raise_all(errors)
@@ -156,7 +157,7 @@ async def refund_quantities(
 
 
 async def _refund(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order: Order,
     lines: list[_RefundLine],
     *,
@@ -164,6 +165,7 @@ async def _refund(
     restock: bool,
     reason: str | None,
 ) -> None:
+    session = uow.session
     if not lines:
         raise InvalidOrderState(order.status.value, "refund (nothing left to refund)")
     amount = sum(line.quantity * line.unit_price_amount for line in lines)
@@ -182,7 +184,7 @@ async def _refund(
                 idempotency_key=f"refund:{order.id}:{refund_count + 1}",
             )
         except ProviderFailure as exc:
-            raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+            raise PaymentProviderError(exc.message, field=in_input("order_id")) from exc
         provider_refund_id, status = refund.refund_id, refund.status
     await session.execute(
         insert(Refund).values(
@@ -203,7 +205,7 @@ async def _refund(
             .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
         )
     if restock:
-        await restock_units(session, order.id, lines, reason=reason)
+        await restock_units(uow, order.id, lines, reason=reason)
     remaining = (
         await session.execute(
             select(
@@ -212,7 +214,7 @@ async def _refund(
         )
     ).scalar_one()
     status_after = OrderStatus.REFUNDED if remaining == 0 else OrderStatus.PARTIALLY_REFUNDED
-    await set_status(session, order, status_after)
+    await set_status(uow, order, status_after)
     await record_payment_event(
         session, order.id, "refund.created", provider_event_id=provider_refund_id, detail=reason
     )
@@ -230,9 +232,10 @@ _ALLOCATIONS = text(
 
 
 async def restock_units(
-    session: AsyncSession, order_id: uuid.UUID, lines: list[_RefundLine], *, reason: str | None
+    uow: UnitOfWork, order_id: uuid.UUID, lines: list[_RefundLine], *, reason: str | None
 ) -> None:
     """Return refunded units to the levels they were sold from (RETURN), by level id."""
+    session = uow.session
     returns: dict[int, int] = defaultdict(int)
     for line in lines:
         remaining = line.quantity
@@ -249,7 +252,7 @@ async def restock_units(
             remaining -= take
     for level_id in sorted(returns):
         movement = await apply_movement(
-            session,
+            uow,
             level_id=level_id,
             kind=MovementKind.RETURN,
             on_hand_delta=returns[level_id],
@@ -261,7 +264,7 @@ async def restock_units(
 
 
 async def cancel_order(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     *,
     provider: PaymentProvider,
@@ -275,36 +278,37 @@ async def cancel_order(
     Raises `OrderNotFound`, `InvalidOrderState` (already cancelled or refunded),
     `PaymentProviderError`.
     """
+    session = uow.session
     reservation, order = await lock_order(session, order_id)
     if order.status is OrderStatus.PENDING_PAYMENT:
         if order.payment_intent_id:
             try:
                 await provider.cancel_payment(order.payment_intent_id)
             except ProviderFailure as exc:
-                raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+                raise PaymentProviderError(exc.message, field=in_input("order_id")) from exc
         if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
             await end_reservation(
-                session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+                uow, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
             )
     elif order.status in REFUNDABLE:
         lines = await refund_quantities(session, order, None)
-        await _refund(session, order, lines, provider=provider, restock=True, reason=reason)
+        await _refund(uow, order, lines, provider=provider, restock=True, reason=reason)
     elif order.status is OrderStatus.NEEDS_ATTENTION:
-        await _refund_all_left(session, order, provider=provider, reason=reason)
+        await _refund_all_left(uow, order, provider=provider, reason=reason)
         if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
             # amount mismatch: its units are still held; nothing will pay for them now
             await end_reservation(
-                session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+                uow, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
             )
     else:
-        raise InvalidOrderState(order.status.value, "cancel", field=["input", "orderId"])
-    await set_status(session, order, OrderStatus.CANCELLED)
+        raise InvalidOrderState(order.status.value, "cancel", field=in_input("order_id"))
+    await set_status(uow, order, OrderStatus.CANCELLED)
     await record_payment_event(session, order.id, "order.cancelled", detail=reason)
     return order.id
 
 
 async def _refund_all_left(
-    session: AsyncSession, order: Order, *, provider: PaymentProvider, reason: str | None
+    uow: UnitOfWork, order: Order, *, provider: PaymentProvider, reason: str | None
 ) -> None:
     """Cancel of a NEEDS_ATTENTION order: refund whatever money is left on its payment and,
     when its units were sold, put back those not refunded yet.
@@ -314,6 +318,7 @@ async def _refund_all_left(
     provider is asked to refund everything not yet refunded (`amount=None`). It is
     skipped when our own records say nothing is left.
     """
+    session = uow.session
     refunded = (
         await session.execute(
             select(func.coalesce(func.sum(Refund.amount), 0)).where(
@@ -331,7 +336,7 @@ async def _refund_all_left(
                 order.payment_intent_id, amount=None, idempotency_key=f"cancel:{order.id}"
             )
         except ProviderFailure as exc:
-            raise PaymentProviderError(exc.message, field=["input", "orderId"]) from exc
+            raise PaymentProviderError(exc.message, field=in_input("order_id")) from exc
         provider_refund_id, status = refund.refund_id, refund.status
         amount = refund.amount if refund.amount is not None else amount
     if amount == 0 and not lines:
@@ -355,4 +360,4 @@ async def _refund_all_left(
             .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
         )
     if lines:
-        await restock_units(session, order.id, lines, reason=reason)
+        await restock_units(uow, order.id, lines, reason=reason)

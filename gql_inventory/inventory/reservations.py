@@ -18,16 +18,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory import idempotency
 from gql_inventory.inventory.errors import (
+    RESERVATION_ID_ARGUMENT,
     DomainError,
+    FieldPath,
     InvalidInput,
     InvalidOrderState,
     ReservationNotActive,
     ReservationNotFound,
     ShortAcrossLocations,
+    argument,
+    in_input,
     raise_all,
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.locks import ensure_active, lock_reservation
+from gql_inventory.inventory.orders import cancel_pending_order_of
 from gql_inventory.inventory.stock import (
     LineRequest,
     LockedLevel,
@@ -38,6 +44,7 @@ from gql_inventory.inventory.stock import (
     merge_lines,
     variant_ids_by_sku,
 )
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     MovementKind,
     Order,
@@ -57,12 +64,12 @@ class ReservationLimits:
     max_quantity: int = 10_000
 
 
-def parse_reservation_id(raw: str, *, field: Sequence[str] = ("reservationId",)) -> uuid.UUID:
+def parse_reservation_id(raw: str, *, field: FieldPath = RESERVATION_ID_ARGUMENT) -> uuid.UUID:
     """A reservation id as issued (a UUID). Anything else is `ReservationNotFound`."""
     try:
         return uuid.UUID(str(raw))
     except ValueError as exc:
-        raise ReservationNotFound("no such reservation", field=list(field)) from exc
+        raise ReservationNotFound("no such reservation", field=field) from exc
 
 
 def reference_of(reservation_id: uuid.UUID) -> str:
@@ -79,42 +86,13 @@ def _ttl(ttl_seconds: int | None, limits: ReservationLimits) -> int:
     if not 1 <= ttl <= limits.max_ttl_seconds:
         raise InvalidInput(
             f"ttlSeconds must be between 1 and {limits.max_ttl_seconds}",
-            field=["input", "ttlSeconds"],
+            field=in_input("ttl_seconds"),
         )
     return ttl
 
 
-async def lock_reservation(
-    session: AsyncSession,
-    reservation_id: uuid.UUID,
-    *,
-    field: Sequence[str] = ("reservationId",),
-    skip_locked: bool = False,
-) -> Reservation | None:
-    """Lock and return the reservation row (None when missing or, with `skip_locked`, busy).
-
-    Raises `ReservationNotFound` when it does not exist and `skip_locked` is off.
-    """
-    stmt = select(Reservation).where(Reservation.id == reservation_id)
-    stmt = stmt.with_for_update(skip_locked=skip_locked)
-    reservation = (await session.execute(stmt)).scalar_one_or_none()
-    if reservation is None and not skip_locked:
-        raise ReservationNotFound("no such reservation", field=list(field))
-    return reservation
-
-
-def ensure_active(
-    reservation: Reservation, now: datetime, *, field: Sequence[str] = ("reservationId",)
-) -> None:
-    """Raise `ReservationNotActive` unless ACTIVE and not past its expiry."""
-    if reservation.status is not ReservationStatus.ACTIVE:
-        raise ReservationNotActive(reservation.status.value, field=list(field))
-    if reservation.expires_at <= now:
-        raise ReservationNotActive(ReservationStatus.EXPIRED.value, field=list(field))
-
-
 async def _apply_plan(
-    session: AsyncSession,
+    uow: UnitOfWork,
     reservation_id: uuid.UUID,
     changes: dict[int, tuple[LockedLevel, int]],
     kind: MovementKind,
@@ -125,7 +103,7 @@ async def _apply_plan(
         if delta == 0:
             continue
         movement = await apply_movement(
-            session,
+            uow,
             level_id=level_id,
             kind=kind if delta > 0 else MovementKind.RELEASE,
             reserved_delta=delta,
@@ -155,13 +133,13 @@ def _plan_increase(
             requested=held + quantity,
             available=held + sum(max(lv.available, 0) for lv in levels),
             held=held,
-            field=["input", "lines", str(index), "quantity"],
+            field=in_input("lines", index, "quantity"),
         )
     return plan
 
 
 async def reserve(
-    session: AsyncSession,
+    uow: UnitOfWork,
     lines: Sequence[LineRequest],
     *,
     limits: ReservationLimits,
@@ -178,6 +156,7 @@ async def reserve(
     `InsufficientStock`; one per short SKU, grouped in `DomainErrors`),
     `IdempotencyConflict`.
     """
+    session = uow.session
     ttl = _ttl(ttl_seconds, limits)
     wanted = merge_lines(lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity)
     if idempotency_key is not None:
@@ -216,7 +195,7 @@ async def reserve(
             idempotency_key=idempotency_key.value if idempotency_key else None,
         )
     )
-    await _apply_plan(session, reservation_id, changes, MovementKind.RESERVATION)
+    await _apply_plan(uow, reservation_id, changes, MovementKind.RESERVATION)
     await session.execute(
         insert(ReservationLine),
         [
@@ -251,7 +230,7 @@ async def _held_lines(session: AsyncSession, reservation_id: uuid.UUID) -> dict[
 
 
 async def update_reservation(
-    session: AsyncSession,
+    uow: UnitOfWork,
     reservation_id: uuid.UUID,
     lines: Sequence[LineRequest],
     *,
@@ -266,19 +245,20 @@ async def update_reservation(
     `InvalidInput`, `UnknownSku`, `ShortAcrossLocations` (an `InsufficientStock`
     whose figures count the units the reservation already holds).
     """
+    session = uow.session
     wanted = merge_lines(
         lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity, allow_zero=True
     )
-    reservation = await lock_reservation(session, reservation_id, field=["input", "reservationId"])
+    reservation = await lock_reservation(session, reservation_id, field=in_input("reservation_id"))
     assert reservation is not None
     now = _now()
-    ensure_active(reservation, now, field=["input", "reservationId"])
+    ensure_active(reservation, now, field=in_input("reservation_id"))
     order_status = (
         await session.execute(select(Order.status).where(Order.reservation_id == reservation_id))
     ).scalar_one_or_none()
     if order_status is not None:  # checked out: the order's lines and amount are frozen
         raise InvalidOrderState(
-            order_status.value, "change the reservation of", field=["input", "reservationId"]
+            order_status.value, "change the reservation of", field=in_input("reservation_id")
         )
     skus = list(wanted)
     variant_ids = await variant_ids_by_sku(session, skus)
@@ -307,7 +287,7 @@ async def update_reservation(
                     to_release -= take
     raise_all(errors)
 
-    await _apply_plan(session, reservation_id, changes, MovementKind.RESERVATION)
+    await _apply_plan(uow, reservation_id, changes, MovementKind.RESERVATION)
     for level_id, (level, delta) in changes.items():
         new_quantity = held.get(level_id, 0) + delta
         if level_id not in held:
@@ -345,7 +325,7 @@ async def update_reservation(
 
 
 async def end_reservation(
-    session: AsyncSession,
+    uow: UnitOfWork,
     reservation: Reservation,
     *,
     status: ReservationStatus,
@@ -356,12 +336,13 @@ async def end_reservation(
     `kind` is RELEASE (buyer, cancel) or EXPIRY (the sweeper). The lines are
     kept as a record; with a non-ACTIVE status they no longer count as reserved.
     """
+    session = uow.session
     if reservation.status is not ReservationStatus.ACTIVE:
         raise ReservationNotActive(reservation.status.value)
     held = await _held_lines(session, reservation.id)
     for level_id in sorted(held):
         movement = await apply_movement(
-            session,
+            uow,
             level_id=level_id,
             kind=kind,
             reserved_delta=-held[level_id],
@@ -377,22 +358,21 @@ async def end_reservation(
     reservation.status = status
 
 
-async def release_reservation(session: AsyncSession, reservation_id: uuid.UUID) -> uuid.UUID:
+async def release_reservation(uow: UnitOfWork, reservation_id: uuid.UUID) -> uuid.UUID:
     """The buyer gives the stock back (RELEASE). A pending order on it is cancelled
     (its payment too, after the commit).
 
     Raises `ReservationNotFound`, `ReservationNotActive`.
     """
-    from gql_inventory.inventory.orders import cancel_pending_order_of
-
+    session = uow.session
     reservation = await lock_reservation(session, reservation_id)
     assert reservation is not None
     if reservation.status is not ReservationStatus.ACTIVE:
-        raise ReservationNotActive(reservation.status.value, field=["reservationId"])
+        raise ReservationNotActive(reservation.status.value, field=argument("reservation_id"))
     await end_reservation(
-        session, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+        uow, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
     )
-    await cancel_pending_order_of(session, reservation_id, reason="reservation released")
+    await cancel_pending_order_of(uow, reservation_id, reason="reservation released")
     return reservation_id
 
 

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.inventory.errors import DomainError, InvalidInput, UnknownSku, raise_all
+from gql_inventory.inventory.errors import (
+    LINES,
+    DomainError,
+    FieldPath,
+    InvalidInput,
+    UnknownSku,
+    raise_all,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +50,7 @@ def merge_lines(
     max_lines: int,
     max_quantity: int,
     allow_zero: bool = False,
-    path: Sequence[str] = ("input", "lines"),
+    path: FieldPath = LINES,
 ) -> dict[str, int]:
     """Validate lines and merge repeated SKUs, keeping first-seen order: ``{sku: quantity}``.
 
@@ -53,29 +60,27 @@ def merge_lines(
     """
     errors: list[DomainError] = []
     if not lines:
-        raise InvalidInput("at least one line is required", field=list(path))
+        raise InvalidInput("at least one line is required", field=path)
     if len(lines) > max_lines:
-        raise InvalidInput(f"at most {max_lines} lines", field=list(path))
+        raise InvalidInput(f"at most {max_lines} lines", field=path)
     merged: dict[str, int] = {}
     lowest = 0 if allow_zero else 1
     for i, line in enumerate(lines):
         sku = line.sku.strip()
         if not sku:
-            errors.append(InvalidInput("SKU must not be blank", field=[*path, str(i), "sku"]))
+            errors.append(InvalidInput("SKU must not be blank", field=path / i / "sku"))
             continue
         if not lowest <= line.quantity <= max_quantity:
             errors.append(
                 InvalidInput(
                     f"quantity must be between {lowest} and {max_quantity}",
-                    field=[*path, str(i), "quantity"],
+                    field=path / i / "quantity",
                 )
             )
             continue
         if allow_zero and sku in merged:
             errors.append(
-                InvalidInput(
-                    "SKU given twice; quantities are absolute", field=[*path, str(i), "sku"]
-                )
+                InvalidInput("SKU given twice; quantities are absolute", field=path / i / "sku")
             )
             continue
         merged[sku] = merged.get(sku, 0) + line.quantity
@@ -83,7 +88,7 @@ def merge_lines(
             errors.append(
                 InvalidInput(
                     f"quantity of {sku!r} over all its lines exceeds {max_quantity}",
-                    field=[*path, str(i), "quantity"],
+                    field=path / i / "quantity",
                 )
             )
     raise_all(errors)
@@ -109,7 +114,7 @@ async def variant_ids_by_sku(
     session: AsyncSession,
     skus: Sequence[str],
     *,
-    path: Sequence[str] = ("input", "lines"),
+    path: FieldPath = LINES,
     positions: Mapping[str, int] | None = None,
 ) -> dict[str, int]:
     """``{sku: variant_id}`` for every SKU; raises `UnknownSku` for each unknown one.
@@ -121,7 +126,7 @@ async def variant_ids_by_sku(
     found = {r.sku: int(r.id) for r in rows}
     raise_all(
         [
-            UnknownSku(sku, field=[*path, str(positions[sku] if positions else i), "sku"])
+            UnknownSku(sku, field=path / (positions[sku] if positions else i) / "sku")
             for i, sku in enumerate(skus)
             if sku not in found
         ]

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gql_inventory.inventory.rows import VARIANT_COLUMNS, VariantRow, variant_row
 from gql_inventory.live.wire import StockEvent
-from gql_inventory.loaders import VARIANT_COLUMNS, VariantRow, variant_row
 from gql_inventory.models import Variant
 
 

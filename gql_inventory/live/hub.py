@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gql_inventory.inventory.rows import LocationRow
 from gql_inventory.live.catchup import LedgerCatchUp
 from gql_inventory.live.ledger import pages_after
 from gql_inventory.live.listener import Listener
@@ -29,7 +30,6 @@ from gql_inventory.live.orders import OrderWatch, OrderWatches
 from gql_inventory.live.pubsub import PubSub
 from gql_inventory.live.subscribers import AlertSubscriber, StockSubscriber, Subscribers
 from gql_inventory.live.wire import StockEvent, encode_orders, encode_stock
-from gql_inventory.loaders import LocationRow
 from gql_inventory.logs import get_logger
 
 log = get_logger(__name__)

@@ -8,9 +8,9 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from gql_inventory.inventory.ledger import AppliedMovement
+from gql_inventory.inventory.uow import AppliedMovement
 from gql_inventory.live.hub import Hub, HubSettings
 from gql_inventory.live.pubsub import PubSub, PubSubError, backend_url
 from gql_inventory.live.relay import Relay
@@ -18,7 +18,22 @@ from gql_inventory.live.wire import channel_for
 from gql_inventory.logs import get_logger
 
 if TYPE_CHECKING:
-    from gql_inventory.services import Services
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from gql_inventory.live.sink import EventSink
+    from gql_inventory.settings import Settings
+
+
+class Services(Protocol):
+    """What live events use of `gql_inventory.services.Services`, named by shape so the
+    live package never imports `services` (which names `Hub`): no import circle."""
+
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    events: EventSink
+    live: Hub | None
+
 
 log = get_logger(__name__)
 

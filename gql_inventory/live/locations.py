@@ -8,7 +8,7 @@ import time
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_inventory.loaders import LOCATION_COLUMNS, LocationRow, location_row
+from gql_inventory.inventory.rows import LOCATION_COLUMNS, LocationRow, location_row
 from gql_inventory.models import Location
 
 

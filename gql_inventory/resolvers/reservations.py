@@ -12,7 +12,7 @@ from gql_inventory.context import Context
 from gql_inventory.errors import Forbidden
 from gql_inventory.inventory import checkout as checkout_use_case
 from gql_inventory.inventory import orders, reservations
-from gql_inventory.inventory.errors import DomainError, OrderNotFound, ReservationNotFound
+from gql_inventory.inventory.errors import DomainError, OrderNotFound, ReservationNotFound, in_input
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.resolvers.payloads import order_payload, reservation_payload
@@ -64,7 +64,7 @@ async def update_reservation(
     services = info.context.services
     try:
         reservation_id = reservations.parse_reservation_id(
-            input.reservation_id, field=["input", "reservationId"]
+            input.reservation_id, field=in_input("reservation_id")
         )
         await run_in_transaction(
             services,
@@ -102,7 +102,7 @@ async def checkout(info: Info[Context, None], input: CheckoutInput) -> CheckoutP
     services = info.context.services
     try:
         rid = reservations.parse_reservation_id(
-            input.reservation_id, field=["input", "reservationId"]
+            input.reservation_id, field=in_input("reservation_id")
         )
         result = await run_in_transaction(
             services,

@@ -8,7 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.loaders import LevelRow, LocationRow, ProductRow, VariantRow
+from gql_inventory.inventory.rows import LevelRow, LocationRow, ProductRow, VariantRow
 from gql_inventory.money import to_decimal
 from gql_inventory.schema.docs import described_field
 

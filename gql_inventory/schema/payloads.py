@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.utils.str_converters import to_camel_case
 
-from gql_inventory.inventory.errors import DomainError, DomainErrors
+from gql_inventory.inventory.errors import DomainError, DomainErrors, ErrorCode, FieldPath
 from gql_inventory.schema.catalog import StockLevelType
 from gql_inventory.schema.enums import UserErrorCode
 from gql_inventory.schema.orders import OrderType, ReservationType, StockMovementType
@@ -58,14 +59,31 @@ def _location_id(error: DomainError) -> strawberry.ID | None:
     return None if location_id is None else strawberry.ID(str(location_id))
 
 
+#: The contract's code for each domain code (total: tests/test_imports.py checks it).
+USER_ERROR_CODES: dict[ErrorCode, UserErrorCode] = {c: UserErrorCode[c.name] for c in ErrorCode}
+
+
+def graphql_path(field: FieldPath | None) -> list[str] | None:
+    """The GraphQL path clients see for a domain `FieldPath`.
+
+    ``in_input("lines", 2, "quantity")`` is ``["input", "lines", "2", "quantity"]``;
+    ``argument("reservation_id")`` is ``["reservationId"]``. Names are camelCased as
+    Strawberry names the fields; indexes become strings.
+    """
+    if field is None:
+        return None
+    parts = [str(p) if isinstance(p, int) else to_camel_case(p) for p in field.parts]
+    return parts if field.argument else ["input", *parts]
+
+
 def user_errors(error: DomainError) -> list[UserError]:
     """Turn a domain refusal (or a group of them) into `UserError`s."""
     errors = error.errors if isinstance(error, DomainErrors) else [error]
     return [
         UserError(
-            code=UserErrorCode(e.code),
+            code=USER_ERROR_CODES[e.code],
             message=e.message,
-            field=e.field,
+            field=graphql_path(e.field),
             sku=getattr(e, "sku", None),
             requested=getattr(e, "requested", None),
             available=getattr(e, "available", None),

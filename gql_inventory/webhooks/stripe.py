@@ -38,13 +38,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import stripe
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gql_inventory.inventory import orders, payment_outcomes, provider_events, webhook_log
+from gql_inventory.inventory import (
+    orders,
+    payment_outcomes,
+    payment_progress,
+    provider_events,
+    webhook_log,
+)
 from gql_inventory.inventory.event_checks import INVALID, INVALID_EVENT
 from gql_inventory.inventory.order_lookup import order_for_payment
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.logs import get_logger
 from gql_inventory.outage import is_database_outage
 from gql_inventory.services import Services
@@ -156,17 +162,16 @@ def _meta_order_id(metadata: Any) -> uuid.UUID | None:
 
 # ---------------------------------------------------------------- handlers
 
-Handler = Callable[[AsyncSession, uuid.UUID, StripeEvent, Settings], Awaitable[str]]
+Handler = Callable[[UnitOfWork, uuid.UUID, StripeEvent, Settings], Awaitable[str]]
 
 
-async def _succeeded(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
-) -> str:
+async def _succeeded(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings) -> str:
+    session = uow.session
     received = objects.optional_amount(event.obj, "amount_received")
     amount = received or objects.amount(event.obj, "amount")
     currency = objects.currency(event.obj)
     outcome = await payment_outcomes.payment_succeeded(
-        session, order_id, reference=event.id, amount=amount, currency=currency
+        uow, order_id, reference=event.id, amount=amount, currency=currency
     )
     if outcome == "already_paid":
         await orders.record_payment_event(
@@ -175,9 +180,8 @@ async def _succeeded(
     return outcome
 
 
-async def _failed(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
-) -> str:
+async def _failed(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings) -> str:
+    session = uow.session
     error = event.obj.get("last_payment_error")
     message = None
     if isinstance(error, dict):
@@ -190,9 +194,10 @@ async def _failed(
 
 
 async def _in_progress(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, settings: Settings
+    uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, settings: Settings
 ) -> str:
-    return await provider_events.payment_in_progress(
+    session = uow.session
+    return await payment_progress.payment_in_progress(
         session,
         order_id,
         kind=event.type,
@@ -202,10 +207,9 @@ async def _in_progress(
     )
 
 
-async def _canceled(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
-) -> str:
-    outcome = await payment_outcomes.payment_canceled(session, order_id, reference=event.id)
+async def _canceled(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings) -> str:
+    session = uow.session
+    outcome = await payment_outcomes.payment_canceled(uow, order_id, reference=event.id)
     if outcome == "ignored":
         await orders.record_payment_event(
             session,
@@ -218,7 +222,7 @@ async def _canceled(
 
 
 async def _charge_refunded(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
+    uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings
 ) -> str:
     charge = event.obj
     refunds = objects.listed_refunds(charge)
@@ -226,7 +230,7 @@ async def _charge_refunded(
     amount_refunded = objects.amount(charge, "amount_refunded")
     currency = objects.currency(charge)
     return await provider_events.charge_refunded(
-        session,
+        uow,
         order_id,
         amount_refunded=amount_refunded,
         fully_refunded=charge.get("refunded") is True,
@@ -239,10 +243,10 @@ async def _charge_refunded(
 
 
 async def _refund_event(
-    session: AsyncSession, order_id: uuid.UUID, event: StripeEvent, _: Settings
+    uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings
 ) -> str:
     return await provider_events.refund_reported(
-        session, order_id, objects.refund(event.obj), kind=event.type, reference=event.id
+        uow, order_id, objects.refund(event.obj), kind=event.type, reference=event.id
     )
 
 
@@ -257,11 +261,13 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-async def _apply(session: AsyncSession, event: StripeEvent, settings: Settings) -> str:
+async def _apply(uow: UnitOfWork, event: StripeEvent, settings: Settings) -> str:
+    session = uow.session
     handler = HANDLERS.get(event.type)
     if handler is None:
         return "ignored"
     order_id: uuid.UUID | None = None
+    mark = uow.mark()
     try:
         order_id, problem = await order_for_payment(
             session, _payment_intent_id(event), _meta_order_id(event.obj.get("metadata"))
@@ -269,8 +275,9 @@ async def _apply(session: AsyncSession, event: StripeEvent, settings: Settings) 
         if order_id is None:
             return problem or "order_not_found"
         async with session.begin_nested():  # an impossible value undoes the handler's work
-            return await handler(session, order_id, event, settings)
+            return await handler(uow, order_id, event, settings)
     except InvalidEvent as exc:
+        uow.rewind(mark)  # the savepoint rolled back: nothing of it is announced
         log.warning("stripe.webhook_invalid", event_id=event.id, type=event.type, error=str(exc))
         if order_id is not None:
             await orders.record_payment_event(
@@ -283,7 +290,7 @@ async def _apply(session: AsyncSession, event: StripeEvent, settings: Settings) 
         return INVALID
 
 
-async def apply_event(session: AsyncSession, event: StripeEvent, settings: Settings) -> str:
+async def apply_event(uow: UnitOfWork, event: StripeEvent, settings: Settings) -> str:
     """Store the event id and apply the event, in the caller's transaction.
 
     Returns the outcome (``duplicate`` when the id was seen before; ``ignored`` for
@@ -292,11 +299,12 @@ async def apply_event(session: AsyncSession, event: StripeEvent, settings: Setti
     (`inventory.event_checks`), recorded and changing nothing). Raises
     `MalformedEvent` (the caller rolls back).
     """
+    session = uow.session
     if not await webhook_log.record_delivery(
         session, event.id, provider="stripe", event_type=event.type
     ):
         return "duplicate"
-    outcome = await _apply(session, event, settings)
+    outcome = await _apply(uow, event, settings)
     await webhook_log.set_outcome(session, event.id, outcome)
     return outcome
 

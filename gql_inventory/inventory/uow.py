@@ -1,0 +1,117 @@
+"""The unit of work the domain's writing use cases receive: one transaction, and what it
+will announce once it commits.
+
+The domain never commits: the caller (`gql_inventory.uow.run_in_transaction`)
+opens the transaction, builds a `UnitOfWork`, and after the commit publishes
+`movements` and `orders_changed`, cancels `payment_cancels` at the provider and logs
+`attention`. A rolled-back transaction announces nothing (DESIGN.md invariant 3).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.models import MovementKind
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedMovement:
+    """A ledger row as written: the deltas and the level's figures after the change."""
+
+    id: int
+    stock_level_id: int
+    variant_id: int
+    location_id: int
+    kind: MovementKind
+    on_hand_delta: int
+    reserved_delta: int
+    on_hand_after: int
+    reserved_after: int
+    version: int
+    reason: str | None
+    reference: str | None
+    txid: int
+    occurred_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Any) -> AppliedMovement:
+        """Build from a `stock_movements` row (mapping or Row)."""
+        m = row._mapping if hasattr(row, "_mapping") else row
+        return cls(
+            id=m["id"],
+            stock_level_id=m["stock_level_id"],
+            variant_id=m["variant_id"],
+            location_id=m["location_id"],
+            kind=MovementKind(m["kind"]),
+            on_hand_delta=m["on_hand_delta"],
+            reserved_delta=m["reserved_delta"],
+            on_hand_after=m["on_hand_after"],
+            reserved_after=m["reserved_after"],
+            version=m["version"],
+            reason=m["reason"],
+            reference=m["reference"],
+            txid=m["txid"],
+            occurred_at=m["occurred_at"],
+        )
+
+
+class PaymentCancel(NamedTuple):
+    """A payment to cancel at the provider once the transaction has committed."""
+
+    order_id: uuid.UUID
+    payment_intent_id: str
+
+
+class Attention(NamedTuple):
+    """An order that became NEEDS_ATTENTION, with its `attention_reason`."""
+
+    order_id: uuid.UUID
+    reason: str | None
+
+
+class Mark(NamedTuple):
+    """Lengths of a unit of work's lists at one point (see `UnitOfWork.mark`)."""
+
+    movements: int
+    orders_changed: int
+    payment_cancels: int
+    attention: int
+
+
+@dataclass(eq=False)
+class UnitOfWork:
+    """One open transaction (`session`) and what it will announce after its commit.
+
+    `movements`: ledger rows written, in ledger order (published to subscribers).
+    `orders_changed`: ids of orders whose status changed (`orderStatusChanged`).
+    `payment_cancels`: payments of orders it cancelled, cancelled at the provider
+    after the commit, outside any lock. `attention`: orders it made NEEDS_ATTENTION
+    (logged at WARNING after the commit).
+    """
+
+    session: AsyncSession
+    movements: list[AppliedMovement] = field(default_factory=list)
+    orders_changed: list[uuid.UUID] = field(default_factory=list)
+    payment_cancels: list[PaymentCancel] = field(default_factory=list)
+    attention: list[Attention] = field(default_factory=list)
+
+    def mark(self) -> Mark:
+        """Where the lists end now; `rewind` to it when a savepoint rolls back."""
+        return Mark(
+            len(self.movements),
+            len(self.orders_changed),
+            len(self.payment_cancels),
+            len(self.attention),
+        )
+
+    def rewind(self, mark: Mark) -> None:
+        """Forget what was added since `mark` (its savepoint rolled back)."""
+        del self.movements[mark.movements :]
+        del self.orders_changed[mark.orders_changed :]
+        del self.payment_cancels[mark.payment_cancels :]
+        del self.attention[mark.attention :]
