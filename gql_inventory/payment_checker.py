@@ -12,10 +12,8 @@ one failure (provider error, database error) is reported and the rest go on. Off
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -31,6 +29,7 @@ from gql_inventory.inventory.payment_check import (
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.logs import get_logger
 from gql_inventory.payments.base import PaymentState, ProviderFailure
+from gql_inventory.periodic import in_background, run_every
 from gql_inventory.services import Services
 from gql_inventory.uow import run_in_transaction
 
@@ -182,25 +181,18 @@ async def run_payment_checker(
     services: Services, interval_seconds: float, min_age: timedelta
 ) -> None:
     """Check every `interval_seconds` until cancelled; a failed run is logged and retried."""
-    while True:
-        await asyncio.sleep(interval_seconds)
-        try:
-            await check_pending_payments(services, min_age=min_age)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("payments.check_run_failed")
+    await run_every(
+        interval_seconds,
+        lambda: check_pending_payments(services, min_age=min_age),
+        failure_event="payments.check_run_failed",
+        first_after_interval=True,
+    )
 
 
-@contextlib.asynccontextmanager
-async def payment_checker(
+def payment_checker(
     services: Services, interval_seconds: float, min_age: timedelta
-) -> AsyncIterator[None]:
+) -> contextlib.AbstractAsyncContextManager[None]:
     """Run `run_payment_checker` in the background for the duration of the block."""
-    task = asyncio.create_task(run_payment_checker(services, interval_seconds, min_age))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return in_background(
+        run_payment_checker(services, interval_seconds, min_age), name="payment-checker"
+    )

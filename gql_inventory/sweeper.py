@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from gql_inventory import metrics
 from gql_inventory.inventory.expiry import SweepResult, expire_reservations
 from gql_inventory.logs import get_logger
+from gql_inventory.periodic import in_background, run_every
 from gql_inventory.services import Services
 from gql_inventory.uow import run_in_transaction
 
@@ -57,23 +56,15 @@ def report(result: SweepResult) -> None:
 
 async def run_sweeper(services: Services, interval_seconds: float) -> None:
     """Sweep every `interval_seconds` until cancelled; a failed sweep is logged and retried."""
-    while True:
-        try:
-            await sweep_once(services)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("reservations.sweep_failed")
-        await asyncio.sleep(interval_seconds)
+    await run_every(
+        interval_seconds,
+        lambda: sweep_once(services),
+        failure_event="reservations.sweep_failed",
+    )
 
 
-@contextlib.asynccontextmanager
-async def sweeper(services: Services, interval_seconds: float) -> AsyncIterator[None]:
+def sweeper(
+    services: Services, interval_seconds: float
+) -> contextlib.AbstractAsyncContextManager[None]:
     """Run `run_sweeper` in the background for the duration of the block."""
-    task = asyncio.create_task(run_sweeper(services, interval_seconds))
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    return in_background(run_sweeper(services, interval_seconds), name="expiry-sweeper")
