@@ -5,10 +5,10 @@ Revises: 0003
 Create Date: 2026-12-01 00:00:00.000000
 
 ``orders.payment_applied_at``: when a payment of the order was received and applied.
-It used to be read from the order's ``payment_events.type`` strings; it is backfilled
-from them: the first ``payment_intent.succeeded``, ``amount_mismatch`` or
-``late_payment_out_of_stock`` event, else (an order sold without one) its first SALE
-movement, else its last update.
+It used to be read from the order's ``payment_events.type`` strings (and its
+allocations; every sale recorded ``payment_intent.succeeded`` in the same transaction);
+it is backfilled from them: the time of the first ``payment_intent.succeeded``,
+``amount_mismatch`` or ``late_payment_out_of_stock`` event.
 
 ``refunds.source``: who made a refund (``OURS``, ``DASHBOARD``, ``UNATTRIBUTED``).
 It used to be told from an id prefix (``unattributed:<order id>``) and a fixed reason;
@@ -46,18 +46,6 @@ def upgrade() -> None:
                  WHERE type IN {_APPLIED_EVENTS}
                  GROUP BY order_id) e
          WHERE e.order_id = o.id
-        """
-    )
-    op.execute(
-        """
-        UPDATE orders o SET payment_applied_at = coalesce(
-                 (SELECT min(m.occurred_at) FROM stock_movements m
-                   WHERE m.reference = 'order:' || o.id::text AND m.kind = 'SALE'),
-                 o.updated_at)
-         WHERE o.payment_applied_at IS NULL
-           AND EXISTS (SELECT 1 FROM order_allocations a
-                         JOIN order_lines l ON l.id = a.order_line_id
-                        WHERE l.order_id = o.id)
         """
     )
 
