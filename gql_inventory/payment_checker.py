@@ -26,6 +26,7 @@ from gql_inventory.inventory.payment_check import (
     pending_payments,
     planned_action,
 )
+from gql_inventory.inventory.payment_states import Outcome
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.logs import get_logger
 from gql_inventory.payments.base import PaymentState, ProviderFailure
@@ -126,20 +127,20 @@ async def _check_one(
     except Exception as exc:  # isolated: this order's transaction rolled back, go on
         log.exception("payments.check_failed", order_id=str(pending.order_id))
         return done(state.status, "error", f"{type(exc).__name__}: {exc}".splitlines()[0])
-    if outcome != "still_pending":
+    if outcome is not Outcome.STILL_PENDING:
         log.info(
             "payments.check_applied",
             order_id=str(pending.order_id),
             payment_intent_id=pending.payment_intent_id,
             provider_status=state.status,
-            outcome=outcome,
+            outcome=outcome.value,
         )
-    return done(state.status, outcome)
+    return done(state.status, outcome.value)
 
 
 async def _apply(
     uow: UnitOfWork, pending: PendingPayment, state: PaymentState, services: Services
-) -> str:
+) -> Outcome:
     settings = services.settings
     return await apply_payment_state(
         uow,
@@ -151,7 +152,9 @@ async def _apply(
 
 
 #: Outcomes after which nothing changed.
-_NO_CHANGE = frozenset({"still_pending", "error", "already_paid", "unchanged", "ignored"})
+_NO_CHANGE = frozenset(
+    {Outcome.STILL_PENDING, "error", Outcome.ALREADY_PAID, Outcome.UNCHANGED, Outcome.IGNORED}
+)
 
 
 def _report(result: PaymentCheckResult) -> None:

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from gql_inventory import metrics
 from gql_inventory.inventory.orders import record_payment_event
+from gql_inventory.inventory.payment_states import PaymentEventKind
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.logs import get_logger
 from gql_inventory.payments.base import ProviderFailure
@@ -58,5 +59,5 @@ async def _cancel_payment(services: Services, order_id: uuid.UUID, payment_inten
         )
         async with services.sessions.begin() as session:
             await record_payment_event(
-                session, order_id, "payment_intent.cancel_failed", detail=exc.message
+                session, order_id, PaymentEventKind.PAYMENT_INTENT_CANCEL_FAILED, detail=exc.message
             )

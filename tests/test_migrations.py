@@ -49,3 +49,86 @@ def test_upgrade_downgrade_upgrade(server_url: str) -> None:
         assert _tables(url) == tables
     finally:
         _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_EXTERNAL = "refunded at the payment provider, outside this service"
+
+_OLD_STYLE_ROWS = """
+INSERT INTO orders (id, status, currency_code, total_amount, payment_provider)
+VALUES ('00000000-0000-0000-0000-00000000000a', 'PAID', 'USD', 4000, 'stripe'),
+       ('00000000-0000-0000-0000-00000000000b', 'CANCELLED', 'USD', 1000, 'stripe'),
+       ('00000000-0000-0000-0000-00000000000c', 'NEEDS_ATTENTION', 'USD', 1000, 'stripe'),
+       ('00000000-0000-0000-0000-00000000000d', 'PENDING_PAYMENT', 'USD', 1000, 'stripe');
+INSERT INTO payment_events (order_id, type, created_at) VALUES
+  ('00000000-0000-0000-0000-00000000000a', 'payment_intent.created', '2026-01-01T10:00Z'),
+  ('00000000-0000-0000-0000-00000000000a', 'payment_intent.succeeded', '2026-01-01T10:05Z'),
+  ('00000000-0000-0000-0000-00000000000a', 'charge.refunded', '2026-01-02T09:00Z'),
+  ('00000000-0000-0000-0000-00000000000b', 'amount_mismatch', '2026-01-03T10:00Z'),
+  ('00000000-0000-0000-0000-00000000000b', 'order.cancelled', '2026-01-03T11:00Z'),
+  ('00000000-0000-0000-0000-00000000000c', 'late_payment_out_of_stock', '2026-01-04T10:00Z'),
+  ('00000000-0000-0000-0000-00000000000d', 'payment_intent.payment_failed', '2026-01-05T10:00Z'),
+  ('00000000-0000-0000-0000-00000000000d', 'invalid_event', '2026-01-05T11:00Z');
+INSERT INTO refunds (order_id, provider_refund_id, amount, currency_code, status, reason)
+VALUES ('00000000-0000-0000-0000-00000000000a',
+        'unattributed:00000000-0000-0000-0000-00000000000a', 500, 'USD', 'succeeded',
+        'refunded at the payment provider, outside this service; refund ids not reported yet'),
+       ('00000000-0000-0000-0000-00000000000a', 're_dash', 1000, 'USD', 'succeeded', $ext$),
+       ('00000000-0000-0000-0000-00000000000a', 're_ours', 1000, 'USD', 'pending', 'damaged'),
+       ('00000000-0000-0000-0000-00000000000a', NULL, 1000, 'USD', 'succeeded', NULL);
+""".replace("$ext$", f"'{_EXTERNAL}'")
+
+
+def _fetch(url: str, sql: str) -> list[tuple[object, ...]]:
+    async def fetch() -> list[tuple[object, ...]]:
+        conn = await asyncpg.connect(url)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def test_0004_backfills_payment_applied_at_and_refund_source(server_url: str) -> None:
+    """Rows written before 0004 (event strings, an ``unattributed:`` id) get explicit
+    columns; the downgrade gives the old representation back."""
+    name = f"gqlinv_mig_{uuid.uuid4().hex[:8]}"
+    _admin(server_url, f'CREATE DATABASE "{name}"')
+    parts = urlsplit(server_url)
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    try:
+        upgrade_database(url, "0003")
+        _admin(url, _OLD_STYLE_ROWS)
+        upgrade_database(url, "0004")
+        applied = _fetch(
+            url,
+            "SELECT right(id::text, 1), to_char(payment_applied_at AT TIME ZONE 'UTC', "
+            "'MM-DD HH24:MI') FROM orders ORDER BY id",
+        )
+        assert applied == [
+            ("a", "01-01 10:05"),
+            ("b", "01-03 10:00"),
+            ("c", "01-04 10:00"),
+            ("d", None),
+        ]
+        refunds = _fetch(url, "SELECT provider_refund_id, source FROM refunds ORDER BY id")
+        assert refunds == [
+            (None, "UNATTRIBUTED"),
+            ("re_dash", "DASHBOARD"),
+            ("re_ours", "OURS"),
+            (None, "OURS"),
+        ]
+        downgrade_database(url, "0003")
+        (old_id,) = _fetch(url, "SELECT provider_refund_id FROM refunds ORDER BY id LIMIT 1")
+        assert old_id == ("unattributed:00000000-0000-0000-0000-00000000000a",)
+        columns = _fetch(
+            url,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name IN ('orders', 'refunds') "
+            "AND column_name IN ('payment_applied_at', 'source')",
+        )
+        assert columns == []
+        upgrade_database(url)
+        assert len(_fetch(url, "SELECT 1 FROM refunds WHERE source = 'UNATTRIBUTED'")) == 1
+    finally:
+        _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -544,8 +544,10 @@ async def test_dashboard_partial_refund_flags_then_full_refund_restocks(
         client, sessions, secret, "refund.created", order_id, refund_id="re_dash_1", amount=1000
     )
     assert outcome == "needs_attention"
-    refunds = {r.provider_refund_id: r.amount for r in await refunds_of(sessions, order_id)}
-    assert refunds == {f"unattributed:{order_id}": 0, "re_dash_1": 1000}
+    refunds = {
+        (r.source, r.provider_refund_id): r.amount for r in await refunds_of(sessions, order_id)
+    }
+    assert refunds == {("UNATTRIBUTED", None): 0, ("DASHBOARD", "re_dash_1"): 1000}
     # the rest refunded in the dashboard: refund.created first this time
     outcome = await send(
         client, sessions, secret, "refund.created", order_id, refund_id="re_dash_2", amount=3598

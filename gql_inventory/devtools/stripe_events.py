@@ -24,7 +24,7 @@ import stripe
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.models import Order, Refund
+from gql_inventory.models import Order, Refund, RefundSource
 
 PAYMENT_INTENT_STATUS = {
     "payment_intent.succeeded": "succeeded",
@@ -64,7 +64,7 @@ async def load_order_facts(session: AsyncSession, order_id: uuid.UUID) -> OrderF
             .where(
                 Refund.order_id == order_id,
                 Refund.provider_refund_id.is_not(None),
-                Refund.provider_refund_id.not_like("unattributed:%"),
+                Refund.source != RefundSource.UNATTRIBUTED,
             )
             .order_by(Refund.id)
         )

@@ -27,6 +27,7 @@ from gql_inventory.models import (
     Order,
     OrderLine,
     OrderStatus,
+    PaymentEventKind,
     Reservation,
     ReservationLine,
     Variant,
@@ -204,6 +205,6 @@ async def _create_order(
         )
     )
     await record_payment_event(
-        session, order_id, "payment_intent.created", detail=payment.payment_intent_id
+        session, order_id, PaymentEventKind.PAYMENT_INTENT_CREATED, detail=payment.payment_intent_id
     )
     return CheckoutResult(order_id=order_id, client_secret=payment.client_secret)

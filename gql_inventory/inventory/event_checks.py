@@ -3,7 +3,8 @@
 A refund can only be of an order whose payment was applied, and cannot exceed what
 was paid: the order's total (minor units; a payment of another amount was flagged
 NEEDS_ATTENTION and never sold). An impossible report changes nothing: it is
-recorded as an ``invalid_event`` payment event for admins and answered ``invalid``.
+recorded as an ``invalid_event`` payment event for admins and answered ``invalid``
+(`Outcome.INVALID`).
 """
 
 from __future__ import annotations
@@ -15,16 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.orders import REFUNDABLE, record_payment_event
 from gql_inventory.inventory.payment_outcomes import payment_applied
-from gql_inventory.models import Order, OrderStatus, Refund
-
-#: Outcome of an impossible event.
-INVALID = "invalid"
-
-#: `payment_events.type` of an impossible event (never one of the "payment applied" types).
-INVALID_EVENT = "invalid_event"
-
-#: Refund statuses under which no money went back.
-_FAILED = ("canceled", "failed")
+from gql_inventory.inventory.payment_states import (
+    FAILED_REFUND_STATUSES,
+    Outcome,
+    PaymentEventKind,
+)
+from gql_inventory.models import Order, OrderStatus, Refund, RefundSource
 
 
 async def was_paid(session: AsyncSession, order: Order) -> bool:
@@ -36,12 +33,12 @@ async def was_paid(session: AsyncSession, order: Order) -> bool:
 
 async def refunded_by_id(session: AsyncSession, order: Order, *, besides: str | None) -> int:
     """Minor units refunded in refunds known by their provider id (not failed),
-    leaving out the refund `besides` and the "unattributed" remainder row."""
+    leaving out the refund `besides` and the UNATTRIBUTED remainder row."""
     stmt = select(func.coalesce(func.sum(Refund.amount), 0)).where(
         Refund.order_id == order.id,
-        Refund.status.not_in(_FAILED),
+        Refund.status.not_in(FAILED_REFUND_STATUSES),
+        Refund.source != RefundSource.UNATTRIBUTED,
         Refund.provider_refund_id.is_not(None),
-        Refund.provider_refund_id.not_like("unattributed:%"),
     )
     if besides is not None:
         stmt = stmt.where(Refund.provider_refund_id != besides)
@@ -119,10 +116,20 @@ async def impossible_charge_refund(
 
 
 async def record_invalid(
-    session: AsyncSession, order: Order, kind: str, *, reference: str | None, problem: str
-) -> str:
-    """Record an impossible `kind` event on the order; returns `INVALID`."""
+    session: AsyncSession,
+    order: Order,
+    kind: PaymentEventKind,
+    *,
+    reference: str | None,
+    problem: str,
+) -> Outcome:
+    """Record an impossible `kind` event on the order (an ``invalid_event`` payment
+    event, never one that means a payment was applied); returns ``invalid``."""
     await record_payment_event(
-        session, order.id, INVALID_EVENT, provider_event_id=reference, detail=f"{kind}: {problem}"
+        session,
+        order.id,
+        PaymentEventKind.INVALID_EVENT,
+        provider_event_id=reference,
+        detail=f"{kind}: {problem}",
     )
-    return INVALID
+    return Outcome.INVALID

@@ -7,12 +7,13 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_inventory.inventory.payment_states import Outcome
 from gql_inventory.models import Order
 
 
 async def order_for_payment(
     session: AsyncSession, payment_intent_id: str | None, meta_order_id: uuid.UUID | None
-) -> tuple[uuid.UUID | None, str | None]:
+) -> tuple[uuid.UUID | None, Outcome | None]:
     """The order an event names, or ``(None, why not)``.
 
     `payment_intent_id`: the PaymentIntent the event is about (``pi_...``);
@@ -29,17 +30,17 @@ async def order_for_payment(
         ).scalar_one_or_none()
         if by_intent is not None:
             if meta_order_id is not None and meta_order_id != by_intent:
-                return None, "order_mismatch"
+                return None, Outcome.ORDER_MISMATCH
             return by_intent, None
     if meta_order_id is None:
-        return None, "order_not_found"
+        return None, Outcome.ORDER_NOT_FOUND
     row = (
         await session.execute(
             select(Order.id, Order.payment_intent_id).where(Order.id == meta_order_id)
         )
     ).first()
     if row is None:
-        return None, "order_not_found"
+        return None, Outcome.ORDER_NOT_FOUND
     if payment_intent_id is not None and row.payment_intent_id not in (None, payment_intent_id):
-        return None, "payment_intent_mismatch"
+        return None, Outcome.PAYMENT_INTENT_MISMATCH
     return meta_order_id, None

@@ -26,6 +26,7 @@ from gql_inventory.models import (
     OrderLine,
     OrderStatus,
     PaymentEvent,
+    PaymentEventKind,
     Reservation,
 )
 
@@ -61,12 +62,15 @@ def now() -> datetime:
 async def record_payment_event(
     session: AsyncSession,
     order_id: uuid.UUID,
-    type_: str,
+    type_: PaymentEventKind,
     *,
     provider_event_id: str | None = None,
     detail: str | None = None,
 ) -> None:
-    """Append to the order's payment history (shown to admins as `Order.paymentEvents`)."""
+    """Append to the order's payment history (shown to admins as `Order.paymentEvents`).
+
+    `type_` is stored as its value (``payment_intent.succeeded``, ``order.cancelled``...).
+    """
     await session.execute(
         insert(PaymentEvent).values(
             order_id=order_id, type=type_, provider_event_id=provider_event_id, detail=detail
@@ -137,7 +141,7 @@ async def cancel_pending_order_of(
     await set_status(uow, order, OrderStatus.CANCELLED)
     if order.payment_intent_id:
         defer_payment_cancel(uow, order.id, order.payment_intent_id)
-    await record_payment_event(session, order.id, "order.cancelled", detail=reason)
+    await record_payment_event(session, order.id, PaymentEventKind.ORDER_CANCELLED, detail=reason)
     return order.id
 
 

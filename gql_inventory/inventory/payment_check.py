@@ -24,25 +24,19 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.orders import defer_payment_cancel, lock_order, record_payment_event
-from gql_inventory.inventory.payment_outcomes import (
-    PAYMENT_APPLIED_EVENTS,
-    payment_canceled,
-    payment_succeeded,
-)
+from gql_inventory.inventory.payment_outcomes import payment_canceled, payment_succeeded
 from gql_inventory.inventory.payment_progress import payment_in_progress
+from gql_inventory.inventory.payment_states import Outcome, PaymentEventKind
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Order, OrderStatus, PaymentEvent
 from gql_inventory.payments.base import PaymentState
 
-#: Payment event recorded for each thing the check applied (``detail`` says what).
-CHECK_EVENT = "payment_check"
-#: Recorded when the check finds the payment of a cancelled order canceled at last.
-CHECK_CANCEL_CONFIRMED = "payment_check.cancel_confirmed"
-#: What `uow` records when cancelling a cancelled order's payment failed.
-CANCEL_FAILED = "payment_intent.cancel_failed"
-
-#: Statuses under which the buyer is still paying: the reservation is held longer.
-IN_PROGRESS = frozenset({"processing", "requires_action"})
+#: PaymentIntent statuses under which the buyer is still paying: the reservation is held
+#: longer, as for the webhook event of the same name.
+IN_PROGRESS = {
+    "processing": PaymentEventKind.PAYMENT_INTENT_PROCESSING,
+    "requires_action": PaymentEventKind.PAYMENT_INTENT_REQUIRES_ACTION,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +51,7 @@ class PendingPayment:
     created_at: datetime
 
 
-def _has_event(*types: str) -> ColumnElement[bool]:
+def _has_event(*types: PaymentEventKind) -> ColumnElement[bool]:
     return exists().where(PaymentEvent.order_id == Order.id, PaymentEvent.type.in_(types))
 
 
@@ -72,8 +66,12 @@ async def pending_payments(
     """
     stranded = and_(
         Order.status == OrderStatus.CANCELLED,
-        _has_event(CANCEL_FAILED),
-        ~_has_event(*PAYMENT_APPLIED_EVENTS, "payment_intent.canceled", CHECK_CANCEL_CONFIRMED),
+        Order.payment_applied_at.is_(None),
+        _has_event(PaymentEventKind.PAYMENT_INTENT_CANCEL_FAILED),
+        ~_has_event(
+            PaymentEventKind.PAYMENT_INTENT_CANCELED,
+            PaymentEventKind.PAYMENT_CHECK_CANCEL_CONFIRMED,
+        ),
     )
     pending = and_(
         Order.status == OrderStatus.PENDING_PAYMENT,
@@ -116,7 +114,7 @@ async def apply_payment_state(
     *,
     hold_seconds: int,
     max_hold_seconds: int,
-) -> str:
+) -> Outcome:
     """Apply the provider's current state of the order's payment, as the webhook would.
 
     ``succeeded``: `payment_succeeded` with the amount received (outcomes ``sold``,
@@ -135,7 +133,7 @@ async def apply_payment_state(
         None,
         str(order.id),
     ):
-        outcome = "order_mismatch"
+        outcome = Outcome.ORDER_MISMATCH
     elif state.status == "succeeded":
         outcome = await payment_succeeded(
             uow,
@@ -145,28 +143,31 @@ async def apply_payment_state(
         )
     elif state.status == "canceled":
         outcome = await payment_canceled(uow, order.id)
-        if outcome == "ignored" and order.status is OrderStatus.CANCELLED:
+        if outcome is Outcome.IGNORED and order.status is OrderStatus.CANCELLED:
             await record_payment_event(
-                session, order.id, CHECK_CANCEL_CONFIRMED, detail=state.payment_intent_id
+                session,
+                order.id,
+                PaymentEventKind.PAYMENT_CHECK_CANCEL_CONFIRMED,
+                detail=state.payment_intent_id,
             )
-            outcome = "cancel_confirmed"
+            outcome = Outcome.CANCEL_CONFIRMED
     elif state.status in IN_PROGRESS:
         outcome = await payment_in_progress(
             session,
             order.id,
-            kind=f"payment_intent.{state.status}",
+            kind=IN_PROGRESS[state.status],
             hold_seconds=hold_seconds,
             max_hold_seconds=max_hold_seconds,
         )
     elif order.status is OrderStatus.CANCELLED and order.payment_intent_id:
         defer_payment_cancel(uow, order.id, order.payment_intent_id)
-        outcome = "cancel_retried"
+        outcome = Outcome.CANCEL_RETRIED
     else:
-        return "still_pending"
+        return Outcome.STILL_PENDING
     await record_payment_event(
         session,
         order.id,
-        CHECK_EVENT,
+        PaymentEventKind.PAYMENT_CHECK,
         detail=f"{state.payment_intent_id} {state.status} -> {outcome}",
     )
     return outcome

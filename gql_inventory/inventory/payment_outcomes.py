@@ -17,8 +17,8 @@ from gql_inventory.inventory.orders import (
     order_reference,
     record_payment_event,
     set_status,
-    was_sold,
 )
+from gql_inventory.inventory.payment_states import Outcome
 from gql_inventory.inventory.reservations import (
     end_reservation,
 )
@@ -30,11 +30,15 @@ from gql_inventory.models import (
     OrderAllocation,
     OrderLine,
     OrderStatus,
-    PaymentEvent,
+    PaymentEventKind,
     Reservation,
     ReservationLine,
     ReservationStatus,
 )
+
+#: `orders.payment_applied_at` of a payment applied now (the transaction's time); a
+#: time already set stays.
+_APPLIED_NOW = func.coalesce(Order.payment_applied_at, func.now())
 
 
 async def payment_succeeded(
@@ -44,21 +48,22 @@ async def payment_succeeded(
     reference: str | None = None,
     amount: int | None = None,
     currency: str | None = None,
-) -> str:
+) -> Outcome:
     """The payment of an order succeeded: sell its units (SALE) exactly once.
 
-    Returns an outcome word: ``sold``, ``sold_late`` (its reservation had ended:
-    units re-taken from what is available), ``needs_attention`` (too few units
-    left after a late payment; nothing goes below zero), ``amount_mismatch``,
-    or ``already_paid``. `amount` (minor units) and `currency`, when given,
-    must match the order. Raises `OrderNotFound`.
+    Returns ``sold``, ``sold_late`` (its reservation had ended: units re-taken from
+    what is available), ``needs_attention`` (too few units left after a late
+    payment; nothing goes below zero), ``amount_mismatch``, or ``already_paid``.
+    Every outcome but ``already_paid`` sets the order's `payment_applied_at`.
+    `amount` (minor units) and `currency`, when given, must match the order.
+    Raises `OrderNotFound`.
     """
     session = uow.session
     reservation, order = await lock_order(session, order_id)
     if order.status in (*REFUNDABLE, OrderStatus.REFUNDED, OrderStatus.NEEDS_ATTENTION):
-        return "already_paid"
+        return Outcome.ALREADY_PAID
     if order.status is OrderStatus.CANCELLED and await payment_applied(session, order.id):
-        return "already_paid"
+        return Outcome.ALREADY_PAID
     if (amount is not None and amount != order.total_amount) or (
         currency is not None and currency.upper() != order.currency_code.upper()
     ):
@@ -68,47 +73,40 @@ async def payment_succeeded(
             OrderStatus.NEEDS_ATTENTION,
             attention_reason=f"paid {amount} {currency}, order total {order.total_amount} "
             f"{order.currency_code}",
+            payment_applied_at=_APPLIED_NOW,
         )
         await record_payment_event(
-            session, order.id, "amount_mismatch", provider_event_id=reference
+            session, order.id, PaymentEventKind.AMOUNT_MISMATCH, provider_event_id=reference
         )
-        return "amount_mismatch"
+        return Outcome.AMOUNT_MISMATCH
     if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
         await _sell_reserved(uow, order, reservation)
-        outcome = "sold"
+        outcome = Outcome.SOLD
     else:
         if not await _sell_late(uow, order):
             await record_payment_event(
-                session, order.id, "late_payment_out_of_stock", provider_event_id=reference
+                session,
+                order.id,
+                PaymentEventKind.LATE_PAYMENT_OUT_OF_STOCK,
+                provider_event_id=reference,
             )
-            return "needs_attention"
-        outcome = "sold_late"
-    await set_status(uow, order, OrderStatus.PAID)
+            return Outcome.NEEDS_ATTENTION
+        outcome = Outcome.SOLD_LATE
+    await set_status(uow, order, OrderStatus.PAID, payment_applied_at=_APPLIED_NOW)
     await record_payment_event(
-        session, order.id, "payment_intent.succeeded", provider_event_id=reference
+        session, order.id, PaymentEventKind.PAYMENT_INTENT_SUCCEEDED, provider_event_id=reference
     )
     return outcome
 
 
-#: Payment events that mean a payment of the order was received and applied.
-PAYMENT_APPLIED_EVENTS = (
-    "payment_intent.succeeded",
-    "amount_mismatch",
-    "late_payment_out_of_stock",
-)
-
-
 async def payment_applied(session: AsyncSession, order_id: uuid.UUID) -> bool:
-    """True when a payment of the order was applied: units sold, or the order flagged
-    (amount mismatch, late payment without stock) and possibly cancelled since."""
-    if await was_sold(session, order_id):
-        return True
-    found = await session.execute(
-        select(PaymentEvent.id)
-        .where(PaymentEvent.order_id == order_id, PaymentEvent.type.in_(PAYMENT_APPLIED_EVENTS))
-        .limit(1)
-    )
-    return found.first() is not None
+    """True when a payment of the order was received and applied (`payment_applied_at`
+    is set): units sold, or the order flagged (amount mismatch, late payment without
+    stock), whatever its status since (refunded, cancelled)."""
+    applied_at = (
+        await session.execute(select(Order.payment_applied_at).where(Order.id == order_id))
+    ).scalar_one_or_none()
+    return applied_at is not None
 
 
 async def _sell_reserved(uow: UnitOfWork, order: Order, reservation: Reservation) -> None:
@@ -185,6 +183,7 @@ async def _sell_late(uow: UnitOfWork, order: Order) -> bool:
             OrderStatus.NEEDS_ATTENTION,
             attention_reason="paid after its reservation ended; not enough stock for variants "
             + ", ".join(short),
+            payment_applied_at=_APPLIED_NOW,
         )
         return False
     for line_id, level, units in sorted(plans, key=lambda p: p[1].id):
@@ -212,7 +211,7 @@ async def payment_failed(
     *,
     error: str | None,
     reference: str | None = None,
-) -> str:
+) -> Outcome:
     """A payment attempt failed (e.g. card declined): record it, keep the reservation.
 
     The buyer may retry on the same PaymentIntent; the reservation ends by
@@ -228,17 +227,17 @@ async def payment_failed(
     await record_payment_event(
         session,
         order.id,
-        "payment_intent.payment_failed",
+        PaymentEventKind.PAYMENT_INTENT_PAYMENT_FAILED,
         provider_event_id=reference,
         detail=error,
     )
-    return "recorded"
+    return Outcome.RECORDED
 
 
 async def payment_canceled(
     uow: UnitOfWork, order_id: uuid.UUID, *, reference: str | None = None
-) -> str:
-    """The payment was cancelled: release the reservation (RELEASE), order CANCELLED.
+) -> Outcome:
+    """The payment was canceled: release the reservation (RELEASE), order CANCELLED.
 
     Does nothing to a paid order (a succeeded payment cannot be cancelled).
     Returns ``cancelled`` or ``ignored``. Raises `OrderNotFound`.
@@ -246,13 +245,13 @@ async def payment_canceled(
     session = uow.session
     reservation, order = await lock_order(session, order_id)
     if order.status is not OrderStatus.PENDING_PAYMENT:
-        return "ignored"
+        return Outcome.IGNORED
     if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
         await end_reservation(
             uow, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
         )
     await set_status(uow, order, OrderStatus.CANCELLED)
     await record_payment_event(
-        session, order.id, "payment_intent.canceled", provider_event_id=reference
+        session, order.id, PaymentEventKind.PAYMENT_INTENT_CANCELED, provider_event_id=reference
     )
-    return "cancelled"
+    return Outcome.CANCELLED

@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.orders import lock_order, record_payment_event
+from gql_inventory.inventory.payment_states import Outcome, PaymentEventKind
 from gql_inventory.inventory.reservations import extend_for_payment
 from gql_inventory.models import OrderStatus, ReservationStatus
 
@@ -17,11 +18,11 @@ async def payment_in_progress(
     session: AsyncSession,
     order_id: uuid.UUID,
     *,
-    kind: str,
+    kind: PaymentEventKind,
     hold_seconds: int,
     max_hold_seconds: int,
     reference: str | None = None,
-) -> str:
+) -> Outcome:
     """The buyer is paying (bank payment processing, 3-D Secure): keep the stock longer.
 
     The order's ACTIVE reservation is held until now + `hold_seconds`, never more than
@@ -43,7 +44,7 @@ async def payment_in_progress(
             provider_event_id=reference,
             detail=f"stock not held: order {order.status.value}",
         )
-        return "ignored"
+        return Outcome.IGNORED
     before = reservation.expires_at
     until = await extend_for_payment(
         session,
@@ -58,4 +59,4 @@ async def payment_in_progress(
         provider_event_id=reference,
         detail=f"reservation held until {until.isoformat()}",
     )
-    return "extended" if until > before else "unchanged"
+    return Outcome.EXTENDED if until > before else Outcome.UNCHANGED

@@ -25,8 +25,8 @@ of more than was paid) change nothing and answer ``invalid`` (`event_checks`).
      later refund of the rest still restocks every unit not refunded.
 3. A charge's refunded total (`charge.refunded` carries only the cumulative
    `amount_refunded`) may include refunds not yet seen by id: that part is kept on
-   one "unattributed" row per order, which a later refund event with the id takes
-   over, so a refund seen both ways counts once.
+   one UNATTRIBUTED refund row per order (`refunds.source`, no provider id), which a
+   later refund event with the id takes over, so a refund seen both ways counts once.
 4. A ``charge.refunded`` before the payment's success: the charge (with its captured
    amount) says the payment succeeded; the success is applied first (sell, or flag
    when the stock is gone). A refund event alone (no charge amount) on an order whose
@@ -38,12 +38,12 @@ of more than was paid) change nothing and answer ``invalid`` (`event_checks`).
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.event_checks import (
@@ -58,7 +58,15 @@ from gql_inventory.inventory.orders import (
     set_status,
 )
 from gql_inventory.inventory.payment_outcomes import payment_applied, payment_succeeded
-from gql_inventory.inventory.refunds import refund_quantities, restock_units
+from gql_inventory.inventory.payment_states import (
+    FAILED_REFUND_STATUSES,
+    Outcome,
+    PaymentEventKind,
+    RefundSource,
+    RefundStatus,
+)
+from gql_inventory.inventory.refund_records import add_refund, refund_units
+from gql_inventory.inventory.refunds import refund_quantities
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     Order,
@@ -68,9 +76,6 @@ from gql_inventory.models import (
     Refund,
 )
 from gql_inventory.money import to_decimal
-
-#: Refund statuses under which no money went back.
-FAILED_REFUND_STATUSES = frozenset({"failed", "canceled"})
 
 #: `refunds.reason` of a refund made at the provider, outside this service.
 EXTERNAL_REFUND = "refunded at the payment provider, outside this service"
@@ -83,15 +88,11 @@ class ReportedRefund:
     refund_id: str
     amount: int
     currency: str
-    status: str
+    status: RefundStatus
 
 
 def _money(amount: int, currency: str) -> str:
     return f"{to_decimal(amount, currency)} {currency.upper()}"
-
-
-def _unattributed_id(order_id: uuid.UUID) -> str:
-    return f"unattributed:{order_id}"
 
 
 async def _reload(session: AsyncSession, order_id: uuid.UUID) -> Order:
@@ -134,43 +135,55 @@ async def _refund_row(session: AsyncSession, provider_refund_id: str) -> Refund 
 
 
 async def _unattributed(session: AsyncSession, order: Order, *, create: bool) -> Refund | None:
-    row = await _refund_row(session, _unattributed_id(order.id))
+    """The order's UNATTRIBUTED refund row (rule 3), made (amount 0) when `create`."""
+    stmt = (
+        select(Refund)
+        .where(Refund.order_id == order.id, Refund.source == RefundSource.UNATTRIBUTED)
+        .execution_options(populate_existing=True)
+    )
+    row = (await session.execute(stmt)).scalar_one_or_none()
     if row is None and create:
-        await session.execute(
-            insert(Refund).values(
-                order_id=order.id,
-                provider_refund_id=_unattributed_id(order.id),
-                amount=0,
-                currency_code=order.currency_code,
-                status="succeeded",
-                lines=[],
-                restocked=False,
-                reason=f"{EXTERNAL_REFUND}; refund ids not reported yet",
-            )
+        await add_refund(
+            session,
+            order,
+            source=RefundSource.UNATTRIBUTED,
+            amount=0,
+            status=RefundStatus.SUCCEEDED,
+            reason=f"{EXTERNAL_REFUND}; refund ids not reported yet",
         )
-        row = await _refund_row(session, _unattributed_id(order.id))
+        row = (await session.execute(stmt)).scalar_one()
     return row
+
+
+class _Noted(enum.Enum):
+    """What `_note_refund` made of one reported refund."""
+
+    KNOWN = enum.auto()  # seen before with this status
+    UPDATED = enum.auto()  # seen before, its status changed
+    FAILED = enum.auto()  # seen before, it failed (or was canceled) now
+    NEW = enum.auto()  # first seen: recorded
+    FAILED_UNKNOWN = enum.auto()  # first seen, failed: nothing was refunded
+    OTHER_ORDER = enum.auto()  # the refund id belongs to another order
 
 
 async def _note_refund(
     session: AsyncSession, order: Order, refund: ReportedRefund
-) -> tuple[str, Refund | None]:
-    """Record what the provider says about one refund. Returns ``(what, row)``:
-    ``known``, ``updated``, ``failed`` (a known refund failed), ``new``,
-    ``failed_unknown`` (nothing was refunded) or ``other_order``."""
+) -> tuple[_Noted, Refund | None]:
+    """Record what the provider says about one refund. Returns ``(what, row)``."""
     row = await _refund_row(session, refund.refund_id)
     if row is not None:
         if row.order_id != order.id:
-            return "other_order", None
+            return _Noted.OTHER_ORDER, None
         if row.status == refund.status:
-            return "known", row
+            return _Noted.KNOWN, row
         await session.execute(
             update(Refund).where(Refund.id == row.id).values(status=refund.status)
         )
         row.status = refund.status
-        return ("failed" if refund.status in FAILED_REFUND_STATUSES else "updated"), row
+        failed = refund.status in FAILED_REFUND_STATUSES
+        return (_Noted.FAILED if failed else _Noted.UPDATED), row
     if refund.status in FAILED_REFUND_STATUSES:
-        return "failed_unknown", None
+        return _Noted.FAILED_UNKNOWN, None
     unattributed = await _unattributed(session, order, create=False)
     if unattributed is not None and unattributed.amount > 0:  # rule 3: take it over
         await session.execute(
@@ -178,19 +191,16 @@ async def _note_refund(
             .where(Refund.id == unattributed.id)
             .values(amount=max(0, unattributed.amount - refund.amount))
         )
-    await session.execute(
-        insert(Refund).values(
-            order_id=order.id,
-            provider_refund_id=refund.refund_id,
-            amount=refund.amount,
-            currency_code=order.currency_code,
-            status=refund.status,
-            lines=[],
-            restocked=False,
-            reason=EXTERNAL_REFUND,
-        )
+    await add_refund(
+        session,
+        order,
+        source=RefundSource.DASHBOARD,
+        amount=refund.amount,
+        status=refund.status,
+        provider_refund_id=refund.refund_id,
+        reason=EXTERNAL_REFUND,
     )
-    return "new", await _refund_row(session, refund.refund_id)
+    return _Noted.NEW, await _refund_row(session, refund.refund_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,16 +213,15 @@ class _Totals:
 async def _totals(session: AsyncSession, order_id: uuid.UUID) -> _Totals:
     rows = (
         await session.execute(
-            select(Refund.provider_refund_id, Refund.amount, Refund.lines).where(
+            select(Refund.source, Refund.amount, Refund.lines).where(
                 Refund.order_id == order_id,
-                Refund.status.not_in(sorted(FAILED_REFUND_STATUSES)),
+                Refund.status.not_in(FAILED_REFUND_STATUSES),
             )
         )
     ).all()
-    unattributed = _unattributed_id(order_id)
     return _Totals(
         refunded=sum(int(r.amount) for r in rows),
-        identified=sum(int(r.amount) for r in rows if r.provider_refund_id != unattributed),
+        identified=sum(int(r.amount) for r in rows if r.source is not RefundSource.UNATTRIBUTED),
         explained=sum(int(r.amount) for r in rows if r.lines),
     )
 
@@ -240,36 +249,22 @@ async def _settle(
     fully_refunded: bool,
     row: Refund | None,
     reason: str,
-) -> str:
+) -> Outcome:
     """Apply rules 1 and 2 to what is now known to be refunded at the provider."""
     session = uow.session
     if order.status not in (*REFUNDABLE, OrderStatus.NEEDS_ATTENTION):
-        return "recorded"  # REFUNDED or CANCELLED: no unit left to give back
+        return Outcome.RECORDED  # REFUNDED or CANCELLED: no unit left to give back
     totals = await _totals(session, order.id)
     if fully_refunded or totals.refunded >= order.total_amount:
         lines = await refund_quantities(session, order, None)
         returnable = await _returnable_units(session, order.id)
         if lines:
-            for line in lines:
-                await session.execute(
-                    update(OrderLine)
-                    .where(OrderLine.id == line.line_id)
-                    .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
-                )
-            await restock_units(uow, order.id, lines, reason=reason)
             target = row or await _unattributed(session, order, create=True)
             assert target is not None
-            applied: list[dict[str, Any]] = [
-                {"variant_id": ln.variant_id, "quantity": ln.quantity} for ln in lines
-            ]
-            await session.execute(
-                update(Refund)
-                .where(Refund.id == target.id)
-                .values(lines=[*target.lines, *applied], restocked=True)
-            )
+            await refund_units(uow, order.id, target.id, lines, restock=True, reason=reason)
         await set_status(uow, order, OrderStatus.REFUNDED)
         restocked = returnable - await _returnable_units(session, order.id)
-        return "restocked" if restocked else "refunded"
+        return Outcome.RESTOCKED if restocked else Outcome.REFUNDED
     if totals.refunded > totals.explained:
         if order.status is not OrderStatus.NEEDS_ATTENTION:
             unexplained = totals.refunded - totals.explained
@@ -281,8 +276,8 @@ async def _settle(
                 "payment provider without saying which units: no stock was restocked; "
                 "restock returned units by hand",
             )
-        return "needs_attention"
-    return "recorded"
+        return Outcome.NEEDS_ATTENTION
+    return Outcome.RECORDED
 
 
 async def refund_reported(
@@ -290,9 +285,9 @@ async def refund_reported(
     order_id: uuid.UUID,
     refund: ReportedRefund,
     *,
-    kind: str,
+    kind: PaymentEventKind,
     reference: str | None = None,
-) -> str:
+) -> Outcome:
     """The provider reports one refund (created, updated, failed) of the order's payment.
 
     Returns ``restocked``, ``refunded`` (in full, nothing left to restock),
@@ -314,14 +309,14 @@ async def refund_reported(
         return await record_invalid(session, order, kind, reference=reference, problem=problem)
     head = f"refund {refund.refund_id} of {_money(refund.amount, refund.currency)}: {refund.status}"
     if refund.currency.upper() != order.currency_code.upper():
-        outcome = "currency_mismatch"
+        outcome = Outcome.CURRENCY_MISMATCH
     else:
         what, row = await _note_refund(session, order, refund)
-        if what == "other_order":
-            outcome = "order_mismatch"
-        elif what in ("failed", "failed_unknown"):
-            outcome = "refund_failed"
-            if what == "failed" and row is not None and row.restocked:
+        if what is _Noted.OTHER_ORDER:
+            outcome = Outcome.ORDER_MISMATCH
+        elif what in (_Noted.FAILED, _Noted.FAILED_UNKNOWN):
+            outcome = Outcome.REFUND_FAILED
+            if what is _Noted.FAILED and row is not None and row.restocked:
                 head += "; its units were restocked and stay so"
         else:
             outcome = await _settle(
@@ -342,9 +337,9 @@ async def charge_refunded(
     charge_amount: int | None,
     currency: str,
     refunds: Sequence[ReportedRefund] = (),
-    kind: str = "charge.refunded",
+    kind: PaymentEventKind = PaymentEventKind.CHARGE_REFUNDED,
     reference: str | None = None,
-) -> str:
+) -> Outcome:
     """The provider reports the refunded total of the order's charge (cumulative, minor
     units), with the refunds it lists, if any.
 
@@ -368,7 +363,7 @@ async def charge_refunded(
         " (in full)" if fully_refunded else ""
     )
     if currency.upper() != order.currency_code.upper():
-        outcome = "currency_mismatch"
+        outcome = Outcome.CURRENCY_MISMATCH
     else:
         for refund in refunds:
             await _note_refund(session, order, refund)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory import idempotency
@@ -21,15 +19,14 @@ from gql_inventory.inventory.errors import (
     raise_all,
 )
 from gql_inventory.inventory.idempotency import IdempotencyKey
-from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.orders import (
     REFUNDABLE,
     lock_order,
-    order_reference,
     record_payment_event,
     set_status,
     was_sold,
 )
+from gql_inventory.inventory.refund_records import RefundLine, record_refund, refunded_amount
 from gql_inventory.inventory.reservations import (
     end_reservation,
 )
@@ -38,10 +35,12 @@ from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import (
     MovementKind,
     Order,
-    OrderAllocation,
     OrderLine,
     OrderStatus,
+    PaymentEventKind,
     Refund,
+    RefundSource,
+    RefundStatus,
     ReservationStatus,
     Variant,
 )
@@ -94,17 +93,14 @@ async def refund_order(
     return order_id
 
 
-@dataclass(frozen=True, slots=True)
-class _RefundLine:
-    line_id: int
-    variant_id: int
-    quantity: int
-    unit_price_amount: int
-
-
 async def refund_quantities(
     session: AsyncSession, order: Order, lines: Sequence[LineRequest] | None
-) -> list[_RefundLine]:
+) -> list[RefundLine]:
+    """The order lines and units `lines` asks to refund (None: every unit not refunded yet).
+
+    Raises `InvalidInput` (no lines, a quantity below 1) and `RefundExceedsQuantity`
+    (an unknown SKU, or more units than are left to refund), all at once.
+    """
     rows = (
         await session.execute(
             select(
@@ -123,7 +119,7 @@ async def refund_quantities(
     by_sku = {r.sku: r for r in rows}
     if lines is None:
         return [
-            _RefundLine(r.id, r.variant_id, r.quantity - r.refunded_quantity, r.unit_price_amount)
+            RefundLine(r.id, r.variant_id, r.quantity - r.refunded_quantity, r.unit_price_amount)
             for r in rows
             if r.quantity > r.refunded_quantity
         ]
@@ -151,7 +147,7 @@ async def refund_quantities(
             )
     raise_all(errors)
     return [
-        _RefundLine(by_sku[sku].id, by_sku[sku].variant_id, qty, by_sku[sku].unit_price_amount)
+        RefundLine(by_sku[sku].id, by_sku[sku].variant_id, qty, by_sku[sku].unit_price_amount)
         for sku, qty in wanted.items()
     ]
 
@@ -159,7 +155,7 @@ async def refund_quantities(
 async def _refund(
     uow: UnitOfWork,
     order: Order,
-    lines: list[_RefundLine],
+    lines: list[RefundLine],
     *,
     provider: PaymentProvider,
     restock: bool,
@@ -174,8 +170,8 @@ async def _refund(
             select(func.count()).select_from(Refund).where(Refund.order_id == order.id)
         )
     ).scalar_one()
-    provider_refund_id = None
-    status = "succeeded"
+    provider_refund_id: str | None = None
+    status = RefundStatus.SUCCEEDED
     if order.payment_intent_id and amount > 0:
         try:
             refund = await provider.refund(
@@ -186,26 +182,17 @@ async def _refund(
         except ProviderFailure as exc:
             raise PaymentProviderError(exc.message, field=in_input("order_id")) from exc
         provider_refund_id, status = refund.refund_id, refund.status
-    await session.execute(
-        insert(Refund).values(
-            order_id=order.id,
-            provider_refund_id=provider_refund_id,
-            amount=amount,
-            currency_code=order.currency_code,
-            status=status,
-            lines=[{"variant_id": ln.variant_id, "quantity": ln.quantity} for ln in lines],
-            restocked=restock,
-            reason=reason,
-        )
+    await record_refund(
+        uow,
+        order,
+        lines,
+        source=RefundSource.OURS,
+        amount=amount,
+        status=status,
+        provider_refund_id=provider_refund_id,
+        restock=restock,
+        reason=reason,
     )
-    for line in lines:
-        await session.execute(
-            update(OrderLine)
-            .where(OrderLine.id == line.line_id)
-            .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
-        )
-    if restock:
-        await restock_units(uow, order.id, lines, reason=reason)
     remaining = (
         await session.execute(
             select(
@@ -216,51 +203,12 @@ async def _refund(
     status_after = OrderStatus.REFUNDED if remaining == 0 else OrderStatus.PARTIALLY_REFUNDED
     await set_status(uow, order, status_after)
     await record_payment_event(
-        session, order.id, "refund.created", provider_event_id=provider_refund_id, detail=reason
+        session,
+        order.id,
+        PaymentEventKind.REFUND_CREATED,
+        provider_event_id=provider_refund_id,
+        detail=reason,
     )
-
-
-_ALLOCATIONS = text(
-    """
-    SELECT id, stock_level_id, quantity - returned_quantity AS returnable
-      FROM order_allocations
-     WHERE order_line_id = :line_id AND quantity > returned_quantity
-     ORDER BY stock_level_id
-       FOR UPDATE
-    """
-)
-
-
-async def restock_units(
-    uow: UnitOfWork, order_id: uuid.UUID, lines: list[_RefundLine], *, reason: str | None
-) -> None:
-    """Return refunded units to the levels they were sold from (RETURN), by level id."""
-    session = uow.session
-    returns: dict[int, int] = defaultdict(int)
-    for line in lines:
-        remaining = line.quantity
-        for alloc in (await session.execute(_ALLOCATIONS, {"line_id": line.line_id})).all():
-            if remaining == 0:
-                break
-            take = min(int(alloc.returnable), remaining)
-            await session.execute(
-                update(OrderAllocation)
-                .where(OrderAllocation.id == alloc.id)
-                .values(returned_quantity=OrderAllocation.returned_quantity + take)
-            )
-            returns[int(alloc.stock_level_id)] += take
-            remaining -= take
-    for level_id in sorted(returns):
-        movement = await apply_movement(
-            uow,
-            level_id=level_id,
-            kind=MovementKind.RETURN,
-            on_hand_delta=returns[level_id],
-            reference=order_reference(order_id),
-            reason=reason,
-        )
-        if movement is None:  # pragma: no cover - adding on hand cannot break a constraint
-            raise RuntimeError(f"level {level_id} refused a return")
 
 
 async def cancel_order(
@@ -303,7 +251,7 @@ async def cancel_order(
     else:
         raise InvalidOrderState(order.status.value, "cancel", field=in_input("order_id"))
     await set_status(uow, order, OrderStatus.CANCELLED)
-    await record_payment_event(session, order.id, "order.cancelled", detail=reason)
+    await record_payment_event(session, order.id, PaymentEventKind.ORDER_CANCELLED, detail=reason)
     return order.id
 
 
@@ -319,17 +267,12 @@ async def _refund_all_left(
     skipped when our own records say nothing is left.
     """
     session = uow.session
-    refunded = (
-        await session.execute(
-            select(func.coalesce(func.sum(Refund.amount), 0)).where(
-                Refund.order_id == order.id, Refund.status.not_in(("failed", "canceled"))
-            )
-        )
-    ).scalar_one()
+    refunded = await refunded_amount(session, order.id)
     lines = (
         await refund_quantities(session, order, None) if await was_sold(session, order.id) else []
     )
-    provider_refund_id, status, amount = None, "succeeded", max(order.total_amount - refunded, 0)
+    provider_refund_id: str | None = None
+    status, amount = RefundStatus.SUCCEEDED, max(order.total_amount - refunded, 0)
     if order.payment_intent_id and amount > 0:
         try:
             refund = await provider.refund(
@@ -341,23 +284,14 @@ async def _refund_all_left(
         amount = refund.amount if refund.amount is not None else amount
     if amount == 0 and not lines:
         return
-    await session.execute(
-        insert(Refund).values(
-            order_id=order.id,
-            provider_refund_id=provider_refund_id,
-            amount=amount,
-            currency_code=order.currency_code,
-            status=status,
-            lines=[{"variant_id": ln.variant_id, "quantity": ln.quantity} for ln in lines],
-            restocked=bool(lines),
-            reason=reason,
-        )
+    await record_refund(
+        uow,
+        order,
+        lines,
+        source=RefundSource.OURS,
+        amount=amount,
+        status=status,
+        provider_refund_id=provider_refund_id,
+        restock=True,
+        reason=reason,
     )
-    for line in lines:
-        await session.execute(
-            update(OrderLine)
-            .where(OrderLine.id == line.line_id)
-            .values(refunded_quantity=OrderLine.refunded_quantity + line.quantity)
-        )
-    if lines:
-        await restock_units(uow, order.id, lines, reason=reason)

@@ -11,6 +11,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_inventory.inventory.payment_states import Outcome
 from gql_inventory.models import WebhookEvent
 
 
@@ -31,8 +32,8 @@ async def record_delivery(
     return fresh.first() is not None
 
 
-async def set_outcome(session: AsyncSession, event_id: str, outcome: str) -> None:
-    """Store what applying the event did (``applied``, ``ignored``, ``invalid``...)."""
+async def set_outcome(session: AsyncSession, event_id: str, outcome: Outcome) -> None:
+    """Store what applying the event did (``sold``, ``ignored``, ``invalid``...)."""
     await session.execute(
         update(WebhookEvent).where(WebhookEvent.id == event_id).values(outcome=outcome)
     )

@@ -47,8 +47,70 @@ class OrderStatus(enum.StrEnum):
     NEEDS_ATTENTION = "NEEDS_ATTENTION"
 
 
-def _enum(cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(cls, name=name, native_enum=False, length=24)
+class PaymentEventKind(enum.StrEnum):
+    """`payment_events.type`: what happened to an order's payment.
+
+    Stripe's event types keep Stripe's names and spelling ("canceled";
+    https://docs.stripe.com/api/events/types); the others are this service's own.
+    The values are stored as they are: never rename one.
+    """
+
+    # Stripe event types
+    PAYMENT_INTENT_SUCCEEDED = "payment_intent.succeeded"
+    PAYMENT_INTENT_PAYMENT_FAILED = "payment_intent.payment_failed"
+    PAYMENT_INTENT_PROCESSING = "payment_intent.processing"
+    PAYMENT_INTENT_REQUIRES_ACTION = "payment_intent.requires_action"
+    PAYMENT_INTENT_CANCELED = "payment_intent.canceled"
+    CHARGE_REFUNDED = "charge.refunded"
+    CHARGE_REFUND_UPDATED = "charge.refund.updated"
+    REFUND_CREATED = "refund.created"  # also ours: a refund this service made
+    REFUND_UPDATED = "refund.updated"
+    REFUND_FAILED = "refund.failed"
+    # this service's own
+    PAYMENT_INTENT_CREATED = "payment_intent.created"
+    PAYMENT_INTENT_CANCEL_FAILED = "payment_intent.cancel_failed"
+    AMOUNT_MISMATCH = "amount_mismatch"
+    LATE_PAYMENT_OUT_OF_STOCK = "late_payment_out_of_stock"
+    INVALID_EVENT = "invalid_event"
+    ORDER_CANCELLED = "order.cancelled"  # the order became CANCELLED (our spelling)
+    PAYMENT_CHECK = "payment_check"
+    PAYMENT_CHECK_CANCEL_CONFIRMED = "payment_check.cancel_confirmed"
+
+
+class RefundStatus(enum.StrEnum):
+    """A refund's status, Stripe's values (https://docs.stripe.com/api/refunds/object#refund_object-status)."""
+
+    PENDING = "pending"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+class RefundSource(enum.StrEnum):
+    """Who made a refund, so each kind is told apart by a column, not by its id.
+
+    OURS: this service (`refundOrder`, `cancelOrder`), its units handled when made.
+    DASHBOARD: at the provider, outside this service (the Stripe dashboard, another
+    API client); always has its provider id. UNATTRIBUTED: the part of a charge's
+    refunded total not reported by refund id yet, one row per order, no provider id.
+    """
+
+    OURS = "OURS"
+    DASHBOARD = "DASHBOARD"
+    UNATTRIBUTED = "UNATTRIBUTED"
+
+
+def _enum(cls: type[enum.Enum], name: str, length: int = 24) -> Enum:
+    """A VARCHAR column holding the enum's values (no database enum type, no CHECK)."""
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+        validate_strings=True,
+    )
 
 
 class Reservation(Base):
@@ -121,6 +183,9 @@ class Order(Base):
     payment_client_secret: Mapped[str | None] = mapped_column(Text)
     last_payment_error: Mapped[str | None] = mapped_column(Text)
     attention_reason: Mapped[str | None] = mapped_column(Text)
+    #: When a payment of the order was received and applied (units sold, or the order
+    #: flagged: amount mismatch, late payment without stock); null while unpaid.
+    payment_applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -172,17 +237,36 @@ class Refund(Base):
 
     `lines` is a JSON list of ``{"variant_id": int, "quantity": int}``;
     `restocked` tells whether its units went back on hand, so a provider's later
-    `charge.refunded` event never restocks a second time.
+    `charge.refunded` event never restocks a second time. `source`: who made it
+    (`RefundSource`); an UNATTRIBUTED row has no provider id, a DASHBOARD one has one.
     """
 
     __tablename__ = "refunds"
+    __table_args__ = (
+        Index(
+            "uq_refunds_unattributed_order_id",
+            "order_id",
+            unique=True,
+            postgresql_where=text("source = 'UNATTRIBUTED'"),
+        ),
+        CheckConstraint(
+            "source <> 'UNATTRIBUTED' OR provider_refund_id IS NULL",
+            name="unattributed_without_id",
+        ),
+        CheckConstraint(
+            "source <> 'DASHBOARD' OR provider_refund_id IS NOT NULL", name="dashboard_with_id"
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
     provider_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     currency_code: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(32))
+    status: Mapped[RefundStatus] = mapped_column(_enum(RefundStatus, "refund_status", 32))
+    source: Mapped[RefundSource] = mapped_column(
+        _enum(RefundSource, "refund_source", 16), default=RefundSource.OURS
+    )
     lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     restocked: Mapped[bool] = mapped_column(server_default=text("false"))
     reason: Mapped[str | None] = mapped_column(Text)
@@ -197,7 +281,9 @@ class PaymentEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
-    type: Mapped[str] = mapped_column(String(64))
+    type: Mapped[PaymentEventKind] = mapped_column(
+        _enum(PaymentEventKind, "payment_event_type", 64)
+    )
     provider_event_id: Mapped[str | None] = mapped_column(String(255))
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()

@@ -6,6 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
+from gql_inventory.models.orders import RefundStatus
+
 
 class ProviderFailure(Exception):
     """The provider refused or could not be reached; `message` is safe to show an admin."""
@@ -40,7 +42,7 @@ class ProviderRefund:
     """A refund created at the provider; `status` as the provider reports it."""
 
     refund_id: str
-    status: str
+    status: RefundStatus
     amount: int | None = None
 
 

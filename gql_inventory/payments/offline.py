@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from gql_inventory.models.orders import RefundStatus
 from gql_inventory.payments.base import (
     CreatedPayment,
     PaymentRequest,
@@ -39,7 +40,9 @@ class OfflinePaymentProvider:
     ) -> ProviderRefund:
         """A local refund id derived from the idempotency key; status `succeeded`."""
         digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:24]
-        return ProviderRefund(refund_id=f"re_offline_{digest}", status="succeeded", amount=amount)
+        return ProviderRefund(
+            refund_id=f"re_offline_{digest}", status=RefundStatus.SUCCEEDED, amount=amount
+        )
 
     async def retrieve_payment(self, payment_intent_id: str) -> PaymentState | None:
         """Unknown: offline payments are reported only by (CLI-posted) webhook events."""

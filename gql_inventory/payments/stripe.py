@@ -19,6 +19,7 @@ from typing import Any
 import stripe
 from stripe.params import PaymentIntentCreateParams
 
+from gql_inventory.models.orders import RefundStatus
 from gql_inventory.payments.base import (
     CreatedPayment,
     PaymentRequest,
@@ -29,6 +30,16 @@ from gql_inventory.payments.base import (
 
 #: PaymentIntents made by the offline provider: nothing to cancel at Stripe.
 OFFLINE_PREFIX = "pi_offline_"
+
+
+def _refund_status(value: str | None) -> RefundStatus:
+    """Stripe's status of a refund (https://docs.stripe.com/api/refunds/object): none yet,
+    or one not documented when this was written, is ``pending`` (not final: a later
+    ``refund.updated`` event says what it became)."""
+    try:
+        return RefundStatus(value or RefundStatus.PENDING)
+    except ValueError:
+        return RefundStatus.PENDING
 
 
 class _HTTPXClient(stripe.HTTPXClient):
@@ -146,7 +157,7 @@ class StripePaymentProvider:
         except stripe.StripeError as exc:
             raise _failure(exc, "refund") from exc
         return ProviderRefund(
-            refund_id=refund.id, status=refund.status or "pending", amount=refund.amount
+            refund_id=refund.id, status=_refund_status(refund.status), amount=refund.amount
         )
 
     async def retrieve_payment(self, payment_intent_id: str) -> PaymentState | None:

@@ -48,8 +48,8 @@ from gql_inventory.inventory import (
     provider_events,
     webhook_log,
 )
-from gql_inventory.inventory.event_checks import INVALID, INVALID_EVENT
 from gql_inventory.inventory.order_lookup import order_for_payment
+from gql_inventory.inventory.payment_states import Outcome, PaymentEventKind
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.logs import get_logger
 from gql_inventory.outage import is_database_outage
@@ -74,7 +74,12 @@ TOLERANCE_SECONDS = 300
 RETRY_AFTER_SECONDS = 30
 
 REFUND_EVENTS = frozenset(
-    {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+    {
+        PaymentEventKind.REFUND_CREATED,
+        PaymentEventKind.REFUND_UPDATED,
+        PaymentEventKind.REFUND_FAILED,
+        PaymentEventKind.CHARGE_REFUND_UPDATED,
+    }
 )
 
 
@@ -89,6 +94,12 @@ class StripeEvent:
     id: str
     type: str
     obj: dict[str, Any]
+
+    @property
+    def kind(self) -> PaymentEventKind:
+        """The event's type as recorded in the order's history. Raises `ValueError` for a
+        type not handled here (handlers are only called for types of `HANDLERS`)."""
+        return PaymentEventKind(self.type)
 
 
 def _timestamp(header: str) -> int | None:
@@ -162,10 +173,12 @@ def _meta_order_id(metadata: Any) -> uuid.UUID | None:
 
 # ---------------------------------------------------------------- handlers
 
-Handler = Callable[[UnitOfWork, uuid.UUID, StripeEvent, Settings], Awaitable[str]]
+Handler = Callable[[UnitOfWork, uuid.UUID, StripeEvent, Settings], Awaitable[Outcome]]
 
 
-async def _succeeded(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings) -> str:
+async def _succeeded(
+    uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings
+) -> Outcome:
     session = uow.session
     received = objects.optional_amount(event.obj, "amount_received")
     amount = received or objects.amount(event.obj, "amount")
@@ -173,14 +186,14 @@ async def _succeeded(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _
     outcome = await payment_outcomes.payment_succeeded(
         uow, order_id, reference=event.id, amount=amount, currency=currency
     )
-    if outcome == "already_paid":
+    if outcome is Outcome.ALREADY_PAID:
         await orders.record_payment_event(
-            session, order_id, event.type, provider_event_id=event.id, detail="already applied"
+            session, order_id, event.kind, provider_event_id=event.id, detail="already applied"
         )
     return outcome
 
 
-async def _failed(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings) -> str:
+async def _failed(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings) -> Outcome:
     session = uow.session
     error = event.obj.get("last_payment_error")
     message = None
@@ -195,26 +208,28 @@ async def _failed(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: S
 
 async def _in_progress(
     uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, settings: Settings
-) -> str:
+) -> Outcome:
     session = uow.session
     return await payment_progress.payment_in_progress(
         session,
         order_id,
-        kind=event.type,
+        kind=event.kind,
         hold_seconds=settings.payment_hold_seconds,
         max_hold_seconds=settings.payment_hold_max_seconds,
         reference=event.id,
     )
 
 
-async def _canceled(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings) -> str:
+async def _canceled(
+    uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings
+) -> Outcome:
     session = uow.session
     outcome = await payment_outcomes.payment_canceled(uow, order_id, reference=event.id)
-    if outcome == "ignored":
+    if outcome is Outcome.IGNORED:
         await orders.record_payment_event(
             session,
             order_id,
-            event.type,
+            event.kind,
             provider_event_id=event.id,
             detail="ignored: the order is no longer pending",
         )
@@ -223,7 +238,7 @@ async def _canceled(uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _:
 
 async def _charge_refunded(
     uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings
-) -> str:
+) -> Outcome:
     charge = event.obj
     refunds = objects.listed_refunds(charge)
     captured = objects.optional_amount(charge, "amount_captured")
@@ -237,35 +252,35 @@ async def _charge_refunded(
         charge_amount=captured or objects.optional_amount(charge, "amount"),
         currency=currency,
         refunds=refunds,
-        kind=event.type,
+        kind=event.kind,
         reference=event.id,
     )
 
 
 async def _refund_event(
     uow: UnitOfWork, order_id: uuid.UUID, event: StripeEvent, _: Settings
-) -> str:
+) -> Outcome:
     return await provider_events.refund_reported(
-        uow, order_id, objects.refund(event.obj), kind=event.type, reference=event.id
+        uow, order_id, objects.refund(event.obj), kind=event.kind, reference=event.id
     )
 
 
 HANDLERS: dict[str, Handler] = {
-    "payment_intent.succeeded": _succeeded,
-    "payment_intent.payment_failed": _failed,
-    "payment_intent.processing": _in_progress,
-    "payment_intent.requires_action": _in_progress,
-    "payment_intent.canceled": _canceled,
-    "charge.refunded": _charge_refunded,
+    PaymentEventKind.PAYMENT_INTENT_SUCCEEDED: _succeeded,
+    PaymentEventKind.PAYMENT_INTENT_PAYMENT_FAILED: _failed,
+    PaymentEventKind.PAYMENT_INTENT_PROCESSING: _in_progress,
+    PaymentEventKind.PAYMENT_INTENT_REQUIRES_ACTION: _in_progress,
+    PaymentEventKind.PAYMENT_INTENT_CANCELED: _canceled,
+    PaymentEventKind.CHARGE_REFUNDED: _charge_refunded,
     **dict.fromkeys(REFUND_EVENTS, _refund_event),
 }
 
 
-async def _apply(uow: UnitOfWork, event: StripeEvent, settings: Settings) -> str:
+async def _apply(uow: UnitOfWork, event: StripeEvent, settings: Settings) -> Outcome:
     session = uow.session
     handler = HANDLERS.get(event.type)
     if handler is None:
-        return "ignored"
+        return Outcome.IGNORED
     order_id: uuid.UUID | None = None
     mark = uow.mark()
     try:
@@ -273,7 +288,7 @@ async def _apply(uow: UnitOfWork, event: StripeEvent, settings: Settings) -> str
             session, _payment_intent_id(event), _meta_order_id(event.obj.get("metadata"))
         )
         if order_id is None:
-            return problem or "order_not_found"
+            return problem or Outcome.ORDER_NOT_FOUND
         async with session.begin_nested():  # an impossible value undoes the handler's work
             return await handler(uow, order_id, event, settings)
     except InvalidEvent as exc:
@@ -283,14 +298,14 @@ async def _apply(uow: UnitOfWork, event: StripeEvent, settings: Settings) -> str
             await orders.record_payment_event(
                 session,
                 order_id,
-                INVALID_EVENT,
+                PaymentEventKind.INVALID_EVENT,
                 provider_event_id=event.id,
                 detail=f"{event.type}: {exc}",
             )
-        return INVALID
+        return Outcome.INVALID
 
 
-async def apply_event(uow: UnitOfWork, event: StripeEvent, settings: Settings) -> str:
+async def apply_event(uow: UnitOfWork, event: StripeEvent, settings: Settings) -> Outcome:
     """Store the event id and apply the event, in the caller's transaction.
 
     Returns the outcome (``duplicate`` when the id was seen before; ``ignored`` for
@@ -303,7 +318,7 @@ async def apply_event(uow: UnitOfWork, event: StripeEvent, settings: Settings) -
     if not await webhook_log.record_delivery(
         session, event.id, provider="stripe", event_type=event.type
     ):
-        return "duplicate"
+        return Outcome.DUPLICATE
     outcome = await _apply(uow, event, settings)
     await webhook_log.set_outcome(session, event.id, outcome)
     return outcome
@@ -343,7 +358,7 @@ def stripe_webhook(services: Services) -> Callable[[Request], Awaitable[Response
                 status_code=503,
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
-        log.info("stripe.webhook", event_id=event.id, type=event.type, outcome=outcome)
+        log.info("stripe.webhook", event_id=event.id, type=event.type, outcome=outcome.value)
         return JSONResponse({"received": True, "id": event.id, "outcome": outcome})
 
     return endpoint

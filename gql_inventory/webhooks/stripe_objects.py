@@ -22,13 +22,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from gql_inventory.inventory.payment_states import RefundStatus
 from gql_inventory.inventory.provider_events import ReportedRefund
 
 #: Largest amount Stripe can charge or refund, in minor units (12 digits: IDR).
 MAX_AMOUNT = 999_999_999_999
 
 #: Refund statuses Stripe documents (https://docs.stripe.com/api/refunds/object).
-REFUND_STATUSES = frozenset({"pending", "requires_action", "succeeded", "failed", "canceled"})
+REFUND_STATUSES = frozenset(status.value for status in RefundStatus)
 
 #: Refunds read from one charge's expanded ``refunds.data`` (Stripe lists at most 100).
 MAX_LISTED_REFUNDS = 100
@@ -147,14 +148,14 @@ def required_id(obj: dict[str, Any], key: str) -> str:
 
 def refund(obj: dict[str, Any]) -> ReportedRefund:
     """A Refund object. Raises `MalformedEvent` or `InvalidEvent`."""
-    status = obj.get("status") or "pending"
+    status = obj.get("status") or RefundStatus.PENDING
     if not (isinstance(status, str) and status in REFUND_STATUSES):
         raise InvalidEvent("status", status, "not a refund status")
     return ReportedRefund(
         refund_id=required_id(obj, "id"),
         amount=amount(obj, "amount"),
         currency=currency(obj),
-        status=str(status),
+        status=RefundStatus(status),
     )
 
 
