@@ -24,8 +24,8 @@ from gql_inventory.models import Reservation, WebhookEvent
 from gql_inventory.schema.cost import Limits, measure
 from gql_inventory.schema.edge import DocumentCache
 from gql_inventory.settings import Settings
-from tests.factories import Catalog, make_catalog
-from tests.live_support import WAIT, LiveServer
+from tests.support.catalog import Catalog, make_catalog
+from tests.support.live import WAIT, LiveServer
 
 RESERVE = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {
   reservation { id } userErrors { code message field } } }"""

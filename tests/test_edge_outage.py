@@ -23,8 +23,8 @@ from gql_inventory.app import create_app
 from gql_inventory.models import Reservation
 from gql_inventory.outage import is_database_outage
 from gql_inventory.settings import Settings
-from tests.factories import Catalog, make_catalog
-from tests.live_support import WAIT, LiveServer, eventually
+from tests.support.catalog import Catalog, make_catalog
+from tests.support.live import WAIT, LiveServer, eventually
 
 LOCATIONS = "{ locations { name } }"
 RESERVE = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {

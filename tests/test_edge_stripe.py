@@ -31,8 +31,14 @@ from gql_inventory.models import (
     WebhookEvent,
 )
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import assert_invariants, deliver, facts_of, pending_order, send
+from tests.support.catalog import Catalog, make_catalog
+from tests.support.fake_stripe import (
+    deliver,
+    facts_of,
+    pending_order,
+    send,
+)
+from tests.support.invariants import assert_invariants
 
 MUG_PRICE = 999
 

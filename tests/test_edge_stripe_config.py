@@ -32,10 +32,9 @@ from gql_inventory.settings import (
 )
 from gql_inventory.webhooks import stripe as stripe_webhook_module
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import (
+from tests.support.catalog import Catalog, make_catalog
+from tests.support.fake_stripe import (
     Stock,
-    assert_invariants,
     counts,
     deliver,
     facts_of,
@@ -43,6 +42,7 @@ from tests.stripe_support import (
     pending_order,
     stock,
 )
+from tests.support.invariants import assert_invariants
 
 API_KEY = "sk_test_edge_key_4f9c2b7e1d"
 REAL_SECRET = "whsec_edge_real_endpoint_8e3a1c"

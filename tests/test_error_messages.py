@@ -10,8 +10,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.gqlops import assert_invariants, reserve, snapshot
+from tests.support.catalog import Catalog, make_catalog
+from tests.support.graphql import (
+    reserve,
+    snapshot,
+)
+from tests.support.invariants import assert_invariants
 
 ERRORS = "userErrors { code message field sku requested available locationId }"
 ADJUST = f"""mutation($input: AdjustStockInput!) {{ adjustStock(input: $input) {{

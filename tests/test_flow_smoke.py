@@ -11,7 +11,7 @@ from gql_inventory.inventory import payment_outcomes
 from gql_inventory.inventory.invariants import find_violations
 from gql_inventory.inventory.uow import UnitOfWork
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
+from tests.support.catalog import Catalog, make_catalog
 
 RESERVE = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {
   reservation { id status expiresAt lines { variant { sku } quantity } }

@@ -14,8 +14,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.live.pubsub import LISTEN_APPLICATION_NAME
-from tests.factories import make_catalog
-from tests.live_support import (
+from tests.support.catalog import make_catalog
+from tests.support.live import (
     REDIS_URL,
     STOCK_CHANGED,
     GraphQLWS,

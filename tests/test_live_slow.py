@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
-from tests.factories import Catalog, make_catalog, make_product
-from tests.live_support import (
+from tests.support.catalog import Catalog, make_catalog, make_product
+from tests.support.live import (
     STOCK_CHANGED,
     WAIT,
     GraphQLWS,

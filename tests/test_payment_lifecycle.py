@@ -20,8 +20,9 @@ from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Reservation
 from gql_inventory.settings import Settings
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.live_support import (
+from tests.support.catalog import Catalog, make_catalog
+from tests.support.fake_stripe import checkout
+from tests.support.live import (
     WAIT,
     GraphQLWS,
     LiveServer,
@@ -29,7 +30,6 @@ from tests.live_support import (
     eventually,
     wait_positioned,
 )
-from tests.stripe_support import checkout
 
 RESERVE_SHORT = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {
   reservation { id expiresAt } userErrors { code message } } }"""

@@ -36,12 +36,11 @@ from gql_inventory.services import Services
 from gql_inventory.settings import get_settings
 from gql_inventory.sweeper import sweep_once
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import (
+from tests.support.catalog import Catalog, make_catalog
+from tests.support.fake_stripe import (
     API_KEY,
     FakeStripe,
     Stock,
-    assert_invariants,
     order_row,
     pending_order,
     reservation_row,
@@ -49,6 +48,7 @@ from tests.stripe_support import (
     send,
     stock,
 )
+from tests.support.invariants import assert_invariants
 
 NOW = timedelta(0)
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog, make_product
+from tests.support.catalog import Catalog, make_catalog, make_product
 
 PRODUCT_FIELDS = """
   id handle title totalAvailable

@@ -23,14 +23,13 @@ from gql_inventory.services import Services, payment_provider
 from gql_inventory.settings import Settings, get_settings
 from gql_inventory.sweeper import sweep_once
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog, make_location, make_product
-from tests.stripe_support import (
+from tests.support.catalog import Catalog, make_catalog, make_location, make_product
+from tests.support.fake_stripe import (
     API_KEY,
     CANCEL,
     REFUND,
     FakeStripe,
     Stock,
-    assert_invariants,
     checkout,
     counts,
     order_row,
@@ -42,6 +41,7 @@ from tests.stripe_support import (
     send,
     stock,
 )
+from tests.support.invariants import assert_invariants
 
 
 @pytest.fixture

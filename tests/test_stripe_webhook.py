@@ -30,12 +30,11 @@ from gql_inventory.models import (
 )
 from gql_inventory.services import Services
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import (
+from tests.support.catalog import Catalog, make_catalog
+from tests.support.fake_stripe import (
     ORDER,
     REFUND,
     Stock,
-    assert_invariants,
     counts,
     deliver,
     facts_of,
@@ -47,6 +46,7 @@ from tests.stripe_support import (
     send,
     stock,
 )
+from tests.support.invariants import assert_invariants
 
 
 @pytest.fixture

@@ -26,8 +26,12 @@ from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Reservation, ReservationStatus, StockMovement
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import Stock, assert_invariants, stock
+from tests.support.catalog import Catalog, make_catalog
+from tests.support.fake_stripe import (
+    Stock,
+    stock,
+)
+from tests.support.invariants import assert_invariants
 
 LIMITS = ReservationLimits(default_ttl_seconds=900, max_ttl_seconds=7200, max_lines=10)
 

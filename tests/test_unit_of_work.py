@@ -30,7 +30,7 @@ from gql_inventory.schema.payloads import graphql_path, user_errors
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
 from gql_inventory.uow import run_in_transaction
-from tests.factories import Catalog, make_catalog
+from tests.support.catalog import Catalog, make_catalog
 
 LIMITS = ReservationLimits(default_ttl_seconds=900, max_ttl_seconds=7200, max_lines=10)
 

@@ -27,7 +27,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.devtools import stripe_events as events
-from gql_inventory.inventory.invariants import find_violations
 from gql_inventory.models import (
     Order,
     PaymentEvent,
@@ -467,8 +466,3 @@ async def refunds_of(
                 )
             ).scalars()
         )
-
-
-async def assert_invariants(sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions.begin() as session:
-        assert await find_violations(session) == []
