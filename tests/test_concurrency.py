@@ -66,7 +66,9 @@ Sessions = async_sessionmaker[AsyncSession]
 
 @pytest.fixture
 async def catalog(sessions: Sessions) -> Catalog:
-    """Three locations, in allocation order Main (the default), Store, Back; no products."""
+    """Three locations, in allocation order Main (the default), Store, Back; no products.
+
+    Overrides the shared `catalog` (tests/support/fixtures.py) for this file."""
     catalog = Catalog()
     async with sessions.begin() as session:
         catalog.locations["Main"] = await make_location(session, "Main", priority=10, default=True)

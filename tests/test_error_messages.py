@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import GraphQLCaller
-from tests.support.catalog import Catalog, make_catalog
+from tests.support.catalog import Catalog
 from tests.support.graphql import (
     reserve,
     snapshot,
@@ -26,13 +26,6 @@ RESERVE = f"""mutation($input: ReserveStockInput!) {{ reserveStock(input: $input
   reservation {{ id }} {ERRORS} }} }}"""
 UPDATE = f"""mutation($input: UpdateReservationInput!) {{ updateReservation(input: $input) {{
   reservation {{ id }} {ERRORS} }} }}"""
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    """SHIRT-S: 10 at Main (default, drawn from first), 2 at Store."""
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def _only_error(

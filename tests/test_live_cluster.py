@@ -6,9 +6,6 @@ the tests' waits came through the broadcast backend (or its recovery path).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -32,15 +29,6 @@ ADJUST = """mutation($sku: String!, $delta: Int!) {
   adjustStock(input: {sku: $sku, delta: $delta, reason: FOUND}) { userErrors { code } } }"""
 
 NO_POLL = {"LIVE_POLL_SECONDS": "60"}
-
-
-@pytest.fixture
-async def servers(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
-) -> AsyncIterator[ServerFactory]:
-    factory = ServerFactory(database_url, tmp_path)
-    yield factory
-    await factory.stop_all()
 
 
 async def hub_at(server: LiveServer, position: int) -> None:

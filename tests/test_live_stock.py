@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
-from tests.support.catalog import Catalog, make_catalog
+from tests.support.catalog import Catalog
 from tests.support.live import (
     ADMIN_TOKEN,
     EVENT_FIELDS,
@@ -45,21 +44,6 @@ ALERTS = """subscription { lowStockAlerts {
   variant { sku available } available threshold state occurredAt } }"""
 ORDER_STATUS = """subscription($id: ID!, $rid: ID) {
   orderStatusChanged(orderId: $id, reservationId: $rid) { id status lines { quantity } } }"""
-
-
-@pytest.fixture
-async def servers(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
-) -> AsyncIterator[ServerFactory]:
-    factory = ServerFactory(database_url, tmp_path)
-    yield factory
-    await factory.stop_all()
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 @pytest.fixture

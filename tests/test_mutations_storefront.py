@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from gql_inventory.inventory import payment_outcomes
 from gql_inventory.inventory.uow import UnitOfWork
 from tests.conftest import GraphQLCaller
-from tests.support.catalog import Catalog, make_catalog
+from tests.support.catalog import Catalog
 from tests.support.graphql import (
     CHECKOUT,
     ORDER_QUERY,
@@ -36,12 +36,6 @@ from tests.support.graphql import (
     variant_levels,
 )
 from tests.support.invariants import assert_invariants
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 def _lines(*pairs: tuple[str, int]) -> list[dict[str, Any]]:

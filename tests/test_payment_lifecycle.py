@@ -20,7 +20,7 @@ from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Reservation
 from gql_inventory.settings import Settings
 from tests.conftest import GraphQLCaller
-from tests.support.catalog import Catalog, make_catalog
+from tests.support.catalog import Catalog
 from tests.support.fake_stripe import checkout
 from tests.support.live import (
     WAIT,
@@ -33,12 +33,6 @@ from tests.support.live import (
 
 RESERVE_SHORT = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {
   reservation { id expiresAt } userErrors { code message } } }"""
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def test_checkout_gives_the_buyer_the_whole_payment_window(

@@ -4,7 +4,7 @@ refunds, cancels, errors, idempotency; then the webhook finishing the flows."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -19,11 +19,11 @@ from gql_inventory import cli
 from gql_inventory.models import OrderStatus, Reservation, ReservationStatus
 from gql_inventory.payments.base import PaymentRequest, ProviderFailure
 from gql_inventory.payments.stripe import StripePaymentProvider
-from gql_inventory.services import Services, payment_provider
+from gql_inventory.services import payment_provider
 from gql_inventory.settings import Settings, get_settings
 from gql_inventory.sweeper import sweep_once
 from tests.conftest import GraphQLCaller
-from tests.support.catalog import Catalog, make_catalog, make_location, make_product
+from tests.support.catalog import Catalog, make_location, make_product
 from tests.support.fake_stripe import (
     API_KEY,
     CANCEL,
@@ -37,42 +37,10 @@ from tests.support.fake_stripe import (
     refunds_of,
     reservation_row,
     reserve,
-    running_fake_stripe,
     send,
     stock,
 )
 from tests.support.invariants import assert_invariants
-
-
-@pytest.fixture
-def fake_stripe() -> Iterator[FakeStripe]:
-    with running_fake_stripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def provider(app: Starlette, fake_stripe: FakeStripe) -> AsyncIterator[StripePaymentProvider]:
-    """The app's payments switched to Stripe at the fake server, for one test."""
-    services: Services = app.state.services
-    previous = services.payments
-    stripe_provider = StripePaymentProvider(API_KEY, api_base=fake_stripe.url)
-    services.payments = stripe_provider
-    try:
-        yield stripe_provider
-    finally:
-        services.payments = previous
-        await stripe_provider.aclose()
-
-
-@pytest.fixture
-def secret(app: Starlette) -> str:
-    return str(app.state.services.settings.webhook_secret())
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def paid_order(

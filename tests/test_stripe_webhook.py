@@ -30,7 +30,7 @@ from gql_inventory.models import (
 )
 from gql_inventory.services import Services
 from tests.conftest import GraphQLCaller
-from tests.support.catalog import Catalog, make_catalog
+from tests.support.catalog import Catalog
 from tests.support.fake_stripe import (
     ORDER,
     REFUND,
@@ -47,17 +47,6 @@ from tests.support.fake_stripe import (
     stock,
 )
 from tests.support.invariants import assert_invariants
-
-
-@pytest.fixture
-def secret(app: Starlette) -> str:
-    return str(app.state.services.settings.webhook_secret())
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def expire(sessions: async_sessionmaker[AsyncSession], reservation_id: str) -> None:

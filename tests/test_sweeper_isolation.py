@@ -26,7 +26,7 @@ from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Reservation, ReservationStatus, StockMovement
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
-from tests.support.catalog import Catalog, make_catalog
+from tests.support.catalog import Catalog
 from tests.support.fake_stripe import (
     Stock,
     stock,
@@ -48,12 +48,6 @@ class RecordingSink:
 
     async def publish_order_changes(self, order_ids: Sequence[uuid.UUID]) -> None:
         self.orders.extend(order_ids)
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 @pytest.fixture

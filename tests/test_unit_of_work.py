@@ -30,7 +30,7 @@ from gql_inventory.schema.payloads import graphql_path, user_errors
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
 from gql_inventory.uow import run_in_transaction
-from tests.support.catalog import Catalog, make_catalog
+from tests.support.catalog import Catalog
 
 LIMITS = ReservationLimits(default_ttl_seconds=900, max_ttl_seconds=7200, max_lines=10)
 
@@ -47,12 +47,6 @@ class RecordingSink:
 
     async def publish_order_changes(self, order_ids: Sequence[uuid.UUID]) -> None:
         self.orders.extend(order_ids)
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 @pytest.fixture
