@@ -36,7 +36,7 @@ from tests.support.fake_stripe import (
     pending_order,
     refunds_of,
     reservation_row,
-    reserve,
+    reserve_id,
     send,
     stock,
 )
@@ -75,7 +75,7 @@ async def test_checkout_creates_a_payment_intent_and_success_sells(
     provider: StripePaymentProvider,
     secret: str,
 ) -> None:
-    reservation_id = await reserve(gql, {"SHIRT-S": 2, "MUG": 1})
+    reservation_id = await reserve_id(gql, {"SHIRT-S": 2, "MUG": 1})
     payload = await checkout(gql, reservation_id)
     assert payload["userErrors"] == []
     order = payload["order"]
@@ -123,7 +123,7 @@ async def test_zero_decimal_currency_goes_in_whole_units(
             [("TENUGUI", "Default Title", 1500, {"Tokyo": 10})],
             currency="JPY",
         )
-    payload = await checkout(gql, await reserve(gql, {"TENUGUI": 3}))
+    payload = await checkout(gql, await reserve_id(gql, {"TENUGUI": 3}))
     assert payload["userErrors"] == []
     assert payload["order"]["total"] == {"amount": "4500", "currencyCode": "JPY"}
     (call,) = fake_stripe.calls("/v1/payment_intents")
@@ -159,7 +159,7 @@ async def test_stripe_error_at_checkout_changes_nothing(
     fake_stripe: FakeStripe,
     provider: StripePaymentProvider,
 ) -> None:
-    reservation_id = await reserve(gql, {"MUG": 1})
+    reservation_id = await reserve_id(gql, {"MUG": 1})
     fake_stripe.fail(
         "create", status=400, type_="invalid_request_error", code="amount_too_small", message="no"
     )

@@ -42,7 +42,7 @@ from tests.support.fake_stripe import (
     pending_order,
     refunds_of,
     reservation_row,
-    reserve,
+    reserve_id,
     send,
     stock,
 )
@@ -394,7 +394,7 @@ async def test_success_after_expiry_without_stock_needs_attention(
 ) -> None:
     order_id, reservation_id = await pending_order(gql, {"SHIRT-M": 2})
     await expire(sessions, reservation_id)
-    await reserve(gql, {"SHIRT-M": 3})  # someone else takes every unit
+    await reserve_id(gql, {"SHIRT-M": 3})  # someone else takes every unit
     assert await send(client, sessions, secret, "payment_intent.succeeded", order_id) == (
         "needs_attention"
     )

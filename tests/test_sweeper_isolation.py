@@ -19,7 +19,6 @@ from typer.testing import CliRunner, Result
 
 from gql_inventory import cli, sweeper
 from gql_inventory.inventory import reservations
-from gql_inventory.inventory.ledger import AppliedMovement
 from gql_inventory.inventory.reservations import ReservationLimits
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.inventory.uow import UnitOfWork
@@ -32,22 +31,9 @@ from tests.support.fake_stripe import (
     stock,
 )
 from tests.support.invariants import assert_invariants
+from tests.support.sinks import RecordingSink
 
 LIMITS = ReservationLimits(default_ttl_seconds=900, max_ttl_seconds=7200, max_lines=10)
-
-
-class RecordingSink:
-    """Keeps what the unit of work publishes after commit."""
-
-    def __init__(self) -> None:
-        self.movements: list[AppliedMovement] = []
-        self.orders: list[uuid.UUID] = []
-
-    async def publish(self, movements: Sequence[AppliedMovement]) -> None:
-        self.movements.extend(movements)
-
-    async def publish_order_changes(self, order_ids: Sequence[uuid.UUID]) -> None:
-        self.orders.extend(order_ids)
 
 
 @pytest.fixture

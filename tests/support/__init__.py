@@ -6,5 +6,6 @@
 - `invariants`: `assert_invariants`, DESIGN.md invariants 1 and 2 on every level.
 - `fake_stripe`: a local server speaking Stripe's wire format, and webhook helpers.
 - `live`: real uvicorn servers and graphql-transport-ws clients.
+- `sinks`: `RecordingSink`, an event sink that keeps what a unit of work publishes.
 - `fixtures`: pytest fixtures used by many test files (a plugin, see tests/conftest.py).
 """

@@ -37,6 +37,7 @@ from gql_inventory.models import (
     WebhookEvent,
 )
 from tests.conftest import GraphQLCaller
+from tests.support import graphql
 
 API_KEY = "sk_test_fake_0123456789"
 
@@ -331,8 +332,6 @@ def running_fake_stripe() -> Iterator[FakeStripe]:
 
 # ---------------------------------------------------------------- storefront and webhook
 
-RESERVE = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {
-  reservation { id } userErrors { code message } } }"""
 CHECKOUT = """mutation($input: CheckoutInput!) { checkout(input: $input) {
   order { id status paymentIntentId total { amount currencyCode } }
   paymentClientSecret userErrors { code message field } } }"""
@@ -345,15 +344,9 @@ ORDER = """query($id: ID!) { order(id: $id) { id status attentionReason lastPaym
   paymentEvents { type providerEventId detail } } }"""
 
 
-async def reserve(gql: GraphQLCaller, lines: dict[str, int]) -> str:
-    """A reservation of `lines` (``{sku: quantity}``); returns its id."""
-    body = await gql(
-        RESERVE,
-        {"input": {"lines": [{"sku": sku, "quantity": q} for sku, q in lines.items()]}},
-    )
-    payload = body["data"]["reserveStock"]
-    assert payload["userErrors"] == [], payload
-    return str(payload["reservation"]["id"])
+async def reserve_id(gql: GraphQLCaller, lines: dict[str, int]) -> str:
+    """Reserve `lines` (``{sku: quantity}``, asserting no userErrors); returns the id only."""
+    return str((await graphql.reserve(gql, lines))["id"])
 
 
 async def checkout(gql: GraphQLCaller, reservation_id: str) -> dict[str, Any]:
@@ -365,7 +358,7 @@ async def checkout(gql: GraphQLCaller, reservation_id: str) -> dict[str, Any]:
 
 async def pending_order(gql: GraphQLCaller, lines: dict[str, int]) -> tuple[uuid.UUID, str]:
     """``(order id, reservation id)`` of a fresh PENDING_PAYMENT order."""
-    reservation_id = await reserve(gql, lines)
+    reservation_id = await reserve_id(gql, lines)
     payload = await checkout(gql, reservation_id)
     assert payload["userErrors"] == [], payload
     return uuid.UUID(payload["order"]["id"]), reservation_id
