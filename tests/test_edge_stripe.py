@@ -31,13 +31,13 @@ from gql_inventory.models import (
 )
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
-from tests.support.fake_stripe import (
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
     deliver,
     facts_of,
     pending_order,
     send,
 )
-from tests.support.invariants import assert_invariants
 
 MUG_PRICE = 999
 

@@ -33,7 +33,8 @@ from gql_inventory.settings import (
 from gql_inventory.webhooks import stripe as stripe_webhook_module
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
-from tests.support.fake_stripe import (
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
     Stock,
     counts,
     deliver,
@@ -42,7 +43,6 @@ from tests.support.fake_stripe import (
     pending_order,
     stock,
 )
-from tests.support.invariants import assert_invariants
 
 API_KEY = "sk_test_edge_key_4f9c2b7e1d"
 REAL_SECRET = "whsec_edge_real_endpoint_8e3a1c"

@@ -21,7 +21,6 @@ from gql_inventory.models import Reservation
 from gql_inventory.settings import Settings
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
-from tests.support.fake_stripe import checkout
 from tests.support.live import (
     WAIT,
     GraphQLWS,
@@ -29,6 +28,9 @@ from tests.support.live import (
     ServerFactory,
     eventually,
     wait_positioned,
+)
+from tests.support.payments import (
+    checkout,
 )
 
 RESERVE_SHORT = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {

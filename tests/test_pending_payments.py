@@ -40,6 +40,9 @@ from tests.support.catalog import Catalog
 from tests.support.fake_stripe import (
     API_KEY,
     FakeStripe,
+)
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
     Stock,
     order_row,
     pending_order,
@@ -47,7 +50,6 @@ from tests.support.fake_stripe import (
     send,
     stock,
 )
-from tests.support.invariants import assert_invariants
 
 NOW = timedelta(0)
 

@@ -26,9 +26,12 @@ from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog, make_location, make_product
 from tests.support.fake_stripe import (
     API_KEY,
+    FakeStripe,
+)
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
     CANCEL,
     REFUND,
-    FakeStripe,
     Stock,
     checkout,
     counts,
@@ -40,7 +43,6 @@ from tests.support.fake_stripe import (
     send,
     stock,
 )
-from tests.support.invariants import assert_invariants
 
 
 async def paid_order(

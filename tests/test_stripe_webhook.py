@@ -31,7 +31,8 @@ from gql_inventory.models import (
 from gql_inventory.services import Services
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
-from tests.support.fake_stripe import (
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
     ORDER,
     REFUND,
     Stock,
@@ -46,7 +47,6 @@ from tests.support.fake_stripe import (
     send,
     stock,
 )
-from tests.support.invariants import assert_invariants
 
 
 async def expire(sessions: async_sessionmaker[AsyncSession], reservation_id: str) -> None:

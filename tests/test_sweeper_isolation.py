@@ -26,11 +26,11 @@ from gql_inventory.models import Reservation, ReservationStatus, StockMovement
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
 from tests.support.catalog import Catalog
-from tests.support.fake_stripe import (
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
     Stock,
     stock,
 )
-from tests.support.invariants import assert_invariants
 from tests.support.sinks import RecordingSink
 
 LIMITS = ReservationLimits(default_ttl_seconds=900, max_ttl_seconds=7200, max_lines=10)
