@@ -26,6 +26,9 @@ from gql_inventory.db import create_engine, make_sessionmaker, start_embedded_po
 from gql_inventory.migrations import upgrade_database
 from gql_inventory.settings import Settings
 
+#: Shared fixtures (catalog, servers, fake_stripe, provider, secret): tests/support/fixtures.py.
+pytest_plugins = ("tests.support.fixtures",)
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_CSV_DIR = ROOT.parent / "shared" / "data" / "shopify-product-csvs"
 

@@ -1,7 +1,7 @@
 """Concurrency scenarios against the real PostgreSQL (DESIGN.md, "Transactions and concurrency").
 
 Every scenario fires many transactions at once, each on its own pooled connection
-(`tests.scenarios.run_concurrently`), then checks DESIGN.md invariants 1 and 2
+(`tests.support.scenarios.run_concurrently`), then checks DESIGN.md invariants 1 and 2
 (`find_violations`) and counts read back from the database. Interleavings vary from
 run to run; the assertions hold for every interleaving: exact counts where the rules
 fix them, otherwise the rule that relates the outcomes to the final state.
@@ -42,12 +42,12 @@ from gql_inventory.inventory.reservations import ReservationLimits
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.payments.offline import OfflinePaymentProvider
-from tests.factories import Catalog, make_location, make_product
-from tests.scenarios import (
+from tests.support.catalog import Catalog, make_location, make_product
+from tests.support.invariants import assert_invariants
+from tests.support.scenarios import (
     Outcome,
     Work,
     assert_history_sound,
-    assert_invariants,
     assert_only,
     delayed,
     fetch_all,
@@ -66,7 +66,9 @@ Sessions = async_sessionmaker[AsyncSession]
 
 @pytest.fixture
 async def catalog(sessions: Sessions) -> Catalog:
-    """Three locations, in allocation order Main (the default), Store, Back; no products."""
+    """Three locations, in allocation order Main (the default), Store, Back; no products.
+
+    Overrides the shared `catalog` (tests/support/fixtures.py) for this file."""
     catalog = Catalog()
     async with sessions.begin() as session:
         catalog.locations["Main"] = await make_location(session, "Main", priority=10, default=True)

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, Visitor, parse, visit
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from gql_inventory.app import create_app
@@ -24,8 +24,8 @@ from gql_inventory.models import Reservation, WebhookEvent
 from gql_inventory.schema.cost import Limits, measure
 from gql_inventory.schema.edge import DocumentCache
 from gql_inventory.settings import Settings
-from tests.factories import Catalog, make_catalog
-from tests.live_support import WAIT, LiveServer
+from tests.support.catalog import Catalog
+from tests.support.live import WAIT, LiveServer
 
 RESERVE = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {
   reservation { id } userErrors { code message field } } }"""
@@ -35,12 +35,6 @@ def fragment_bomb(n: int) -> str:
     """The issue's query: fragments that each spread the next twice (2**n fields expanded)."""
     fragments = " ".join(f"fragment F{i} on Query{{...F{i + 1} ...F{i + 1}}}" for i in range(n))
     return f"query{{...F0}} {fragments} fragment F{n} on Query{{__typename}}"
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def reservations(engine: AsyncEngine) -> int:

@@ -18,26 +18,20 @@ from gql_inventory.app import create_app
 from gql_inventory.context import admin_identities, admin_name
 from gql_inventory.settings import Settings
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.gqlops import (
+from tests.support.catalog import Catalog
+from tests.support.graphql import (
     ADJUST,
     CHECKOUT,
     RESERVE,
-    assert_invariants,
     errors_of,
     reserve,
     scalar,
     snapshot,
     variant_levels,
 )
+from tests.support.invariants import assert_invariants
 
 UUID_KEY = "0c6f3e52-8f0e-4d5b-9a57-2f7f1b5e8c11"
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 @pytest.fixture

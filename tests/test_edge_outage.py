@@ -17,25 +17,19 @@ import httpx
 import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory.app import create_app
 from gql_inventory.models import Reservation
 from gql_inventory.outage import is_database_outage
 from gql_inventory.settings import Settings
-from tests.factories import Catalog, make_catalog
-from tests.live_support import WAIT, LiveServer, eventually
+from tests.support.catalog import Catalog
+from tests.support.live import WAIT, LiveServer, eventually
 
 LOCATIONS = "{ locations { name } }"
 RESERVE = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {
   reservation { id } userErrors { code message } } }"""
 MUG = {"input": {"lines": [{"sku": "MUG", "quantity": 1}]}}
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def post(client: httpx.AsyncClient, query: str, variables: Any = None) -> httpx.Response:

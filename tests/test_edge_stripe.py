@@ -18,7 +18,6 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.applications import Starlette
 
 from gql_inventory.devtools import stripe_events as events
 from gql_inventory.models import (
@@ -31,21 +30,16 @@ from gql_inventory.models import (
     WebhookEvent,
 )
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import assert_invariants, deliver, facts_of, pending_order, send
+from tests.support.catalog import Catalog
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
+    deliver,
+    facts_of,
+    pending_order,
+    send,
+)
 
 MUG_PRICE = 999
-
-
-@pytest.fixture
-def secret(app: Starlette) -> str:
-    return str(app.state.services.settings.webhook_secret())
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:

@@ -32,10 +32,10 @@ from gql_inventory.settings import (
 )
 from gql_inventory.webhooks import stripe as stripe_webhook_module
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import (
+from tests.support.catalog import Catalog
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
     Stock,
-    assert_invariants,
     counts,
     deliver,
     facts_of,
@@ -47,12 +47,6 @@ from tests.stripe_support import (
 API_KEY = "sk_test_edge_key_4f9c2b7e1d"
 REAL_SECRET = "whsec_edge_real_endpoint_8e3a1c"
 UNREACHABLE = "postgresql+asyncpg://postgres@127.0.0.1:1/x"
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 # ---------------------------------------------------------------- refusing to start

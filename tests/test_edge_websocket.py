@@ -10,7 +10,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,8 @@ from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.live.wshandler import reap
 from gql_inventory.models import MovementKind
-from tests.factories import Catalog, make_catalog, make_product
-from tests.live_support import (
+from tests.support.catalog import Catalog, make_catalog, make_product
+from tests.support.live import (
     ROOT,
     STOCK_CHANGED,
     WAIT,
@@ -46,15 +45,6 @@ KINDS: dict[str, int | None] = {
     "second-init": 4429,
     "abrupt-disconnect": None,
 }
-
-
-@pytest.fixture
-async def servers(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
-) -> AsyncIterator[ServerFactory]:
-    factory = ServerFactory(database_url, tmp_path)
-    yield factory
-    await factory.stop_all()
 
 
 async def change_stock(sessions: async_sessionmaker[AsyncSession], variant_id: int) -> None:

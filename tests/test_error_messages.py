@@ -10,8 +10,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.gqlops import assert_invariants, reserve, snapshot
+from tests.support.catalog import Catalog
+from tests.support.graphql import (
+    reserve,
+    snapshot,
+)
+from tests.support.invariants import assert_invariants
 
 ERRORS = "userErrors { code message field sku requested available locationId }"
 ADJUST = f"""mutation($input: AdjustStockInput!) {{ adjustStock(input: $input) {{
@@ -22,13 +26,6 @@ RESERVE = f"""mutation($input: ReserveStockInput!) {{ reserveStock(input: $input
   reservation {{ id }} {ERRORS} }} }}"""
 UPDATE = f"""mutation($input: UpdateReservationInput!) {{ updateReservation(input: $input) {{
   reservation {{ id }} {ERRORS} }} }}"""
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    """SHIRT-S: 10 at Main (default, drawn from first), 2 at Store."""
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def _only_error(

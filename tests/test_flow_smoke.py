@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory import payment_outcomes
 from gql_inventory.inventory.invariants import find_violations
 from gql_inventory.inventory.uow import UnitOfWork
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
+from tests.support.catalog import Catalog
 
 RESERVE = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {
   reservation { id status expiresAt lines { variant { sku } quantity } }
@@ -26,12 +25,6 @@ CHECKOUT = """mutation($input: CheckoutInput!) { checkout(input: $input) {
 REFUND = """mutation($input: RefundOrderInput!) { refundOrder(input: $input) {
   order { id status lines { variant { sku } quantity refundedQuantity } }
   userErrors { code message field sku requested available } } }"""
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def test_storefront_flow(

@@ -6,16 +6,13 @@ the tests' waits came through the broadcast backend (or its recovery path).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.live.pubsub import LISTEN_APPLICATION_NAME
-from tests.factories import make_catalog
-from tests.live_support import (
+from tests.support.catalog import make_catalog
+from tests.support.live import (
     REDIS_URL,
     STOCK_CHANGED,
     GraphQLWS,
@@ -23,24 +20,14 @@ from tests.live_support import (
     ServerFactory,
     eventually,
     position_of,
+    reserve_on,
     wait_positioned,
 )
 
-RESERVE = """mutation($sku: String!, $q: Int!) {
-  reserveStock(input: {lines: [{sku: $sku, quantity: $q}]}) { userErrors { code } } }"""
 ADJUST = """mutation($sku: String!, $delta: Int!) {
   adjustStock(input: {sku: $sku, delta: $delta, reason: FOUND}) { userErrors { code } } }"""
 
 NO_POLL = {"LIVE_POLL_SECONDS": "60"}
-
-
-@pytest.fixture
-async def servers(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
-) -> AsyncIterator[ServerFactory]:
-    factory = ServerFactory(database_url, tmp_path)
-    yield factory
-    await factory.stop_all()
 
 
 async def hub_at(server: LiveServer, position: int) -> None:
@@ -48,11 +35,6 @@ async def hub_at(server: LiveServer, position: int) -> None:
         return await server.metric("gql_inventory_hub_position") == position
 
     await eventually(there, what=f"the hub of {server.http_url} to reach {position}")
-
-
-async def reserve(server: LiveServer, sku: str, quantity: int) -> None:
-    body = await server.graphql(RESERVE, {"sku": sku, "q": quantity})
-    assert body["data"]["reserveStock"]["userErrors"] == [], body
 
 
 @pytest.mark.parametrize("backend", ["redis", "postgres"])
@@ -82,8 +64,10 @@ async def test_a_change_on_one_process_reaches_subscribers_on_another(
     ):
         op_first = await on_first.subscribe(STOCK_CHANGED, {"after": start})
         op_second = await on_second.subscribe(STOCK_CHANGED, {"after": start})
-        await reserve(first, "MUG", 2)  # made on the first process
-        await reserve(second, "SHIRT-M", 1)  # made on the second
+        made = await reserve_on(first, ("MUG", 2))  # made on the first process
+        assert made["userErrors"] == [], made
+        made = await reserve_on(second, ("SHIRT-M", 1))  # made on the second
+        assert made["userErrors"] == [], made
         for client, op in ((on_first, op_first), (on_second, op_second)):
             events = await client.events(op, 2)
             assert [(e["sku"], e["reservedDelta"]) for e in events] == [

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
-from tests.factories import Catalog, make_catalog, make_location, make_product
-from tests.live_support import (
+from tests.support.catalog import Catalog, make_catalog, make_location, make_product
+from tests.support.live import (
     STOCK_CHANGED,
     GraphQLWS,
     LiveServer,
@@ -34,15 +32,6 @@ RESERVE = """mutation($lines: [StockLineInput!]!) { reserveStock(input: {lines: 
   reservation { id } userErrors { code } } }"""
 RELEASE = """mutation($id: ID!) { releaseReservation(reservationId: $id) {
   userErrors { code } } }"""
-
-
-@pytest.fixture
-async def servers(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
-) -> AsyncIterator[ServerFactory]:
-    factory = ServerFactory(database_url, tmp_path)
-    yield factory
-    await factory.stop_all()
 
 
 async def adjust(server: LiveServer, sku: str, delta: int) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
-from tests.factories import Catalog, make_catalog, make_product
-from tests.live_support import (
+from tests.support.catalog import Catalog, make_catalog, make_product
+from tests.support.live import (
     STOCK_CHANGED,
     WAIT,
     GraphQLWS,
@@ -35,15 +33,6 @@ BUFFER = 64
 #: ~8 KB on its wire, so the kernel's socket buffers (up to tcp_wmem's 4 MB) fill fast.
 LONG_SKU = "LONG-" + "X" * 245
 FAT = "subscription { stockChanged { cursor " + " ".join(f"a{i}: sku" for i in range(30)) + " } }"
-
-
-@pytest.fixture
-async def servers(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
-) -> AsyncIterator[ServerFactory]:
-    factory = ServerFactory(database_url, tmp_path)
-    yield factory
-    await factory.stop_all()
 
 
 async def burst(sessions: async_sessionmaker[AsyncSession], variant_id: int, count: int) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import MovementKind
-from tests.factories import Catalog, make_catalog
-from tests.live_support import (
+from tests.support.catalog import Catalog
+from tests.support.live import (
     ADMIN_TOKEN,
     EVENT_FIELDS,
     STOCK_CHANGED,
@@ -30,11 +29,10 @@ from tests.live_support import (
     cursor_at,
     eventually,
     position_of,
+    reserve_on,
     wait_positioned,
 )
 
-RESERVE = """mutation($lines: [StockLineInput!]!) { reserveStock(input: {lines: $lines}) {
-  reservation { id } userErrors { code sku } } }"""
 RELEASE = """mutation($id: ID!) { releaseReservation(reservationId: $id) {
   reservation { status } userErrors { code } } }"""
 CHECKOUT = """mutation($rid: ID!) { checkout(input: {reservationId: $rid}) {
@@ -48,33 +46,10 @@ ORDER_STATUS = """subscription($id: ID!, $rid: ID) {
 
 
 @pytest.fixture
-async def servers(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
-) -> AsyncIterator[ServerFactory]:
-    factory = ServerFactory(database_url, tmp_path)
-    yield factory
-    await factory.stop_all()
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
-
-
-@pytest.fixture
 async def server(servers: ServerFactory, catalog: Catalog, engine: AsyncEngine) -> LiveServer:
     started = await servers.start()
     await wait_positioned(engine)
     return started
-
-
-async def reserve(server: LiveServer, *lines: tuple[str, int]) -> dict[str, Any]:
-    body = await server.graphql(
-        RESERVE, {"lines": [{"sku": sku, "quantity": q} for sku, q in lines]}
-    )
-    payload: dict[str, Any] = body["data"]["reserveStock"]
-    return payload
 
 
 async def test_reservation_over_http_reaches_a_gql_client(server: LiveServer) -> None:
@@ -86,7 +61,7 @@ async def test_reservation_over_http_reaches_a_gql_client(server: LiveServer) ->
     request = GraphQLRequest(STOCK_CHANGED, variable_values={"skus": ["MUG"], "after": after})
     async with Client(transport=transport, fetch_schema_from_transport=False) as session:
         events = session.subscribe(request)
-        payload = await reserve(server, ("MUG", 3))
+        payload = await reserve_on(server, ("MUG", 3))
         assert payload["userErrors"] == []
         try:
             first = await anext_within(events)
@@ -112,20 +87,20 @@ async def test_rolled_back_changes_send_nothing(
     async with GraphQLWS.connect(server.ws_url) as client:
         op = await client.subscribe(STOCK_CHANGED, {"after": await server.stock_cursor()})
         # A multi-line reservation refused on its second line: all or nothing.
-        refused = await reserve(server, ("MUG", 1), ("CAP", 1))
+        refused = await reserve_on(server, ("MUG", 1), ("CAP", 1))
         assert [e["code"] for e in refused["userErrors"]] == ["INSUFFICIENT_STOCK"]
         # A transaction that wrote a movement (it took an id) and then rolled back.
         with pytest.raises(RuntimeError, match="roll back"):
             await write_then_roll_back(sessions, catalog.variants["MUG"])
         # A committed change afterwards is the first and only thing the subscriber sees.
-        assert (await reserve(server, ("SHIRT-M", 1)))["userErrors"] == []
+        assert (await reserve_on(server, ("SHIRT-M", 1)))["userErrors"] == []
         (event,) = await client.events(op, 1)
         assert (event["sku"], event["kind"], event["reservedDelta"]) == (
             "SHIRT-M",
             "RESERVATION",
             1,
         )
-        assert (await reserve(server, ("SHIRT-L", 2)))["userErrors"] == []
+        assert (await reserve_on(server, ("SHIRT-L", 2)))["userErrors"] == []
         (event,) = await client.events(op, 1)
         assert (event["sku"], event["reservedDelta"]) == ("SHIRT-L", 2)
 
@@ -194,14 +169,14 @@ async def test_low_stock_alerts_one_per_crossing(server: LiveServer) -> None:
             return await server.metric("gql_inventory_subscribers", 'kind="alerts"') == 1
 
         await eventually(registered, what="the alert subscription")
-        big = (await reserve(server, ("MUG", 40)))["reservation"]["id"]  # 10 left: no alert
-        low = (await reserve(server, ("MUG", 6)))["reservation"]["id"]  # 4: LOW
-        await reserve(server, ("MUG", 1))  # 3: still LOW, no alert
-        last = (await reserve(server, ("MUG", 3)))["reservation"]["id"]  # 0: OUT_OF_STOCK
+        big = (await reserve_on(server, ("MUG", 40)))["reservation"]["id"]  # 10 left: no alert
+        low = (await reserve_on(server, ("MUG", 6)))["reservation"]["id"]  # 4: LOW
+        await reserve_on(server, ("MUG", 1))  # 3: still LOW, no alert
+        last = (await reserve_on(server, ("MUG", 3)))["reservation"]["id"]  # 0: OUT_OF_STOCK
         await server.graphql(RELEASE, {"id": last})  # 3: LOW again
         await server.graphql(RELEASE, {"id": low})  # 9: BACK_IN_STOCK
         await server.graphql(RELEASE, {"id": big})  # 49: no alert
-        await reserve(server, ("MUG", 44))  # 5: LOW (at the threshold)
+        await reserve_on(server, ("MUG", 44))  # 5: LOW (at the threshold)
         alerts = await admin.events(op, 5, field="lowStockAlerts")
     assert [(a["state"], a["available"]) for a in alerts] == [
         ("LOW", 4),
@@ -215,7 +190,7 @@ async def test_low_stock_alerts_one_per_crossing(server: LiveServer) -> None:
 
 
 async def test_order_status_changes_reach_the_buyer(server: LiveServer) -> None:
-    rid = (await reserve(server, ("SHIRT-S", 2)))["reservation"]["id"]
+    rid = (await reserve_on(server, ("SHIRT-S", 2)))["reservation"]["id"]
     order = (await server.graphql(CHECKOUT, {"rid": rid}))["data"]["checkout"]["order"]
     assert order["status"] == "PENDING_PAYMENT"
     async with GraphQLWS.connect(server.ws_url) as buyer:
@@ -273,6 +248,6 @@ async def test_connection_and_subscription_limits(
         assert refused.value.rcvd.code == 1013
         assert await server.metric("gql_inventory_websockets_refused_total") == 1
         # The first connection is unaffected.
-        assert (await reserve(server, ("MUG", 1)))["userErrors"] == []
+        assert (await reserve_on(server, ("MUG", 1)))["userErrors"] == []
         (event,) = await first.events(op, 1)
         assert (event["sku"], event["reservedDelta"]) == ("MUG", 1)

@@ -58,7 +58,7 @@ from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.payments.offline import OfflinePaymentProvider
 from tests.conftest import _TABLES
-from tests.factories import Catalog, make_location, make_product
+from tests.support.catalog import Catalog, make_location, make_product
 
 T = TypeVar("T")
 

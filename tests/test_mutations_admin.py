@@ -16,8 +16,8 @@ from gql_inventory.inventory import payment_outcomes
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.live.cursors import encode_cursor
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.gqlops import (
+from tests.support.catalog import Catalog
+from tests.support.graphql import (
     ADJUST,
     CANCEL,
     MOVEMENTS,
@@ -26,7 +26,6 @@ from tests.gqlops import (
     RESERVATION_QUERY,
     SET,
     FailingProvider,
-    assert_invariants,
     errors_of,
     ledger_count,
     paid_order,
@@ -36,12 +35,7 @@ from tests.gqlops import (
     snapshot,
     variant_levels,
 )
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
+from tests.support.invariants import assert_invariants
 
 
 def _refund_lines(order: dict[str, Any]) -> dict[str, tuple[int, int]]:

@@ -16,8 +16,8 @@ from starlette.applications import Starlette
 from gql_inventory.inventory import payment_outcomes
 from gql_inventory.inventory.uow import UnitOfWork
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.gqlops import (
+from tests.support.catalog import Catalog
+from tests.support.graphql import (
     CHECKOUT,
     ORDER_QUERY,
     RELEASE,
@@ -25,7 +25,6 @@ from tests.gqlops import (
     RESERVE,
     UPDATE,
     FailingProvider,
-    assert_invariants,
     checkout,
     errors_of,
     ledger_count,
@@ -36,12 +35,7 @@ from tests.gqlops import (
     snapshot,
     variant_levels,
 )
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
+from tests.support.invariants import assert_invariants
 
 
 def _lines(*pairs: tuple[str, int]) -> list[dict[str, Any]]:

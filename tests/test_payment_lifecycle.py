@@ -20,8 +20,8 @@ from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Reservation
 from gql_inventory.settings import Settings
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.live_support import (
+from tests.support.catalog import Catalog
+from tests.support.live import (
     WAIT,
     GraphQLWS,
     LiveServer,
@@ -29,16 +29,12 @@ from tests.live_support import (
     eventually,
     wait_positioned,
 )
-from tests.stripe_support import checkout
+from tests.support.payments import (
+    checkout,
+)
 
 RESERVE_SHORT = """mutation($input: ReserveStockInput!) { reserveStock(input: $input) {
   reservation { id expiresAt } userErrors { code message } } }"""
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def test_checkout_gives_the_buyer_the_whole_payment_window(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -36,16 +36,17 @@ from gql_inventory.services import Services
 from gql_inventory.settings import get_settings
 from gql_inventory.sweeper import sweep_once
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import (
+from tests.support.catalog import Catalog
+from tests.support.fake_stripe import (
     API_KEY,
     FakeStripe,
+)
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
     Stock,
-    assert_invariants,
     order_row,
     pending_order,
     reservation_row,
-    running_fake_stripe,
     send,
     stock,
 )
@@ -54,41 +55,9 @@ NOW = timedelta(0)
 
 
 @pytest.fixture
-def fake_stripe() -> Iterator[FakeStripe]:
-    with running_fake_stripe() as fake:
-        yield fake
-
-
-@pytest.fixture
 def services(app: Starlette) -> Services:
     made: Services = app.state.services
     return made
-
-
-@pytest.fixture
-async def provider(
-    services: Services, fake_stripe: FakeStripe
-) -> AsyncIterator[StripePaymentProvider]:
-    """The app's payments switched to Stripe at the fake server, for one test."""
-    previous = services.payments
-    stripe_provider = StripePaymentProvider(API_KEY, api_base=fake_stripe.url)
-    services.payments = stripe_provider
-    try:
-        yield stripe_provider
-    finally:
-        services.payments = previous
-        await stripe_provider.aclose()
-
-
-@pytest.fixture
-def secret(app: Starlette) -> str:
-    return str(app.state.services.settings.webhook_secret())
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def intent_of(sessions: async_sessionmaker[AsyncSession], order_id: uuid.UUID) -> str:

@@ -6,13 +6,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog, make_product
+from tests.support.catalog import Catalog, make_product
 
 PRODUCT_FIELDS = """
   id handle title totalAvailable
@@ -24,12 +23,6 @@ PRODUCT_FIELDS = """
     stockLevels { location { id name } onHand reserved available version }
   }
 """
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def test_variant_by_sku_sums_levels_in_priority_order(

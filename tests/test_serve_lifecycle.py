@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from gql_inventory.db import embedded_postgres_running
-from tests.live_support import WAIT, free_port
+from tests.support.live import WAIT, free_port
 
 CLI = [sys.executable, "-m", "gql_inventory.cli"]
 MOVEMENTS = "{ stockMovements(first: 1) { edges { cursor } } }"

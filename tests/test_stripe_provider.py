@@ -4,7 +4,7 @@ refunds, cancels, errors, idempotency; then the webhook finishing the flows."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -19,60 +19,30 @@ from gql_inventory import cli
 from gql_inventory.models import OrderStatus, Reservation, ReservationStatus
 from gql_inventory.payments.base import PaymentRequest, ProviderFailure
 from gql_inventory.payments.stripe import StripePaymentProvider
-from gql_inventory.services import Services, payment_provider
+from gql_inventory.services import payment_provider
 from gql_inventory.settings import Settings, get_settings
 from gql_inventory.sweeper import sweep_once
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog, make_location, make_product
-from tests.stripe_support import (
+from tests.support.catalog import Catalog, make_location, make_product
+from tests.support.fake_stripe import (
     API_KEY,
+    FakeStripe,
+)
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
     CANCEL,
     REFUND,
-    FakeStripe,
     Stock,
-    assert_invariants,
     checkout,
     counts,
     order_row,
     pending_order,
     refunds_of,
     reservation_row,
-    reserve,
-    running_fake_stripe,
+    reserve_id,
     send,
     stock,
 )
-
-
-@pytest.fixture
-def fake_stripe() -> Iterator[FakeStripe]:
-    with running_fake_stripe() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def provider(app: Starlette, fake_stripe: FakeStripe) -> AsyncIterator[StripePaymentProvider]:
-    """The app's payments switched to Stripe at the fake server, for one test."""
-    services: Services = app.state.services
-    previous = services.payments
-    stripe_provider = StripePaymentProvider(API_KEY, api_base=fake_stripe.url)
-    services.payments = stripe_provider
-    try:
-        yield stripe_provider
-    finally:
-        services.payments = previous
-        await stripe_provider.aclose()
-
-
-@pytest.fixture
-def secret(app: Starlette) -> str:
-    return str(app.state.services.settings.webhook_secret())
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def paid_order(
@@ -107,7 +77,7 @@ async def test_checkout_creates_a_payment_intent_and_success_sells(
     provider: StripePaymentProvider,
     secret: str,
 ) -> None:
-    reservation_id = await reserve(gql, {"SHIRT-S": 2, "MUG": 1})
+    reservation_id = await reserve_id(gql, {"SHIRT-S": 2, "MUG": 1})
     payload = await checkout(gql, reservation_id)
     assert payload["userErrors"] == []
     order = payload["order"]
@@ -155,7 +125,7 @@ async def test_zero_decimal_currency_goes_in_whole_units(
             [("TENUGUI", "Default Title", 1500, {"Tokyo": 10})],
             currency="JPY",
         )
-    payload = await checkout(gql, await reserve(gql, {"TENUGUI": 3}))
+    payload = await checkout(gql, await reserve_id(gql, {"TENUGUI": 3}))
     assert payload["userErrors"] == []
     assert payload["order"]["total"] == {"amount": "4500", "currencyCode": "JPY"}
     (call,) = fake_stripe.calls("/v1/payment_intents")
@@ -191,7 +161,7 @@ async def test_stripe_error_at_checkout_changes_nothing(
     fake_stripe: FakeStripe,
     provider: StripePaymentProvider,
 ) -> None:
-    reservation_id = await reserve(gql, {"MUG": 1})
+    reservation_id = await reserve_id(gql, {"MUG": 1})
     fake_stripe.fail(
         "create", status=400, type_="invalid_request_error", code="amount_too_small", message="no"
     )

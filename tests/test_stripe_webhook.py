@@ -30,12 +30,12 @@ from gql_inventory.models import (
 )
 from gql_inventory.services import Services
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import (
+from tests.support.catalog import Catalog
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
     ORDER,
     REFUND,
     Stock,
-    assert_invariants,
     counts,
     deliver,
     facts_of,
@@ -43,21 +43,10 @@ from tests.stripe_support import (
     pending_order,
     refunds_of,
     reservation_row,
-    reserve,
+    reserve_id,
     send,
     stock,
 )
-
-
-@pytest.fixture
-def secret(app: Starlette) -> str:
-    return str(app.state.services.settings.webhook_secret())
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def expire(sessions: async_sessionmaker[AsyncSession], reservation_id: str) -> None:
@@ -405,7 +394,7 @@ async def test_success_after_expiry_without_stock_needs_attention(
 ) -> None:
     order_id, reservation_id = await pending_order(gql, {"SHIRT-M": 2})
     await expire(sessions, reservation_id)
-    await reserve(gql, {"SHIRT-M": 3})  # someone else takes every unit
+    await reserve_id(gql, {"SHIRT-M": 3})  # someone else takes every unit
     assert await send(client, sessions, secret, "payment_intent.succeeded", order_id) == (
         "needs_attention"
     )

@@ -19,37 +19,21 @@ from typer.testing import CliRunner, Result
 
 from gql_inventory import cli, sweeper
 from gql_inventory.inventory import reservations
-from gql_inventory.inventory.ledger import AppliedMovement
 from gql_inventory.inventory.reservations import ReservationLimits
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.models import Reservation, ReservationStatus, StockMovement
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import Stock, assert_invariants, stock
+from tests.support.catalog import Catalog
+from tests.support.invariants import assert_invariants
+from tests.support.payments import (
+    Stock,
+    stock,
+)
+from tests.support.sinks import RecordingSink
 
 LIMITS = ReservationLimits(default_ttl_seconds=900, max_ttl_seconds=7200, max_lines=10)
-
-
-class RecordingSink:
-    """Keeps what the unit of work publishes after commit."""
-
-    def __init__(self) -> None:
-        self.movements: list[AppliedMovement] = []
-        self.orders: list[uuid.UUID] = []
-
-    async def publish(self, movements: Sequence[AppliedMovement]) -> None:
-        self.movements.extend(movements)
-
-    async def publish_order_changes(self, order_ids: Sequence[uuid.UUID]) -> None:
-        self.orders.extend(order_ids)
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ layer turns that into the paths clients see."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select
@@ -20,7 +20,6 @@ from gql_inventory.inventory.errors import (
     argument,
     in_input,
 )
-from gql_inventory.inventory.ledger import AppliedMovement
 from gql_inventory.inventory.reservations import ReservationLimits
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.inventory.uow import PaymentCancel, UnitOfWork
@@ -30,29 +29,10 @@ from gql_inventory.schema.payloads import graphql_path, user_errors
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
 from gql_inventory.uow import run_in_transaction
-from tests.factories import Catalog, make_catalog
+from tests.support.catalog import Catalog
+from tests.support.sinks import RecordingSink
 
 LIMITS = ReservationLimits(default_ttl_seconds=900, max_ttl_seconds=7200, max_lines=10)
-
-
-class RecordingSink:
-    """Keeps what `run_in_transaction` publishes."""
-
-    def __init__(self) -> None:
-        self.movements: list[AppliedMovement] = []
-        self.orders: list[uuid.UUID] = []
-
-    async def publish(self, movements: Sequence[AppliedMovement]) -> None:
-        self.movements.extend(movements)
-
-    async def publish_order_changes(self, order_ids: Sequence[uuid.UUID]) -> None:
-        self.orders.extend(order_ids)
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory.live.cursors import decode_cursor, encode_cursor
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "admin-secret"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 #: Generous bound of every wait (never a timing assertion).
@@ -41,6 +41,8 @@ EVENT_FIELDS = (
 STOCK_CHANGED = f"""subscription($skus: [String!], $after: String) {{
   stockChanged(skus: $skus, after: $after) {{ {EVENT_FIELDS} }} }}"""
 STOCK_CURSOR = "{ stockCursor }"
+RESERVE_LINES = """mutation($lines: [StockLineInput!]!) { reserveStock(input: {lines: $lines}) {
+  reservation { id } userErrors { code sku } } }"""
 
 
 def position_of(event: dict[str, Any]) -> int:
@@ -176,6 +178,16 @@ class LiveServer:
         body = await self.graphql(STOCK_CURSOR)
         cursor: str = body["data"]["stockCursor"]
         return cursor
+
+
+async def reserve_on(server: LiveServer, *lines: tuple[str, int]) -> dict[str, Any]:
+    """`reserveStock` of ``(sku, quantity)`` lines over HTTP on a live server; the payload
+    (``reservation { id }`` and ``userErrors { code sku }``), errors not checked."""
+    body = await server.graphql(
+        RESERVE_LINES, {"lines": [{"sku": sku, "quantity": q} for sku, q in lines]}
+    )
+    payload: dict[str, Any] = body["data"]["reserveStock"]
+    return payload
 
 
 class ServerFactory:

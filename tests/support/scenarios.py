@@ -20,7 +20,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory.errors import DomainError, DomainErrors
-from gql_inventory.inventory.invariants import find_violations
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession], Awaitable[T]]
@@ -184,13 +183,6 @@ def assert_only(
         if not all(isinstance(p, allowed) or p.code in codes for p in parts):
             unexpected.append(o.error)
     assert unexpected == [], f"{len(unexpected)} unexpected error(s): {unexpected[:3]!r}"
-
-
-async def assert_invariants(sessions: async_sessionmaker[AsyncSession]) -> None:
-    """DESIGN.md invariants 1 and 2 hold on every level, read in a fresh transaction."""
-    async with sessions.begin() as session:
-        violations = await find_violations(session)
-    assert [v.describe() for v in violations] == []
 
 
 async def fetch_all(

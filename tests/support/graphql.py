@@ -10,7 +10,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory import payment_outcomes
-from gql_inventory.inventory.invariants import find_violations
 from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.payments import ProviderFailure
 from gql_inventory.payments.base import CreatedPayment, PaymentRequest, ProviderRefund
@@ -125,12 +124,6 @@ async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]
         "statuses": [tuple(r) for r in statuses],
         "refunded": [tuple(r) for r in refunded],
     }
-
-
-async def assert_invariants(sessions: async_sessionmaker[AsyncSession]) -> None:
-    """DESIGN.md invariants 1 and 2 hold for every stock level."""
-    async with sessions() as session:
-        assert await find_violations(session) == []
 
 
 async def variant_levels(gql: GraphQLCaller, sku: str) -> dict[str, tuple[int, int]]:
