@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.applications import Starlette
 
 from gql_inventory.inventory import (
     event_checks,
@@ -29,21 +28,10 @@ from gql_inventory.inventory.payment_states import Outcome, PaymentEventKind, Re
 from gql_inventory.models import Order, PaymentEvent, Refund
 from gql_inventory.webhooks import stripe as stripe_webhook
 from tests.conftest import GraphQLCaller
-from tests.factories import Catalog, make_catalog
-from tests.stripe_support import REFUND, pending_order, refunds_of, send
+from tests.support.catalog import Catalog
+from tests.support.payments import REFUND, pending_order, refunds_of, send
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def secret(app: Starlette) -> str:
-    return str(app.state.services.settings.webhook_secret())
-
-
-@pytest.fixture
-async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
-    async with sessions.begin() as session:
-        return await make_catalog(session)
 
 
 async def _applied_at(
