@@ -172,7 +172,7 @@ def expire_reservations_command(
     _refuse_unsafe_settings()  # Services.create would refuse with a traceback
 
     async def sweep() -> SweepResult:
-        services = Services.create(get_settings(), _database_url())
+        services = Services.create(get_settings(), _database_url(), live_events=False)
         try:
             return await sweep_once(services, limit=limit, max_age=max_age)  # with payments
         finally:
@@ -230,7 +230,7 @@ def check_pending_payments_command(
     )
 
     async def check() -> PaymentCheckResult:
-        services = Services.create(settings, _database_url())
+        services = Services.create(settings, _database_url(), live_events=False)
         try:
             return await check_pending_payments(
                 services, min_age=min_age, dry_run=dry_run, limit=limit
