@@ -52,12 +52,13 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
 def test_serve_stops_the_embedded_server_it_started(tmp_path: Path, signum: int) -> None:
     data_dir = tmp_path / "pgdata"
     port = free_port()
+    log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", str(port)],
         env=_env(data_dir),
         cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", proc)
@@ -70,7 +71,10 @@ def test_serve_stops_the_embedded_server_it_started(tmp_path: Path, signum: int)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert not embedded_postgres_running(data_dir)
+    log.close()
+    output = (tmp_path / "serve.log").read_text()
+    assert proc.returncode == 0, output
+    assert not embedded_postgres_running(data_dir), output
     assert not (tmp_path / "serve.pid").exists()
 
 
