@@ -4,7 +4,7 @@ and the Stripe webhook."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +21,6 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gql_inventory.bodylimit import BodyLimit, error_body
 from gql_inventory.context import Context
-from gql_inventory.live import live_events_if_enabled
 from gql_inventory.live.wshandler import InventoryTransportWSHandler
 from gql_inventory.live.wslimit import OpenWebSockets, WebSocketLimit, going_away_on_signal
 from gql_inventory.loaders import Loaders
@@ -140,7 +139,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         try:
             async with (
                 going_away_on_signal(graphql.sockets, settings.websocket_close_grace_seconds),
-                live_events_if_enabled(services),
+                services.live.run() if services.live is not None else nullcontext(),
                 AsyncExitStack() as background,
             ):
                 if settings.expiry_interval_seconds > 0:

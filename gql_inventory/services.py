@@ -1,21 +1,18 @@
-"""Long-lived objects of one process: settings, engine, sessions, payments (and, later, pubsub)."""
+"""Long-lived objects of one process: settings, engine, sessions, payments, live events."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
 from gql_inventory.inventory.reservations import ReservationLimits
+from gql_inventory.live.runtime import LiveEvents
 from gql_inventory.live.sink import DiscardingSink, EventSink
 from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
 from gql_inventory.payments.stripe import StripePaymentProvider
 from gql_inventory.settings import Settings
-
-if TYPE_CHECKING:
-    from gql_inventory.live.hub import Hub
 
 
 def payment_provider(settings: Settings) -> PaymentProvider:
@@ -31,7 +28,13 @@ def payment_provider(settings: Settings) -> PaymentProvider:
 
 @dataclass
 class Services:
-    """Process-wide dependencies, created in the app's lifespan and shared by requests."""
+    """Process-wide dependencies, created with the app and shared by requests.
+
+    `live` is the live-events runtime (None when `LIVE_EVENTS` is off, and in CLI
+    processes); the app's lifespan starts and stops it. `events` is where units of
+    work announce their commits: `live` itself (it publishes only while it runs),
+    else a `DiscardingSink`. Neither changes after construction.
+    """
 
     settings: Settings
     database_url: str
@@ -39,7 +42,7 @@ class Services:
     sessions: async_sessionmaker[AsyncSession]
     payments: PaymentProvider = field(default_factory=OfflinePaymentProvider)
     events: EventSink = field(default_factory=DiscardingSink)
-    live: Hub | None = None  # the live-events hub, while the app's lifespan runs it
+    live: LiveEvents | None = None
 
     @property
     def reservation_limits(self) -> ReservationLimits:
@@ -53,23 +56,31 @@ class Services:
         )
 
     @classmethod
-    def create(cls, settings: Settings, database_url: str | None = None) -> Services:
+    def create(
+        cls, settings: Settings, database_url: str | None = None, *, live_events: bool = True
+    ) -> Services:
         """Connect (lazily) to `database_url`, or the URL the settings resolve to.
 
-        Raises `ConfigurationError` for settings the service must not run with (a
-        Stripe key without a real webhook secret), before anything is opened.
+        With `live_events` (and the `LIVE_EVENTS` setting on) the live-events runtime is
+        built too, not started: CLI commands pass False, as they serve no subscriptions
+        and need no broadcast backend. Raises `ConfigurationError` for settings the
+        service must not run with (a Stripe key without a real webhook secret), and
+        `ValueError` for an unsupported `BROADCAST_URL` scheme, before anything is opened.
         """
         settings.check_stripe()
         url = database_url or resolve_database_url(settings)
         engine = create_engine(
             url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
+        live = LiveEvents(engine, url, settings) if live_events and settings.live_events else None
         return cls(
             settings=settings,
             database_url=url,
             engine=engine,
             sessions=make_sessionmaker(engine),
             payments=payment_provider(settings),
+            events=live if live is not None else DiscardingSink(),
+            live=live,
         )
 
     async def close(self) -> None:

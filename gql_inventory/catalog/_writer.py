@@ -1,6 +1,6 @@
 """Shared writing half of the catalog importers (Shopify CSV and the demo catalog).
 
-The readers (`shopify.py`, `demo.py`) turn their input into `ProductSpec`s and
+The readers (`shopify`, `demo.py`) turn their input into `ProductSpec`s and
 `StockSpec`s; `write_catalog` upserts them and brings stock to the given
 figures, always through `gql_inventory.inventory.ledger`. Nothing here commits:
 the caller owns the transaction.

@@ -63,7 +63,8 @@ async def _hub(info: Info[Context, None]) -> Hub:
     if not isinstance(info.context.request, WebSocket):
         # Only graphql-transport-ws: HTTP streams would escape the connection limits.
         raise BadRequest("subscriptions are served over websockets (graphql-transport-ws) only")
-    hub = info.context.services.live
+    live = info.context.services.live
+    hub = live.running_hub if live is not None else None
     if hub is None or not await hub.wait_ready():
         raise LiveUnavailable()
     return hub

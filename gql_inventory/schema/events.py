@@ -46,7 +46,8 @@ class StockChangeEventType:
     @described_field("Where the level is.")
     async def location(self, info: Info[Context, None]) -> LocationType:
         """Where the level is."""
-        hub = info.context.services.live
+        live = info.context.services.live
+        hub = live.running_hub if live is not None else None
         if hub is None:  # pragma: no cover - events only flow while the hub runs
             raise LookupError("live events are not running")
         return LocationType.from_row(await hub.location(self.location_id))

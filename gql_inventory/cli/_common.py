@@ -1,0 +1,63 @@
+"""What the command groups share: the settings check, the database URL, one
+transaction (or unit of work) per command, and the services of a CLI process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
+from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.settings import ConfigurationError, Settings, get_settings
+
+if TYPE_CHECKING:
+    from gql_inventory.services import Services
+
+T = TypeVar("T")
+
+
+def refuse_unsafe_settings() -> None:
+    """Exit 2 with the reason (no traceback) when the settings must not be served with."""
+    try:
+        get_settings().check_stripe()
+    except ConfigurationError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def database_url() -> str:
+    return resolve_database_url(get_settings())
+
+
+def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction on the configured database; commit if it returns."""
+
+    async def main() -> T:
+        engine = create_engine(database_url(), pool_size=2, max_overflow=0)
+        try:
+            async with make_sessionmaker(engine).begin() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def in_unit_of_work(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+    """`in_transaction` for a domain use case that writes. What the unit of work would
+    announce is dropped: a CLI process serves no subscriptions, and they read the
+    ledger on (re)connect (the relay also picks committed movements from it)."""
+    return in_transaction(lambda session: work(UnitOfWork(session)))
+
+
+def cli_services(settings: Settings) -> Services:
+    """The services of a CLI process on the configured database: no live-events runtime
+    (a CLI process serves no subscriptions, and never reaches the broadcast backend).
+    Close them with `await services.close()`."""
+    from gql_inventory.services import Services
+
+    return Services.create(settings, database_url(), live_events=False)

@@ -1,0 +1,156 @@
+"""Serving the API: serve (uvicorn, the embedded database, the development admin
+token), schema, migrate, and the embedded database's stop-database and database-status."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import typer
+
+from gql_inventory.cli._common import database_url, refuse_unsafe_settings
+from gql_inventory.logs import configure_logging
+from gql_inventory.settings import get_settings
+
+EXAMPLE_QUERY = """{
+  products(first: 3) {
+    edges { node { title variants { sku title available
+      stockLevels { location { name } onHand reserved available } } } }
+  }
+}"""
+
+
+def migrate(revision: str = "head") -> None:
+    """Apply database migrations (Alembic) up to REVISION."""
+    from gql_inventory.migrations import upgrade_database
+
+    upgrade_database(database_url(), revision)
+    typer.echo(f"database migrated to {revision}")
+
+
+def schema() -> None:
+    """Print the GraphQL schema (SDL)."""
+    from gql_inventory.schema import print_sdl
+
+    sys.stdout.write(print_sdl())
+
+
+def _exit_on_sigterm() -> None:
+    """Make SIGTERM end the process like SIGINT does: by an exception, so `atexit` runs.
+
+    uvicorn catches SIGTERM, shuts down gracefully, restores the handler it found and
+    raises the signal again. With the default handler the process would die there,
+    skipping `atexit`, and the embedded PostgreSQL this process started would be left
+    running with nobody to stop it. With this one, `SystemExit` unwinds instead, with
+    status 0: a requested shutdown that completed is a success (`make stop` ends `make
+    run` without an error).
+    """
+
+    def handler(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    reload: bool = False,
+) -> None:
+    """Serve the API under uvicorn (GraphiQL at /graphql).
+
+    Without DATABASE_URL it starts the embedded PostgreSQL in DATA_DIR and stops it
+    again when it exits, on SIGTERM and SIGINT alike. Its pid is in `serve.pid` beside
+    DATA_DIR while it runs (`make stop` uses it).
+    """
+    import uvicorn
+
+    refuse_unsafe_settings()  # create_app refuses too, but with a traceback per worker
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    _exit_on_sigterm()
+    database_url()  # start the embedded server once, before workers fork
+    dev_token = _development_admin_token()
+    pid_file = _serve_pid_file()
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+    typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
+    if dev_token:
+        typer.echo(
+            f"Admin token (development only, in {dev_token_file()}): {dev_token}\n"
+            "  header: Authorization: Bearer <token>; `gql-inventory query --admin` sends it"
+        )
+    typer.echo("Try:\n" + EXAMPLE_QUERY)
+    try:
+        uvicorn.run(
+            "gql_inventory.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            reload=reload,
+            log_level="info",
+            log_config=None,  # uvicorn's records go through our structlog format
+            # SIGTERM: websockets are closed with 1001 first (the app's lifespan), then
+            # whatever still runs after this many seconds is cancelled, so exit is bounded.
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+        )
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
+def dev_token_file() -> Path:
+    """Where the development admin token is kept (beside DATA_DIR)."""
+    return get_settings().data_dir.parent / "dev-admin-token"
+
+
+def _development_admin_token() -> str | None:
+    """In development with no ADMIN_TOKENS: a random admin token for this data folder.
+
+    Made once (`secrets.token_urlsafe`, file mode 0600 beside DATA_DIR) and put into
+    ADMIN_TOKENS as ``dev=<token>`` for this process and its workers, so `make run` has
+    an admin without any set-up. Never in production: there ADMIN_TOKENS must be set.
+    """
+    settings = get_settings()
+    if settings.admin_tokens or settings.environment == "production":
+        return None
+    path = dev_token_file()
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+    token = path.read_text().strip()
+    os.environ["ADMIN_TOKENS"] = f"dev={token}"
+    get_settings.cache_clear()
+    return token
+
+
+def _serve_pid_file() -> Path:
+    return get_settings().data_dir.parent / "serve.pid"
+
+
+def stop_database() -> None:
+    """Stop the embedded PostgreSQL in DATA_DIR (what `make run` started); exit 0 either way."""
+    from gql_inventory.db import stop_embedded_postgres
+
+    data_dir = get_settings().data_dir
+    if stop_embedded_postgres(data_dir):
+        typer.echo(f"embedded PostgreSQL in {data_dir} stopped")
+    else:
+        typer.echo(f"no embedded PostgreSQL running in {data_dir}")
+
+
+def database_status() -> None:
+    """Exit 0 when the embedded PostgreSQL in DATA_DIR runs, 3 when it does not."""
+    from gql_inventory.db import embedded_postgres_running
+
+    data_dir = get_settings().data_dir
+    if embedded_postgres_running(data_dir):
+        typer.echo(f"embedded PostgreSQL running in {data_dir}")
+        return
+    typer.echo(f"no embedded PostgreSQL running in {data_dir}")
+    raise typer.Exit(3)
