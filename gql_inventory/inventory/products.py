@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import and_, exists, func, or_, select
@@ -71,3 +72,9 @@ async def product_by_handle(conn: AsyncConnection, handle: str) -> ProductRow | 
     """The product with this exact handle (e.g. ``blue-shirt``), or None."""
     found = (await conn.execute(select(*PRODUCT_COLUMNS).where(Product.handle == handle))).first()
     return product_row(found._mapping) if found else None
+
+
+async def variant_ids_of(conn: AsyncConnection, skus: Collection[str]) -> dict[str, int]:
+    """``{sku: variant id}`` of the `skus` that exist (unknown SKUs are left out)."""
+    rows = await conn.execute(select(Variant.id, Variant.sku).where(Variant.sku.in_(skus)))
+    return {r.sku: int(r.id) for r in rows}

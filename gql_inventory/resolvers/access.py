@@ -37,12 +37,3 @@ def admin_only() -> list[FieldExtension]:
     field descriptions already say "Admin only", and the pinned contract has none.
     """
     return [PermissionExtension(permissions=[IsAdmin()], use_directives=False)]
-
-
-def require_admin(info: Info[Context, None]) -> None:
-    """Raise `Forbidden` (code FORBIDDEN) unless an admin token was sent.
-
-    For subscriptions (lowStockAlerts), which check inside their generator.
-    """
-    if not info.context.is_admin:
-        raise Forbidden()

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import strawberry
-from sqlalchemy import select
 from starlette.websockets import WebSocket
 from strawberry.types import Info
 
@@ -24,14 +23,13 @@ from gql_inventory.context import Context
 from gql_inventory.errors import BadRequest, Forbidden, PublicError
 from gql_inventory.inventory import orders
 from gql_inventory.inventory.errors import OrderNotFound
+from gql_inventory.inventory.products import variant_ids_of
 from gql_inventory.live.buffers import SubscriberClosed
 from gql_inventory.live.hub import Hub
 from gql_inventory.live.ledger import max_position
 from gql_inventory.live.wire import CURSOR_KIND
 from gql_inventory.live.wslimit import is_closing, mark_closing
 from gql_inventory.loaders import Loaders
-from gql_inventory.models import Variant
-from gql_inventory.resolvers.access import require_admin
 from gql_inventory.resolvers.cursors import check_stock_cursor, encode_cursor
 from gql_inventory.schema.events import LowStockAlertType, StockChangeEventType
 from gql_inventory.schema.orders import OrderType
@@ -126,13 +124,11 @@ async def stock_changed(
             wanted = set(skus)
             if not wanted or len(wanted) > MAX_SKUS:
                 raise BadRequest(f"skus: give between 1 and {MAX_SKUS} SKUs, or null for all")
-            rows = (
-                await conn.execute(select(Variant.id, Variant.sku).where(Variant.sku.in_(wanted)))
-            ).all()
-            unknown = sorted(wanted - {r.sku for r in rows})
+            found = await variant_ids_of(conn, wanted)
+            unknown = sorted(wanted - found.keys())
             if unknown:
                 raise BadRequest(f"unknown SKUs: {', '.join(unknown[:20])}")
-            variant_ids = frozenset(int(r.id) for r in rows)
+            variant_ids = frozenset(found.values())
         position = await check_stock_cursor(conn, after) if after is not None else None
     return _stock_events(info, hub, variant_ids, position)
 
@@ -177,8 +173,8 @@ async def _stock_events(
 
 
 async def low_stock_alerts(info: Info[Context, None]) -> AsyncIterator[LowStockAlertType]:
-    """Admin: threshold crossings of variants' available units, from now on."""
-    require_admin(info)
+    """Admin (the `IsAdmin` permission on the field): threshold crossings of variants'
+    available units, from now on."""
     hub = await _hub(info)
     return _alert_events(info, hub)
 

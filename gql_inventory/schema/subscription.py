@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import strawberry
 
 from gql_inventory.resolvers import live
+from gql_inventory.resolvers.access import admin_only
 from gql_inventory.schema.docs import with_arguments
 from gql_inventory.schema.events import LowStockAlertType, StockChangeEventType
 from gql_inventory.schema.orders import OrderType
@@ -35,6 +36,7 @@ class Subscription:
     )
     low_stock_alerts: AsyncIterator[LowStockAlertType] = strawberry.subscription(
         resolver=live.low_stock_alerts,
+        extensions=admin_only(),
         description="Admin only (FORBIDDEN without a token). LOW when a variant's available "
         "units (summed over locations) fall to or under its threshold, OUT_OF_STOCK at "
         "zero, BACK_IN_STOCK when above the threshold again; one alert per crossing. From "
