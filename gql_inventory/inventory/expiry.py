@@ -2,9 +2,11 @@
 
 Runs as a periodic task in every app process and as `gql-inventory
 expire-reservations`; a PostgreSQL advisory lock lets one sweeper work at a
-time. Each reservation is locked like any other use case does (reservation,
-order, levels by id), and re-checked once locked, so a sweep can race a
-payment safely: whichever commits first wins, the other sees a final status.
+time. Lock order: first every due reservation (`SKIP LOCKED`: one a payment holds
+waits for the next sweep), re-checked once locked; then all their stock levels at
+once in ascending id order, the global order carts use, so a sweep never holds one
+reservation's levels while waiting for another's. A sweep can race a payment
+safely: whichever commits first wins, the other sees a final status.
 
 Failures are isolated: each reservation expires inside its own SAVEPOINT, so one
 that fails (a constraint, a trigger, a bug) rolls back alone, stays ACTIVE for the
