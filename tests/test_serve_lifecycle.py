@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,20 @@ from gql_inventory.db import embedded_postgres_running
 from tests.support.live import WAIT, free_port
 
 CLI = [sys.executable, "-m", "gql_inventory.cli"]
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A folder of our own for a server's data, pid file and token.
+
+    Not pytest's `tmp_path`: another pytest session on the same machine prunes old
+    `pytest-of-<user>/pytest-<n>` folders as it starts, and would delete a running
+    server's data folder under it.
+    """
+    with tempfile.TemporaryDirectory(prefix="gqlinv-serve-") as folder:
+        yield Path(folder)
+
+
 MOVEMENTS = "{ stockMovements(first: 1) { edges { cursor } } }"
 
 
@@ -49,21 +65,21 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_serve_stops_the_embedded_server_it_started(tmp_path: Path, signum: int) -> None:
-    data_dir = tmp_path / "pgdata"
+def test_serve_stops_the_embedded_server_it_started(home: Path, signum: int) -> None:
+    data_dir = home / "pgdata"
     port = free_port()
-    log = (tmp_path / "serve.log").open("w")
+    log = (home / "serve.log").open("w")
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", str(port)],
         env=_env(data_dir),
-        cwd=tmp_path,
+        cwd=home,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", proc)
         assert embedded_postgres_running(data_dir)
-        assert (tmp_path / "serve.pid").read_text().strip() == str(proc.pid)
+        assert (home / "serve.pid").read_text().strip() == str(proc.pid)
 
         proc.send_signal(signum)
         proc.wait(timeout=WAIT)
@@ -71,20 +87,20 @@ def test_serve_stops_the_embedded_server_it_started(tmp_path: Path, signum: int)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    log.close()
-    output = (tmp_path / "serve.log").read_text()
+        log.close()
+    output = (home / "serve.log").read_text()
     assert proc.returncode == 0, output
     assert not embedded_postgres_running(data_dir), output
-    assert not (tmp_path / "serve.pid").exists()
+    assert not (home / "serve.pid").exists()
 
 
-def test_stop_database_and_status(tmp_path: Path) -> None:
-    data_dir = tmp_path / "pgdata"
+def test_stop_database_and_status(home: Path) -> None:
+    data_dir = home / "pgdata"
     env = _env(data_dir)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*CLI, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=WAIT
+            [*CLI, *args], env=env, cwd=home, capture_output=True, text=True, timeout=WAIT
         )
 
     assert run("database-status").returncode == 3
@@ -113,33 +129,33 @@ def test_stop_database_and_status(tmp_path: Path) -> None:
     assert (again.returncode, "no embedded PostgreSQL running" in again.stdout) == (0, True)
 
 
-def test_development_admin_token_and_query_command(tmp_path: Path) -> None:
+def test_development_admin_token_and_query_command(home: Path) -> None:
     """`make run` needs no set-up for an admin: serve makes a development token, prints it,
     and `gql-inventory query --admin` sends it; without it an admin query is FORBIDDEN."""
-    data_dir = tmp_path / "pgdata"
+    data_dir = home / "pgdata"
     env = {k: v for k, v in _env(data_dir).items() if k != "ADMIN_TOKENS"}
     port = free_port()
     url = f"http://127.0.0.1:{port}/graphql"
-    subprocess.run([*CLI, "migrate"], env=env, cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run([*CLI, "migrate"], env=env, cwd=home, check=True, capture_output=True)
     proc = subprocess.Popen(
         [*CLI, "serve", "--port", str(port)],
         env=env,
-        cwd=tmp_path,
+        cwd=home,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", proc)
-        token = (tmp_path / "dev-admin-token").read_text().strip()
+        token = (home / "dev-admin-token").read_text().strip()
         assert len(token) >= 24
-        assert (tmp_path / "dev-admin-token").stat().st_mode & 0o077 == 0
+        assert (home / "dev-admin-token").stat().st_mode & 0o077 == 0
 
         def query(*extra: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [*CLI, "query", MOVEMENTS, "--url", url, *extra],
                 env=env,
-                cwd=tmp_path,
+                cwd=home,
                 capture_output=True,
                 text=True,
                 timeout=WAIT,
@@ -154,20 +170,20 @@ def test_development_admin_token_and_query_command(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=WAIT)
-    assert f"Admin token (development only, in {tmp_path / 'dev-admin-token'}): {token}" in out
+    assert f"Admin token (development only, in {home / 'dev-admin-token'}): {token}" in out
 
 
-def test_no_development_token_in_production(tmp_path: Path) -> None:
-    env = dict(_env(tmp_path / "pgdata"), ENVIRONMENT="production")
+def test_no_development_token_in_production(home: Path) -> None:
+    env = dict(_env(home / "pgdata"), ENVIRONMENT="production")
     env.pop("ADMIN_TOKENS", None)
     done = subprocess.run(
         [*CLI, "query", "{ __typename }", "--admin", "--url", "http://127.0.0.1:9/graphql"],
         env=env,
-        cwd=tmp_path,
+        cwd=home,
         capture_output=True,
         text=True,
         timeout=WAIT,
     )
     assert done.returncode == 2
     assert "no admin token" in done.stderr
-    assert not (tmp_path / "dev-admin-token").exists()
+    assert not (home / "dev-admin-token").exists()
