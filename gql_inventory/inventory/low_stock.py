@@ -18,10 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gql_inventory.inventory.errors import InvalidInput, UnknownSku, in_input
 from gql_inventory.inventory.rows import VARIANT_COLUMNS, VariantRow, variant_row
 from gql_inventory.inventory.uow import UnitOfWork
-from gql_inventory.logs import get_logger
 from gql_inventory.models import StockLevel, Variant
-
-log = get_logger(__name__)
 
 #: The highest threshold accepted (units), as for one adjustment.
 MAX_THRESHOLD = 1_000_000
@@ -55,7 +52,6 @@ async def set_low_stock_threshold(uow: UnitOfWork, *, sku: str, threshold: int) 
     variant_id = (await uow.session.execute(stmt)).scalar_one_or_none()
     if variant_id is None:
         raise UnknownSku(sku, field=in_input("sku"))
-    log.info("variant.threshold_set", sku=sku, threshold=threshold)
     return int(variant_id)
 
 

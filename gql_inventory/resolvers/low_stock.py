@@ -16,6 +16,7 @@ from gql_inventory.inventory.adjust import AdjustResult
 from gql_inventory.inventory.bulk_adjust import BulkLine
 from gql_inventory.inventory.errors import DomainError
 from gql_inventory.inventory.movements import movements_by_ids
+from gql_inventory.logs import get_logger
 from gql_inventory.resolvers.cursors import decode_cursor
 from gql_inventory.schema.catalog import VariantType
 from gql_inventory.schema.connections import forward_page
@@ -30,6 +31,8 @@ from gql_inventory.schema.low_stock import (
 from gql_inventory.schema.orders import StockMovementType
 from gql_inventory.schema.payloads import UserError, user_errors
 from gql_inventory.uow import run_in_transaction
+
+log = get_logger(__name__)
 
 MAX_LOW_STOCK_PAGE = 250
 CURSOR_KIND = "lowstock"
@@ -85,6 +88,7 @@ async def set_low_stock_threshold(
         )
     except DomainError as error:
         return SetLowStockThresholdPayload(variant=None, user_errors=user_errors(error))
+    log.info("variant.threshold_set", sku=input.sku, threshold=input.threshold)
     row = await info.context.loaders.variant_by_id.load(variant_id)
     variant = VariantType.from_row(row) if row is not None else None
     return SetLowStockThresholdPayload(variant=variant, user_errors=[])
@@ -134,4 +138,11 @@ async def bulk_adjust_stock(
         return BulkAdjustStockPayload(
             movements=[], user_errors=user_errors(error, under_input=False)
         )
+    log.info(
+        "stock.bulk_adjusted",
+        atomic=input.atomic is not False,
+        lines=len(lines),
+        applied=len(results),
+        refused_lines=len(lines) - len(results),
+    )
     return BulkAdjustStockPayload(movements=await _movements(info, results), user_errors=errors)
