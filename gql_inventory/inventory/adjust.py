@@ -97,6 +97,12 @@ async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -
     return _Level(id=level_id, location_id=int(loc.id), location=str(loc.name))
 
 
+async def level_id_for(session: AsyncSession, sku: str, location_id: str | None) -> int:
+    """The id of `sku`'s level at a location (None: the default one), created at zero if
+    missing. Raises `UnknownSku`, `UnknownLocation`."""
+    return (await _level_for(session, sku, location_id)).id
+
+
 def _reason_text(reason: AdjustmentReason, note: str | None) -> str:
     return f"{reason.value}: {note}" if note else reason.value
 

@@ -61,3 +61,13 @@ async def movement_by_id(conn: AsyncConnection, movement_id: int) -> LedgerEntry
     """The ledger row with this id, or None."""
     found = (await conn.execute(_entries().where(StockMovement.id == movement_id))).first()
     return LedgerEntry(movement=AppliedMovement.from_row(found), sku=found.sku) if found else None
+
+
+async def movements_by_ids(conn: AsyncConnection, movement_ids: list[int]) -> list[LedgerEntry]:
+    """The ledger rows with these ids, in the order of `movement_ids` (missing ones left out);
+    one statement."""
+    if not movement_ids:
+        return []
+    found = await conn.execute(_entries().where(StockMovement.id.in_(movement_ids)))
+    by_id = {int(r.id): LedgerEntry(movement=AppliedMovement.from_row(r), sku=r.sku) for r in found}
+    return [by_id[i] for i in movement_ids if i in by_id]

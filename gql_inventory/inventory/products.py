@@ -36,7 +36,8 @@ async def product_page(
 
     `query` matches case-insensitively a substring of the title, the handle or
     any variant's SKU. `low_stock_only` keeps products with at least one variant
-    whose available units (summed over locations) are at or under its threshold.
+    whose available units (summed over locations) are at or under its threshold
+    (a threshold of 0 turns alerts off: `low_stock.is_low`).
     """
     stmt = select(*PRODUCT_COLUMNS).order_by(Product.id).limit(first + 1)
     if after_id is not None:
@@ -61,7 +62,11 @@ async def product_page(
         )
         stmt = stmt.where(
             exists().where(
-                and_(Variant.product_id == Product.id, available <= Variant.low_stock_threshold)
+                and_(
+                    Variant.product_id == Product.id,
+                    Variant.low_stock_threshold > 0,
+                    available <= Variant.low_stock_threshold,
+                )
             )
         )
     rows = [product_row(r._mapping) for r in await conn.execute(stmt)]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gql_inventory.inventory.low_stock import is_low
 from gql_inventory.inventory.rows import VARIANT_COLUMNS, VariantRow, variant_row
 from gql_inventory.live.wire import StockEvent
 from gql_inventory.models import Variant
@@ -35,11 +36,10 @@ class LowStockAlertEvent:
 
 
 def _band(available: int, threshold: int) -> str:
-    if available <= 0:
-        return LowStockState.OUT_OF_STOCK
-    if available <= threshold:
-        return LowStockState.LOW
-    return "OK"
+    """OK, LOW or OUT_OF_STOCK; always OK with a threshold of 0 (alerts off, `is_low`)."""
+    if not is_low(available, threshold):
+        return "OK"
+    return LowStockState.OUT_OF_STOCK if available <= 0 else LowStockState.LOW
 
 
 @dataclass
@@ -67,8 +67,9 @@ class AlertTracker:
     """Per-variant availability (summed over locations) as of the last dispatched event.
 
     Entries are loaded from the ledger as of the event's position, then kept up
-    to date by every event; they are reloaded after `ttl` seconds (to pick up a
-    changed threshold).
+    to date by every event; they are reloaded after `ttl` seconds. The variant's
+    threshold is re-read with every event (one primary-key read), so a
+    setLowStockThreshold applies from the next event on.
     """
 
     def __init__(self, engine: AsyncEngine, *, ttl: float = 60.0) -> None:
@@ -96,6 +97,12 @@ class AlertTracker:
                 loaded_at=time.monotonic(),
             )
 
+    async def _threshold(self, variant_id: int) -> int | None:
+        async with self._engine.connect() as conn:
+            stmt = select(Variant.low_stock_threshold).where(Variant.id == variant_id)
+            found = (await conn.execute(stmt)).scalar_one_or_none()
+        return None if found is None else int(found)
+
     async def apply(self, event: StockEvent) -> LowStockAlertEvent | None:
         """Update with `event`; the alert when the variant changed band."""
         entry = self._variants.get(event.variant_id)
@@ -104,6 +111,12 @@ class AlertTracker:
             if entry is None:
                 return None
             self._variants[event.variant_id] = entry
+        else:
+            threshold_now = await self._threshold(event.variant_id)
+            if threshold_now is None:
+                return None
+            if threshold_now != entry.variant.low_stock_threshold:
+                entry.variant = replace(entry.variant, low_stock_threshold=threshold_now)
         threshold = entry.variant.low_stock_threshold
         before = sum(entry.levels.values())
         entry.levels[event.stock_level_id] = event.available

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from gql_inventory.context import Context
+from gql_inventory.inventory.low_stock import is_low
 from gql_inventory.inventory.rows import LevelRow, LocationRow, ProductRow, VariantRow
 from gql_inventory.money import to_decimal
 from gql_inventory.schema.docs import described_field
@@ -135,7 +136,8 @@ class VariantType:
     )
     low_stock_threshold: int = strawberry.field(
         description="Units: `isLowStock` is true, and lowStockAlerts sends LOW, when "
-        "`available` is at or under this."
+        "`available` is at or under this. 0: alerts off (never low, never listed, no alert); "
+        "change it with setLowStockThreshold."
     )
     row: strawberry.Private[VariantRow]
 
@@ -189,11 +191,15 @@ class VariantType:
         """Summed over locations: onHand - reserved."""
         return sum(level.available for level in await self._levels(info))
 
-    @described_field("available <= lowStockThreshold.")
+    @described_field(
+        "available <= lowStockThreshold, when lowStockThreshold is above 0 (0 turns "
+        "low-stock alerts off: always false). The same rule picks lowStockVariants and "
+        "lowStockAlerts."
+    )
     async def is_low_stock(self, info: Info[Context, None]) -> bool:
-        """available <= lowStockThreshold"""
+        """available <= lowStockThreshold, and never with a threshold of 0 (`low_stock.is_low`)"""
         available = sum(level.available for level in await self._levels(info))
-        return available <= self.row.low_stock_threshold
+        return is_low(available, self.row.low_stock_threshold)
 
     @described_field("One level per location holding this variant, by location priority.")
     async def stock_levels(self, info: Info[Context, None]) -> list[StockLevelType]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
-from gql_inventory.resolvers import admin, reservations
+from gql_inventory.resolvers import admin, low_stock, reservations
 from gql_inventory.resolvers.access import admin_only
 from gql_inventory.schema.docs import with_arguments
+from gql_inventory.schema.low_stock import BulkAdjustStockPayload, SetLowStockThresholdPayload
 from gql_inventory.schema.payloads import (
     AdjustStockPayload,
     CancelOrderPayload,
@@ -124,4 +125,27 @@ class Mutation:
             "or REFUNDED), PAYMENT_PROVIDER_ERROR.",
         ),
         input="The order and an optional reason.",
+    )
+    set_low_stock_threshold: SetLowStockThresholdPayload = with_arguments(
+        strawberry.field(
+            resolver=low_stock.set_low_stock_threshold,
+            extensions=admin_only(),
+            description=_ADMIN + "Set the units at or under which a variant is low "
+            "(isLowStock, lowStockVariants, lowStockAlerts from the next stock event); 0 turns "
+            "its alerts off. Not a stock change: no ledger row. userErrors: INVALID_INPUT "
+            "(below 0 or above 1000000), UNKNOWN_SKU.",
+        ),
+        input="The SKU and its new threshold.",
+    )
+    bulk_adjust_stock: BulkAdjustStockPayload = with_arguments(
+        strawberry.field(
+            resolver=low_stock.bulk_adjust_stock,
+            extensions=admin_only(),
+            description=_ADMIN + "Many adjustStock lines in one call, one ledger row per "
+            "line. atomic (default): one transaction, any refusal refuses every line and "
+            "all are reported; otherwise each line on its own. userErrors (fields under "
+            '["lines", "<index>"]): those of adjustStock, and INVALID_INPUT for no or more '
+            "than 500 lines, a SKU and location given twice, or a line with an idempotencyKey.",
+        ),
+        input="The lines and whether they apply all or none.",
     )

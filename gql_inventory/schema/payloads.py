@@ -63,7 +63,7 @@ def _location_id(error: DomainError) -> strawberry.ID | None:
 USER_ERROR_CODES: dict[ErrorCode, UserErrorCode] = {c: UserErrorCode[c.name] for c in ErrorCode}
 
 
-def graphql_path(field: FieldPath | None) -> list[str] | None:
+def graphql_path(field: FieldPath | None, *, under_input: bool = True) -> list[str] | None:
     """The GraphQL path clients see for a domain `FieldPath`.
 
     ``in_input("lines", 2, "quantity")`` is ``["input", "lines", "2", "quantity"]``;
@@ -73,17 +73,21 @@ def graphql_path(field: FieldPath | None) -> list[str] | None:
     if field is None:
         return None
     parts = [str(p) if isinstance(p, int) else to_camel_case(p) for p in field.parts]
-    return parts if field.argument else ["input", *parts]
+    return parts if field.argument or not under_input else ["input", *parts]
 
 
-def user_errors(error: DomainError) -> list[UserError]:
-    """Turn a domain refusal (or a group of them) into `UserError`s."""
+def user_errors(error: DomainError, *, under_input: bool = True) -> list[UserError]:
+    """Turn a domain refusal (or a group of them) into `UserError`s.
+
+    With ``under_input=False`` paths leave out the leading ``"input"``:
+    bulkAdjustStock's start ``["lines", "<index>", ...]`` (contract).
+    """
     errors = error.errors if isinstance(error, DomainErrors) else [error]
     return [
         UserError(
             code=USER_ERROR_CODES[e.code],
             message=e.message,
-            field=graphql_path(e.field),
+            field=graphql_path(e.field, under_input=under_input),
             sku=getattr(e, "sku", None),
             requested=getattr(e, "requested", None),
             available=getattr(e, "available", None),

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
-from gql_inventory.resolvers import admin, catalog, live, reservations
+from gql_inventory.resolvers import admin, catalog, live, low_stock, reservations
 from gql_inventory.resolvers.access import admin_only
 from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
 from gql_inventory.schema.connections import ProductConnection, StockMovementConnection
 from gql_inventory.schema.docs import with_arguments
+from gql_inventory.schema.low_stock import VariantConnection
 from gql_inventory.schema.orders import OrderType, ReservationType
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error. "
@@ -91,6 +92,21 @@ class Query:
         first="Page size, 0 to 250; null: 50. Beyond: BAD_USER_INPUT.",
         after="`pageInfo.endCursor` of the previous page: read on with older movements.",
         reference="Only movements with this reference, e.g. order:<id> or reservation:<id>.",
+    )
+    low_stock_variants: VariantConnection = with_arguments(
+        strawberry.field(
+            resolver=low_stock.low_stock_variants,
+            extensions=admin_only(),
+            description=_ADMIN + "Variants (not products) whose available units are at or "
+            "under their lowStockThreshold, fewest available first (then by id); a threshold "
+            "of 0 keeps a variant out (alerts off). The same rule as Variant.isLowStock and "
+            "lowStockAlerts.",
+        ),
+        location_id="Location.id: compare the units available at that location (only "
+        "variants with a stock level there; an unknown location gives an empty list). Null: "
+        "summed over every location.",
+        first="Page size, 0 to 250; null: 50. Beyond: BAD_USER_INPUT.",
+        after="`pageInfo.endCursor` of the previous page; a cursor not issued here: BAD_CURSOR.",
     )
     stock_cursor: str = strawberry.field(
         resolver=live.stock_cursor,
