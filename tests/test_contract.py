@@ -34,7 +34,6 @@ NOT_YET_SERVED = {
     "BulkAdjustStockInput was removed.",
     "BulkAdjustStockPayload was removed.",
     "Field Reservation.subtotal was removed.",
-    "Field StockMovement.actor was removed.",
     "Field Query.orders was removed.",
     "Field Query.reservations was removed.",
     "Field Query.lowStockVariants was removed.",
