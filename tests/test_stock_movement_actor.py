@@ -26,12 +26,15 @@ from gql_inventory import cli
 from gql_inventory.app import create_app
 from gql_inventory.devtools import stripe_events as events
 from gql_inventory.models import Reservation
+from gql_inventory.payment_checker import check_pending_payments
+from gql_inventory.payments.stripe import StripePaymentProvider
 from gql_inventory.settings import Settings, get_settings
 from gql_inventory.sweeper import sweep_once
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
-from tests.support.graphql import ADJUST, RELEASE
-from tests.support.payments import deliver, facts_of, pending_order, reserve_id
+from tests.support.fake_stripe import FakeStripe
+from tests.support.graphql import ADJUST, CANCEL, RELEASE
+from tests.support.payments import deliver, facts_of, order_row, pending_order, reserve_id
 
 ALICE = "alice-token-0123456789"
 BARE = "bare-secret-token-9876543210"  # the 2nd entry: admin:token-2
@@ -146,6 +149,38 @@ async def test_a_webhook_sale_is_stripe(
     response = await deliver(client, event, secret)
     assert response.json()["outcome"] == "sold"
     assert await _since(client, sessions, seen) == [("SALE", "stripe")]
+
+
+async def test_the_pending_payment_check_selling_is_stripe(
+    app: Starlette,
+    gql: GraphQLCaller,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    catalog: Catalog,
+    fake_stripe: FakeStripe,
+    provider: StripePaymentProvider,
+) -> None:
+    order_id, _ = await pending_order(gql, {"MUG": 1})
+    intent = (await order_row(sessions, order_id)).payment_intent_id
+    assert intent is not None
+    fake_stripe.succeed(intent)  # paid; the webhook is lost
+    seen = await _ledger_length(sessions)
+    result = await check_pending_payments(app.state.services, min_age=timedelta(0))
+    assert [c.outcome for c in result.checked] == ["sold"]
+    assert await _since(client, sessions, seen) == [("SALE", "stripe")]
+
+
+async def test_an_admin_cancelling_an_order_is_that_admin(
+    gql: GraphQLCaller,
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    catalog: Catalog,
+) -> None:
+    order_id, _ = await pending_order(gql, {"MUG": 2})
+    seen = await _ledger_length(sessions)
+    body = await _call(client, CANCEL, {"input": {"orderId": str(order_id)}}, ALICE)
+    assert body["data"]["cancelOrder"]["userErrors"] == []
+    assert await _since(client, sessions, seen) == [("RELEASE", "admin:alice")]
 
 
 async def test_the_sweeper_expiring_is_system(
