@@ -27,7 +27,7 @@ from gql_inventory.inventory.payment_check import (
     planned_action,
 )
 from gql_inventory.inventory.payment_states import Outcome
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.inventory.uow import STRIPE, UnitOfWork
 from gql_inventory.logs import get_logger
 from gql_inventory.payments.base import PaymentState, ProviderFailure
 from gql_inventory.periodic import in_background, run_every
@@ -123,7 +123,9 @@ async def _check_one(
     if state is None or result.dry_run:
         return done(state.status if state else None, "would " + planned_action(state))
     try:
-        outcome = await run_in_transaction(services, lambda s: _apply(s, pending, state, services))
+        outcome = await run_in_transaction(
+            services, lambda s: _apply(s, pending, state, services), actor=STRIPE
+        )
     except Exception as exc:  # isolated: this order's transaction rolled back, go on
         log.exception("payments.check_failed", order_id=str(pending.order_id))
         return done(state.status, "error", f"{type(exc).__name__}: {exc}".splitlines()[0])

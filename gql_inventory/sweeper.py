@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from gql_inventory import metrics
 from gql_inventory.inventory.expiry import SweepResult, expire_reservations
+from gql_inventory.inventory.uow import SYSTEM
 from gql_inventory.logs import get_logger
 from gql_inventory.periodic import in_background, run_every
 from gql_inventory.services import Services
@@ -28,8 +29,7 @@ async def sweep_once(
     ``gql_inventory_expiry_sweeps_total{result}``. `max_age`: also end holds that old.
     """
     result = await run_in_transaction(
-        services,
-        lambda s: expire_reservations(s, limit=limit, max_age=max_age),
+        services, lambda s: expire_reservations(s, limit=limit, max_age=max_age), actor=SYSTEM
     )
     report(result)
     return result

@@ -19,8 +19,12 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 
-async def run_in_transaction(services: Services, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-    """Run `work` in one transaction with a fresh `UnitOfWork`; commit, then publish the
+async def run_in_transaction(
+    services: Services, work: Callable[[UnitOfWork], Awaitable[T]], *, actor: str
+) -> T:
+    """Run `work` in one transaction with a fresh `UnitOfWork` acting for `actor` (who
+    causes it, written on every ledger row: ``admin:<name>``, ``storefront``, ``stripe``,
+    ``system`` or ``import``, see `inventory.uow`); commit, then publish the
     stock movements it wrote (`uow.movements`) and the orders whose status it changed
     (`uow.orders_changed`); orders it made NEEDS_ATTENTION (`uow.attention`) are logged
     at WARNING (``order.needs_attention`` with the order id and reason).
@@ -31,7 +35,7 @@ async def run_in_transaction(services: Services, work: Callable[[UnitOfWork], Aw
     commit, outside any lock.
     """
     async with services.sessions() as session:
-        uow = UnitOfWork(session)
+        uow = UnitOfWork(session, actor=actor)
         async with session.begin():
             result = await work(uow)
     for order_id, reason in uow.attention:

@@ -50,7 +50,7 @@ async def available_by_sku(sessions: Sessions) -> dict[str, int]:
 
 async def test_demo_catalog_contents(sessions: Sessions) -> None:
     async with sessions.begin() as s:
-        report = await seed_demo_catalog(UnitOfWork(s))
+        report = await seed_demo_catalog(UnitOfWork(s, actor="system"))
 
     products, stock = demo_catalog()
     assert len(products) == 8
@@ -94,11 +94,11 @@ async def test_demo_catalog_contents(sessions: Sessions) -> None:
 
 async def test_demo_seeding_is_idempotent(sessions: Sessions) -> None:
     async with sessions.begin() as s:
-        await seed_demo_catalog(UnitOfWork(s))
+        await seed_demo_catalog(UnitOfWork(s, actor="system"))
     before = await snapshot(sessions)
 
     async with sessions.begin() as s:
-        again = await seed_demo_catalog(UnitOfWork(s))
+        again = await seed_demo_catalog(UnitOfWork(s, actor="system"))
 
     assert again == ImportReport(0, 0, 0, 0, 0, 0, "Main warehouse")
     assert await snapshot(sessions) == before
@@ -106,7 +106,7 @@ async def test_demo_seeding_is_idempotent(sessions: Sessions) -> None:
 
 async def test_demo_reseed_counts_back_a_changed_level(sessions: Sessions) -> None:
     async with sessions.begin() as s:
-        await seed_demo_catalog(UnitOfWork(s))
+        await seed_demo_catalog(UnitOfWork(s, actor="system"))
     expected = await available_by_sku(sessions)
     async with sessions.begin() as s:
         level_id = (
@@ -119,11 +119,14 @@ async def test_demo_reseed_counts_back_a_changed_level(sessions: Sessions) -> No
             )
         ).scalar_one()
         await apply_movement(
-            UnitOfWork(s), level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=-4
+            UnitOfWork(s, actor="system"),
+            level_id=level_id,
+            kind=MovementKind.ADJUSTMENT,
+            on_hand_delta=-4,
         )
 
     async with sessions.begin() as s:
-        report = await seed_demo_catalog(UnitOfWork(s))
+        report = await seed_demo_catalog(UnitOfWork(s, actor="system"))
 
     assert report.levels_counted == 1
     assert report.units_received == 0

@@ -19,8 +19,8 @@ Sessions = async_sessionmaker[AsyncSession]
 
 async def test_export_matches_database(sessions: Sessions) -> None:
     async with sessions.begin() as s:
-        await import_shopify_files(UnitOfWork(s), [MULTI_OPTION_CSV])
-        await seed_demo_catalog(UnitOfWork(s))
+        await import_shopify_files(UnitOfWork(s, actor="system"), [MULTI_OPTION_CSV])
+        await seed_demo_catalog(UnitOfWork(s, actor="system"))
     async with sessions.begin() as s:
         level_id = (
             await s.execute(
@@ -31,7 +31,10 @@ async def test_export_matches_database(sessions: Sessions) -> None:
             )
         ).scalar_one()
         await apply_movement(
-            UnitOfWork(s), level_id=level_id, kind=MovementKind.RESERVATION, reserved_delta=3
+            UnitOfWork(s, actor="system"),
+            level_id=level_id,
+            kind=MovementKind.RESERVATION,
+            reserved_delta=3,
         )
 
     out = io.StringIO()

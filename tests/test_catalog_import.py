@@ -110,7 +110,7 @@ async def assert_ledger_consistent(sessions: Sessions) -> None:
 
 async def run_import(sessions: Sessions, paths: list[Path], **kwargs: Any) -> ImportReport:
     async with sessions.begin() as s:
-        return await import_shopify_files(UnitOfWork(s), paths, **kwargs)
+        return await import_shopify_files(UnitOfWork(s, actor="system"), paths, **kwargs)
 
 
 # --- the shared sample exports ---------------------------------------------------------------
@@ -365,7 +365,10 @@ async def test_count_below_reserved_is_refused_not_applied(
             "WHERE v.sku = 'CT-BLK-S'",
         )
         await apply_movement(
-            UnitOfWork(s), level_id=level_id, kind=MovementKind.RESERVATION, reserved_delta=8
+            UnitOfWork(s, actor="system"),
+            level_id=level_id,
+            kind=MovementKind.RESERVATION,
+            reserved_delta=8,
         )
     path = tmp_path / "multi-option.csv"
     edit_file(
@@ -626,11 +629,15 @@ async def test_unreadable_and_empty_files(sessions: Sessions, tmp_path: Path) ->
 async def test_input_checked_before_anything(sessions: Sessions) -> None:
     async with sessions.begin() as s:
         with pytest.raises(ValueError, match="no file"):
-            await import_shopify_files(UnitOfWork(s), [])
+            await import_shopify_files(UnitOfWork(s, actor="system"), [])
         with pytest.raises(ValueError, match="ISO 4217"):
-            await import_shopify_files(UnitOfWork(s), [MULTI_OPTION_CSV], currency="usd")
+            await import_shopify_files(
+                UnitOfWork(s, actor="system"), [MULTI_OPTION_CSV], currency="usd"
+            )
         with pytest.raises(ValueError, match="blank"):
-            await import_shopify_files(UnitOfWork(s), [MULTI_OPTION_CSV], location_name="  ")
+            await import_shopify_files(
+                UnitOfWork(s, actor="system"), [MULTI_OPTION_CSV], location_name="  "
+            )
 
 
 async def test_currency_parameter(sessions: Sessions, tmp_path: Path) -> None:

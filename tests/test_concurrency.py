@@ -91,7 +91,9 @@ def reserve_work(lines: Sequence[LineRequest], **kwargs: Any) -> Work[uuid.UUID]
     """A transaction body: `reservations.reserve` of `lines` (default limits)."""
 
     async def work(session: AsyncSession) -> uuid.UUID:
-        return await reservations.reserve(UnitOfWork(session), lines, limits=LIMITS, **kwargs)
+        return await reservations.reserve(
+            UnitOfWork(session, actor="system"), lines, limits=LIMITS, **kwargs
+        )
 
     return work
 
@@ -100,7 +102,9 @@ def release_work(reservation_id: uuid.UUID) -> Work[uuid.UUID]:
     """A transaction body: the buyer releases a reservation."""
 
     async def work(session: AsyncSession) -> uuid.UUID:
-        return await reservations.release_reservation(UnitOfWork(session), reservation_id)
+        return await reservations.release_reservation(
+            UnitOfWork(session, actor="system"), reservation_id
+        )
 
     return work
 
@@ -109,7 +113,9 @@ def sweep_work(now: datetime, *, limit: int = 500) -> Work[SweepResult]:
     """A transaction body: one expiry sweep as if the clock read `now`."""
 
     async def work(session: AsyncSession) -> SweepResult:
-        return await expiry.expire_reservations(UnitOfWork(session), now=now, limit=limit)
+        return await expiry.expire_reservations(
+            UnitOfWork(session, actor="system"), now=now, limit=limit
+        )
 
     return work
 
@@ -329,17 +335,17 @@ def race_works(order_id: uuid.UUID, sku: str, quantity: int, now: datetime) -> d
 
     async def pay(session: AsyncSession) -> str:
         return await payment_outcomes.payment_succeeded(
-            UnitOfWork(session), order_id, reference=f"evt_ok_{order_id}"
+            UnitOfWork(session, actor="system"), order_id, reference=f"evt_ok_{order_id}"
         )
 
     async def canceled(session: AsyncSession) -> str:
         return await payment_outcomes.payment_canceled(
-            UnitOfWork(session), order_id, reference=f"evt_cx_{order_id}"
+            UnitOfWork(session, actor="system"), order_id, reference=f"evt_cx_{order_id}"
         )
 
     async def cancel(session: AsyncSession) -> uuid.UUID:
         return await refunds.cancel_order(
-            UnitOfWork(session), order_id, provider=PROVIDER, reason="race"
+            UnitOfWork(session, actor="system"), order_id, provider=PROVIDER, reason="race"
         )
 
     return {
@@ -401,10 +407,12 @@ async def test_payment_cancel_and_expiry_race(sessions: Sessions, catalog: Catal
         await add_sku(sessions, catalog, sku, {"Main": stock})
         async with sessions.begin() as session:
             rid = await reservations.reserve(
-                UnitOfWork(session), [LineRequest(sku, quantity)], limits=LIMITS
+                UnitOfWork(session, actor="system"), [LineRequest(sku, quantity)], limits=LIMITS
             )
         async with sessions.begin() as session:
-            oid = (await checkout.checkout(UnitOfWork(session), rid, provider=PROVIDER)).order_id
+            oid = (
+                await checkout.checkout(UnitOfWork(session, actor="system"), rid, provider=PROVIDER)
+            ).order_id
         works = race_works(oid, sku, quantity, datetime.now(UTC) + timedelta(days=1))
         names = list(works)
         rng.shuffle(names)
@@ -483,7 +491,9 @@ async def test_payment_cancel_and_expiry_race(sessions: Sessions, catalog: Catal
         await assert_invariants(sessions)
         if out["rival"].ok:  # end the rival's cart so later sweeps find nothing of this round
             async with sessions.begin() as session:
-                await reservations.release_reservation(UnitOfWork(session), out["rival"].value)
+                await reservations.release_reservation(
+                    UnitOfWork(session, actor="system"), out["rival"].value
+                )
     print(f"\npayment/cancel/expiry race outcomes: {dict(seen)}")
     assert sum(seen.values()) == RACE_ROUNDS
 
@@ -496,7 +506,12 @@ def adjust_work(delta: int, reason: AdjustmentReason, **kwargs: Any) -> Work[Adj
 
     async def work(session: AsyncSession) -> AdjustResult:
         return await adjust.adjust_stock(
-            UnitOfWork(session), sku="ADJ", location_id=None, delta=delta, reason=reason, **kwargs
+            UnitOfWork(session, actor="system"),
+            sku="ADJ",
+            location_id=None,
+            delta=delta,
+            reason=reason,
+            **kwargs,
         )
 
     return work
@@ -507,7 +522,7 @@ def count_work(on_hand: int) -> Work[AdjustResult]:
 
     async def work(session: AsyncSession) -> AdjustResult:
         return await adjust.set_stock(
-            UnitOfWork(session), sku="ADJ", location_id=None, on_hand=on_hand
+            UnitOfWork(session, actor="system"), sku="ADJ", location_id=None, on_hand=on_hand
         )
 
     return work
@@ -522,7 +537,7 @@ async def test_negative_adjustments_race_reservations(sessions: Sessions, catalo
         for _ in range(20):
             standing.append(
                 await reservations.reserve(
-                    UnitOfWork(session), [LineRequest("ADJ", 2)], limits=LIMITS
+                    UnitOfWork(session, actor="system"), [LineRequest("ADJ", 2)], limits=LIMITS
                 )
             )
     rng = random.Random(4)

@@ -28,7 +28,6 @@ NOT_YET_SERVED = {
     "InventoryReport was removed.",
     "Standard scalar Float was removed because it is not referenced anymore.",
     "Field Reservation.subtotal was removed.",
-    "Field StockMovement.actor was removed.",
     "Field Query.orders was removed.",
     "Field Query.reservations was removed.",
     "Field Query.inventoryReport was removed.",

@@ -56,7 +56,10 @@ async def change_stock(sessions: async_sessionmaker[AsyncSession], variant_id: i
             )
         ).scalar_one()
         written = await apply_movement(
-            UnitOfWork(session), level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=1
+            UnitOfWork(session, actor="system"),
+            level_id=level_id,
+            kind=MovementKind.ADJUSTMENT,
+            on_hand_delta=1,
         )
         assert written is not None
 

@@ -68,12 +68,16 @@ async def test_storefront_flow(
     )
     async with sessions.begin() as session:
         assert (
-            await payment_outcomes.payment_succeeded(UnitOfWork(session), uuid.UUID(order["id"]))
+            await payment_outcomes.payment_succeeded(
+                UnitOfWork(session, actor="system"), uuid.UUID(order["id"])
+            )
             == "sold"
         )
     async with sessions.begin() as session:
         assert (
-            await payment_outcomes.payment_succeeded(UnitOfWork(session), uuid.UUID(order["id"]))
+            await payment_outcomes.payment_succeeded(
+                UnitOfWork(session, actor="system"), uuid.UUID(order["id"])
+            )
             == "already_paid"
         )
     after_sale = await gql('{ variant(sku: "SHIRT-S") { onHand reserved available } }')

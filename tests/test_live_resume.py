@@ -109,7 +109,7 @@ async def slow_committer(
         async with sessions.begin() as session:
             for level_id in sorted(rng.sample(level_ids, 2)):
                 written = await apply_movement(
-                    UnitOfWork(session),
+                    UnitOfWork(session, actor="system"),
                     level_id=level_id,
                     kind=MovementKind.ADJUSTMENT,
                     on_hand_delta=1,

@@ -69,7 +69,7 @@ async def test_the_runtime_and_the_sink_are_fixed_at_construction(services: Serv
         assert live.running_hub is hub
         assert await hub.wait_ready()
         sub = hub.subscribe_stock(None, lambda reason: None)
-        await run_in_transaction(services, seed_demo_catalog)
+        await run_in_transaction(services, seed_demo_catalog, actor="import")
         async with asyncio.timeout(30):  # a hang guard, not a timing assertion
             first = await sub.buffer.get()
         assert first.position == 1
@@ -89,7 +89,7 @@ async def test_a_runtime_never_started_reaches_no_backend(
     services = Services.create(Settings(broadcast_url=UNREACHABLE_BROADCAST), database_url)
     try:
         assert isinstance(services.live, LiveEvents)
-        await run_in_transaction(services, seed_demo_catalog)  # publishes movements
+        await run_in_transaction(services, seed_demo_catalog, actor="import")  # publishes movements
         await services.events.publish_order_changes([uuid.uuid4()])
     finally:
         await services.close()

@@ -45,7 +45,7 @@ async def burst(sessions: async_sessionmaker[AsyncSession], variant_id: int, cou
         ).scalar_one()
         for _ in range(count):
             written = await apply_movement(
-                UnitOfWork(session),
+                UnitOfWork(session, actor="system"),
                 level_id=level_id,
                 kind=MovementKind.ADJUSTMENT,
                 on_hand_delta=1,

@@ -114,7 +114,10 @@ async def write_then_roll_back(sessions: async_sessionmaker[AsyncSession], varia
             )
         ).scalar_one()
         written = await apply_movement(
-            UnitOfWork(session), level_id=level_id, kind=MovementKind.ADJUSTMENT, on_hand_delta=7
+            UnitOfWork(session, actor="system"),
+            level_id=level_id,
+            kind=MovementKind.ADJUSTMENT,
+            on_hand_delta=7,
         )
         assert written is not None
         raise RuntimeError("roll back")

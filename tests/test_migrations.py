@@ -7,6 +7,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import pytest
 
 from gql_inventory.migrations import downgrade_database, upgrade_database
 
@@ -130,5 +131,75 @@ def test_0004_backfills_payment_applied_at_and_refund_source(server_url: str) ->
         assert columns == []
         upgrade_database(url)
         assert len(_fetch(url, "SELECT 1 FROM refunds WHERE source = 'UNATTRIBUTED'")) == 1
+    finally:
+        _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_LEDGER_AT_0004 = """
+INSERT INTO locations (id, name) VALUES (1, 'Main');
+INSERT INTO products (id, handle, title) VALUES (1, 'mug', 'Mug');
+INSERT INTO variants (id, product_id, sku, title, price_amount) VALUES (1, 1, 'MUG', 'Mug', 900);
+INSERT INTO stock_levels (id, variant_id, location_id, on_hand, reserved, version)
+VALUES (1, 1, 1, 100, 0, 11);
+INSERT INTO stock_movements (stock_level_id, variant_id, location_id, kind, on_hand_delta,
+    reserved_delta, on_hand_after, reserved_after, version, reason, reference) VALUES
+  (1, 1, 1, 'RECEIPT', 50, 0, 50, 0, 1, 'Shopify CSV import (products.csv)', NULL),
+  (1, 1, 1, 'COUNT', 10, 0, 60, 0, 2, 'demo catalog', NULL),
+  (1, 1, 1, 'RECEIPT', 40, 0, 100, 0, 3, 'RECEIVED: PO-1', NULL),
+  (1, 1, 1, 'COUNT', -1, 0, 99, 0, 4, 'CYCLE_COUNT', NULL),
+  (1, 1, 1, 'ADJUSTMENT', 1, 0, 100, 0, 5, 'FOUND', NULL),
+  (1, 1, 1, 'RESERVATION', 0, 2, 100, 2, 6, NULL, 'reservation:r1'),
+  (1, 1, 1, 'RELEASE', 0, -1, 100, 1, 7, NULL, 'reservation:r1'),
+  (1, 1, 1, 'EXPIRY', 0, -1, 100, 0, 8, NULL, 'reservation:r1'),
+  (1, 1, 1, 'SALE', -1, 0, 99, 0, 9, NULL, 'order:o1'),
+  (1, 1, 1, 'RETURN', 1, 0, 100, 0, 10, $ext$, 'order:o1'),
+  (1, 1, 1, 'RETURN', 0, 0, 100, 0, 11, 'damaged', 'order:o1');
+""".replace("$ext$", f"'{_EXTERNAL}'")
+
+
+def test_0005_backfills_stock_movement_actor(server_url: str) -> None:
+    """Ledger rows written before 0005 get an actor from their kind and reason (the rule
+    in the migration's docstring); the column is then NOT NULL, and the downgrade drops it."""
+    name = f"gqlinv_mig_{uuid.uuid4().hex[:8]}"
+    _admin(server_url, f'CREATE DATABASE "{name}"')
+    parts = urlsplit(server_url)
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    try:
+        upgrade_database(url, "0004")
+        _admin(url, _LEDGER_AT_0004)
+        upgrade_database(url, "0005")
+        actors = _fetch(url, "SELECT kind, actor FROM stock_movements ORDER BY id")
+        assert actors == [
+            ("RECEIPT", "import"),
+            ("COUNT", "import"),
+            ("RECEIPT", "admin:unknown"),
+            ("COUNT", "admin:unknown"),
+            ("ADJUSTMENT", "admin:unknown"),
+            ("RESERVATION", "storefront"),
+            ("RELEASE", "storefront"),
+            ("EXPIRY", "system"),
+            ("SALE", "stripe"),
+            ("RETURN", "stripe"),
+            ("RETURN", "admin:unknown"),
+        ]
+        nullable = _fetch(
+            url,
+            "SELECT is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'stock_movements' AND column_name = 'actor'",
+        )
+        assert nullable == [("NO",)]
+        with pytest.raises(asyncpg.CheckViolationError):
+            _admin(url, "UPDATE stock_movements SET actor = 'somebody' WHERE id = 1")
+        downgrade_database(url, "0004")
+        columns = _fetch(
+            url,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'stock_movements' AND column_name = 'actor'",
+        )
+        assert columns == []
+        upgrade_database(url)
+        assert _fetch(url, "SELECT DISTINCT actor FROM stock_movements WHERE kind = 'EXPIRY'") == [
+            ("system",)
+        ]
     finally:
         _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

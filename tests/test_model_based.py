@@ -668,7 +668,7 @@ class StockMachine(RuleBasedStateMachine):
     def reserve(self, lines: list[tuple[str, int]], ttl: int) -> None:
         async def work(session: AsyncSession) -> tuple[uuid.UUID, datetime]:
             rid = await reservations.reserve(
-                UnitOfWork(session),
+                UnitOfWork(session, actor="system"),
                 [LineRequest(s, q) for s, q in lines],
                 limits=LIMITS,
                 ttl_seconds=ttl,
@@ -698,7 +698,7 @@ class StockMachine(RuleBasedStateMachine):
 
         async def work(session: AsyncSession) -> datetime:
             await reservations.update_reservation(
-                UnitOfWork(session),
+                UnitOfWork(session, actor="system"),
                 rid,
                 [LineRequest(s, q) for s, q in wanted.items()],
                 limits=LIMITS,
@@ -714,7 +714,9 @@ class StockMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
         rid = self.reservation(data)
-        _, errors = self.attempt(lambda s: reservations.release_reservation(UnitOfWork(s), rid))
+        _, errors = self.attempt(
+            lambda s: reservations.release_reservation(UnitOfWork(s, actor="system"), rid)
+        )
         self.expect("release", errors, lambda: self.model.release(rid))
 
     @precondition(some_active_reservation)
@@ -724,7 +726,7 @@ class StockMachine(RuleBasedStateMachine):
 
         async def work(session: AsyncSession) -> tuple[uuid.UUID, datetime]:
             result = await checkout.checkout(
-                UnitOfWork(session),
+                UnitOfWork(session, actor="system"),
                 rid,
                 provider=PROVIDER,
                 payment_window_seconds=PAYMENT_WINDOW_SECONDS,
@@ -744,7 +746,9 @@ class StockMachine(RuleBasedStateMachine):
         oid = self.order(data, pending, payable)
         amount = self.model.orders[oid].total + 1 if wrong_amount else None
         outcome, errors = self.attempt(
-            lambda s: payment_outcomes.payment_succeeded(UnitOfWork(s), oid, amount=amount)
+            lambda s: payment_outcomes.payment_succeeded(
+                UnitOfWork(s, actor="system"), oid, amount=amount
+            )
         )
         assert errors == []
         assert outcome == self.model.pay(oid, wrong_amount=wrong_amount)
@@ -760,7 +764,7 @@ class StockMachine(RuleBasedStateMachine):
         oid = self.order(data, lambda o: o.payment_received, lambda o: True)
         if self.model.orders[oid].payment_received:
             outcome, errors = self.attempt(
-                lambda s: payment_outcomes.payment_succeeded(UnitOfWork(s), oid)
+                lambda s: payment_outcomes.payment_succeeded(UnitOfWork(s, actor="system"), oid)
             )
             assert (outcome, errors) == ("already_paid", [])
             assert self.model.pay(oid) == "already_paid"
@@ -784,7 +788,9 @@ class StockMachine(RuleBasedStateMachine):
             if far_ahead
             else self.model.reservations[rid].expires_at
         )
-        swept, errors = self.attempt(lambda s: expiry.expire_reservations(UnitOfWork(s), now=now))
+        swept, errors = self.attempt(
+            lambda s: expiry.expire_reservations(UnitOfWork(s, actor="system"), now=now)
+        )
         assert errors == []
         assert swept is not None
         assert not swept.skipped_lock
@@ -818,7 +824,11 @@ class StockMachine(RuleBasedStateMachine):
         requests = None if lines is None else [LineRequest(s, q) for s, q in lines]
         _, errors = self.attempt(
             lambda s: refunds.refund_order(
-                UnitOfWork(s), oid, provider=PROVIDER, lines=requests, restock=restock
+                UnitOfWork(s, actor="system"),
+                oid,
+                provider=PROVIDER,
+                lines=requests,
+                restock=restock,
             )
         )
         order = self.model.orders[oid]
@@ -834,13 +844,15 @@ class StockMachine(RuleBasedStateMachine):
         if by_admin:
             oid = self.order(data, cancellable)
             _, errors = self.attempt(
-                lambda s: refunds.cancel_order(UnitOfWork(s), oid, provider=PROVIDER)
+                lambda s: refunds.cancel_order(
+                    UnitOfWork(s, actor="system"), oid, provider=PROVIDER
+                )
             )
             self.expect("cancel_order", errors, lambda: self.model.cancel_order(oid))
         else:
             oid = self.order(data, pending, cancellable)
             outcome, errors = self.attempt(
-                lambda s: payment_outcomes.payment_canceled(UnitOfWork(s), oid)
+                lambda s: payment_outcomes.payment_canceled(UnitOfWork(s, actor="system"), oid)
             )
             assert errors == []
             assert outcome == self.model.payment_canceled(oid)
@@ -865,7 +877,11 @@ class StockMachine(RuleBasedStateMachine):
         if how == "adjust":
             _, errors = self.attempt(
                 lambda s: adjust.adjust_stock(
-                    UnitOfWork(s), sku=sku, location_id=loc, delta=figure, reason=reason
+                    UnitOfWork(s, actor="system"),
+                    sku=sku,
+                    location_id=loc,
+                    delta=figure,
+                    reason=reason,
                 )
             )
             self.expect(
@@ -873,7 +889,9 @@ class StockMachine(RuleBasedStateMachine):
             )
         else:
             _, errors = self.attempt(
-                lambda s: adjust.set_stock(UnitOfWork(s), sku=sku, location_id=loc, on_hand=figure)
+                lambda s: adjust.set_stock(
+                    UnitOfWork(s, actor="system"), sku=sku, location_id=loc, on_hand=figure
+                )
             )
             self.expect("set", errors, lambda: self.model.set((sku, location), figure))
         self.refresh_level_ids()

@@ -783,7 +783,7 @@ async def test_cancel_flagged_order_releases_its_reservation(
     order_id, rid = await pending_order(gql, {"MUG": 3})
     async with sessions.begin() as session:
         outcome = await payment_outcomes.payment_succeeded(
-            UnitOfWork(session), uuid.UUID(order_id), amount=1, currency="USD"
+            UnitOfWork(session, actor="system"), uuid.UUID(order_id), amount=1, currency="USD"
         )
     assert outcome == "amount_mismatch"
     assert await variant_levels(gql, "MUG") == {"Main": (50, 3)}

@@ -444,7 +444,9 @@ async def test_update_reservation_after_checkout_is_refused(
 
     async with sessions.begin() as session:
         assert (
-            await payment_outcomes.payment_succeeded(UnitOfWork(session), uuid.UUID(order_id))
+            await payment_outcomes.payment_succeeded(
+                UnitOfWork(session, actor="system"), uuid.UUID(order_id)
+            )
             == "sold"
         )
     assert await variant_levels(gql, "MUG") == {"Main": (49, 0)}
@@ -580,7 +582,7 @@ async def test_checkout_of_a_flagged_order_is_refused(
     order_id, rid = await pending_order(gql, {"MUG": 1})
     async with sessions.begin() as session:
         outcome = await payment_outcomes.payment_succeeded(
-            UnitOfWork(session), uuid.UUID(order_id), amount=1, currency="USD"
+            UnitOfWork(session, actor="system"), uuid.UUID(order_id), amount=1, currency="USD"
         )
     assert outcome == "amount_mismatch"
     before = await snapshot(sessions)

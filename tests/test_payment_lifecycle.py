@@ -146,9 +146,9 @@ async def test_a_paid_order_without_stock_reaches_its_buyer_and_the_log(
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     async with sessions.begin() as session:
-        assert (await expire_reservations(UnitOfWork(session))).cancelled_orders == [
-            uuid.UUID(order["id"])
-        ]
+        assert (
+            await expire_reservations(UnitOfWork(session, actor="system"))
+        ).cancelled_orders == [uuid.UUID(order["id"])]
     drained = await server.graphql(LIVE_RESERVE, {"lines": [{"sku": "MUG", "quantity": 50}]})
     assert drained["data"]["reserveStock"]["userErrors"] == []
 

@@ -58,7 +58,7 @@ async def expire(sessions: async_sessionmaker[AsyncSession], reservation_id: str
             .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
         )
     async with sessions.begin() as session:
-        result = await expire_reservations(UnitOfWork(session))
+        result = await expire_reservations(UnitOfWork(session, actor="system"))
     assert result.expired == [uuid.UUID(reservation_id)]
 
 
@@ -461,7 +461,9 @@ async def test_processing_extends_the_reservation_up_to_the_cap(
     assert held > datetime.now(UTC) + hold - timedelta(seconds=30)
     # the sweeper leaves it alone past its first expiry
     async with sessions.begin() as session:
-        swept = await expire_reservations(UnitOfWork(session), now=before + timedelta(seconds=1))
+        swept = await expire_reservations(
+            UnitOfWork(session, actor="system"), now=before + timedelta(seconds=1)
+        )
     assert swept.expired == []
 
     original = services.settings

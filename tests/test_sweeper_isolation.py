@@ -51,7 +51,7 @@ async def cart(
 ) -> uuid.UUID:
     async with sessions.begin() as session:
         return await reservations.reserve(
-            UnitOfWork(session),
+            UnitOfWork(session, actor="system"),
             [LineRequest(sku=s, quantity=q) for s, q in lines.items()],
             limits=LIMITS,
             ttl_seconds=ttl,

@@ -47,7 +47,7 @@ async def test_the_unit_of_work_lists_what_the_transaction_will_announce(
     sessions: async_sessionmaker[AsyncSession], catalog: Catalog
 ) -> None:
     async with sessions.begin() as session:
-        uow = UnitOfWork(session)
+        uow = UnitOfWork(session, actor="system")
         rid = await reservations.reserve(uow, [LineRequest("MUG", 3)], limits=LIMITS)
         assert [(m.kind, m.reserved_delta) for m in uow.movements] == [
             (MovementKind.RESERVATION, 3)
@@ -57,9 +57,11 @@ async def test_the_unit_of_work_lists_what_the_transaction_will_announce(
         assert uow.attention == []
 
     async with sessions.begin() as session:
-        made = await checkout.checkout(UnitOfWork(session), rid, provider=OfflinePaymentProvider())
+        made = await checkout.checkout(
+            UnitOfWork(session, actor="system"), rid, provider=OfflinePaymentProvider()
+        )
     async with sessions.begin() as session:
-        uow = UnitOfWork(session)
+        uow = UnitOfWork(session, actor="system")
         await reservations.release_reservation(uow, rid)
         order = (await session.execute(select(Order).where(Order.id == made.order_id))).scalar_one()
         assert [(m.kind, m.reserved_delta) for m in uow.movements] == [(MovementKind.RELEASE, -3)]
@@ -72,7 +74,7 @@ async def test_rewind_forgets_what_a_rolled_back_savepoint_added(
     sessions: async_sessionmaker[AsyncSession], catalog: Catalog
 ) -> None:
     async with sessions.begin() as session:
-        uow = UnitOfWork(session)
+        uow = UnitOfWork(session, actor="system")
         await reservations.reserve(uow, [LineRequest("MUG", 1)], limits=LIMITS)
         mark = uow.mark()
         savepoint = await session.begin_nested()
@@ -94,7 +96,7 @@ async def test_run_in_transaction_publishes_the_unit_of_work_after_commit_only(
         seen.append(uow)
         return await reservations.reserve(uow, [LineRequest("MUG", 2)], limits=LIMITS)
 
-    await run_in_transaction(services, reserve)
+    await run_in_transaction(services, reserve, actor="storefront")
     assert sink.movements == seen[0].movements
     assert [m.reserved_delta for m in sink.movements] == [2]
 
@@ -102,6 +104,7 @@ async def test_run_in_transaction_publishes_the_unit_of_work_after_commit_only(
         await run_in_transaction(
             services,
             lambda uow: reservations.reserve(uow, [LineRequest("MUG", 999)], limits=LIMITS),
+            actor="storefront",
         )
     assert [m.reserved_delta for m in sink.movements] == [2]  # the refusal announced nothing
 

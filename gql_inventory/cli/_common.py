@@ -47,11 +47,12 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def in_unit_of_work(work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
-    """`in_transaction` for a domain use case that writes. What the unit of work would
+def in_unit_of_work(work: Callable[[UnitOfWork], Awaitable[T]], *, actor: str) -> T:
+    """`in_transaction` for a domain use case that writes, acting for `actor`
+    (`UnitOfWork.actor`). What the unit of work would
     announce is dropped: a CLI process serves no subscriptions, and they read the
     ledger on (re)connect (the relay also picks committed movements from it)."""
-    return in_transaction(lambda session: work(UnitOfWork(session)))
+    return in_transaction(lambda session: work(UnitOfWork(session, actor=actor)))
 
 
 def cli_services(settings: Settings) -> Services:

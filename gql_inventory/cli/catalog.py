@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from gql_inventory.cli._common import in_transaction, in_unit_of_work
+from gql_inventory.inventory.uow import IMPORT
 
 
 def import_shopify(
@@ -21,7 +22,8 @@ def import_shopify(
 
     try:
         report = in_unit_of_work(
-            lambda s: import_shopify_files(s, files, location_name=location, currency=currency)
+            lambda s: import_shopify_files(s, files, location_name=location, currency=currency),
+            actor=IMPORT,
         )
     except CatalogImportError as exc:
         for problem in exc.problems:
@@ -40,7 +42,7 @@ def seed_demo() -> None:
     """Load the generated demo catalog (apparel in sizes, three locations)."""
     from gql_inventory.catalog.demo import seed_demo_catalog
 
-    report = in_unit_of_work(seed_demo_catalog)
+    report = in_unit_of_work(seed_demo_catalog, actor=IMPORT)
     typer.echo(
         f"demo catalog: {report.products_created} products new, "
         f"{report.variants_created} variants new, {report.units_received} units received"

@@ -32,12 +32,13 @@ _APPLY = text(
     )
     INSERT INTO stock_movements (
         stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-        on_hand_after, reserved_after, version, reason, reference)
+        on_hand_after, reserved_after, version, reason, reference, actor)
     SELECT id, variant_id, location_id, :kind, :on_hand_delta, :reserved_delta,
-           on_hand, reserved, version, :reason, :reference
+           on_hand, reserved, version, :reason, :reference, :actor
       FROM level
     RETURNING id, stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-              on_hand_after, reserved_after, version, reason, reference, txid, occurred_at
+              on_hand_after, reserved_after, version, reason, reference, actor, txid,
+              occurred_at
     """
 )
 
@@ -59,7 +60,8 @@ async def apply_movement(
     `reserved <= on_hand`), e.g. reserving more than is available. The caller
     decides what a refusal means. Takes the level's row lock until the
     transaction ends; callers touching several levels call in ascending
-    `level_id` order so two transactions can never deadlock.
+    `level_id` order so two transactions can never deadlock. The row's `actor` is
+    `uow.actor` (who caused the change).
     """
     session = uow.session
     if on_hand_delta == 0 and reserved_delta == 0:
@@ -73,6 +75,7 @@ async def apply_movement(
             "reserved_delta": reserved_delta,
             "reason": reason,
             "reference": reference,
+            "actor": uow.actor,
         },
     )
     row = result.first()

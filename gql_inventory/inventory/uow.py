@@ -18,6 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.models import MovementKind
 
+#: `UnitOfWork.actor` values (`stock_movements.actor`): who caused a change. An admin is
+#: ``admin:<name>`` (`admin_actor`); the GraphQL context gives it (`Context.actor`).
+STOREFRONT = "storefront"  # anonymous GraphQL callers
+STRIPE = "stripe"  # the Stripe webhook and the pending-payment check
+SYSTEM = "system"  # the expiry sweeper, reconciliation
+IMPORT = "import"  # the Shopify importer and the demo catalog (CLI)
+ADMIN_PREFIX = "admin:"
+
+
+def admin_actor(name: str) -> str:
+    """The actor of the admin named `name` (`context.admin_identities`): ``admin:<name>``."""
+    return f"{ADMIN_PREFIX}{name}"
+
 
 @dataclass(frozen=True, slots=True)
 class AppliedMovement:
@@ -35,6 +48,7 @@ class AppliedMovement:
     version: int
     reason: str | None
     reference: str | None
+    actor: str
     txid: int
     occurred_at: datetime
 
@@ -55,6 +69,7 @@ class AppliedMovement:
             version=m["version"],
             reason=m["reason"],
             reference=m["reference"],
+            actor=m["actor"],
             txid=m["txid"],
             occurred_at=m["occurred_at"],
         )
@@ -91,10 +106,13 @@ class UnitOfWork:
     `orders_changed`: ids of orders whose status changed (`orderStatusChanged`).
     `payment_cancels`: payments of orders it cancelled, cancelled at the provider
     after the commit, outside any lock. `attention`: orders it made NEEDS_ATTENTION
-    (logged at WARNING after the commit).
+    (logged at WARNING after the commit). `actor`: who causes the work (``admin:<name>``,
+    `STOREFRONT`, `STRIPE`, `SYSTEM` or `IMPORT`), written on every ledger row; it is
+    required, so no caller can forget it.
     """
 
     session: AsyncSession
+    actor: str = field(kw_only=True)
     movements: list[AppliedMovement] = field(default_factory=list)
     orders_changed: list[uuid.UUID] = field(default_factory=list)
     payment_cancels: list[PaymentCancel] = field(default_factory=list)

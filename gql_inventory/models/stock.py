@@ -62,6 +62,10 @@ class StockLevel(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
+#: The values `stock_movements.actor` may take (`inventory.uow` names them).
+ACTOR_CHECK = "actor IN ('storefront', 'stripe', 'system', 'import') OR actor LIKE 'admin:_%'"
+
+
 class StockMovement(Base):
     """One row per change of one stock level, written in the same transaction.
 
@@ -70,7 +74,8 @@ class StockMovement(Base):
     log, given by the relay after the commit (`gql_inventory.live.relay`); cursors and
     resumption use it, never `id` (handed out at insert, not at commit). `txid` is the
     writing transaction's id (``pg_current_xact_id()``): it groups the movements one
-    transaction wrote, for audits.
+    transaction wrote, for audits. `actor` says who caused the change: ``admin:<name>``,
+    ``storefront``, ``stripe``, ``system`` or ``import`` (`inventory.uow.UnitOfWork.actor`).
     """
 
     __tablename__ = "stock_movements"
@@ -81,6 +86,7 @@ class StockMovement(Base):
         Index("uq_stock_movements_position", "position", unique=True),
         Index("ix_stock_movements_unpositioned", "id", postgresql_where=text("position IS NULL")),
         Index("ix_stock_movements_variant_id_position", "variant_id", "position"),
+        CheckConstraint(ACTOR_CHECK, name="actor_known"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -97,6 +103,7 @@ class StockMovement(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str | None] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
     txid: Mapped[int] = mapped_column(
         BigInteger, server_default=text("(pg_current_xact_id()::text)::bigint")
     )

@@ -68,6 +68,7 @@ async def adjust_stock(info: Info[Context, None], input: AdjustStockInput) -> Ad
                 expected_on_hand=input.expected_on_hand,
                 idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             ),
+            actor=info.context.actor,
         )
     except DomainError as error:
         return AdjustStockPayload(stock_level=None, movement=None, user_errors=user_errors(error))
@@ -89,6 +90,7 @@ async def set_stock(info: Info[Context, None], input: SetStockInput) -> AdjustSt
                 expected_on_hand=input.expected_on_hand,
                 idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             ),
+            actor=info.context.actor,
         )
     except DomainError as error:
         return AdjustStockPayload(stock_level=None, movement=None, user_errors=user_errors(error))
@@ -116,6 +118,7 @@ async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> Re
                 reason=input.reason,
                 idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             ),
+            actor=info.context.actor,
         )
     except DomainError as error:
         return RefundOrderPayload(order=None, user_errors=user_errors(error))
@@ -132,6 +135,7 @@ async def cancel_order(info: Info[Context, None], input: CancelOrderInput) -> Ca
             lambda s: refunds.cancel_order(
                 s, order_id, provider=services.payments, reason=input.reason
             ),
+            actor=info.context.actor,
         )
     except DomainError as error:
         return CancelOrderPayload(order=None, user_errors=user_errors(error))

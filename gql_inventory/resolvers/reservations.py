@@ -49,6 +49,7 @@ async def reserve_stock(info: Info[Context, None], input: ReserveStockInput) -> 
                 ttl_seconds=input.ttl_seconds,
                 idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             ),
+            actor=info.context.actor,
         )
     except DomainError as error:
         return ReserveStockPayload(reservation=None, user_errors=user_errors(error))
@@ -71,6 +72,7 @@ async def update_reservation(
             lambda s: reservations.update_reservation(
                 s, reservation_id, _lines(input.lines), limits=services.reservation_limits
             ),
+            actor=info.context.actor,
         )
     except DomainError as error:
         return ReserveStockPayload(reservation=None, user_errors=user_errors(error))
@@ -87,8 +89,7 @@ async def release_reservation(
     try:
         rid = reservations.parse_reservation_id(reservation_id)
         await run_in_transaction(
-            services,
-            lambda s: reservations.release_reservation(s, rid),
+            services, lambda s: reservations.release_reservation(s, rid), actor=info.context.actor
         )
     except DomainError as error:
         return ReleaseReservationPayload(reservation=None, user_errors=user_errors(error))
@@ -114,6 +115,7 @@ async def checkout(info: Info[Context, None], input: CheckoutInput) -> CheckoutP
                 idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
                 payment_window_seconds=services.settings.payment_window_seconds,
             ),
+            actor=info.context.actor,
         )
     except DomainError as error:
         return CheckoutPayload(

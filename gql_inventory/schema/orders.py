@@ -230,6 +230,13 @@ class StockMovementType:
     reference: str | None = strawberry.field(
         description="reservation:<id>, order:<id> or the Stripe event it belongs to."
     )
+    actor: str = strawberry.field(
+        description='Who caused the change: "admin:<name>" (the admin\'s name from ADMIN_TOKENS; '
+        'a bare token is "admin:token-<n>", never the token itself), "storefront" (anonymous '
+        'callers), "stripe" (payment events), "system" (the expiry sweeper, reconciliation) or '
+        '"import" (catalog imports). Rows written before this was recorded carry a best guess '
+        '(migration 0005), "admin:unknown" for admin changes.'
+    )
     occurred_at: datetime = strawberry.field(description="When the change was made.")
     location_id: strawberry.Private[int]
 
@@ -252,6 +259,7 @@ class StockMovementType:
             version=m.version,
             reason=m.reason,
             reference=m.reference,
+            actor=m.actor,
             occurred_at=m.occurred_at,
             location_id=m.location_id,
         )

@@ -50,7 +50,7 @@ from gql_inventory.inventory import (
 )
 from gql_inventory.inventory.order_lookup import order_for_payment
 from gql_inventory.inventory.payment_states import Outcome, PaymentEventKind
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.inventory.uow import STRIPE, UnitOfWork
 from gql_inventory.logs import get_logger
 from gql_inventory.outage import is_database_outage
 from gql_inventory.services import Services
@@ -341,7 +341,7 @@ def stripe_webhook(services: Services) -> Callable[[Request], Awaitable[Response
         try:
             event = verify_event(payload, header, secret)
             outcome = await run_in_transaction(
-                services, lambda s: apply_event(s, event, services.settings)
+                services, lambda s: apply_event(s, event, services.settings), actor=STRIPE
             )
         except InvalidSignature as exc:
             log.warning("stripe.webhook_refused", reason="signature", error=str(exc))

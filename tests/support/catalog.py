@@ -79,7 +79,7 @@ async def make_product(
             )
             if units:
                 await apply_movement(
-                    UnitOfWork(session),
+                    UnitOfWork(session, actor="import"),
                     level_id=level_id,
                     kind=MovementKind.RECEIPT,
                     on_hand_delta=units,

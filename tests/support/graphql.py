@@ -171,7 +171,9 @@ async def paid_order(
     order_id, reservation_id = await pending_order(gql, lines)
     async with sessions.begin() as session:
         assert (
-            await payment_outcomes.payment_succeeded(UnitOfWork(session), uuid.UUID(order_id))
+            await payment_outcomes.payment_succeeded(
+                UnitOfWork(session, actor="stripe"), uuid.UUID(order_id)
+            )
             == "sold"
         )
     return order_id, reservation_id
