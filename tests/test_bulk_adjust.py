@@ -16,7 +16,7 @@ from gql_inventory.inventory.bulk_adjust import BulkLine, bulk_adjust_atomic
 from gql_inventory.inventory.errors import InsufficientStock
 from gql_inventory.inventory.reservations import ReservationLimits
 from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.inventory.uow import STOREFRONT, UnitOfWork, admin_actor
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog, make_product
 from tests.support.graphql import MOVEMENT, USER_ERRORS, errors_of, snapshot, variant_levels
@@ -161,14 +161,16 @@ async def test_admin_only(
 
 def _bulk_work(lines: Sequence[BulkLine]) -> Work[int]:
     async def work(session: AsyncSession) -> int:
-        return len(await bulk_adjust_atomic(UnitOfWork(session), lines))
+        return len(await bulk_adjust_atomic(UnitOfWork(session, actor=admin_actor("bulk")), lines))
 
     return work
 
 
 def _cart_work(lines: Sequence[LineRequest]) -> Work[uuid.UUID]:
     async def work(session: AsyncSession) -> uuid.UUID:
-        return await reservations.reserve(UnitOfWork(session), lines, limits=ReservationLimits())
+        return await reservations.reserve(
+            UnitOfWork(session, actor=STOREFRONT), lines, limits=ReservationLimits()
+        )
 
     return work
 

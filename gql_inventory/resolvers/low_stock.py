@@ -85,6 +85,7 @@ async def set_low_stock_threshold(
             lambda uow: low_stock.set_low_stock_threshold(
                 uow, sku=input.sku, threshold=input.threshold
             ),
+            actor=info.context.actor,
         )
     except DomainError as error:
         return SetLowStockThresholdPayload(variant=None, user_errors=user_errors(error))
@@ -120,15 +121,16 @@ async def bulk_adjust_stock(
         for ln in input.lines
     ]
     services = info.context.services
+    actor = info.context.actor
     errors: list[UserError] = []
     try:
         if input.atomic is not False:
             results = await run_in_transaction(
-                services, lambda uow: bulk_adjust.bulk_adjust_atomic(uow, lines)
+                services, lambda uow: bulk_adjust.bulk_adjust_atomic(uow, lines), actor=actor
             )
         else:
             outcomes = await bulk_adjust.bulk_adjust_each(
-                lambda work: run_in_transaction(services, work), lines
+                lambda work: run_in_transaction(services, work, actor=actor), lines
             )
             results = [o.result for o in outcomes if o.result is not None]
             for outcome in outcomes:
