@@ -1,0 +1,115 @@
+"""inventoryReport: every figure against a scripted day whose answers are worked out by hand.
+
+The history is tests/support/report_history.py; the window is ``[T0, T0 + 24 h)``
+(half-open: an event exactly at `from` counts, one exactly at `to` does not).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gql_inventory.inventory.errors import InvalidInput
+from gql_inventory.inventory.report import InventoryReport, VariantStockouts, inventory_report
+from tests.support.report_history import END, T0, write_history
+
+# Reservations created in the window: 4 paid (created at 0, 1, 2, 3 h; 0 h is exactly
+# `from`), 3 expired (4, 5, 6 h), 2 released (7, 8 h), 1 active (23.9 h), and 1 created
+# at 23 h that was paid exactly at `to` -> 4 + 3 + 2 + 1 + 1 = 11.
+CREATED = 11
+# Became COMPLETED in the window: the 4 above + 1 created at -1 h, paid at 0.5 h = 5
+# (the one paid exactly at `to` does not count).
+CHECKED_OUT = 5
+EXPIRED = 3  # at 4.25, 5.25, 6.25 h; the one expired at -1.75 h is before the window
+RELEASED = 2  # at 7.1, 8.1 h
+# Created in the window and paid before `to`: the 4 created at 0..3 h.
+CONVERTED = 4
+# Orders paid at 0 h (= from), 3 h, 4 h, 5 h; not the one at 24 h (= to) nor at -20 h.
+ORDERS_PAID = 4
+# SALE movements in the window: A sells 2 at 2 h and 3 at 3 h (B's sale at -1 h is outside).
+UNITS_SOLD = 2 + 3
+# Refunds in the window that did not fail: 1 unit (succeeded, 5 h) + 1 (pending, 7 h)
+# + 1 (GBP, succeeded, 1 h); the failed one and the one exactly at `to` do not count.
+UNITS_RETURNED = 1 + 1 + 1
+# Paid minus refunded, per currency, minor units:
+#   USD: paid 5000 + 2500 + 1000 = 8500; refunded 1250 + 1000 = 2250 -> 6250
+#   EUR: paid 3000; its refund is exactly at `to` -> 3000
+#   GBP: paid before the window; 700 refunded inside -> -700
+REVENUE = {"EUR": 3000, "GBP": -700, "USD": 6250}
+# A: available 5 -> 3 (reserved 2) -> 3 (sold 2 reserved) -> 0 at 3 h (stockout) -> 1 at
+#    5 h -> 0 at 6 h (LOST, stockout) -> 4 at 22 h.  Seconds at 0: (5-3) h + (22-6) h = 18 h.
+A_SECONDS = 18 * 3600  # 64800
+# B: Main 0 at -1 h but Store 1 (the variant is not out); Store DAMAGED at -0.5 h -> 0
+#    before the window, back only exactly at `to`: 0 for the whole window, no stockout in it.
+B_SECONDS = 24 * 3600  # 86400
+# C: FOUND 2 at 0 h -> 1 at 8 h -> 0 at 9 h (stockout) -> one same-instant receive-and-
+#    remove at 12 h (still 0, no stockout).  Seconds: 24 h - 9 h = 15 h.
+C_SECONDS = 15 * 3600  # 54000
+STOCKOUTS = 2 + 0 + 1
+# |delta| of: A LOST 1 (6 h) + A COUNT 4 (22 h) + C FOUND 2 (exactly at `from`) + C DAMAGED
+# 1 (9 h) = 8. Not: B DAMAGED (-0.5 h), B COUNT (exactly at `to`), CORRECTIONs.
+DISCREPANCY = 1 + 4 + 2 + 1
+# NEEDS_ATTENTION orders created before `to`: the one at 6 h (not the one at 24 h).
+NEEDING_ATTENTION = 1
+
+
+@pytest.fixture
+async def history(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
+    async with sessions.begin() as session:
+        catalog = await write_history(session)
+    return catalog.variants
+
+
+async def test_report_figures_match_the_hand_worked_answers(
+    engine: AsyncEngine, history: dict[str, int]
+) -> None:
+    async with engine.connect() as conn:
+        report = await inventory_report(conn, T0, END)
+    assert report == InventoryReport(
+        start=T0,
+        end=END,
+        reservations_created=CREATED,
+        reservations_checked_out=CHECKED_OUT,
+        reservations_expired=EXPIRED,
+        reservations_released=RELEASED,
+        reservations_converted=CONVERTED,
+        orders_paid=ORDERS_PAID,
+        units_sold=UNITS_SOLD,
+        units_returned=UNITS_RETURNED,
+        revenue=REVENUE,
+        stockouts=STOCKOUTS,
+        top_stockouts=[
+            VariantStockouts(history["RPT-A"], "RPT-A", 2, A_SECONDS),
+            VariantStockouts(history["RPT-C"], "RPT-C", 1, C_SECONDS),
+            VariantStockouts(history["RPT-B"], "RPT-B", 0, B_SECONDS),
+        ],
+        count_discrepancy_units=DISCREPANCY,
+        orders_needing_attention=NEEDING_ATTENTION,
+    )
+    assert report.conversion_rate == 4 / 11
+    assert report.expiry_rate == 3 / 11
+    assert report.refund_rate == 3 / 5
+
+
+async def test_an_empty_window_has_zero_figures_and_zero_rates(
+    engine: AsyncEngine, history: dict[str, int]
+) -> None:
+    start = T0 - timedelta(days=30)  # nothing happened then: 0 denominators give 0.0
+    async with engine.connect() as conn:
+        report = await inventory_report(conn, start, start + timedelta(hours=1))
+    assert (report.reservations_created, report.units_sold, report.revenue) == (0, 0, {})
+    assert (report.conversion_rate, report.expiry_rate, report.refund_rate) == (0.0, 0.0, 0.0)
+    assert report.top_stockouts == []
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(END, T0), (T0, T0), (T0, T0 + timedelta(days=367)), (T0.replace(tzinfo=None), END)],
+)
+async def test_a_bad_window_is_refused(engine: AsyncEngine, start: Any, end: Any) -> None:
+    async with engine.connect() as conn:
+        with pytest.raises(InvalidInput):
+            await inventory_report(conn, start, end)
