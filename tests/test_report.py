@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.inventory.errors import InvalidInput
 from gql_inventory.inventory.report import InventoryReport, VariantStockouts, inventory_report
+from tests.conftest import GraphQLCaller
 from tests.support.report_history import END, T0, write_history
 
 # Reservations created in the window: 4 paid (created at 0, 1, 2, 3 h; 0 h is exactly
@@ -113,3 +114,58 @@ async def test_a_bad_window_is_refused(engine: AsyncEngine, start: Any, end: Any
     async with engine.connect() as conn:
         with pytest.raises(InvalidInput):
             await inventory_report(conn, start, end)
+
+
+REPORT = """query($from: DateTime!, $to: DateTime!) { inventoryReport(from: $from, to: $to) {
+  from to reservationsCreated reservationsCheckedOut reservationsExpired reservationsReleased
+  conversionRate expiryRate ordersPaid unitsSold unitsReturned refundRate
+  revenue { amount currencyCode } stockouts
+  topStockouts { variant { sku } stockouts outOfStockSeconds }
+  countDiscrepancyUnits ordersNeedingAttention } }"""
+
+
+async def test_inventory_report_query_serves_the_same_figures(
+    gql: GraphQLCaller, history: dict[str, int]
+) -> None:
+    window = {"from": T0.isoformat(), "to": END.isoformat()}
+    body = await gql(REPORT, window, admin=True)
+    assert body.get("errors") is None
+    assert body["data"]["inventoryReport"] == {
+        "from": "2026-03-02T00:00:00+00:00",
+        "to": "2026-03-03T00:00:00+00:00",
+        "reservationsCreated": CREATED,
+        "reservationsCheckedOut": CHECKED_OUT,
+        "reservationsExpired": EXPIRED,
+        "reservationsReleased": RELEASED,
+        "conversionRate": 4 / 11,
+        "expiryRate": 3 / 11,
+        "ordersPaid": ORDERS_PAID,
+        "unitsSold": UNITS_SOLD,
+        "unitsReturned": UNITS_RETURNED,
+        "refundRate": 0.6,
+        "revenue": [  # minor units of REVENUE as decimals, ordered by currency code
+            {"amount": "30.00", "currencyCode": "EUR"},
+            {"amount": "-7.00", "currencyCode": "GBP"},
+            {"amount": "62.50", "currencyCode": "USD"},
+        ],
+        "stockouts": STOCKOUTS,
+        "topStockouts": [
+            {"variant": {"sku": "RPT-A"}, "stockouts": 2, "outOfStockSeconds": A_SECONDS},
+            {"variant": {"sku": "RPT-C"}, "stockouts": 1, "outOfStockSeconds": C_SECONDS},
+            {"variant": {"sku": "RPT-B"}, "stockouts": 0, "outOfStockSeconds": B_SECONDS},
+        ],
+        "countDiscrepancyUnits": DISCREPANCY,
+        "ordersNeedingAttention": NEEDING_ATTENTION,
+    }
+
+
+async def test_inventory_report_needs_an_admin_and_a_sane_window(gql: GraphQLCaller) -> None:
+    window = {"from": T0.isoformat(), "to": END.isoformat()}
+    forbidden = await gql(REPORT, window)
+    assert forbidden["data"] is None
+    assert forbidden["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    reversed_window = {"from": END.isoformat(), "to": T0.isoformat()}
+    refused = await gql(REPORT, reversed_window, admin=True)
+    assert refused["data"] is None
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert refused["errors"][0]["message"] == "to must be after from"

@@ -40,7 +40,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gql_inventory.inventory.errors import InvalidInput
+from gql_inventory.inventory.errors import InvalidInput, argument
 
 #: Longest window a report covers (a bound on the work one report does).
 MAX_WINDOW = timedelta(days=366)
@@ -195,11 +195,13 @@ def check_window(start: datetime, end: datetime) -> None:
     Raises `InvalidInput` (field ``to`` or ``from``).
     """
     if start.tzinfo is None or end.tzinfo is None:
-        raise InvalidInput("from and to need a time zone (ISO 8601 with an offset)", field=["to"])
+        raise InvalidInput(
+            "from and to need a time zone (ISO 8601 with an offset)", field=argument("to")
+        )
     if end <= start:
-        raise InvalidInput("to must be after from", field=["to"])
+        raise InvalidInput("to must be after from", field=argument("to"))
     if end - start > MAX_WINDOW:
-        raise InvalidInput(f"the window is at most {MAX_WINDOW.days} days", field=["from"])
+        raise InvalidInput(f"the window is at most {MAX_WINDOW.days} days", field=argument("from"))
 
 
 async def inventory_report(
