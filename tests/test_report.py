@@ -6,14 +6,23 @@ The history is tests/support/report_history.py; the window is ``[T0, T0 + 24 h)`
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from click.testing import Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from typer.testing import CliRunner
 
+from gql_inventory import cli
 from gql_inventory.inventory.errors import InvalidInput
 from gql_inventory.inventory.report import InventoryReport, VariantStockouts, inventory_report
+from gql_inventory.settings import get_settings
 from tests.conftest import GraphQLCaller
 from tests.support.report_history import END, T0, write_history
 
@@ -169,3 +178,88 @@ async def test_inventory_report_needs_an_admin_and_a_sane_window(gql: GraphQLCal
     assert refused["data"] is None
     assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert refused["errors"][0]["message"] == "to must be after from"
+
+
+# ---------------------------------------------------------------- the command line
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+async def _run_cli(*args: str) -> Result:
+    return await asyncio.to_thread(CliRunner().invoke, cli.app, list(args))
+
+
+WINDOW_ARGS = ("--from", "2026-03-02T00:00:00Z", "--to", "2026-03-03T00:00:00")  # naive: UTC
+
+
+async def test_report_command_prints_json(cli_env: None, history: dict[str, int]) -> None:
+    result = await _run_cli("report", *WINDOW_ARGS, "--format", "json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["from"] == "2026-03-02T00:00:00+00:00"
+    assert printed["to"] == "2026-03-03T00:00:00+00:00"
+    assert printed["reservationsCreated"] == CREATED
+    assert printed["conversionRate"] == 4 / 11
+    assert printed["revenue"] == [
+        {"amount": "30.00", "currencyCode": "EUR"},
+        {"amount": "-7.00", "currencyCode": "GBP"},
+        {"amount": "62.50", "currencyCode": "USD"},
+    ]
+    assert printed["topStockouts"][0] == {
+        "sku": "RPT-A",
+        "stockouts": 2,
+        "outOfStockSeconds": A_SECONDS,
+    }
+    assert printed["countDiscrepancyUnits"] == DISCREPANCY
+
+
+async def test_report_command_prints_csv(cli_env: None, history: dict[str, int]) -> None:
+    result = await _run_cli("report", *WINDOW_ARGS, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["metric", "value"]
+    values = dict(rows[1:])
+    assert values["reservationsCreated"] == "11"
+    assert values["expiryRate"] == "0.2727"  # 3 / 11
+    assert values["refundRate"] == "0.6000"  # 3 / 5
+    assert values["revenue:USD"] == "62.50"
+    assert values["topStockouts:RPT-B:outOfStockSeconds"] == str(B_SECONDS)
+    assert values["ordersNeedingAttention"] == "1"
+
+
+async def test_report_command_prints_an_aligned_table(
+    cli_env: None, history: dict[str, int]
+) -> None:
+    result = await _run_cli("report", *WINDOW_ARGS)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[2].split() == ["reservationsCreated", "11"]
+    value_columns = {len(line) - len(line.split()[-1]) for line in lines}
+    assert len(value_columns) == 1  # every value starts in the same column
+    assert lines[-1].split() == ["ordersNeedingAttention", "1"]
+
+
+async def test_report_command_refuses_a_bad_window(cli_env: None, engine: AsyncEngine) -> None:
+    reversed_window = await _run_cli("report", "--from", "2026-03-03", "--to", "2026-03-02")
+    assert reversed_window.exit_code == 2
+    assert "to must be after from" in reversed_window.stderr
+    garbage = await _run_cli("report", "--from", "yesterday")
+    assert garbage.exit_code == 2
+    assert "not an ISO 8601 date-time" in garbage.stderr
+
+
+async def test_report_command_defaults_to_the_last_24_hours(
+    cli_env: None, engine: AsyncEngine
+) -> None:
+    result = await _run_cli("report", "--format", "json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    span = datetime.fromisoformat(printed["to"]) - datetime.fromisoformat(printed["from"])
+    assert span == timedelta(hours=24)
