@@ -263,3 +263,29 @@ async def test_report_command_defaults_to_the_last_24_hours(
     printed = json.loads(result.stdout)
     span = datetime.fromisoformat(printed["to"]) - datetime.fromisoformat(printed["from"])
     assert span == timedelta(hours=24)
+
+
+async def test_report_command_weekly_with_the_low_stock_list(
+    cli_env: None, history: dict[str, int]
+) -> None:
+    result = await _run_cli(
+        "report", "--to", "2026-03-03T00:00:00Z", "--days", "7", "--low-stock", "--format", "json"
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["from"] == "2026-02-24T00:00:00+00:00"  # 7 days before --to
+    # the 11 of the day + the two created at -1 h and -2 h (inside the week)
+    assert printed["reservationsCreated"] == 11 + 2
+    # available now (all history, B's count at `to` included): C 0, B 0 + 3 = 3, A 4;
+    # every threshold is 5, so all three are listed, fewest first
+    assert printed["lowStock"] == [
+        {"sku": "RPT-C", "available": 0, "threshold": 5},
+        {"sku": "RPT-B", "available": 3, "threshold": 5},
+        {"sku": "RPT-A", "available": 4, "threshold": 5},
+    ]
+    text = await _run_cli("report", "--days", "1", "--low-stock")
+    assert text.exit_code == 0, text.output
+    assert text.stdout.splitlines()[-1].split() == ["lowStock:RPT-A", "4/5"]
+    both = await _run_cli("report", "--from", "2026-03-01", "--days", "7")
+    assert both.exit_code == 2
+    assert "not both" in both.stderr

@@ -14,7 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.cli._common import in_transaction
 from gql_inventory.inventory.errors import InvalidInput
-from gql_inventory.inventory.report import InventoryReport, inventory_report
+from gql_inventory.inventory.report import (
+    MAX_WINDOW,
+    InventoryReport,
+    LowStock,
+    inventory_report,
+    low_stock_now,
+)
 from gql_inventory.money import to_decimal
 
 #: The window when --from/--to are not given: the last 24 hours.
@@ -84,6 +90,8 @@ def _rows(fields: dict[str, Any]) -> list[tuple[str, str]]:
                 rows.append(
                     (f"topStockouts:{v['sku']}:outOfStockSeconds", str(v["outOfStockSeconds"]))
                 )
+        elif name == "lowStock":
+            rows += [(f"lowStock:{v['sku']}", f"{v['available']}/{v['threshold']}") for v in value]
         elif isinstance(value, float):
             rows.append((name, f"{value:.4f}"))
         else:
@@ -91,9 +99,19 @@ def _rows(fields: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def render(report: InventoryReport, fmt: ReportFormat) -> str:
-    """The report in `fmt`: an aligned two-column table, ``metric,value`` CSV, or JSON."""
+def render(
+    report: InventoryReport, fmt: ReportFormat, low_stock: list[LowStock] | None = None
+) -> str:
+    """The report in `fmt`: an aligned two-column table, ``metric,value`` CSV, or JSON.
+
+    `low_stock` (given with --low-stock) adds ``lowStock``: variants at or under their
+    threshold now, as ``lowStock:<sku>`` rows whose value is ``available/threshold``.
+    """
     fields = report_fields(report)
+    if low_stock is not None:
+        fields["lowStock"] = [
+            {"sku": v.sku, "available": v.available, "threshold": v.threshold} for v in low_stock
+        ]
     if fmt is ReportFormat.JSON:
         return json.dumps(fields, indent=2)
     if fmt is ReportFormat.CSV:
@@ -118,23 +136,43 @@ def report_command(
         str | None,
         typer.Option("--to", help="End (excluded), ISO 8601; no offset: UTC. Default: now."),
     ] = None,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            "--days",
+            min=1,
+            max=MAX_WINDOW.days,
+            help="Window length ending at --to, in days (1: daily, 7: weekly); instead of --from.",
+        ),
+    ] = None,
     fmt: Annotated[
         ReportFormat, typer.Option("--format", help="text (aligned table), csv or json.")
     ] = ReportFormat.TEXT,
+    low_stock: Annotated[
+        bool,
+        typer.Option(
+            "--low-stock",
+            help="Also list the variants at or under their low-stock threshold now.",
+        ),
+    ] = False,
 ) -> None:
     """Print the inventory report for [from, to): the figures of the inventoryReport query.
 
     Exit 2 for a bad window (unparsable, empty, reversed, over 366 days).
     """
+    if start is not None and days is not None:
+        raise typer.BadParameter("give --from or --days, not both", param_hint="--days")
     to = _instant(end, "--to") or datetime.now(UTC)
-    since = _instant(start, "--from") or to - DEFAULT_WINDOW
+    since = _instant(start, "--from") or to - (timedelta(days=days) if days else DEFAULT_WINDOW)
 
-    async def read(session: AsyncSession) -> InventoryReport:
-        return await inventory_report(await session.connection(), since, to)
+    async def read(session: AsyncSession) -> tuple[InventoryReport, list[LowStock] | None]:
+        conn = await session.connection()
+        report = await inventory_report(conn, since, to)
+        return report, (await low_stock_now(conn) if low_stock else None)
 
     try:
-        report = in_transaction(read)
+        report, low = in_transaction(read)
     except InvalidInput as error:
         typer.echo(f"error: {error.message}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(render(report, fmt))
+    typer.echo(render(report, fmt, low))

@@ -243,3 +243,37 @@ async def inventory_report(
         count_discrepancy_units=int(counts["discrepancy"]),
         orders_needing_attention=int(counts["needing"]),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class LowStock:
+    """A variant at or under its low-stock threshold now (units summed over locations)."""
+
+    sku: str
+    available: int
+    threshold: int
+
+
+#: Most variants `low_stock_now` lists.
+MAX_LOW_STOCK = 200
+
+_LOW_STOCK = text(
+    """
+SELECT v.sku, coalesce(sum(l.on_hand - l.reserved), 0) AS available,
+       v.low_stock_threshold AS threshold
+FROM variants v LEFT JOIN stock_levels l ON l.variant_id = v.id
+GROUP BY v.id
+HAVING coalesce(sum(l.on_hand - l.reserved), 0) <= v.low_stock_threshold
+ORDER BY available, v.sku
+LIMIT :limit
+"""
+)
+
+
+async def low_stock_now(conn: AsyncConnection, *, limit: int = MAX_LOW_STOCK) -> list[LowStock]:
+    """Variants whose available units (all locations) are at or under their threshold now,
+    fewest first, then by SKU; at most `limit` (the daily low-stock list of the CLI)."""
+    rows = (await conn.execute(_LOW_STOCK, {"limit": limit})).all()
+    return [
+        LowStock(sku=r.sku, available=int(r.available), threshold=int(r.threshold)) for r in rows
+    ]

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.inventory.ledger import ensure_level
@@ -24,6 +24,7 @@ from gql_inventory.models import (
     RefundStatus,
     Reservation,
     ReservationStatus,
+    StockLevel,
     StockMovement,
 )
 from tests.support.catalog import Catalog, make_location, make_product
@@ -102,7 +103,7 @@ async def _refund(
 
 
 class _Ledger:
-    """Writes movements of levels, keeping each level's figures after the change."""
+    """Writes movements of levels and keeps the levels (`stock_levels`) in step."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -139,6 +140,11 @@ class _Ledger:
             "occurred_at": at(hours),
         }
         await self.session.execute(insert(StockMovement).values(**values))
+        await self.session.execute(
+            update(StockLevel)
+            .where(StockLevel.id == level_id)
+            .values(on_hand=oh, reserved=res, version=version)
+        )
 
 
 async def write_history(session: AsyncSession) -> Catalog:
