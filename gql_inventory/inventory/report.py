@@ -20,8 +20,9 @@ Definitions (what each figure counts):
 - A stockout: a movement in the window after which a variant's available units, summed
   over every location (sum of ``on_hand_after - reserved_after``), are 0 while they were
   above 0 just before. Movements with the same ``occurred_at`` (one transaction) count as
-  one step, so a transient 0 inside a transaction is no stockout. Levels start empty, so
-  the ledger replays availability from the first movement.
+  one step, so a transient 0 inside a transaction is no stockout. Availability at `from`
+  is read from each level's last movement before it (``on_hand_after - reserved_after``);
+  a variant whose levels have no movement yet has no availability to lose (not counted).
 - outOfStockSeconds (per variant, all locations): seconds in the window during which the
   variant's summed available units were 0 (a variant at 0 since before `from` counts from
   `from`). topStockouts: variants with a stockout or out-of-stock time in the window, most
@@ -155,29 +156,48 @@ ORDER BY 1
 """
 )
 
-# Per variant: availability after each step (a distinct occurred_at), the running sum
-# of every movement's available delta; then each step's span clipped to the window.
+# Per variant: its available units at `start` (each level's figures after its last
+# movement before `start`, read through the (stock_level_id, version) index, summed), then
+# after each step in the window (a distinct occurred_at) that baseline plus the running sum
+# of the window's available deltas; each step's span is clipped to the window. Only the
+# window's movements are sorted, whatever the ledger's length.
 _STOCKOUTS = text(
     """
-WITH steps AS (
-  SELECT variant_id, occurred_at,
-         sum(sum(on_hand_delta - reserved_delta)) OVER (
-           PARTITION BY variant_id ORDER BY occurred_at) AS available
+WITH base AS (
+  SELECT l.variant_id, sum(last.available) AS available
+  FROM stock_levels l
+  JOIN LATERAL (
+    SELECT m.on_hand_after - m.reserved_after AS available
+    FROM stock_movements m
+    WHERE m.stock_level_id = l.id AND m.occurred_at < :start
+    ORDER BY m.version DESC LIMIT 1
+  ) last ON true
+  GROUP BY l.variant_id
+), moved AS (
+  SELECT variant_id, occurred_at, sum(on_hand_delta - reserved_delta) AS delta
   FROM stock_movements
-  WHERE occurred_at < :end
+  WHERE occurred_at >= :start AND occurred_at < :end
   GROUP BY variant_id, occurred_at
+), steps AS (
+  SELECT variant_id, CAST(:start AS timestamptz) AS occurred_at, 0 AS seq, available
+  FROM base
+  UNION ALL
+  SELECT m.variant_id, m.occurred_at, 1,
+         coalesce(b.available, 0)
+           + sum(m.delta) OVER (PARTITION BY m.variant_id ORDER BY m.occurred_at)
+  FROM moved m LEFT JOIN base b ON b.variant_id = m.variant_id
 ), spans AS (
-  SELECT variant_id, occurred_at, available,
+  SELECT variant_id, occurred_at, seq, available,
          lag(available) OVER w AS available_before,
-         coalesce(lead(occurred_at) OVER w, 'infinity'::timestamptz) AS until
+         coalesce(lead(occurred_at) OVER w, CAST(:end AS timestamptz)) AS until
   FROM steps
-  WINDOW w AS (PARTITION BY variant_id ORDER BY occurred_at)
+  WINDOW w AS (PARTITION BY variant_id ORDER BY occurred_at, seq)
 ), per_variant AS (
   SELECT variant_id,
-         count(*) FILTER (WHERE available = 0 AND available_before > 0
-                          AND occurred_at >= :start) AS stockouts,
-         coalesce(sum(extract(epoch FROM least(until, :end) - greatest(occurred_at, :start)))
-                  FILTER (WHERE available = 0 AND until > :start), 0)::bigint AS seconds
+         count(*) FILTER (WHERE seq = 1 AND available = 0 AND available_before > 0)
+           AS stockouts,
+         coalesce(sum(extract(epoch FROM until - occurred_at))
+                  FILTER (WHERE available = 0), 0)::bigint AS seconds
   FROM spans
   GROUP BY variant_id
 )
