@@ -9,11 +9,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from gql_inventory import metrics
+from gql_inventory import metrics, sweeper
 from gql_inventory.sweeper import sweep_once
 from tests.conftest import GraphQLCaller
 from tests.support import graphql
@@ -139,3 +140,18 @@ def test_operation_names_are_capped() -> None:
     assert labels.count("other") >= 5 + taken
     assert len(metrics._operation_names) == metrics.MAX_OPERATION_NAMES
     assert metrics.operation_label(None) == "anonymous"
+
+
+async def test_a_failed_sweep_is_counted(
+    app: Starlette, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("sweep broke")
+
+    monkeypatch.setattr(sweeper, "expire_reservations", broken)
+    before = await _scrape(client)
+    with pytest.raises(RuntimeError, match="sweep broke"):
+        await sweep_once(app.state.services)
+    after = await _scrape(client)
+    assert _delta(before, after, "gql_inventory_expiry_sweeps_total", result="failed") == 1
+    assert _delta(before, after, "gql_inventory_expiry_sweeps_total", result="done") == 0
