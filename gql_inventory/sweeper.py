@@ -28,9 +28,13 @@ async def sweep_once(
     and the counters ``gql_inventory_expiry_reservations_total{outcome}`` and
     ``gql_inventory_expiry_sweeps_total{result}``. `max_age`: also end holds that old.
     """
-    result = await run_in_transaction(
-        services, lambda s: expire_reservations(s, limit=limit, max_age=max_age), actor=SYSTEM
-    )
+    try:
+        result = await run_in_transaction(
+            services, lambda s: expire_reservations(s, limit=limit, max_age=max_age), actor=SYSTEM
+        )
+    except Exception:
+        metrics.EXPIRY_SWEEPS.labels("failed").inc()
+        raise
     report(result)
     return result
 
@@ -42,6 +46,7 @@ def report(result: SweepResult) -> None:
         return
     metrics.EXPIRY_RESERVATIONS.labels("expired").inc(len(result.expired))
     metrics.EXPIRY_RESERVATIONS.labels("failed").inc(len(result.failed))
+    metrics.ORDERS.labels("cancelled").inc(len(result.cancelled_orders))
     emit = log.warning if result.failed else log.info
     emit(
         "reservations.swept",

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from gql_inventory import metrics
+from gql_inventory.inventory.errors import DomainError
 from gql_inventory.inventory.orders import record_payment_event
 from gql_inventory.inventory.payment_states import PaymentEventKind
 from gql_inventory.inventory.uow import UnitOfWork
@@ -36,8 +37,13 @@ async def run_in_transaction(
     """
     async with services.sessions() as session:
         uow = UnitOfWork(session, actor=actor)
-        async with session.begin():
-            result = await work(uow)
+        try:
+            async with session.begin():
+                result = await work(uow)
+        except DomainError as error:
+            metrics.count_refusal(error)
+            raise
+    metrics.count_committed(uow)
     for order_id, reason in uow.attention:
         metrics.ORDERS_NEEDING_ATTENTION.inc()
         log.warning("order.needs_attention", order_id=str(order_id), reason=reason)

@@ -24,13 +24,9 @@ NOT_YET_SERVED = {
     "ReservationConnection was removed.",
     "OrderEdge was removed.",
     "OrderConnection was removed.",
-    "VariantStockouts was removed.",
-    "InventoryReport was removed.",
-    "Standard scalar Float was removed because it is not referenced anymore.",
     "Field Reservation.subtotal was removed.",
     "Field Query.orders was removed.",
     "Field Query.reservations was removed.",
-    "Field Query.inventoryReport was removed.",
     "Field Subscription.ordersChanged was removed.",
 }
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from gql_inventory.cli import calls, catalog, maintenance, server
+from gql_inventory.cli import calls, catalog, maintenance, report, server
 
 app = typer.Typer(help="GraphQL inventory service.", no_args_is_help=True)
 
@@ -22,6 +22,7 @@ app.command("expire-reservations")(maintenance.expire_reservations_command)
 app.command("check-pending-payments")(maintenance.check_pending_payments_command)
 app.command("stripe-event")(calls.stripe_event)
 app.command("check-invariants")(maintenance.check_invariants)
+app.command("report")(report.report_command)
 app.command("serve")(server.serve)
 app.command("query")(calls.query)
 app.command("stop-database")(server.stop_database)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from strawberry.types import Info
 
+from gql_inventory import metrics
 from gql_inventory.context import Context
 from gql_inventory.errors import BadRequest
 from gql_inventory.inventory import adjust, orders, refunds
@@ -122,6 +123,7 @@ async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> Re
         )
     except DomainError as error:
         return RefundOrderPayload(order=None, user_errors=user_errors(error))
+    metrics.ORDERS.labels("refunded").inc()
     return RefundOrderPayload(order=await order_payload(info, order_id), user_errors=[])
 
 
@@ -139,6 +141,7 @@ async def cancel_order(info: Info[Context, None], input: CancelOrderInput) -> Ca
         )
     except DomainError as error:
         return CancelOrderPayload(order=None, user_errors=user_errors(error))
+    metrics.ORDERS.labels("cancelled").inc()
     return CancelOrderPayload(order=await order_payload(info, order_id), user_errors=[])
 
 

@@ -8,6 +8,7 @@ import uuid
 import strawberry
 from strawberry.types import Info
 
+from gql_inventory import metrics
 from gql_inventory.context import Context
 from gql_inventory.errors import Forbidden
 from gql_inventory.inventory import checkout as checkout_use_case
@@ -53,6 +54,7 @@ async def reserve_stock(info: Info[Context, None], input: ReserveStockInput) -> 
         )
     except DomainError as error:
         return ReserveStockPayload(reservation=None, user_errors=user_errors(error))
+    metrics.RESERVATIONS.labels("created").inc()
     return ReserveStockPayload(
         reservation=await reservation_payload(info, reservation_id), user_errors=[]
     )
@@ -121,6 +123,7 @@ async def checkout(info: Info[Context, None], input: CheckoutInput) -> CheckoutP
         return CheckoutPayload(
             order=None, payment_client_secret=None, user_errors=user_errors(error)
         )
+    metrics.ORDERS.labels("created").inc()
     return CheckoutPayload(
         order=await order_payload(info, result.order_id),
         payment_client_secret=result.client_secret,

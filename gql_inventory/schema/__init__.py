@@ -21,6 +21,7 @@ from gql_inventory.schema.execution import InventorySchema, SubscriptionSafeExec
 from gql_inventory.schema.mutation import Mutation
 from gql_inventory.schema.query import Query
 from gql_inventory.schema.subscription import Subscription
+from gql_inventory.schema.timing import OperationLatency
 from gql_inventory.settings import Settings
 
 
@@ -70,6 +71,7 @@ def _extensions(settings: Settings) -> list[Any]:
         extensions.append(lambda: CachedDocuments(cache))
     extensions.append(lambda: OperationCost(limits))  # after the cache: hits skip it
     return [
+        OperationLatency,
         *extensions,
         UnstorableVariables,
         lambda: EdgeErrors(settings.outage_retry_after_seconds),

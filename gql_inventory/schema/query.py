@@ -5,12 +5,14 @@ from __future__ import annotations
 import strawberry
 
 from gql_inventory.resolvers import admin, catalog, live, low_stock, reservations
+from gql_inventory.resolvers import report as report_resolvers
 from gql_inventory.resolvers.access import admin_only
 from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
 from gql_inventory.schema.connections import ProductConnection, StockMovementConnection
 from gql_inventory.schema.docs import with_arguments
 from gql_inventory.schema.low_stock import VariantConnection
 from gql_inventory.schema.orders import OrderType, ReservationType
+from gql_inventory.schema.report import InventoryReportType
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error. "
 
@@ -113,4 +115,16 @@ class Query:
         description="Public. Cursor of the newest stock event: pass it as "
         "stockChanged(after:) to get every change from now on, with no race between a read "
         "and the subscription.",
+    )
+    inventory_report: InventoryReportType = with_arguments(
+        strawberry.field(
+            resolver=report_resolvers.inventory_report,
+            extensions=admin_only(),
+            description=_ADMIN + "The operator's report for the window [from, to): "
+            "reservations, conversion, sales, refunds, revenue, stockouts, count "
+            "discrepancies. A window that is empty, reversed, without a time zone or longer "
+            "than 366 days is a BAD_USER_INPUT error.",
+        ),
+        from_="Start of the window (included), ISO 8601 with an offset.",
+        to="End of the window (excluded), ISO 8601 with an offset.",
     )

@@ -41,6 +41,7 @@ import stripe
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gql_inventory import metrics
 from gql_inventory.inventory import (
     orders,
     payment_outcomes,
@@ -324,6 +325,14 @@ async def apply_event(uow: UnitOfWork, event: StripeEvent, settings: Settings) -
     return outcome
 
 
+_KNOWN_TYPES = frozenset(kind.value for kind in PaymentEventKind)
+
+
+def _type_label(event_type: str) -> str:
+    """The metric label of a Stripe event type: the types we know, else "other"."""
+    return event_type if event_type in _KNOWN_TYPES else "other"
+
+
 def stripe_webhook(services: Services) -> Callable[[Request], Awaitable[Response]]:
     """The Starlette endpoint, bound to the process's services.
 
@@ -344,20 +353,24 @@ def stripe_webhook(services: Services) -> Callable[[Request], Awaitable[Response
                 services, lambda s: apply_event(s, event, services.settings), actor=STRIPE
             )
         except InvalidSignature as exc:
+            metrics.WEBHOOK_EVENTS.labels("unknown", "refused_signature").inc()
             log.warning("stripe.webhook_refused", reason="signature", error=str(exc))
             return JSONResponse({"error": "invalid signature"}, status_code=400)
         except MalformedEvent as exc:
+            metrics.WEBHOOK_EVENTS.labels("unknown", "refused_malformed").inc()
             log.warning("stripe.webhook_refused", reason="malformed", error=str(exc))
             return JSONResponse({"error": "malformed event"}, status_code=400)
         except Exception as exc:
             if not is_database_outage(exc):
                 raise
+            metrics.WEBHOOK_EVENTS.labels("unknown", "unavailable").inc()
             log.warning("stripe.webhook_unavailable", error=type(exc).__name__)
             return JSONResponse(
                 {"error": "database unavailable, deliver again later"},
                 status_code=503,
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
             )
+        metrics.WEBHOOK_EVENTS.labels(_type_label(event.type), outcome.value).inc()
         log.info("stripe.webhook", event_id=event.id, type=event.type, outcome=outcome.value)
         return JSONResponse({"received": True, "id": event.id, "outcome": outcome})
 
