@@ -34,7 +34,6 @@ NOT_YET_SERVED = {
     "Field Query.inventoryReport was removed.",
     "Field Mutation.setLowStockThreshold was removed.",
     "Field Mutation.bulkAdjustStock was removed.",
-    "Field Subscription.ordersChanged was removed.",
 }
 
 

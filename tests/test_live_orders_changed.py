@@ -1,0 +1,77 @@
+"""ordersChanged (admin): every order's status change, against a real server process."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.support.catalog import Catalog
+from tests.support.live import (
+    ADMIN_TOKEN,
+    GraphQLWS,
+    LiveServer,
+    ServerFactory,
+    eventually,
+    reserve_on,
+    wait_positioned,
+)
+
+ORDERS_CHANGED = "subscription { ordersChanged { id status lines { quantity variant { sku } } } }"
+CHECKOUT = """mutation($rid: ID!) { checkout(input: {reservationId: $rid}) {
+  order { id status } userErrors { code } } }"""
+CANCEL = """mutation($id: ID!) { cancelOrder(input: {orderId: $id}) {
+  order { status } userErrors { code } } }"""
+
+
+@pytest.fixture
+async def server(servers: ServerFactory, catalog: Catalog, engine: AsyncEngine) -> LiveServer:
+    started = await servers.start()
+    await wait_positioned(engine)
+    return started
+
+
+async def _checkout(server: LiveServer, sku: str, quantity: int) -> str:
+    rid = (await reserve_on(server, (sku, quantity)))["reservation"]["id"]
+    body = await server.graphql(CHECKOUT, {"rid": rid})
+    assert body["data"]["checkout"]["userErrors"] == [], body
+    order_id: str = body["data"]["checkout"]["order"]["id"]
+    return order_id
+
+
+async def test_admin_sees_every_orders_status_changes(server: LiveServer) -> None:
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with GraphQLWS.connect(server.ws_url, auth) as admin:
+        op = await admin.subscribe(ORDERS_CHANGED)
+
+        async def registered() -> bool:
+            return await server.metric("gql_inventory_subscribers", 'kind="orders_changed"') == 1
+
+        await eventually(registered, what="the ordersChanged subscription")
+        first = await _checkout(server, "SHIRT-S", 2)
+        (created,) = await admin.events(op, 1, field="ordersChanged")
+        assert (created["id"], created["status"]) == (first, "PENDING_PAYMENT")
+        assert created["lines"] == [{"quantity": 2, "variant": {"sku": "SHIRT-S"}}]
+
+        second = await _checkout(server, "MUG", 1)  # another buyer's order: seen too
+        (other,) = await admin.events(op, 1, field="ordersChanged")
+        assert (other["id"], other["status"]) == (second, "PENDING_PAYMENT")
+
+        cancelled = await server.graphql(CANCEL, {"id": first}, admin=True)
+        assert cancelled["data"]["cancelOrder"]["order"]["status"] == "CANCELLED"
+        (changed,) = await admin.events(op, 1, field="ordersChanged")
+        assert (changed["id"], changed["status"]) == (first, "CANCELLED")
+
+    async def gone() -> bool:
+        return await server.metric("gql_inventory_subscribers", 'kind="orders_changed"') == 0
+
+    await eventually(gone, what="the ordersChanged feed to be forgotten")
+
+
+async def test_orders_changed_needs_an_admin_token(server: LiveServer) -> None:
+    async with GraphQLWS.connect(server.ws_url) as anonymous:
+        op = await anonymous.subscribe(ORDERS_CHANGED)
+        error = await anonymous.error(op)
+        assert error["extensions"]["code"] == "FORBIDDEN"
+    async with GraphQLWS.connect(server.ws_url, {"authorization": "Bearer wrong"}) as wrong:
+        op = await wrong.subscribe(ORDERS_CHANGED)
+        assert (await wrong.error(op))["extensions"]["code"] == "FORBIDDEN"
