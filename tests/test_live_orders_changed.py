@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gql_inventory.live.buffers import SubscriberClosed
+from gql_inventory.live.orders import OrderWatches
 from tests.support.catalog import Catalog
 from tests.support.live import (
     ADMIN_TOKEN,
@@ -75,3 +79,22 @@ async def test_orders_changed_needs_an_admin_token(server: LiveServer) -> None:
     async with GraphQLWS.connect(server.ws_url, {"authorization": "Bearer wrong"}) as wrong:
         op = await wrong.subscribe(ORDERS_CHANGED)
         assert (await wrong.error(op))["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_a_full_orders_feed_closes_and_says_so(engine: AsyncEngine) -> None:
+    """The feed is bounded: past `size` unread ids it closes (the websocket gets 4008)."""
+    watches = OrderWatches(engine, poll_seconds=60)
+    reasons: list[str] = []
+    feed = watches.feed(2, reasons.append)
+    other = watches.feed(10, reasons.append)
+    ids = [uuid.uuid4() for _ in range(3)]
+    watches.notify(ids)
+    assert len(reasons) == 1
+    assert "too slow" in reasons[0]
+    assert feed.closed_reason == reasons[0]
+    with pytest.raises(SubscriberClosed):
+        await feed.get()
+    assert [await other.get() for _ in ids] == ids  # the others are not affected
+    watches.unfeed(feed)
+    watches.unfeed(feed)  # idempotent
+    watches.unfeed(other)
