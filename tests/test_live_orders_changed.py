@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gql_inventory.devtools import stripe_events as events
 from gql_inventory.live.buffers import SubscriberClosed
 from gql_inventory.live.orders import OrderWatches
 from tests.support.catalog import Catalog
 from tests.support.live import (
     ADMIN_TOKEN,
+    WAIT,
     GraphQLWS,
     LiveServer,
     ServerFactory,
@@ -23,6 +26,7 @@ from tests.support.live import (
 ORDERS_CHANGED = "subscription { ordersChanged { id status lines { quantity variant { sku } } } }"
 CHECKOUT = """mutation($rid: ID!) { checkout(input: {reservationId: $rid}) {
   order { id status } userErrors { code } } }"""
+WEBHOOK_SECRET = "whsec_test_orders_changed"
 CANCEL = """mutation($id: ID!) { cancelOrder(input: {orderId: $id}) {
   order { status } userErrors { code } } }"""
 
@@ -98,3 +102,34 @@ async def test_a_full_orders_feed_closes_and_says_so(engine: AsyncEngine) -> Non
     watches.unfeed(feed)
     watches.unfeed(feed)  # idempotent
     watches.unfeed(other)
+
+
+async def test_admin_sees_the_payment_webhook_mark_an_order_paid(
+    servers: ServerFactory,
+    catalog: Catalog,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    server = await servers.start(STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET)
+    await wait_positioned(engine)
+    auth = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with GraphQLWS.connect(server.ws_url, auth) as admin:
+        op = await admin.subscribe(ORDERS_CHANGED)
+
+        async def registered() -> bool:
+            return await server.metric("gql_inventory_subscribers", 'kind="orders_changed"') == 1
+
+        await eventually(registered, what="the ordersChanged subscription")
+        order_id = await _checkout(server, "MUG", 2)
+        (created,) = await admin.events(op, 1, field="ordersChanged")
+        assert (created["id"], created["status"]) == (order_id, "PENDING_PAYMENT")
+        async with sessions.begin() as session:
+            facts = await events.load_order_facts(session, uuid.UUID(order_id))
+        body, headers = events.signed(
+            events.event_for_order("payment_intent.succeeded", facts), WEBHOOK_SECRET
+        )
+        async with httpx.AsyncClient(base_url=server.http_url, timeout=WAIT) as client:
+            answer = await client.post("/webhooks/stripe", content=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+        (paid,) = await admin.events(op, 1, field="ordersChanged")
+        assert (paid["id"], paid["status"]) == (order_id, "PAID")
