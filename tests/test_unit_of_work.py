@@ -57,9 +57,9 @@ async def test_the_unit_of_work_lists_what_the_transaction_will_announce(
         assert uow.attention == []
 
     async with sessions.begin() as session:
-        made = await checkout.checkout(
-            UnitOfWork(session, actor="system"), rid, provider=OfflinePaymentProvider()
-        )
+        uow = UnitOfWork(session, actor="system")
+        made = await checkout.checkout(uow, rid, provider=OfflinePaymentProvider())
+        assert uow.orders_changed == [made.order_id]  # a new order is announced (ordersChanged)
     async with sessions.begin() as session:
         uow = UnitOfWork(session, actor="system")
         await reservations.release_reservation(uow, rid)

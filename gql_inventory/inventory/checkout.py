@@ -99,6 +99,7 @@ async def checkout(
         ensure_active(reservation, now(), field=field)
         await _hold_for_payment(session, reservation, payment_window_seconds)
         result = await _create_order(session, reservation, order_id, provider, email)
+        uow.orders_changed.append(order_id)  # a new PENDING_PAYMENT order (ordersChanged)
     if idempotency_key is not None:
         await idempotency.record(
             session, scope="checkout", key=idempotency_key, result={"order_id": str(order_id)}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 #: Why a cursor was refused: not one of ours (or of another kind), beyond the ledger's
@@ -70,3 +72,28 @@ def decode_cursor(kind: str, cursor: str) -> int:
     if value < 0:
         raise InvalidCursor(kind, "malformed")
     return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def encode_keyset_cursor(kind: str, at: datetime, row_id: uuid.UUID) -> str:
+    """A cursor on a list sorted by a timestamp, then by id: base64 of
+    ``"<kind>:<microseconds since 1970 UTC>:<uuid>"``. Exact to the microsecond, the
+    precision of PostgreSQL's timestamptz, so the next page starts exactly after it."""
+    micros = (at - _EPOCH) // _MICROSECOND
+    return base64.urlsafe_b64encode(f"{kind}:{micros}:{row_id}".encode()).decode()
+
+
+def decode_keyset_cursor(kind: str, cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The ``(timestamp, id)`` inside an `encode_keyset_cursor` cursor of `kind`. Raises
+    `InvalidCursor` ("malformed") for anything else (another kind, not base64, no id)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+        prefix, micros, row_id = raw.split(":")
+        if prefix != kind:
+            raise ValueError(prefix)
+        return _EPOCH + int(micros) * _MICROSECOND, uuid.UUID(row_id)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor(kind, "malformed") from exc

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory.inventory.rows import LocationRow
+from gql_inventory.live.buffers import EventBuffer
 from gql_inventory.live.catchup import LedgerCatchUp
 from gql_inventory.live.ledger import pages_after
 from gql_inventory.live.listener import Listener
@@ -100,6 +101,7 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self.subscribers.close_all("server shutting down")
+        self.orders.close_feeds("server shutting down")
         await self.pubsub.close()
 
     async def wait_ready(self) -> bool:
@@ -149,6 +151,14 @@ class Hub:
     def unwatch_order(self, watch: OrderWatch) -> None:
         """Forget an order watch (idempotent)."""
         self.orders.unwatch(watch)
+
+    def subscribe_orders(self, on_overflow: Callable[[str], None]) -> EventBuffer[uuid.UUID]:
+        """An `ordersChanged` feed: ids of orders whose status changes from now on."""
+        return self.orders.feed(self.config.buffer_size, on_overflow)
+
+    def unsubscribe_orders(self, feed: EventBuffer[uuid.UUID]) -> None:
+        """Forget an `ordersChanged` feed (idempotent)."""
+        self.orders.unfeed(feed)
 
     def replay(
         self, after: int, variant_ids: frozenset[int] | None

@@ -3,13 +3,16 @@ as `BadCursor` (code ``BAD_CURSOR``, the same message)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gql_inventory.errors import BadCursor
 from gql_inventory.live import cursors, ledger
 from gql_inventory.live.cursors import InvalidCursor, encode_cursor
 
-__all__ = ["check_stock_cursor", "decode_cursor", "encode_cursor"]
+__all__ = ["check_stock_cursor", "decode_cursor", "decode_keyset_cursor", "encode_cursor"]
 
 
 def decode_cursor(kind: str, cursor: str) -> int:
@@ -25,5 +28,13 @@ async def check_stock_cursor(conn: AsyncConnection, cursor: str) -> int:
     it is malformed, ahead of the ledger, or too old (`live.ledger.check_cursor`)."""
     try:
         return await ledger.check_cursor(conn, cursor)
+    except InvalidCursor as exc:
+        raise BadCursor(str(exc)) from exc
+
+
+def decode_keyset_cursor(kind: str, cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The ``(timestamp, id)`` inside a keyset cursor of `kind`. Raises `BadCursor`."""
+    try:
+        return cursors.decode_keyset_cursor(kind, cursor)
     except InvalidCursor as exc:
         raise BadCursor(str(exc)) from exc

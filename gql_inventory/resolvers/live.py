@@ -1,4 +1,5 @@
-"""Subscriptions: stockChanged, lowStockAlerts (admin), orderStatusChanged.
+"""Subscriptions: stockChanged, lowStockAlerts (admin), orderStatusChanged, ordersChanged
+(admin).
 
 Each resolver checks its arguments first, so a bad cursor, an unknown SKU or a
 missing admin token is answered with a GraphQL `error` message for the
@@ -243,6 +244,36 @@ async def _order_events(
             watch.changed.clear()
     finally:
         hub.unwatch_order(watch)
+
+
+# ---------------------------------------------------------------- ordersChanged
+
+
+async def orders_changed(info: Info[Context, None]) -> AsyncIterator[OrderType]:
+    """Admin (the `IsAdmin` permission on the field): every order whose status changes
+    from now on (a new order from checkout included), as it is when delivered."""
+    hub = await _hub(info)
+    return _all_order_events(info, hub)
+
+
+async def _all_order_events(info: Info[Context, None], hub: Hub) -> AsyncGenerator[OrderType, None]:
+    feed = hub.subscribe_orders(_closer(info))
+    sent = metrics.EVENTS_SENT.labels("orders_changed")
+    try:
+        while True:
+            try:
+                order_id = await feed.get()
+            except SubscriberClosed as closed:
+                await _after_close(info, closed)
+                return
+            _fresh_loaders(info)
+            row = await info.context.loaders.orders.order_by_id.load(order_id)
+            if row is None:  # pragma: no cover - orders are never deleted
+                continue
+            yield OrderType.from_row(row)
+            sent.inc()
+    finally:
+        hub.unsubscribe_orders(feed)
 
 
 def _uuid_or_none(raw: str | None) -> uuid.UUID | None:

@@ -21,7 +21,7 @@ import strawberry
 
 from gql_inventory.live.cursors import encode_cursor
 from gql_inventory.schema.catalog import ProductType
-from gql_inventory.schema.orders import StockMovementType
+from gql_inventory.schema.orders import OrderType, ReservationType, StockMovementType
 
 
 @strawberry.type(
@@ -82,6 +82,53 @@ class StockMovementConnection:
     page_info: PageInfo = strawberry.field(description="Whether older movements follow.")
 
 
+@strawberry.type(name="OrderEdge", description="An order with its cursor.")
+class OrderEdge:
+    """An order with its cursor."""
+
+    cursor: str = strawberry.field(
+        description="Opaque; pass as `orders(after:)` to read on with older orders."
+    )
+    node: OrderType = strawberry.field(description="The order.")
+
+
+@strawberry.type(name="OrderConnection", description="A page of orders, newest first (then by id).")
+class OrderConnection:
+    """A page of orders, newest first."""
+
+    edges: list[OrderEdge] = strawberry.field(description="The orders of this page.")
+    page_info: PageInfo = strawberry.field(description="Whether older orders follow.")
+    total_count: int = strawberry.field(
+        description="How many orders match the filters in all, on every page together."
+    )
+
+
+@strawberry.type(name="ReservationEdge", description="A reservation with its cursor.")
+class ReservationEdge:
+    """A reservation with its cursor."""
+
+    cursor: str = strawberry.field(
+        description="Opaque; pass as `reservations(after:)` to read on with later expiries."
+    )
+    node: ReservationType = strawberry.field(description="The reservation.")
+
+
+@strawberry.type(
+    name="ReservationConnection",
+    description="A page of reservations, soonest expiry first (then by id).",
+)
+class ReservationConnection:
+    """A page of reservations, soonest expiry first."""
+
+    edges: list[ReservationEdge] = strawberry.field(description="The reservations of this page.")
+    page_info: PageInfo = strawberry.field(
+        description="Whether reservations expiring later follow."
+    )
+    total_count: int = strawberry.field(
+        description="How many reservations match the filters in all, on every page together."
+    )
+
+
 class _Edge(Protocol):
     @property
     def cursor(self) -> str: ...
@@ -116,7 +163,28 @@ def forward_page(
     `has_previous_page` is whether the page was asked for with `after`; start and end
     cursors are the first and last edges' (null when the page is empty).
     """
-    edges = [edge(cursor=encode_cursor(kind, key(row)), node=node(row)) for row in rows]
+    return cursor_page(
+        rows,
+        cursor=lambda row: encode_cursor(kind, key(row)),
+        node=node,
+        edge=edge,
+        has_next_page=has_next_page,
+        after_given=after_given,
+    )
+
+
+def cursor_page(
+    rows: Sequence[RowT],
+    *,
+    cursor: Callable[[RowT], str],
+    node: Callable[[RowT], NodeT],
+    edge: _EdgeType[NodeT, EdgeT],
+    has_next_page: bool,
+    after_given: bool,
+) -> tuple[list[EdgeT], PageInfo]:
+    """`forward_page` for any cursor: each edge is ``edge(cursor=cursor(row),
+    node=node(row))`` (e.g. `live.cursors.encode_keyset_cursor` of a sort key and id)."""
+    edges = [edge(cursor=cursor(row), node=node(row)) for row in rows]
     return edges, PageInfo(
         has_next_page=has_next_page,
         has_previous_page=after_given,

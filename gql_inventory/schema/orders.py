@@ -83,6 +83,23 @@ class ReservationType:
         lines = await info.context.loaders.reservation_lines.load(uuid.UUID(self.id))
         return [ReservationLineType(quantity=q, variant_id=v) for v, q in lines]
 
+    @described_field(
+        "The lines at their variants' current prices (quantity times price, summed); null "
+        "when the lines mix currencies. An order keeps the prices of its checkout instead "
+        "(Order.total)."
+    )
+    async def subtotal(self, info: Info[Context, None]) -> MoneyType | None:
+        """Sum of quantity times current variant price; None when currencies mix (or no line)."""
+        lines = await info.context.loaders.reservation_lines.load(uuid.UUID(self.id))
+        variants = await info.context.loaders.variant_by_id.load_many([v for v, _ in lines])
+        currencies = {row.currency_code for row in variants if row is not None}
+        if len(currencies) != 1 or any(row is None for row in variants):
+            return None
+        amount = sum(
+            q * row.price_amount for (_, q), row in zip(lines, variants, strict=True) if row
+        )
+        return MoneyType.from_minor(amount, currencies.pop())
+
 
 @strawberry.type(
     name="OrderLine", description="A variant of an order, with its unit price frozen at checkout."

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import strawberry
 
-from gql_inventory.resolvers import admin, catalog, live, low_stock, reservations
+from gql_inventory.resolvers import admin, backoffice, catalog, live, low_stock, reservations
 from gql_inventory.resolvers import report as report_resolvers
 from gql_inventory.resolvers.access import admin_only
 from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
-from gql_inventory.schema.connections import ProductConnection, StockMovementConnection
+from gql_inventory.schema.connections import (
+    OrderConnection,
+    ProductConnection,
+    ReservationConnection,
+    StockMovementConnection,
+)
 from gql_inventory.schema.docs import with_arguments
 from gql_inventory.schema.low_stock import VariantConnection
 from gql_inventory.schema.orders import OrderType, ReservationType
@@ -109,6 +114,34 @@ class Query:
         "summed over every location.",
         first="Page size, 0 to 250; null: 50. Beyond: BAD_USER_INPUT.",
         after="`pageInfo.endCursor` of the previous page; a cursor not issued here: BAD_CURSOR.",
+    )
+    orders: OrderConnection = with_arguments(
+        strawberry.field(
+            resolver=backoffice.orders,
+            extensions=admin_only(),
+            description=_ADMIN + "Orders, newest first (then by id), e.g. every "
+            "NEEDS_ATTENTION order with its attentionReason, or the payments still pending.",
+        ),
+        status="Only orders in one of these statuses; null: every status.",
+        created_after="Only orders created strictly after this instant (no offset: UTC).",
+        created_before="Only orders created strictly before this instant (no offset: UTC).",
+        first="Page size, 0 to 250; null: 50. Beyond: BAD_USER_INPUT.",
+        after="`pageInfo.endCursor` of the previous page: read on with older orders; a "
+        "cursor not issued here: BAD_CURSOR. Orders created meanwhile never shift a page.",
+    )
+    reservations: ReservationConnection = with_arguments(
+        strawberry.field(
+            resolver=backoffice.reservations,
+            extensions=admin_only(),
+            description=_ADMIN + "Reservations, soonest expiry first (then by id), e.g. "
+            "the ACTIVE ones holding stock, or the EXPIRED ones.",
+        ),
+        status="Only reservations in one of these statuses; null: every status.",
+        expires_before="Only reservations whose expiresAt is strictly before this instant "
+        "(no offset: UTC).",
+        first="Page size, 0 to 250; null: 50. Beyond: BAD_USER_INPUT.",
+        after="`pageInfo.endCursor` of the previous page: read on with later expiries; a "
+        "cursor not issued here: BAD_CURSOR.",
     )
     stock_cursor: str = strawberry.field(
         resolver=live.stock_cursor,

@@ -53,3 +53,12 @@ class Subscription:
         reservation_id="The id of the reservation the order was made from: the buyer's proof. "
         "Not needed with an admin token.",
     )
+    orders_changed: AsyncIterator[OrderType] = strawberry.subscription(
+        resolver=live.orders_changed,
+        extensions=admin_only(),
+        description="Admin only (FORBIDDEN without a token). Every order whose status "
+        "changes, as it is when delivered, from now on (no replay): a new order from checkout "
+        "(PENDING_PAYMENT), then PAID, NEEDS_ATTENTION, CANCELLED, refunds... Changes in quick "
+        "succession may each show the latest status. A client too slow to keep up is "
+        "disconnected (close code 4008).",
+    )
