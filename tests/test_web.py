@@ -34,3 +34,17 @@ async def test_vendored_licenses_are_served_with_the_assets(client: httpx.AsyncC
 async def test_static_refuses_paths_outside_the_folder(client: httpx.AsyncClient) -> None:
     response = await client.get("/static/../app.py")
     assert response.status_code == 404
+
+
+async def test_admin_page_loads_only_our_own_assets(client: httpx.AsyncClient) -> None:
+    """GET /admin: the dashboard's scripts (graphql-ws vendored) and styles are /static URLs."""
+    page = await client.get("/admin")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    urls = [u for u in URL.findall(page.text) if not u.startswith("data:")]
+    assert "/static/admin/vendor/graphql-ws.min.js" in urls
+    for url in urls:
+        assert url.startswith("/static/"), url
+        assert (await client.get(url)).status_code == 200, url
+    license_file = await client.get("/static/admin/vendor/LICENSE.graphql-ws.md")
+    assert "Permission is hereby granted" in license_file.text

@@ -1,0 +1,169 @@
+"""The /admin dashboard in a real headless browser (the system Chromium, driven by Playwright).
+
+Each test runs a real server (`LiveServer`) on the demo catalog (`seed-demo`). Chromium comes
+from the system packages (`/usr/bin/chromium`; `.ci/run` installs it when missing): Playwright's
+own browser download is never used. Waits are Playwright's bounded waits (hang guards only).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gql_inventory.catalog import seed_demo_catalog
+from gql_inventory.inventory.uow import UnitOfWork
+from tests.support.live import ADMIN_TOKEN, LiveServer, ServerFactory, wait_positioned
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Hang guard of every browser wait, in milliseconds (not a timing assertion).
+WAIT_MS = 30_000
+
+ADJUST = """mutation($sku: String!, $delta: Int!) { adjustStock(input: {sku: $sku, delta: $delta,
+  reason: RECEIVED}) { stockLevel { onHand } userErrors { code } } }"""
+
+
+@pytest.fixture
+async def server(
+    servers: ServerFactory, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
+) -> LiveServer:
+    async with sessions.begin() as session:
+        await seed_demo_catalog(UnitOfWork(session))
+    started = await servers.start()
+    await wait_positioned(engine)
+    return started
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not HAVE_CHROMIUM:
+        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (see .ci/run)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1440, "height": 1000})
+    page = await context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    external: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            external.append(r.url)
+            if not r.url.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:"))
+            else None
+        ),
+    )
+    yield page
+    await context.close()
+    assert external == [], f"the page loaded from another host: {external}"
+
+
+async def signed_in(page: Page, server: LiveServer) -> Page:
+    await page.goto(f"{server.http_url}/admin#token={ADMIN_TOKEN}")
+    await expect(page.locator("body[data-loaded=true]")).to_have_count(1)
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    return page
+
+
+async def test_sign_in_shows_the_catalog_figures(page: Page, server: LiveServer) -> None:
+    """Signing in with the form shows every demo SKU with its on hand/reserved/available."""
+    await page.goto(f"{server.http_url}/admin")
+    await page.fill("#token", ADMIN_TOKEN)
+    await page.click("#sign-in-form button")
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    first = page.locator('#stock tr[data-sku="TEE-BLK-S"]').filter(has_text="Main warehouse")
+    await expect(first.locator(".on-hand")).to_have_text("12")
+    await expect(first.locator(".reserved")).to_have_text("0")
+    await expect(first.locator(".available")).to_have_text("12")
+    await expect(page.locator("#stock tbody tr")).to_have_count(132)
+    await page.fill("#search", "classic tee")
+    await expect(page.locator("#stock tbody tr:not([hidden])")).to_have_count(24)
+    token = await page.evaluate("sessionStorage.getItem('gql-inventory.admin-token')")
+    assert token == ADMIN_TOKEN
+
+
+async def test_a_wrong_token_says_so(page: Page, server: LiveServer) -> None:
+    await page.goto(f"{server.http_url}/admin#token=not-the-token")
+    await expect(page.locator("#sign-in-error")).to_contain_text("Wrong token")
+    await expect(page.locator("#dashboard")).to_be_hidden()
+    assert await page.evaluate("sessionStorage.getItem('gql-inventory.admin-token')") is None
+
+
+async def test_a_change_from_another_client_lands_live(page: Page, server: LiveServer) -> None:
+    """adjustStock over HTTP (httpx) updates the row through stockChanged, highlighted."""
+    await signed_in(page, server)
+    body = await server.graphql(ADJUST, {"sku": "TEE-BLK-S", "delta": 5}, admin=True)
+    assert body["data"]["adjustStock"]["userErrors"] == []
+    first = page.locator('#stock tr[data-sku="TEE-BLK-S"]').filter(has_text="Main warehouse")
+    await expect(first.locator(".on-hand")).to_have_text("17")
+    await expect(first.locator(".available")).to_have_text("17")
+    await expect(first.locator(".on-hand")).to_have_class("num on-hand changed")
+
+
+async def test_adjust_through_the_form_writes_a_ledger_row(page: Page, server: LiveServer) -> None:
+    await signed_in(page, server)
+    await page.locator('#stock tr[data-sku="DNM-M"]').filter(has_text="Main warehouse").click()
+    await expect(page.locator("#adjust-sku")).to_have_value("DNM-M")
+    await page.fill("#adjust-delta", "3")
+    await page.select_option("#adjust-reason", "RECEIVED")
+    await page.fill("#adjust-note", "pallet 7")
+    await page.click("#adjust-form button[type=submit]")
+    await expect(page.locator("#adjust-result")).to_contain_text("Done: movement #")
+    ledger = page.locator("#ledger tbody tr").first
+    await expect(ledger).to_contain_text("DNM-M")
+    await expect(ledger).to_contain_text("RECEIPT")
+    await expect(ledger).to_contain_text("+3")
+    await expect(ledger).to_contain_text("RECEIVED: pallet 7")
+
+
+async def test_stock_changed_is_shown_next_to_the_field(page: Page, server: LiveServer) -> None:
+    """The form sends the on-hand it showed; someone else's change first: STOCK_CHANGED."""
+    await signed_in(page, server)
+    await page.locator('#stock tr[data-sku="TEE-BLK-S"]').filter(has_text="Main warehouse").click()
+    await expect(page.locator("#adjust-expected")).to_have_value("12")
+    await server.graphql(ADJUST, {"sku": "TEE-BLK-S", "delta": 1}, admin=True)
+    await page.fill("#adjust-delta", "-2")
+    await page.select_option("#adjust-reason", "DAMAGED")
+    await page.click("#adjust-form button[type=submit]")
+    await expect(page.locator('[data-error-for="expectedOnHand"]')).to_contain_text("STOCK_CHANGED")
+    body = await server.graphql('{ variant(sku: "TEE-BLK-S") { onHand } }')
+    assert body["data"]["variant"]["onHand"] == 13
+
+
+async def test_sections_missing_on_this_server_say_so(page: Page, server: LiveServer) -> None:
+    await signed_in(page, server)
+    for section in ("#orders-section", "#reservations-section", "#report-section"):
+        await expect(page.locator(section)).to_have_attribute("data-available", "false")
+        await expect(page.locator(f"{section} .unavailable")).to_be_visible()
+
+
+async def test_dashboard_screenshot(page: Page, server: LiveServer) -> None:
+    """Saves docs/dashboard.png: the dashboard on the demo catalog after one live change."""
+    await signed_in(page, server)
+    await server.graphql(ADJUST, {"sku": "TEE-BLK-M", "delta": 4}, admin=True)
+    await expect(page.locator("#ledger tbody tr").first).to_contain_text("TEE-BLK-M")
+    await page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
