@@ -167,3 +167,43 @@ async def test_dashboard_screenshot(page: Page, server: LiveServer) -> None:
     await server.graphql(ADJUST, {"sku": "TEE-BLK-M", "delta": 4}, admin=True)
     await expect(page.locator("#ledger tbody tr").first).to_contain_text("TEE-BLK-M")
     await page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
+
+
+async def test_resumes_from_its_last_cursor_after_a_disconnect(
+    page: Page, server: LiveServer, servers: ServerFactory
+) -> None:
+    """The server goes away: the state says so; a change made meanwhile (through another
+    server on the same database) shows once the page reconnects with its last cursor."""
+    await signed_in(page, server)
+    other = await servers.start()
+    await server.stop()
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "disconnected")
+    body = await other.graphql(ADJUST, {"sku": "TEE-BLK-L", "delta": 7}, admin=True)
+    assert body["data"]["adjustStock"]["userErrors"] == []
+    await server.start()  # the same port again
+    await expect(page.locator("#connection")).to_have_attribute(
+        "data-state", "live", timeout=2 * WAIT_MS
+    )
+    level = page.locator('#stock tr[data-sku="TEE-BLK-L"]').filter(has_text="Main warehouse")
+    await expect(level.locator(".on-hand")).to_have_text("33", timeout=2 * WAIT_MS)
+
+
+async def test_graphiql_runs_offline_in_the_browser(
+    browser: Browser, servers: ServerFactory
+) -> None:
+    """GraphiQL renders its editor from the vendored assets, with no request to another host."""
+    graphiql = await servers.start(GRAPHIQL="true")
+    context = await browser.new_context()
+    page = await context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    await page.goto(f"{graphiql.http_url}/graphql", wait_until="load")
+    await expect(page.locator(".graphiql-container .graphiql-editors")).to_be_visible(
+        timeout=WAIT_MS
+    )
+    await context.close()
+    outside = [
+        u for u in requests if not u.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:"))
+    ]
+    assert outside == []
+    assert any(u.endswith("/static/graphiql/graphiql.min.js") for u in requests)
