@@ -17,6 +17,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.catalog import seed_demo_catalog
+from gql_inventory.catalog.demo import LOW_STOCK_SKUS, OUT_OF_STOCK_SKUS
 from gql_inventory.inventory.uow import UnitOfWork
 from tests.support.live import ADMIN_TOKEN, LiveServer, ServerFactory, wait_positioned
 
@@ -38,6 +39,8 @@ WAIT_MS = 30_000
 
 ADJUST = """mutation($sku: String!, $delta: Int!) { adjustStock(input: {sku: $sku, delta: $delta,
   reason: RECEIVED}) { stockLevel { onHand } userErrors { code } } }"""
+SET = """mutation($sku: String!, $onHand: Int!) { setStock(input: {sku: $sku, onHand: $onHand})
+  { stockLevel { onHand } userErrors { code } } }"""
 
 
 @pytest.fixture
@@ -161,12 +164,31 @@ async def test_sections_missing_on_this_server_say_so(page: Page, server: LiveSe
         await expect(page.locator(f"{section} .unavailable")).to_be_visible()
 
 
-async def test_dashboard_screenshot(page: Page, server: LiveServer) -> None:
-    """Saves docs/dashboard.png: the dashboard on the demo catalog after one live change."""
+async def test_low_stock_lists_the_demo_low_variants_and_alerts_live(
+    page: Page, server: LiveServer
+) -> None:
+    await signed_in(page, server)
+    low = page.locator("#low-stock tbody tr")
+    for sku in sorted(LOW_STOCK_SKUS | OUT_OF_STOCK_SKUS):
+        await expect(low.filter(has_text=sku)).to_have_count(1)
+    await expect(low.filter(has_text="TEE-BLK-S")).to_have_count(0)
+    # TEE-BLK-S: 12 units, all at the default location; a count of 3 is at or under 5
+    body = await server.graphql(SET, {"sku": "TEE-BLK-S", "onHand": 3}, admin=True)
+    assert body["data"]["setStock"]["userErrors"] == []
+    await expect(page.locator("#alerts li").filter(has_text="TEE-BLK-S")).to_contain_text("LOW")
+    await expect(low.filter(has_text="TEE-BLK-S")).to_have_count(1)
+
+
+async def test_dashboard_screenshot(page: Page, server: LiveServer, tmp_path: Path) -> None:
+    """A screenshot of the dashboard on the demo catalog after one live change: into
+    docs/dashboard.png when UPDATE_SCREENSHOT=1 (the README shows it), else into tmp_path."""
     await signed_in(page, server)
     await server.graphql(ADJUST, {"sku": "TEE-BLK-M", "delta": 4}, admin=True)
     await expect(page.locator("#ledger tbody tr").first).to_contain_text("TEE-BLK-M")
-    await page.screenshot(path=str(ROOT / "docs" / "dashboard.png"))
+    await expect(page.locator("#low-stock tbody tr").first).to_be_visible()
+    folder = ROOT / "docs" if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path
+    shot = await page.screenshot(path=str(folder / "dashboard.png"))
+    assert shot.startswith(b"\x89PNG")
 
 
 async def test_resumes_from_its_last_cursor_after_a_disconnect(

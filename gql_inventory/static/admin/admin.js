@@ -213,11 +213,14 @@
     setConnection("disconnected", "disconnected: retrying in " + Math.ceil(delay / 1000) + " s");
     setTimeout(function () { if (state.token && !state.ws) connect(); }, delay);
   }
+  var featuresTimer = null;
   function addAlert(a) {
     var li = document.createElement("li");
     li.textContent = a.occurredAt.slice(11, 19) + " " + a.state + " " + a.variant.sku +
       ": " + a.available + " available (threshold " + a.threshold + ")";
     $("#alerts").prepend(li);
+    clearTimeout(featuresTimer);
+    featuresTimer = setTimeout(loadFeatures, 250);
   }
 
   // ---------- ledger ----------
@@ -310,9 +313,12 @@
   }
 
   // ---------- feature-detected sections ----------
-  function featureSection(id, query, variables, render) {
+  function featureSection(id, query, variables, render, fallback) {
     var section = $(id);
     return gql(query, variables).then(function (body) {
+      if ((isValidationError(body) || (body.errors && !body.data)) && fallback) {
+        return featureSection(id, fallback.query, fallback.variables, fallback.render);
+      }
       if (isValidationError(body) || (body.errors && !body.data)) {
         section.querySelector(".unavailable").hidden = false;
         section.dataset.available = "false";
@@ -332,7 +338,19 @@
   function loadFeatures() {
     featureSection("#low-stock-section",
       "{ lowStockVariants(first: 20) { edges { node { sku available lowStockThreshold product { title } } } } }", {},
-      function (d) { return d.lowStockVariants.edges.map(function (e) { var n = e.node; return [n.sku, n.product.title, n.available + " / " + n.lowStockThreshold]; }); });
+      function (d) { return d.lowStockVariants.edges.map(function (e) { var n = e.node; return [n.sku, n.product.title, n.available + " / " + n.lowStockThreshold]; }); },
+      // before lowStockVariants exists: the low-stock filter of `products`
+      { query: "{ products(first: 100, lowStockOnly: true) { edges { node { title variants { sku available lowStockThreshold isLowStock } } } } }",
+        variables: {},
+        render: function (d) {
+          var rows = [];
+          d.products.edges.forEach(function (e) {
+            e.node.variants.forEach(function (v) {
+              if (v.isLowStock) rows.push([v.sku, e.node.title, v.available + " / " + v.lowStockThreshold]);
+            });
+          });
+          return rows.sort(function (a, b) { return parseInt(a[2], 10) - parseInt(b[2], 10); });
+        } });
     featureSection("#orders-section",
       "{ orders(status: [NEEDS_ATTENTION, PENDING_PAYMENT], first: 20) { edges { node { id status createdAt attentionReason total { amount currency } } } } }", {},
       function (d) { return d.orders.edges.map(function (e) { var n = e.node; return [n.id, n.status, n.createdAt, money(n.total), n.attentionReason || ""]; }); });
