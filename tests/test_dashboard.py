@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from gql_inventory.catalog import seed_demo_catalog
 from gql_inventory.catalog.demo import LOW_STOCK_SKUS, OUT_OF_STOCK_SKUS
 from gql_inventory.inventory.uow import UnitOfWork
-from tests.support.live import ADMIN_TOKEN, LiveServer, ServerFactory, wait_positioned
+from tests.support.live import (
+    ADMIN_TOKEN,
+    LiveServer,
+    ServerFactory,
+    reserve_on,
+    wait_positioned,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -41,6 +47,9 @@ ADJUST = """mutation($sku: String!, $delta: Int!) { adjustStock(input: {sku: $sk
   reason: RECEIVED}) { stockLevel { onHand } userErrors { code } } }"""
 SET = """mutation($sku: String!, $onHand: Int!) { setStock(input: {sku: $sku, onHand: $onHand})
   { stockLevel { onHand } userErrors { code } } }"""
+CHECKOUT = """mutation($rid: ID!) { checkout(input: {reservationId: $rid}) {
+  order { id status } userErrors { code } } }"""
+ORDER = "query($id: ID!) { order(id: $id) { status } }"
 
 
 @pytest.fixture
@@ -229,3 +238,24 @@ async def test_graphiql_runs_offline_in_the_browser(
     ]
     assert outside == []
     assert any(u.endswith("/static/graphiql/graphiql.min.js") for u in requests)
+
+
+async def test_cancel_an_order_through_the_form(page: Page, server: LiveServer) -> None:
+    """A checked-out order is cancelled from the page; a second cancel shows its userError."""
+    reservation = (await reserve_on(server, ("TEE-BLK-S", 2)))["reservation"]["id"]
+    body = await server.graphql(CHECKOUT, {"rid": reservation})
+    order = body["data"]["checkout"]["order"]
+    await signed_in(page, server)
+    await page.fill("#order-id", order["id"])
+    await page.click('#order-form button[value="cancel"]')
+    await expect(page.locator("#order-result")).to_contain_text("CANCELLED")
+    await page.click('#order-form button[value="cancel"]')
+    await expect(page.locator("#order-form")).to_contain_text("INVALID_ORDER_STATE")
+    await expect(page.locator("#order-result")).to_have_text("")
+    await page.fill("#order-id", "999999")
+    await page.click('#order-form button[value="refund"]')
+    await expect(page.locator('#order-form [data-error-for="orderId"]')).to_contain_text(
+        "ORDER_NOT_FOUND"
+    )
+    status = await server.graphql(ORDER, {"id": order["id"]}, admin=True)
+    assert status["data"]["order"]["status"] == "CANCELLED"

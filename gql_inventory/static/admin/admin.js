@@ -273,7 +273,7 @@
   }
   function clearErrors(form) {
     form.querySelectorAll(".error").forEach(function (el) { el.textContent = ""; });
-    $("#adjust-result").textContent = "";
+    form.querySelectorAll(".ok").forEach(function (el) { el.textContent = ""; });
   }
   function showUserErrors(form, errors) {
     errors.forEach(function (e) {
@@ -310,6 +310,29 @@
   function setMode() {
     var mode = $("#adjust-mode").value;
     document.querySelectorAll("#adjust-form [data-mode]").forEach(function (el) { el.hidden = el.dataset.mode !== mode; });
+  }
+
+  // ---------- order actions ----------
+  var CANCEL = "mutation($input: CancelOrderInput!) { cancelOrder(input: $input) { " +
+    "order { id status } userErrors { code message field } } }";
+  var REFUND = "mutation($input: RefundOrderInput!) { refundOrder(input: $input) { " +
+    "order { id status } userErrors { code message field } } }";
+
+  function submitOrder(event) {
+    event.preventDefault();
+    var form = event.target;
+    clearErrors(form);
+    $("#order-result").textContent = "";
+    var refund = event.submitter && event.submitter.value === "refund";
+    var input = { orderId: $("#order-id").value.trim(), reason: $("#order-reason").value || null };
+    if (refund) input.restock = $("#order-restock").checked;
+    gql(refund ? REFUND : CANCEL, { input: input }).then(function (body) {
+      if (body.errors) { showUserErrors(form, body.errors.map(function (e) { return { code: errorCode(e) || "ERROR", message: e.message }; })); return; }
+      var payload = body.data[refund ? "refundOrder" : "cancelOrder"];
+      if (payload.userErrors.length) { showUserErrors(form, payload.userErrors); return; }
+      $("#order-result").textContent = "Order " + payload.order.id + " is now " + payload.order.status + ".";
+      loadFeatures();
+    });
   }
 
   // ---------- feature-detected sections ----------
@@ -410,6 +433,7 @@
     });
     $("#search").addEventListener("input", searchAll);
     $("#adjust-form").addEventListener("submit", submitAdjust);
+    $("#order-form").addEventListener("submit", submitOrder);
     $("#adjust-mode").addEventListener("change", setMode);
     $("#adjust-sku").addEventListener("change", fillExpected);
     $("#adjust-location").addEventListener("change", fillExpected);
