@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Route, async_playwright, expect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.catalog import seed_demo_catalog
@@ -259,3 +259,30 @@ async def test_cancel_an_order_through_the_form(page: Page, server: LiveServer) 
     )
     status = await server.graphql(ORDER, {"id": order["id"]}, admin=True)
     assert status["data"]["order"]["status"] == "CANCELLED"
+
+
+async def test_report_charts_one_bar_per_day(page: Page, server: LiveServer) -> None:
+    """The report's front end, against the contract's inventoryReport shape: this server
+    does not serve it yet, so the browser's request is answered here (one day per alias)."""
+
+    async def fake_report(route: Route) -> None:
+        body = route.request.post_data_json
+        if "inventoryReport" not in body["query"]:
+            await route.continue_()
+            return
+        days = sum(1 for name in body["variables"] if name.startswith("f"))
+        figures = {"reservationsCreated": 4, "conversionRate": 0.5, "expiryRate": 0.25}
+        data = {f"d{n}": {**figures, "unitsSold": n} for n in range(days)}
+        data["total"] = {**figures, "unitsSold": sum(range(days))}
+        await route.fulfill(json={"data": data})
+
+    await page.route("**/graphql", fake_report)
+    await signed_in(page, server)
+    report = page.locator("#report-section")
+    await expect(report).to_have_attribute("data-available", "true")
+    await expect(report.locator(".feature-table")).to_contain_text("Today")
+    await page.click('#report-range button[data-days="7"]')
+    await expect(report.locator(".feature-table")).to_contain_text("units sold 21")
+    await expect(report.locator(".feature-table")).to_contain_text("conversion 50%")
+    bars = await page.evaluate("Chart.getChart('chart-units').data.datasets[0].data")
+    assert bars == [0, 1, 2, 3, 4, 5, 6]

@@ -380,11 +380,54 @@
     featureSection("#reservations-section",
       "{ reservations(status: [ACTIVE], first: 20) { edges { node { id expiresAt lines { quantity variant { sku } } } } } }", {},
       function (d) { return d.reservations.edges.map(function (e) { var n = e.node; return [n.id, n.expiresAt, n.lines.map(function (l) { return l.quantity + "× " + l.variant.sku; }).join(", ")]; }); });
-    var to = new Date(), from = new Date(to.getTime() - 86400000);
-    featureSection("#report-section",
-      "query($from: DateTime!, $to: DateTime!) { inventoryReport(from: $from, to: $to) { reservationsCreated conversionRate expiryRate unitsSold } }",
-      { from: from.toISOString(), to: to.toISOString() },
-      function (d) { var r = d.inventoryReport; return [["Last 24 h", "reservations " + r.reservationsCreated, "conversion " + r.conversionRate, "expiry " + r.expiryRate, "units sold " + r.unitsSold]]; });
+    loadReport(state.reportDays || 1);
+  }
+
+  // ---------- report: today / 7 / 30 days, one inventoryReport per day (aliases) ----------
+  var REPORT_FIELDS = "reservationsCreated conversionRate expiryRate unitsSold";
+  var charts = {};
+  function dayStart(d) { return new Date(d.getFullYear(), d.getMonth(), d.getDate()); }
+  function loadReport(days) {
+    state.reportDays = days;
+    document.querySelectorAll("#report-range button").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(Number(b.dataset.days) === days));
+    });
+    var today = dayStart(new Date());
+    var spans = [];
+    for (var i = days - 1; i >= 0; i--) {
+      var from = new Date(today.getTime()); from.setDate(from.getDate() - i);
+      var to = new Date(from.getTime()); to.setDate(to.getDate() + 1);
+      spans.push({ from: from, to: to });
+    }
+    var vars = [], fields = [], variables = {};
+    spans.forEach(function (s, n) {
+      vars.push("$f" + n + ": DateTime!, $t" + n + ": DateTime!");
+      fields.push("d" + n + ": inventoryReport(from: $f" + n + ", to: $t" + n + ") { " + REPORT_FIELDS + " }");
+      variables["f" + n] = s.from.toISOString();
+      variables["t" + n] = s.to.toISOString();
+    });
+    fields.push("total: inventoryReport(from: $f0, to: $t" + (days - 1) + ") { " + REPORT_FIELDS + " }");
+    var query = "query(" + vars.join(", ") + ") { " + fields.join(" ") + " }";
+    return featureSection("#report-section", query, variables, function (d) {
+      var labels = spans.map(function (s) { return s.from.toISOString().slice(5, 10); });
+      var series = function (f) { return spans.map(function (_, n) { return d["d" + n][f]; }); };
+      drawChart("chart-conversion", labels, series("conversionRate"), "conversion");
+      drawChart("chart-expiry", labels, series("expiryRate"), "expiry");
+      drawChart("chart-units", labels, series("unitsSold"), "units sold");
+      var t = d.total;
+      return [[days === 1 ? "Today" : days + " days", "reservations " + t.reservationsCreated,
+        "conversion " + Math.round(t.conversionRate * 100) + "%", "expiry " + Math.round(t.expiryRate * 100) + "%",
+        "units sold " + t.unitsSold]];
+    });
+  }
+  function drawChart(id, labels, data, label) {
+    if (typeof Chart === "undefined") return;
+    if (charts[id]) charts[id].destroy();
+    charts[id] = new Chart(document.getElementById(id), {
+      type: "bar",
+      data: { labels: labels, datasets: [{ label: label, data: data, backgroundColor: "#4a7bd0" }] },
+      options: { animation: false, maintainAspectRatio: false, plugins: { legend: { display: false } } },
+    });
   }
 
   // ---------- start ----------
@@ -434,6 +477,9 @@
     $("#search").addEventListener("input", searchAll);
     $("#adjust-form").addEventListener("submit", submitAdjust);
     $("#order-form").addEventListener("submit", submitOrder);
+    document.querySelectorAll("#report-range button").forEach(function (b) {
+      b.addEventListener("click", function () { loadReport(Number(b.dataset.days)); });
+    });
     $("#adjust-mode").addEventListener("change", setMode);
     $("#adjust-sku").addEventListener("change", fillExpected);
     $("#adjust-location").addEventListener("change", fillExpected);
