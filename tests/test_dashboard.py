@@ -286,3 +286,13 @@ async def test_report_charts_one_bar_per_day(page: Page, server: LiveServer) -> 
     await expect(report.locator(".feature-table")).to_contain_text("conversion 50%")
     bars = await page.evaluate("Chart.getChart('chart-units').data.datasets[0].data")
     assert bars == [0, 1, 2, 3, 4, 5, 6]
+
+
+async def test_threshold_form_says_when_the_server_lacks_it(page: Page, server: LiveServer) -> None:
+    """setLowStockThreshold is feature-detected: a server without it says so in the form."""
+    await signed_in(page, server)
+    await page.fill("#threshold-sku", "TEE-BLK-S")
+    await page.fill("#threshold-value", "20")
+    await page.click("#threshold-form button[type=submit]")
+    await expect(page.locator("#threshold-form")).to_contain_text("Not available on this server")
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")

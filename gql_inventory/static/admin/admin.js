@@ -200,6 +200,11 @@
       },
       complete: function () {},
     });
+    // ordersChanged: when the server has it, the orders section follows it live
+    client.subscribe({ query: "subscription { ordersChanged { id status } }" }, {
+      next: function () { clearTimeout(featuresTimer); featuresTimer = setTimeout(loadFeatures, 250); },
+      error: function () {}, complete: function () {},
+    });
     client.subscribe({ query: ALERTS }, {
       next: function (msg) { if (msg.data) addAlert(msg.data.lowStockAlerts); },
       error: function () {}, complete: function () {},
@@ -335,6 +340,29 @@
     });
   }
 
+  // ---------- low-stock threshold (setLowStockThreshold: feature-detected) ----------
+  var THRESHOLD = "mutation($input: SetLowStockThresholdInput!) { setLowStockThreshold(input: $input) { " +
+    "variant { sku lowStockThreshold } userErrors { code message field } } }";
+  function submitThreshold(event) {
+    event.preventDefault();
+    var form = event.target;
+    clearErrors(form);
+    var input = { sku: $("#threshold-sku").value.trim(), threshold: intOrNull($("#threshold-value").value) };
+    gql(THRESHOLD, { input: input }).then(function (body) {
+      if (isValidationError(body)) {
+        form.querySelector('[data-error-for=""]').textContent = "Not available on this server.";
+        return;
+      }
+      if (body.errors) { showUserErrors(form, body.errors.map(function (e) { return { code: errorCode(e) || "ERROR", message: e.message }; })); return; }
+      var payload = body.data.setLowStockThreshold;
+      if (payload.userErrors.length) { showUserErrors(form, payload.userErrors); return; }
+      var v = state.variants.get(payload.variant.sku);
+      if (v) { v.threshold = payload.variant.lowStockThreshold; markLow(payload.variant.sku); }
+      $("#threshold-result").textContent = payload.variant.sku + ": threshold now " + payload.variant.lowStockThreshold + ".";
+      loadFeatures();
+    });
+  }
+
   // ---------- feature-detected sections ----------
   function featureSection(id, query, variables, render, fallback) {
     var section = $(id);
@@ -379,7 +407,14 @@
       function (d) { return d.orders.edges.map(function (e) { var n = e.node; return [n.id, n.status, n.createdAt, money(n.total), n.attentionReason || ""]; }); });
     featureSection("#reservations-section",
       "{ reservations(status: [ACTIVE], first: 20) { edges { node { id expiresAt lines { quantity variant { sku } } } } } }", {},
-      function (d) { return d.reservations.edges.map(function (e) { var n = e.node; return [n.id, n.expiresAt, n.lines.map(function (l) { return l.quantity + "× " + l.variant.sku; }).join(", ")]; }); });
+      function (d) {
+        return d.reservations.edges.map(function (e) {
+          var n = e.node;
+          var minutes = Math.round((new Date(n.expiresAt).getTime() - Date.now()) / 60000);
+          var soon = minutes <= 5 ? "expiring soon: " : "";
+          return [n.id, soon + "in " + minutes + " min", n.lines.map(function (l) { return l.quantity + "× " + l.variant.sku; }).join(", ")];
+        });
+      });
     loadReport(state.reportDays || 1);
   }
 
@@ -477,6 +512,7 @@
     $("#search").addEventListener("input", searchAll);
     $("#adjust-form").addEventListener("submit", submitAdjust);
     $("#order-form").addEventListener("submit", submitOrder);
+    $("#threshold-form").addEventListener("submit", submitThreshold);
     document.querySelectorAll("#report-range button").forEach(function (b) {
       b.addEventListener("click", function () { loadReport(Number(b.dataset.days)); });
     });
