@@ -25,9 +25,28 @@ def graphiql_html() -> str:
     return (STATIC_DIR / "graphiql" / "index.html").read_text(encoding="utf-8")
 
 
+#: The dashboard may run only its own files and talk only to this server (https://www.w3.org/TR/CSP3/):
+#: no inline script, nothing from another host, and no framing (clickjacking of its forms).
+ADMIN_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
 async def admin_page(_: Request) -> Response:
-    """``GET /admin``: the back-office dashboard (``static/admin/index.html``)."""
-    return FileResponse(STATIC_DIR / "admin" / "index.html", media_type="text/html")
+    """``GET /admin``: the back-office dashboard (``static/admin/index.html``), with a strict
+    Content-Security-Policy (`ADMIN_CSP`). The admin token never reaches this route: the page
+    keeps it in ``sessionStorage`` and sends it to ``/graphql`` only."""
+    return FileResponse(
+        STATIC_DIR / "admin" / "index.html",
+        media_type="text/html",
+        headers={
+            "Content-Security-Policy": ADMIN_CSP,
+            "X-Frame-Options": "DENY",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 def graphiql_response() -> HTMLResponse:

@@ -89,9 +89,16 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
             else None
         ),
     )
+    problems: list[str] = []  # uncaught script errors and Content-Security-Policy refusals
+    page.on("pageerror", lambda exc: problems.append(f"uncaught: {exc}"))
+    page.on(
+        "console",
+        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     yield page
     await context.close()
     assert external == [], f"the page loaded from another host: {external}"
+    assert problems == []
 
 
 async def signed_in(page: Page, server: LiveServer) -> Page:

@@ -41,6 +41,8 @@ async def test_admin_page_loads_only_our_own_assets(client: httpx.AsyncClient) -
     page = await client.get("/admin")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self';" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     urls = [u for u in URL.findall(page.text) if not u.startswith("data:")]
     assert "/static/admin/vendor/graphql-ws.min.js" in urls
     for url in urls:

@@ -24,7 +24,11 @@
       method: "POST",
       headers: { "Content-Type": "application/json", Authorization: "Bearer " + state.token },
       body: JSON.stringify({ query: query, variables: variables || {} }),
-    }).then(function (r) { return r.json(); });
+    }).then(function (r) { return r.json(); }).catch(function (err) {
+      // the server is unreachable (restarting, network down): a GraphQL-shaped error, so
+      // every caller handles it like any other refusal instead of an unhandled rejection
+      return { errors: [{ message: "Cannot reach the server: " + err.message, extensions: { code: "NETWORK" } }] };
+    });
   }
   function errorCode(err) { return (err.extensions && err.extensions.code) || ""; }
   function isValidationError(body) {
@@ -351,6 +355,9 @@
       searchAll();
       document.body.dataset.loaded = "true";
       connect();
+    }).catch(function (err) {
+      setConnection("disconnected", "cannot load the stock (" + err.message + "): retrying");
+      setTimeout(function () { if (state.token) reloadAll(); }, 5000);
     });
   }
   function start() {

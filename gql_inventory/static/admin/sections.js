@@ -58,6 +58,7 @@ window.gqlAdminSections = function (api) {
   function featureSection(id, query, variables, render, fallback) {
     var section = $(id);
     return gql(query, variables).then(function (body) {
+      if ((body.errors || []).some(function (e) { return errorCode(e) === "NETWORK"; })) return;
       if ((isValidationError(body) || (body.errors && !body.data)) && fallback) {
         return featureSection(id, fallback.query, fallback.variables, fallback.render);
       }
