@@ -31,6 +31,7 @@ from gql_inventory.schema import build_schema
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
 from gql_inventory.sweeper import sweeper
+from gql_inventory.web import graphiql_response, web_routes
 from gql_inventory.webhooks.stripe import stripe_webhook
 
 log = get_logger(__name__)
@@ -84,6 +85,10 @@ class InventoryGraphQL(GraphQL[Context, None]):
             )
         await response(scope, receive, send)
 
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from our vendored assets (`gql_inventory.web`), never from a CDN."""
+        return graphiql_response()
+
     def parse_json(self, data: str | bytes) -> Any:
         """The decoded JSON object (or batch list); 400 for anything else."""
         try:
@@ -100,8 +105,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     Routes: ``/graphql`` (GET: GraphiQL when enabled; POST; websocket with the
     graphql-transport-ws subprotocol only), ``/healthz`` (process alive),
-    ``/readyz`` (database reachable: 200, else 503), ``/metrics`` (Prometheus) and
-    ``POST /webhooks/stripe``. The lifespan runs the live-events hub and relay, the
+    ``/readyz`` (database reachable: 200, else 503), ``/metrics`` (Prometheus),
+    ``POST /webhooks/stripe``, ``GET /admin`` (the dashboard) and ``/static`` (its and
+    GraphiQL's vendored assets). The lifespan runs the live-events hub and relay, the
     expiry sweeper and the pending-payment check (each when its interval is not 0).
     """
     settings = settings or get_settings()
@@ -172,6 +178,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                 BodyLimit(request_response(stripe_webhook(services)), limit),
                 methods=["POST"],
             ),
+            *web_routes(),
         ],
         lifespan=lifespan,
     )
