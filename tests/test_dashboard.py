@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.catalog import seed_demo_catalog
 from gql_inventory.catalog.demo import LOW_STOCK_SKUS, OUT_OF_STOCK_SKUS
+from gql_inventory.inventory import payment_outcomes
 from gql_inventory.inventory.uow import UnitOfWork
 from tests.support.live import (
     ADMIN_TOKEN,
@@ -50,6 +52,9 @@ SET = """mutation($sku: String!, $onHand: Int!) { setStock(input: {sku: $sku, on
 CHECKOUT = """mutation($rid: ID!) { checkout(input: {reservationId: $rid}) {
   order { id status } userErrors { code } } }"""
 ORDER = "query($id: ID!) { order(id: $id) { status } }"
+RESERVE = """mutation($sku: String!, $quantity: Int!) { reserveStock(input: {lines: [{sku: $sku,
+  quantity: $quantity}]}) { reservation { id } userErrors { code } } }"""
+THRESHOLD = "query($sku: String!) { variant(sku: $sku) { lowStockThreshold isLowStock } }"
 
 
 @pytest.fixture
@@ -57,7 +62,7 @@ async def server(
     servers: ServerFactory, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
 ) -> LiveServer:
     async with sessions.begin() as session:
-        await seed_demo_catalog(UnitOfWork(session))
+        await seed_demo_catalog(UnitOfWork(session, actor="import"))
     started = await servers.start()
     await wait_positioned(engine)
     return started
@@ -173,11 +178,31 @@ async def test_stock_changed_is_shown_next_to_the_field(page: Page, server: Live
     assert body["data"]["variant"]["onHand"] == 13
 
 
-async def test_sections_missing_on_this_server_say_so(page: Page, server: LiveServer) -> None:
+async def test_a_flagged_order_and_active_reservations_are_listed(
+    page: Page, server: LiveServer, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A payment whose amount disagrees flags its order NEEDS_ATTENTION: the operator sees
+    it in the orders section with its reason; the other buyer's cart is in reservations."""
+    reserved = await server.graphql(RESERVE, {"sku": "TEE-BLK-M", "quantity": 2})
+    rid = reserved["data"]["reserveStock"]["reservation"]["id"]
+    order = (await server.graphql(CHECKOUT, {"rid": rid}))["data"]["checkout"]["order"]
+    async with sessions.begin() as session:
+        outcome = await payment_outcomes.payment_succeeded(
+            UnitOfWork(session, actor="stripe"), uuid.UUID(order["id"]), amount=1, currency="USD"
+        )
+    assert outcome == "amount_mismatch"
+    cart = await server.graphql(RESERVE, {"sku": "HOOD-NVY-L", "quantity": 1})
+    cart_id = cart["data"]["reserveStock"]["reservation"]["id"]
+
     await signed_in(page, server)
     for section in ("#orders-section", "#reservations-section", "#report-section"):
-        await expect(page.locator(section)).to_have_attribute("data-available", "false")
-        await expect(page.locator(f"{section} .unavailable")).to_be_visible()
+        await expect(page.locator(section)).to_have_attribute("data-available", "true")
+    flagged = page.locator("#orders-section tr").filter(has_text=order["id"])
+    await expect(flagged).to_contain_text("NEEDS_ATTENTION")
+    await expect(flagged).to_contain_text("paid 1 USD, order total 3800 USD")
+    await expect(page.locator("#reservations-section tr").filter(has_text=cart_id)).to_contain_text(
+        "HOOD-NVY-L"
+    )
 
 
 async def test_low_stock_lists_the_demo_low_variants_and_alerts_live(
@@ -295,11 +320,13 @@ async def test_report_charts_one_bar_per_day(page: Page, server: LiveServer) -> 
     assert bars == [0, 1, 2, 3, 4, 5, 6]
 
 
-async def test_threshold_form_says_when_the_server_lacks_it(page: Page, server: LiveServer) -> None:
-    """setLowStockThreshold is feature-detected: a server without it says so in the form."""
+async def test_threshold_form_sets_a_threshold(page: Page, server: LiveServer) -> None:
+    """setLowStockThreshold through the form: the page says so and the server agrees."""
     await signed_in(page, server)
     await page.fill("#threshold-sku", "TEE-BLK-S")
     await page.fill("#threshold-value", "20")
     await page.click("#threshold-form button[type=submit]")
-    await expect(page.locator("#threshold-form")).to_contain_text("Not available on this server")
+    await expect(page.locator("#threshold-result")).to_contain_text("TEE-BLK-S: threshold now 20")
+    body = await server.graphql(THRESHOLD, {"sku": "TEE-BLK-S"})
+    assert body["data"]["variant"] == {"lowStockThreshold": 20, "isLowStock": True}
     await expect(page.locator("#connection")).to_have_attribute("data-state", "live")

@@ -77,7 +77,7 @@ window.gqlAdminSections = function (api) {
       });
     });
   }
-  function money(m) { return m ? m.amount + " " + m.currency : ""; }
+  function money(m) { return m ? m.amount + " " + m.currencyCode : ""; }
   function loadFeatures() {
     featureSection("#low-stock-section",
       "{ lowStockVariants(first: 20) { edges { node { sku available lowStockThreshold product { title } } } } }", {},
@@ -95,7 +95,7 @@ window.gqlAdminSections = function (api) {
           return rows.sort(function (a, b) { return parseInt(a[2], 10) - parseInt(b[2], 10); });
         } });
     featureSection("#orders-section",
-      "{ orders(status: [NEEDS_ATTENTION, PENDING_PAYMENT], first: 20) { edges { node { id status createdAt attentionReason total { amount currency } } } } }", {},
+      "{ orders(status: [NEEDS_ATTENTION, PENDING_PAYMENT], first: 20) { edges { node { id status createdAt attentionReason total { amount currencyCode } } } } }", {},
       function (d) { return d.orders.edges.map(function (e) { var n = e.node; return [n.id, n.status, n.createdAt, money(n.total), n.attentionReason || ""]; }); });
     featureSection("#reservations-section",
       "{ reservations(status: [ACTIVE], first: 20) { edges { node { id expiresAt lines { quantity variant { sku } } } } } }", {},
