@@ -68,8 +68,9 @@ async def server(
     return started
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
+    """One Chromium per module (and xdist worker); each test gets a fresh context."""
     if not HAVE_CHROMIUM:
         pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (see .ci/run)")
     async with async_playwright() as playwright:
