@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
-from gql_inventory.inventory.reservations import ReservationLimits
+from gql_inventory.inventory.reserve_plan import ReservationLimits
 from gql_inventory.live.runtime import LiveEvents
 from gql_inventory.live.sink import DiscardingSink, EventSink
 from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
 from gql_inventory.payments.stripe import StripePaymentProvider
+from gql_inventory.reserve_batcher import ReserveBatcher
 from gql_inventory.settings import Settings
 
 
@@ -33,7 +34,9 @@ class Services:
     `live` is the live-events runtime (None when `LIVE_EVENTS` is off, and in CLI
     processes); the app's lifespan starts and stops it. `events` is where units of
     work announce their commits: `live` itself (it publishes only while it runs),
-    else a `DiscardingSink`. Neither changes after construction.
+    else a `DiscardingSink`. Neither changes after construction. `reserve_batcher`
+    groups reserveStock calls into shared commits (ADR 0008; None: every call has its
+    own transaction); it starts on first use and `close` stops it.
     """
 
     settings: Settings
@@ -43,6 +46,7 @@ class Services:
     payments: PaymentProvider = field(default_factory=OfflinePaymentProvider)
     events: EventSink = field(default_factory=DiscardingSink)
     live: LiveEvents | None = None
+    reserve_batcher: ReserveBatcher | None = None
 
     @property
     def reservation_limits(self) -> ReservationLimits:
@@ -73,7 +77,7 @@ class Services:
             url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
         )
         live = LiveEvents(engine, url, settings) if live_events and settings.live_events else None
-        return cls(
+        services = cls(
             settings=settings,
             database_url=url,
             engine=engine,
@@ -82,9 +86,20 @@ class Services:
             events=live if live is not None else DiscardingSink(),
             live=live,
         )
+        if settings.reserve_batch_max > 0:
+            services.reserve_batcher = ReserveBatcher(
+                url,
+                services.reservation_limits,
+                services.events,
+                max_batch=settings.reserve_batch_max,
+            )
+        return services
 
     async def close(self) -> None:
-        """Release the connection pool (and the payment provider's HTTP connections)."""
+        """Stop the reserve batcher, release the connection pool (and the payment
+        provider's HTTP connections)."""
+        if self.reserve_batcher is not None:
+            await self.reserve_batcher.close()
         if isinstance(self.payments, StripePaymentProvider):
             await self.payments.aclose()
         await self.engine.dispose()

@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Orders pending at least this long (from checkout) are checked.",
     )
+    reserve_batch_max: int = Field(
+        default=256,
+        ge=0,
+        description="Most reserveStock calls (without idempotency key) one group commit "
+        "applies in one transaction (ADR 0008); 0 turns group commit off.",
+    )
     max_lines_per_reservation: int = Field(default=100, ge=1)
     max_quantity_per_line: int = Field(default=10_000, ge=1)
     admin_tokens: Annotated[list[str], NoDecode] = Field(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
@@ -21,7 +20,6 @@ from gql_inventory.inventory.errors import (
     RESERVATION_ID_ARGUMENT,
     DomainError,
     FieldPath,
-    InvalidInput,
     InvalidOrderState,
     ReservationNotActive,
     ReservationNotFound,
@@ -34,10 +32,15 @@ from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.ledger import apply_movement
 from gql_inventory.inventory.locks import ensure_active, lock_reservation
 from gql_inventory.inventory.orders import cancel_pending_order_of
+from gql_inventory.inventory.reserve_plan import ReservationLimits as ReservationLimits
+from gql_inventory.inventory.reserve_plan import (
+    checked_request,
+    plan_increase,
+    plan_reservation,
+)
 from gql_inventory.inventory.stock import (
     LineRequest,
     LockedLevel,
-    allocate,
     by_priority,
     line_positions,
     lock_levels_by_variant,
@@ -52,16 +55,6 @@ from gql_inventory.models import (
     ReservationLine,
     ReservationStatus,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ReservationLimits:
-    """Server limits on reservations (from settings). TTLs in seconds."""
-
-    default_ttl_seconds: int = 900
-    max_ttl_seconds: int = 7200
-    max_lines: int = 100
-    max_quantity: int = 10_000
 
 
 def parse_reservation_id(raw: str, *, field: FieldPath = RESERVATION_ID_ARGUMENT) -> uuid.UUID:
@@ -79,16 +72,6 @@ def reference_of(reservation_id: uuid.UUID) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _ttl(ttl_seconds: int | None, limits: ReservationLimits) -> int:
-    ttl = limits.default_ttl_seconds if ttl_seconds is None else ttl_seconds
-    if not 1 <= ttl <= limits.max_ttl_seconds:
-        raise InvalidInput(
-            f"ttlSeconds must be between 1 and {limits.max_ttl_seconds}",
-            field=in_input("ttl_seconds"),
-        )
-    return ttl
 
 
 async def _apply_plan(
@@ -113,31 +96,6 @@ async def _apply_plan(
             raise RuntimeError(f"level {level_id} refused a planned change of {delta}")
 
 
-def _plan_increase(
-    sku: str,
-    levels: list[LockedLevel],
-    quantity: int,
-    index: int,
-    *,
-    held: int = 0,
-) -> list[tuple[LockedLevel, int]] | ShortAcrossLocations:
-    """Allocate `quantity` more units of `sku`, or the refusal for line `index`.
-
-    `held` is what the reservation already holds of `sku` (updateReservation):
-    the refusal then counts it in both the requested and the available units.
-    """
-    plan = allocate(levels, quantity)
-    if plan is None:
-        return ShortAcrossLocations(
-            sku=sku,
-            requested=held + quantity,
-            available=held + sum(max(lv.available, 0) for lv in levels),
-            held=held,
-            field=in_input("lines", index, "quantity"),
-        )
-    return plan
-
-
 async def reserve(
     uow: UnitOfWork,
     lines: Sequence[LineRequest],
@@ -157,8 +115,7 @@ async def reserve(
     `IdempotencyConflict`.
     """
     session = uow.session
-    ttl = _ttl(ttl_seconds, limits)
-    wanted = merge_lines(lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity)
+    ttl, wanted = checked_request(lines, ttl_seconds, limits)
     if idempotency_key is not None:
         replay = await idempotency.claim(
             session,
@@ -172,17 +129,7 @@ async def reserve(
     positions = line_positions(lines)  # repeated SKUs were merged: name their first line
     variant_ids = await variant_ids_by_sku(session, skus, positions=positions)
     per_variant = await lock_levels_by_variant(session, variant_ids.values())
-
-    errors: list[DomainError] = []
-    changes: dict[int, tuple[LockedLevel, int]] = {}
-    for sku in skus:
-        plan = _plan_increase(sku, per_variant[variant_ids[sku]], wanted[sku], positions[sku])
-        if isinstance(plan, ShortAcrossLocations):
-            errors.append(plan)
-            continue
-        for level, units in plan:
-            changes[level.id] = (level, units)
-    raise_all(errors)
+    changes = plan_reservation(wanted, positions, variant_ids, per_variant)
 
     now = _now()
     reservation_id = uuid.uuid4()
@@ -272,7 +219,7 @@ async def update_reservation(
         current = sum(held.get(lv.id, 0) for lv in variant_levels)
         diff = wanted[sku] - current
         if diff > 0:
-            plan = _plan_increase(sku, variant_levels, diff, index, held=current)
+            plan = plan_increase(sku, variant_levels, diff, index, held=current)
             if isinstance(plan, ShortAcrossLocations):
                 errors.append(plan)
                 continue

@@ -124,6 +124,19 @@ async def variant_ids_by_sku(
     """
     rows = await session.execute(_VARIANTS_BY_SKU, {"skus": list(skus)})
     found = {r.sku: int(r.id) for r in rows}
+    check_known(skus, found, path=path, positions=positions)
+    return found
+
+
+def check_known(
+    skus: Sequence[str],
+    found: Mapping[str, object],
+    *,
+    path: FieldPath = LINES,
+    positions: Mapping[str, int] | None = None,
+) -> None:
+    """Raise `UnknownSku` for each of `skus` missing from `found` (all at once, through
+    `raise_all`), naming line `positions[sku]`, or the SKU's index in `skus`."""
     raise_all(
         [
             UnknownSku(sku, field=path / (positions[sku] if positions else i) / "sku")
@@ -131,7 +144,6 @@ async def variant_ids_by_sku(
             if sku not in found
         ]
     )
-    return found
 
 
 _LOCK_LEVELS = text(

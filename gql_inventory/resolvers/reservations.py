@@ -16,6 +16,7 @@ from gql_inventory.inventory import orders, reservations
 from gql_inventory.inventory.errors import DomainError, OrderNotFound, ReservationNotFound, in_input
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.stock import LineRequest
+from gql_inventory.reserving import reserve_stock as reserve_stock_use_case
 from gql_inventory.resolvers.payloads import order_payload, reservation_payload
 from gql_inventory.schema.inputs import (
     CheckoutInput,
@@ -41,15 +42,11 @@ async def reserve_stock(info: Info[Context, None], input: ReserveStockInput) -> 
     """Reserve every line or none."""
     services = info.context.services
     try:
-        reservation_id = await run_in_transaction(
+        reservation_id = await reserve_stock_use_case(
             services,
-            lambda s: reservations.reserve(
-                s,
-                _lines(input.lines),
-                limits=services.reservation_limits,
-                ttl_seconds=input.ttl_seconds,
-                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
-            ),
+            _lines(input.lines),
+            ttl_seconds=input.ttl_seconds,
+            idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             actor=info.context.actor,
         )
     except DomainError as error:
