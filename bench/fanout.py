@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import websockets
 
-from bench.server import ROOT, Processes, graphql, raise_nofile
+from bench.server import ROOT, Processes, cpu_seconds, graphql, raise_nofile
 
 SUBSCRIBE = """subscription($skus: [String!]) { stockChanged(skus: $skus) {
   cursor sku kind onHand reserved available version } }"""
@@ -142,7 +142,7 @@ class Clients:
         per_process: int = 1000,
     ) -> None:
         self.total = total
-        count = max(1, -(-total // per_process))
+        count = self.process_count = max(1, -(-total // per_process))
         self._processes = processes
         self._children: list[subprocess.Popen[str]] = []
         for i in range(count):
@@ -185,6 +185,10 @@ class Clients:
             for version, times in reply.items():
                 merged.setdefault(int(version), []).extend(times)
         return merged
+
+    def cpu(self) -> float:
+        """CPU seconds the client processes used so far."""
+        return sum(cpu_seconds(c.pid) for c in self._children)
 
     def close(self) -> None:
         """Close every socket and end the processes."""

@@ -53,7 +53,9 @@ def fanout_rows(run: Run) -> None:
             status = wait_registered(client, clients, sku)
             time.sleep(2.0)
             rss_with = server.rss()
+            server_cpu, client_cpu = server.cpu(), clients.cpu()
             delivery = measure(client, clients, sku, rounds)
+            server_cpu, client_cpu = server.cpu() - server_cpu, clients.cpu() - client_cpu
         finally:
             clients.close()
         time.sleep(3.0)
@@ -66,6 +68,13 @@ def fanout_rows(run: Run) -> None:
             f"{opened['failed']} sockets failed to open; "
             f"{status['with_event']:,} of {count:,} registered"
         )
+    row.cpu_ms = server_cpu * 1000 / rounds
+    per_delivery = 1e6 / max(1, delivery.delivered)
+    row.notes.append(
+        f"server CPU is per change ({count:,} deliveries): {server_cpu * per_delivery:.0f} us "
+        f"per delivery; the subscriber processes (on the same cores) used "
+        f"{client_cpu * per_delivery:.0f} us per delivery"
+    )
     row.goal = "p99 < 50 ms, all delivered"
     row.met = row.p99_ms is not None and row.p99_ms < 50 and delivery.delivered == delivery.expected
     run.rows["6"] = row
@@ -105,7 +114,8 @@ def many_row(run: Run) -> None:
     _delivery_row(row, delivery)
     row.throughput = f"{delivery.delivered:,} of {count:,} received the change"
     row.notes.append(
-        f"{opened['open']:,} sockets open ({opened['failed']} failed) from 4 client processes; "
+        f"{opened['open']:,} sockets open ({opened['failed']} failed) from "
+        f"{clients.process_count} client processes; "
         f"{status['with_event']:,} registered before the measured change"
     )
     row.goal = "all receive it"

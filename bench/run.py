@@ -121,7 +121,11 @@ class Run:
                     )
                     for s in servers
                 ]
-                return [f.result() for f in futures]
+                try:
+                    return [f.result() for f in futures]
+                except BaseException:  # Ctrl-C, SIGTERM: the threads wait for wrk to exit
+                    wrk.kill_running()
+                    raise
 
         each(self.warmup)
         before = sum(s.cpu() for s in servers)

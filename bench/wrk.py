@@ -69,6 +69,17 @@ end
 """
 
 
+#: wrk processes running now (`kill_running` ends them when a run is interrupted).
+_RUNNING: set[subprocess.Popen[str]] = set()
+
+
+def kill_running() -> None:
+    """SIGKILL every wrk still running (they are children of this process)."""
+    for process in list(_RUNNING):
+        if process.poll() is None:
+            process.kill()
+
+
 class WrkMissing(RuntimeError):
     """wrk is not installed and cannot be installed by this process (not root)."""
 
@@ -210,13 +221,16 @@ def run(
         url,
     ]
     with tempfile.TemporaryFile("w+") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True)
+        _RUNNING.add(process)
         try:
             _, status, usage = os.wait4(process.pid, 0)
         except BaseException:
             process.kill()
             process.wait()
             raise
+        finally:
+            _RUNNING.discard(process)
         process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read()
