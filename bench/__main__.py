@@ -128,8 +128,7 @@ def _run_stages(run: Run, chosen: list[str], redis: str) -> None:
                         clients="-",
                         notes=[f"{type(exc).__name__}: {str(exc)[:300]}"],
                     )
-        if name in ("reads", "fanout"):
-            run.stop("one")  # later stages use other servers
+        run.stop_servers()  # each stage starts its servers afresh, on fresh databases
         print(f"   {name} took {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
 
 

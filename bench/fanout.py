@@ -44,6 +44,7 @@ class _Subscribers:
     def __init__(self, url: str, count: int, sku: str) -> None:
         self.url, self.count, self.sku = url, count, sku
         self.sockets: list[Any] = []
+        self.readers: list[asyncio.Task[None]] = []
         self.failed = 0
         self.with_event: set[int] = set()
         self.events = 0
@@ -73,7 +74,7 @@ class _Subscribers:
                 self.failed += 1
                 return
         self.sockets.append(ws)
-        asyncio.get_running_loop().create_task(self._read(index, ws))
+        self.readers.append(asyncio.create_task(self._read(index, ws)))
 
     async def _read(self, index: int, ws: Any) -> None:
         try:
