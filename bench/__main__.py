@@ -111,7 +111,9 @@ def _stage(run: Run, name: str, redis: str) -> Callable[[], None]:
     }[name]
 
 
-def _run_stages(run: Run, chosen: list[str], redis: str) -> None:
+def _run_stages(run: Run, chosen: list[str], redis: str) -> list[str]:
+    """Run the `chosen` stages in table order; returns the names of those that failed."""
+    failed = []
     for name in STAGES:  # in this order: ratios need the earlier rows
         if name not in chosen:
             continue
@@ -121,6 +123,7 @@ def _run_stages(run: Run, chosen: list[str], redis: str) -> None:
             _stage(run, name, redis)()
         except Exception as exc:
             traceback.print_exc()
+            failed.append(name)
             for key, stage in ORDER:
                 if stage == name and key not in run.rows:
                     run.rows[key] = Row(
@@ -130,10 +133,12 @@ def _run_stages(run: Run, chosen: list[str], redis: str) -> None:
                     )
         run.stop_servers()  # each stage starts its servers afresh, on fresh databases
         print(f"   {name} took {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+    return failed
 
 
 def main() -> int:
-    """Run the chosen stages and print the table; 0 when every row with a goal met it."""
+    """Run the chosen stages and print the table; 1 when a stage failed (a goal not met
+    is a result, not a failure: the table says so)."""
     args = _arguments()
     signal.signal(signal.SIGTERM, _on_sigterm)
     raise_nofile()  # inherited by the client processes
@@ -162,7 +167,7 @@ def main() -> int:
                 many=args.many,
                 databases=[template],
             )
-            _run_stages(run, chosen, args.redis)
+            failed = _run_stages(run, chosen, args.redis)
             run.stop_servers()
     finally:
         processes.stop_all()
@@ -186,7 +191,9 @@ def main() -> int:
     if run.load_cpu:
         print()
         print("load generator's own CPU next to the server's: " + "; ".join(run.load_cpu))
-    return 0 if all(r.met is not False for r in rows) else 1
+    if failed:
+        print(f"\nstages that failed (see above): {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -157,7 +157,9 @@ def run_floor(url: str, levels: list[int], clients: int, duration: float) -> Flo
         command, cwd=ROOT, capture_output=True, text=True, timeout=duration + 120, check=False
     )
     if done.returncode != 0:
-        raise RuntimeError(f"raw floor failed: {done.stderr.strip()[-2000:]}")
+        sys.stderr.write(done.stderr)
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"raw floor process failed: {last}")
     return FloorResult(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
