@@ -38,7 +38,7 @@ test: lint typecheck
 	$(BIN)/pytest
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.fanout
+	$(BIN)/python -m bench
 
 # Stop what `make run` started: the server (its pid is in var/serve.pid), then the
 # embedded PostgreSQL in var/pgdata (serve stops it itself when it exits normally).

@@ -1,33 +1,131 @@
-"""A fresh, migrated database for a benchmark run (shared by the benchmarks)."""
+"""Databases of a benchmark run: one seeded template, a fresh copy of it per server.
+
+The template is migrated to head (the project's migrations), holds the demo catalog
+(`gql-inventory seed-demo`'s), and 1,000,000 units of every SKU at the default
+location, set through the domain (`inventory.adjust.set_stock`, so the ledger matches),
+so no benchmark runs out of stock. Copies are `CREATE DATABASE ... TEMPLATE` (a file
+copy: well under a second), so every server and the raw floor start from the same state.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from gql_inventory.db import start_embedded_postgres, to_libpq_url
+from gql_inventory.catalog.demo import seed_demo_catalog
+from gql_inventory.db import (
+    create_engine,
+    make_sessionmaker,
+    start_embedded_postgres,
+    to_libpq_url,
+)
+from gql_inventory.inventory.adjust import AdjustmentReason, set_stock
+from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.migrations import upgrade_database
 
 ROOT = Path(__file__).resolve().parent.parent
+UNITS = 1_000_000
 
 
-async def fresh_database(prefix: str) -> tuple[str, str]:
-    """``(server URL, URL of a new database migrated to head)`` on `DATABASE_URL`'s server,
-    else on the embedded PostgreSQL in var/bench-pgdata."""
-    server = os.environ.get("DATABASE_URL")
-    server = to_libpq_url(server) if server else start_embedded_postgres(ROOT / "var/bench-pgdata")
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+@dataclass(frozen=True)
+class Level:
+    """The default location's stock level of one SKU (ids as in the database)."""
+
+    sku: str
+    level_id: int
+    variant_id: int
+    location_id: int
+
+
+def server_url() -> str:
+    """libpq URL of the PostgreSQL server to use: `DATABASE_URL`'s, else the embedded one
+    in var/bench-pgdata (started now; it stops when this process exits)."""
+    given = os.environ.get("DATABASE_URL")
+    return to_libpq_url(given) if given else start_embedded_postgres(ROOT / "var/bench-pgdata")
+
+
+def database_url(server: str, name: str) -> str:
+    """`server`'s URL pointing at database `name` instead."""
+    parts = urlsplit(server)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+def _name(url: str) -> str:
+    return urlsplit(url).path.strip("/")
+
+
+async def _admin(server: str, sql: str) -> None:
     conn = await asyncpg.connect(server)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.execute(sql)
     finally:
         await conn.close()
-    parts = urlsplit(server)
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+async def make_template(server: str) -> str:
+    """URL of a new database: migrated, demo catalog, `UNITS` of every SKU (see module)."""
+    name = f"gqlinv_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    await _admin(server, f'CREATE DATABASE "{name}"')
+    url = database_url(server, name)
     await asyncio.to_thread(upgrade_database, url)
-    return server, url
+    engine = create_engine(url)
+    try:
+        sessions = make_sessionmaker(engine)
+        async with sessions.begin() as session:
+            await seed_demo_catalog(UnitOfWork(session, actor="import"))
+        async with engine.connect() as conn:
+            found = await conn.exec_driver_sql("SELECT sku FROM variants ORDER BY id")
+            skus = [r[0] for r in found]
+        async with sessions.begin() as session:
+            uow = UnitOfWork(session, actor="import")
+            for sku in skus:
+                await set_stock(
+                    uow, sku=sku, location_id=None, on_hand=UNITS, reason=AdjustmentReason.RECEIVED
+                )
+    finally:
+        await engine.dispose()
+    return url
+
+
+async def copy_database(server: str, template: str) -> str:
+    """URL of a new database copied from `template` (no connection may be open on it)."""
+    name = f"{_name(template)}_{uuid.uuid4().hex[:4]}"
+    await _admin(server, f'CREATE DATABASE "{name}" TEMPLATE "{_name(template)}"')
+    return database_url(server, name)
+
+
+async def drop_database(server: str, url: str) -> None:
+    """Drop `url`'s database, closing whatever is still connected to it."""
+    await _admin(server, f'DROP DATABASE IF EXISTS "{_name(url)}" WITH (FORCE)')
+
+
+async def levels(url: str) -> list[Level]:
+    """Every SKU's default-location level, in variant id order (the demo catalog: ~23)."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            """SELECT v.sku, s.id AS level_id, v.id AS variant_id, s.location_id
+                 FROM variants v
+                 JOIN stock_levels s ON s.variant_id = v.id
+                 JOIN locations l ON l.id = s.location_id AND l.is_default
+                ORDER BY v.id"""
+        )
+    finally:
+        await conn.close()
+    return [Level(r["sku"], r["level_id"], r["variant_id"], r["location_id"]) for r in rows]
+
+
+async def server_version(server: str) -> str:
+    """PostgreSQL's version string, e.g. ``PostgreSQL 15.20``."""
+    conn = await asyncpg.connect(server)
+    try:
+        version = str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+    return f"PostgreSQL {version.split()[0]}"

@@ -1,0 +1,157 @@
+"""Request/response stages: the raw floor (rows 1-2), reserveStock (3-4), stock reads (5),
+and scaling over two workers and over two processes (9a, 9b)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench import floor, table
+from bench.run import MUTATION_FAILURES, RESERVE, Load, Run, body, combine
+from bench.server import Serve
+from bench.table import Row
+
+UNIFORM_CLIENTS = 16
+HOT_CLIENTS = 64
+
+
+def _load_row(run: Run, key: str, path: str, clients: int, load: Load) -> Row:
+    """A row with a load's figures; failures (any non-200, error or userError) noted."""
+    row = Row(
+        path=path,
+        clients=str(clients),
+        throughput=table.rate(load.rate),
+        p50_ms=load.p50_ms,
+        p99_ms=load.p99_ms,
+        cpu_ms=load.cpu_ms,
+    )
+    if load.failed:
+        row.notes.append(f"{load.failed:,} of {load.requests:,} requests failed (wrk's check)")
+    run.figures[key] = load.rate
+    run.load_cpu.append(
+        f"row {key}: wrk {load.wrk_cpu_ms:.3f} ms/req, server {load.cpu_ms:.3f} ms/req"
+    )
+    return row
+
+
+def _clean(load: Load) -> bool:
+    """At most 0.1% of the requests failed."""
+    return load.failed <= load.requests / 1000
+
+
+def floor_rows(run: Run) -> None:
+    """Rows 1 and 2: the reservation transaction through asyncpg, uniform and hot."""
+    url = run.database()
+    ids = [level.level_id for level in run.levels]
+    for key, clients, levels, label in (
+        ("1", UNIFORM_CLIENTS, ids, f"raw floor (asyncpg), uniform over {len(ids)} SKUs"),
+        ("2", HOT_CLIENTS, ids[:1], "raw floor (asyncpg), one hot SKU"),
+    ):
+        result = floor.run_floor(url, levels, clients, run.duration)
+        run.figures[key] = result.rate
+        row = Row(
+            path=label,
+            clients=str(clients),
+            throughput=table.rate(result.rate, "tx/s"),
+            p50_ms=result.p50_ms,
+            p99_ms=result.p99_ms,
+        )
+        if result.refused:
+            row.notes.append(f"{result.refused} transactions refused (out of stock)")
+        run.rows[key] = row
+
+
+def _reserve_script(run: Run, name: str, skus: list[str]) -> Path:
+    bodies = [body(RESERVE, {"sku": sku}) for sku in skus]
+    return run.script(name, bodies, MUTATION_FAILURES)
+
+
+def reserve_rows(run: Run) -> None:
+    """Rows 3 and 4: reserveStock over HTTP, uniform SKUs at 16 connections, one hot SKU
+    at 64."""
+    server = run.serve("one")
+    skus = [level.sku for level in run.levels]
+    results, cpu = run.load([server], _reserve_script(run, "reserve", skus), UNIFORM_CLIENTS)
+    uniform = combine(results, cpu)
+    row = _load_row(run, "3", f"reserveStock, uniform over {len(skus)} SKUs", 16, uniform)
+    vs_floor = uniform.rate / run.figures["1"] if run.figures.get("1") else None
+    row.ratio = table.ratio(vs_floor, "row 1")
+    row.goal = ">= 0.5x row 1, <= 1.5 ms CPU"
+    row.met = (
+        None if vs_floor is None else vs_floor >= 0.5 and uniform.cpu_ms <= 1.5 and _clean(uniform)
+    )
+    run.rows["3"] = row
+
+    results, cpu = run.load([server], _reserve_script(run, "reserve-hot", skus[:1]), HOT_CLIENTS)
+    hot = combine(results, cpu)
+    row = _load_row(run, "4", "reserveStock, one hot SKU", HOT_CLIENTS, hot)
+    vs_uniform = hot.rate / uniform.rate if uniform.rate else None
+    vs_floor = hot.rate / run.figures["2"] if run.figures.get("2") else None
+    row.ratio = table.ratio(vs_uniform, "row 3") + "; " + table.ratio(vs_floor, "row 2")
+    row.goal = ">= 0.8x row 3, > 1x row 2"
+    row.met = (
+        None
+        if vs_uniform is None or vs_floor is None
+        else vs_uniform >= 0.8 and vs_floor > 1 and _clean(hot)
+    )
+    run.rows["4"] = row
+
+
+VARIANT = "query($sku: String!) { variant(sku: $sku) { sku available } }"
+VARIANTS = "query($skus: [String!]!) { variants(skus: $skus) { sku available } }"
+PRODUCTS = "{ products(first: 10) { edges { node { variants { sku available } } } } }"
+
+
+def read_rows(run: Run) -> None:
+    """Rows 5a-5c: stock reads at 16 connections: one variant, a cart of 4, a page of 10
+    products with their variants."""
+    server = run.serve("one")
+    skus = [level.sku for level in run.levels]
+    cases = (
+        ("5a", "`variant(sku) {available}`", [body(VARIANT, {"sku": s}) for s in skus]),
+        (
+            "5b",
+            "`variants(skus: 4 SKUs) {available}`",
+            [body(VARIANTS, {"skus": (skus * 2)[i : i + 4]}) for i in range(len(skus))],
+        ),
+        ("5c", "`products(first: 10)` variants' available", [body(PRODUCTS)]),
+    )
+    for key, path, bodies in cases:
+        script = run.script(f"read-{key}", bodies, ('"errors"',))
+        results, cpu = run.load([server], script, UNIFORM_CLIENTS)
+        load = combine(results, cpu)
+        row = _load_row(run, key, path, UNIFORM_CLIENTS, load)
+        row.goal = ">= 3,300 req/s, <= 0.3 ms CPU"
+        row.met = load.rate >= 3300 and load.cpu_ms <= 0.3 and _clean(load)
+        run.rows[key] = row
+
+
+def _scaling_row(run: Run, key: str, path: str, servers: list[Serve]) -> None:
+    skus = [level.sku for level in run.levels]
+    results, cpu = run.load(servers, _reserve_script(run, "reserve", skus), UNIFORM_CLIENTS)
+    load = combine(results, cpu)
+    row = _load_row(run, key, path, UNIFORM_CLIENTS, load)
+    if len(servers) > 1:
+        row.notes.append("p50/p99: the worse of the two wrk runs (8 connections each)")
+    base = run.figures.get("3")
+    row.ratio = table.ratio(load.rate / base if base else None, "row 3")
+    row.goal = "measured against row 3"
+    run.rows[key] = row
+
+
+def scaling_rows(run: Run, redis_url: str) -> None:
+    """Row 9a: reserveStock uniform on `serve --workers 2`; row 9b: on two `serve`
+    processes sharing one database and Redis (BROADCAST_URL); row 9c: events crossing
+    from B to A (`bench.live.crossing_row`)."""
+    from bench.live import crossing_row
+
+    two = run.serve("two-workers", workers=2)
+    _scaling_row(run, "9a", "reserveStock uniform, `serve --workers 2`", [two])
+    run.stop("two-workers")
+    shared = run.database()
+    env = {"BROADCAST_URL": redis_url}
+    a = run.serve("pair:a", database=shared, extra_env=env)
+    b = run.serve("pair:b", database=shared, extra_env=env)
+    _scaling_row(run, "9b", "reserveStock uniform, two `serve` processes + Redis", [a, b])
+    crossing_row(run, a, b)
+    run.stop("pair:a")
+    run.stop("pair:b")
