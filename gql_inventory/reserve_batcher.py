@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,16 @@ class BatchAborted(Exception):
 @dataclass(slots=True)
 class _Pending:
     request: BatchRequest
-    future: asyncio.Future[uuid.UUID]
+    future: asyncio.Future[Reserved]
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """A batched reservation as committed: its id and its `reservations` row (a mapping
+    of the table's columns, ``created_at`` being the batch transaction's time)."""
+
+    id: uuid.UUID
+    row: Mapping[str, Any]
 
 
 class ReserveBatcher:
@@ -90,6 +99,15 @@ class ReserveBatcher:
     ) -> uuid.UUID:
         """Reserve every line or none, in the next batch; the new reservation's id.
 
+        Raises what `reserve_row` raises.
+        """
+        return (await self.reserve_row(lines, ttl_seconds=ttl_seconds, actor=actor)).id
+
+    async def reserve_row(
+        self, lines: Sequence[LineRequest], *, ttl_seconds: int | None, actor: str
+    ) -> Reserved:
+        """Reserve every line or none, in the next batch; the new reservation (`Reserved`).
+
         Raises what `reservations.reserve` raises (`InvalidInput`, `UnknownSku`,
         `ShortAcrossLocations` or `DomainErrors`), `BatchAborted` (retry alone), or
         the database error of a failed COMMIT.
@@ -97,7 +115,7 @@ class ReserveBatcher:
         if self._closed:
             raise BatchAborted("the batcher is closed")
         self._start()
-        future: asyncio.Future[uuid.UUID] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Reserved] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(BatchRequest(lines, ttl_seconds, actor), future))
         return await future
 
@@ -181,7 +199,7 @@ class ReserveBatcher:
                 if not pending.future.done():
                     pending.future.set_exception(outcome)
             elif not pending.future.done():
-                pending.future.set_result(outcome)
+                pending.future.set_result(Reserved(outcome, result.created[outcome]))
         return conn
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from gql_inventory.inventory import reservations
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.reserve_batcher import BatchAborted
+from gql_inventory.reserve_batcher import BatchAborted, Reserved
 from gql_inventory.services import Services
 from gql_inventory.uow import run_in_transaction
 
@@ -21,8 +21,9 @@ async def reserve_stock(
     ttl_seconds: int | None,
     idempotency_key: IdempotencyKey | None,
     actor: str,
-) -> uuid.UUID:
-    """Reserve every line or none for `actor`; the new reservation's id.
+) -> Reserved | uuid.UUID:
+    """Reserve every line or none for `actor`: the new reservation (`Reserved`, its id and
+    committed row, from a group commit) or its id (from the one-transaction path).
 
     Without an idempotency key, and while `services.reserve_batcher` is set, the request
     joins the next group commit; a batch that failed before its commit is retried here
@@ -33,7 +34,7 @@ async def reserve_stock(
     batcher = services.reserve_batcher
     if batcher is not None and idempotency_key is None:
         try:
-            return await batcher.reserve(lines, ttl_seconds=ttl_seconds, actor=actor)
+            return await batcher.reserve_row(lines, ttl_seconds=ttl_seconds, actor=actor)
         except BatchAborted:
             pass  # nothing of it was applied: try it on its own
     return await run_in_transaction(

@@ -29,7 +29,7 @@ from gql_inventory.inventory.reserve_batch import BatchRequest, reserve_batch
 from gql_inventory.inventory.reserve_plan import ReservationLimits
 from gql_inventory.inventory.stock import LineRequest
 from gql_inventory.inventory.uow import UnitOfWork
-from gql_inventory.reserve_batcher import BatchAborted, ReserveBatcher
+from gql_inventory.reserve_batcher import BatchAborted, ReserveBatcher, Reserved
 from gql_inventory.reserving import reserve_stock
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
@@ -252,14 +252,16 @@ async def shop(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
     return catalog
 
 
-def ask(services: Services, *lines: tuple[str, int]) -> Any:
-    return reserve_stock(
+async def ask(services: Services, *lines: tuple[str, int]) -> uuid.UUID:
+    """reserveStock's use case; the new reservation's id (whichever path answered)."""
+    reserved = await reserve_stock(
         services,
         [LineRequest(sku, q) for sku, q in lines],
         ttl_seconds=None,
         idempotency_key=None,
         actor="storefront",
     )
+    return reserved.id if isinstance(reserved, Reserved) else reserved
 
 
 async def test_committed_batch_answers_each_caller_and_publishes_once(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -54,6 +54,10 @@ class BatchResult:
 
     outcomes: list[uuid.UUID | DomainError]
     movements: list[AppliedMovement]
+    #: The `reservations` rows the batch inserted, by id, as the table holds them
+    #: (``created_at``/``updated_at`` = the transaction's ``now()``): the GraphQL payload
+    #: is answered from them without reading the row back.
+    created: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
 
 
 class CommitFailed(Exception):
@@ -73,7 +77,7 @@ WITH locked AS MATERIALIZED (
        FOR UPDATE OF sl
 )
 SELECT v.sku, v.id AS variant_id, k.id, k.location_id, k.priority, k.on_hand, k.reserved,
-       k.version
+       k.version, now() AS tx_now
   FROM variants v
   LEFT JOIN locked k ON k.variant_id = v.id
  WHERE v.sku = ANY($1::text[])
@@ -275,4 +279,17 @@ async def reserve_batch(
         await transaction.commit()
     except Exception as exc:
         raise CommitFailed("the batch's COMMIT failed; its outcome is unknown") from exc
-    return BatchResult(outcomes, [AppliedMovement.from_row(r) for r in written])
+    created: dict[uuid.UUID, dict[str, Any]] = {}
+    if rows:
+        tx_now = rows[0]["tx_now"]
+        for rid, expires_at, ttl in zip(*plan.reservations, strict=True):
+            created[rid] = {
+                "id": rid,
+                "status": ReservationStatus.ACTIVE,
+                "expires_at": expires_at,
+                "ttl_seconds": ttl,
+                "idempotency_key": None,
+                "created_at": tx_now,
+                "updated_at": tx_now,
+            }
+    return BatchResult(outcomes, [AppliedMovement.from_row(r) for r in written], created)

@@ -16,6 +16,7 @@ from gql_inventory.inventory import orders, reservations
 from gql_inventory.inventory.errors import DomainError, OrderNotFound, ReservationNotFound, in_input
 from gql_inventory.inventory.idempotency import IdempotencyKey
 from gql_inventory.inventory.stock import LineRequest
+from gql_inventory.reserve_batcher import Reserved
 from gql_inventory.reserving import reserve_stock as reserve_stock_use_case
 from gql_inventory.resolvers.payloads import order_payload, reservation_payload
 from gql_inventory.schema.inputs import (
@@ -42,7 +43,7 @@ async def reserve_stock(info: Info[Context, None], input: ReserveStockInput) -> 
     """Reserve every line or none."""
     services = info.context.services
     try:
-        reservation_id = await reserve_stock_use_case(
+        reserved = await reserve_stock_use_case(
             services,
             _lines(input.lines),
             ttl_seconds=input.ttl_seconds,
@@ -52,6 +53,11 @@ async def reserve_stock(info: Info[Context, None], input: ReserveStockInput) -> 
     except DomainError as error:
         return ReserveStockPayload(reservation=None, user_errors=user_errors(error))
     metrics.RESERVATIONS.labels("created").inc()
+    if isinstance(reserved, Reserved):  # the committed row came back with the batch
+        reservation_id = reserved.id
+        info.context.loaders.orders.reservation_by_id.prime(reservation_id, reserved.row)
+    else:
+        reservation_id = reserved
     return ReserveStockPayload(
         reservation=await reservation_payload(info, reservation_id), user_errors=[]
     )
