@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     expiry sweeper and the pending-payment check (each when its interval is not 0).
     """
     settings = settings or get_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, json=settings.log_json, access_log=settings.access_log)
     services = Services.create(settings, database_url)
     graphql = InventoryGraphQL(
         services,
