@@ -3,11 +3,13 @@ and the Stripe webhook."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -89,6 +91,10 @@ class InventoryGraphQL(GraphQL[Context, None]):
         """GraphiQL from our vendored assets (`gql_inventory.web`), never from a CDN."""
         return graphiql_response()
 
+    def encode_json(self, data: object) -> bytes:
+        """The response body: `encode_json` (orjson, several times faster than `json`)."""
+        return encode_json(data)
+
     def parse_json(self, data: str | bytes) -> Any:
         """The decoded JSON object (or batch list); 400 for anything else."""
         try:
@@ -98,6 +104,17 @@ class InventoryGraphQL(GraphQL[Context, None]):
         if not isinstance(value, dict | list):
             raise HTTPException(400, "Expected a JSON object")
         return value
+
+
+def encode_json(data: object) -> bytes:
+    """`data` as compact UTF-8 JSON (orjson): decodes to what strawberry's default
+    (`json.dumps`) gave. What orjson refuses, an int past 64 bits (a custom scalar's) or
+    a string with a lone surrogate, goes through `json.dumps` (ASCII, ``\\udXXX``) instead.
+    """
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return json.dumps(data, separators=(",", ":")).encode("ascii")
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
