@@ -25,7 +25,6 @@ from gql_inventory.bodylimit import BodyLimit, error_body
 from gql_inventory.context import Context
 from gql_inventory.live.wshandler import InventoryTransportWSHandler
 from gql_inventory.live.wslimit import OpenWebSockets, WebSocketLimit, going_away_on_signal
-from gql_inventory.loaders import Loaders
 from gql_inventory.logs import configure_logging, get_logger
 from gql_inventory.metrics import metrics_endpoint
 from gql_inventory.payment_checker import payment_checker
@@ -43,7 +42,8 @@ _HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLO
 
 
 class InventoryGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our typed context (fresh DataLoaders per request).
+    """Strawberry's ASGI view with our typed context (fresh DataLoaders per request, made
+    when first used), and response bodies encoded by orjson (`encode_json`).
 
     Requests strawberry refuses (bad JSON, a body that is not an object, invalid
     UTF-8, JSON nested too deep...) get their status with a GraphQL error body,
@@ -62,12 +62,7 @@ class InventoryGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return Context(
-            request=request,
-            services=self.services,
-            loaders=Loaders(self.services.engine),
-            response=response,
-        )
+        return Context(request=request, services=self.services, response=response)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
