@@ -96,7 +96,10 @@ def configure_logging(
         adopted = logging.getLogger(name)
         adopted.handlers.clear()
         adopted.propagate = True
-    logging.getLogger(ACCESS_LOGGER).propagate = access_log
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.propagate = access_log
+    if access_log:
+        access.setLevel(logging.NOTSET)  # LOG_LEVEL decides, whatever uvicorn's --log-level
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -5,9 +5,10 @@ Runs in the app on a timer (`PENDING_PAYMENT_CHECK_INTERVAL_SECONDS`) and as
 `gql-inventory check-pending-payments`. Across processes one check runs at a time: a
 PostgreSQL advisory lock (``pg_try_advisory_xact_lock``) held by a lock-only transaction
 on its own connection for the run; no transaction that touches data stays open while the
-provider is called. Offline runs take it too, so one process reports, not each worker. Each order is retrieved, then applied in its own transaction, so
+provider is called. Each order is retrieved, then applied in its own transaction, so
 one failure (provider error, database error) is reported and the rest go on. Offline
-(no provider that can tell): it reports the pending orders and changes nothing.
+(no provider that can tell): it reports the pending orders and changes nothing, under
+the same lock, so one process reports them, not every worker.
 """
 
 from __future__ import annotations
