@@ -19,6 +19,7 @@ from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gql_inventory.bodylimit import BodyLimit, error_body
@@ -86,9 +87,21 @@ class InventoryGraphQL(GraphQL[Context, None]):
         """GraphiQL from our vendored assets (`gql_inventory.web`), never from a CDN."""
         return graphiql_response()
 
-    def encode_json(self, data: object) -> bytes:
-        """The response body: `encode_json` (orjson, several times faster than `json`)."""
-        return encode_json(data)
+    def encode_json(self, data: object) -> str:
+        """JSON text of a websocket message or a streamed part (text frames), by orjson."""
+        return encode_json(data).decode()
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        """strawberry's response, with the body encoded straight to bytes (`encode_json`)."""
+        response = Response(encode_json(response_data), media_type="application/json")
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        if sub_response.status_code:
+            response.status_code = sub_response.status_code
+        return response
 
     def parse_json(self, data: str | bytes) -> Any:
         """The decoded JSON object (or batch list); 400 for anything else."""
@@ -195,4 +208,5 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.graphql = graphql
     return app

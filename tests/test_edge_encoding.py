@@ -52,3 +52,12 @@ async def test_a_response_with_non_ascii_text_round_trips(
     assert sku.encode() in response.content  # raw UTF-8, not \\u escapes
     errors = response.json()["data"]["reserveStock"]["userErrors"]
     assert errors == [{"code": "UNKNOWN_SKU", "sku": sku}]
+
+
+async def test_websocket_messages_stay_text_frames(client: httpx.AsyncClient) -> None:
+    """The view's `encode_json` (websocket messages, streamed parts) returns text, so
+    strawberry sends text frames; only HTTP bodies are written as bytes."""
+    view = client._transport.app.state.graphql  # type: ignore[attr-defined]
+    assert view.encode_json({"type": "next", "payload": {"data": {"sku": "☕"}}}) == (
+        '{"type":"next","payload":{"data":{"sku":"☕"}}}'
+    )
