@@ -14,7 +14,7 @@ from tests.support.catalog import Catalog
 
 SAMPLES: list[Any] = [
     {"data": {"variant": {"sku": "MUG", "available": 3}}},
-    {"data": {"title": "Tasse à café — 咖啡杯 ☕ \u2028 \"quoted\" \\ \n\t\x01"}},
+    {"data": {"title": 'Tasse à café — 咖啡杯 ☕ \u2028 "quoted" \\ \n\t\x01'}},
     {"data": {"big": 2**64 + 1, "negative": -(2**70), "max": 2**63 - 1}},
     {"data": {"lone": "bad \ud800 surrogate"}},
     {"data": None, "errors": [{"message": "x", "path": ["a", 0], "extensions": {"n": 1.5}}]},
