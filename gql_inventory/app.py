@@ -3,11 +3,13 @@ and the Stripe webhook."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from cross_web import HTTPException
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -17,13 +19,13 @@ from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gql_inventory.bodylimit import BodyLimit, error_body
 from gql_inventory.context import Context
 from gql_inventory.live.wshandler import InventoryTransportWSHandler
 from gql_inventory.live.wslimit import OpenWebSockets, WebSocketLimit, going_away_on_signal
-from gql_inventory.loaders import Loaders
 from gql_inventory.logs import configure_logging, get_logger
 from gql_inventory.metrics import metrics_endpoint
 from gql_inventory.payment_checker import payment_checker
@@ -41,7 +43,8 @@ _HTTP_ERROR_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLO
 
 
 class InventoryGraphQL(GraphQL[Context, None]):
-    """Strawberry's ASGI view with our typed context (fresh DataLoaders per request).
+    """Strawberry's ASGI view with our typed context (fresh DataLoaders per request, made
+    when first used), and response bodies encoded by orjson (`encode_json`).
 
     Requests strawberry refuses (bad JSON, a body that is not an object, invalid
     UTF-8, JSON nested too deep...) get their status with a GraphQL error body,
@@ -60,12 +63,7 @@ class InventoryGraphQL(GraphQL[Context, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return Context(
-            request=request,
-            services=self.services,
-            loaders=Loaders(self.services.engine),
-            response=response,
-        )
+        return Context(request=request, services=self.services, response=response)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -89,6 +87,22 @@ class InventoryGraphQL(GraphQL[Context, None]):
         """GraphiQL from our vendored assets (`gql_inventory.web`), never from a CDN."""
         return graphiql_response()
 
+    def encode_json(self, data: object) -> str:
+        """JSON text of a websocket message or a streamed part (text frames), by orjson."""
+        return encode_json(data).decode()
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        """strawberry's response, with the body encoded straight to bytes (`encode_json`)."""
+        response = Response(encode_json(response_data), media_type="application/json")
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
+        if sub_response.status_code:
+            response.status_code = sub_response.status_code
+        return response
+
     def parse_json(self, data: str | bytes) -> Any:
         """The decoded JSON object (or batch list); 400 for anything else."""
         try:
@@ -98,6 +112,17 @@ class InventoryGraphQL(GraphQL[Context, None]):
         if not isinstance(value, dict | list):
             raise HTTPException(400, "Expected a JSON object")
         return value
+
+
+def encode_json(data: object) -> bytes:
+    """`data` as compact UTF-8 JSON (orjson): decodes to what strawberry's default
+    (`json.dumps`) gave. What orjson refuses, an int past 64 bits (a custom scalar's) or
+    a string with a lone surrogate, goes through `json.dumps` (ASCII, ``\\udXXX``) instead.
+    """
+    try:
+        return orjson.dumps(data)
+    except orjson.JSONEncodeError:
+        return json.dumps(data, separators=(",", ":")).encode("ascii")
 
 
 def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> Starlette:
@@ -111,7 +136,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     expiry sweeper and the pending-payment check (each when its interval is not 0).
     """
     settings = settings or get_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
+    configure_logging(settings.log_level, json=settings.log_json, access_log=settings.access_log)
     services = Services.create(settings, database_url)
     graphql = InventoryGraphQL(
         services,
@@ -183,4 +208,5 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.graphql = graphql
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -61,14 +62,19 @@ class Context:
 
     `connection_params` is the websocket `connection_init` payload (strawberry
     sets it); admin rights come from the HTTP `Authorization` header or from its
-    `authorization` key.
+    `authorization` key. Building one costs next to nothing: the DataLoaders are made
+    on first use (`loaders`), so a request that needs none never builds them.
     """
 
     request: Request | WebSocket
     services: Services
-    loaders: Loaders
     connection_params: dict[str, Any] | None = None
     response: Any = None
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        """This request's (or websocket connection's) DataLoaders, made on first use."""
+        return Loaders(self.services.engine)
 
     @property
     def settings(self) -> Settings:

@@ -86,12 +86,21 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
-    """An asyncpg-backed engine for a libpq or SQLAlchemy PostgreSQL URL."""
+    """An asyncpg-backed engine for a libpq or SQLAlchemy PostgreSQL URL.
+
+    A pool of `pool_size` connections (plus up to `max_overflow` more under load) per
+    engine, so per process: each uvicorn worker has its own. No pre-ping: checking a
+    connection out costs no ``SELECT 1`` round trip (it was a tenth of a reservation's
+    CPU). A connection that died while pooled (server restart, `pg_terminate_backend`,
+    an idle timeout) fails its first statement; SQLAlchemy sees a disconnect, drops
+    that connection and every one pooled before it, and the request is answered 503
+    with `Retry-After` (`outage.is_database_outage`), the next one on fresh
+    connections (docs/adr/0011-request-path.md).
+    """
     return create_async_engine(
         to_async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
     )
 
 

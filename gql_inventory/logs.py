@@ -20,6 +20,9 @@ _HANDLER_NAME = "gql_inventory"
 #: Loggers that would otherwise keep handlers or formats of their own.
 _ADOPTED = ("uvicorn", "uvicorn.error", "uvicorn.access", "strawberry.execution")
 
+#: uvicorn's per-request line (``"POST /graphql HTTP/1.1" 200``): see `configure_logging`.
+ACCESS_LOGGER = "uvicorn.access"
+
 
 def _drop_color_message(
     _logger: object, _method: str, event_dict: structlog.types.EventDict
@@ -43,10 +46,20 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(
-    level: str = "INFO", *, json: bool = False, stream: TextIO | None = None
+    level: str = "INFO",
+    *,
+    json: bool = False,
+    stream: TextIO | None = None,
+    access_log: bool = False,
 ) -> None:
     """Route structlog and stdlib logging to `stream` (default: stderr) in one format,
-    JSON lines when `json`."""
+    JSON lines when `json`.
+
+    uvicorn's per-request access lines (``uvicorn.access``) are written only with
+    `access_log` (the `ACCESS_LOG` setting). Off, that logger has no handler and does
+    not propagate, so uvicorn, which asks `hasHandlers()` once per connection, skips
+    building the record at all (about 9% of the CPU of a trivial request).
+    """
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -83,6 +96,10 @@ def configure_logging(
         adopted = logging.getLogger(name)
         adopted.handlers.clear()
         adopted.propagate = True
+    access = logging.getLogger(ACCESS_LOGGER)
+    access.propagate = access_log
+    if access_log:
+        access.setLevel(logging.NOTSET)  # LOG_LEVEL decides, whatever uvicorn's --log-level
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

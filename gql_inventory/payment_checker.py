@@ -7,7 +7,8 @@ PostgreSQL advisory lock (``pg_try_advisory_xact_lock``) held by a lock-only tra
 on its own connection for the run; no transaction that touches data stays open while the
 provider is called. Each order is retrieved, then applied in its own transaction, so
 one failure (provider error, database error) is reported and the rest go on. Offline
-(no provider that can tell): it reports the pending orders and changes nothing.
+(no provider that can tell): it reports the pending orders and changes nothing, under
+the same lock, so one process reports them, not every worker.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ async def check_pending_payments(
     """Check every order pending at least `min_age` (and cancelled orders whose payment
     cancel failed); see the module. `dry_run`: retrieve and report, apply nothing."""
     result = PaymentCheckResult(dry_run=dry_run, offline=services.payments.name == "offline")
-    if dry_run or result.offline:
+    if dry_run:
         await _check(services, result, min_age=min_age, limit=limit)
         _report(result)
         return result

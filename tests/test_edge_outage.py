@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory.app import create_app
@@ -171,6 +171,58 @@ async def test_requests_during_an_outage_get_503_never_a_masked_error(
 
 async def _seen(answers: list[httpx.Response], status: int, times: int = 1) -> bool:
     return sum(r.status_code == status for r in answers) >= times
+
+
+async def _pooled_backend_pids(app_engine: AsyncEngine, count: int) -> set[int]:
+    """Fill the app's pool with `count` connections at once; the server pids behind them."""
+    gate = asyncio.Event()
+    pids: set[int] = set()
+
+    async def hold() -> None:
+        async with app_engine.connect() as conn:
+            pids.add((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            if len(pids) == count:
+                gate.set()
+            await gate.wait()
+
+    await asyncio.wait_for(asyncio.gather(*(hold() for _ in range(count))), WAIT)
+    return pids
+
+
+async def test_a_killed_pooled_connection_is_answered_503_then_replaced(
+    database_url: str, catalog: Catalog, engine: AsyncEngine
+) -> None:
+    """No pre-ping: every pooled connection of the app is killed while idle; the next
+    request is answered properly (data, or a typed 503 with Retry-After, never a masked
+    error), and the ones after it run on fresh connections."""
+    async with _client_of(Settings(), database_url) as client:
+        app_engine = client._transport.app.state.services.engine  # type: ignore[attr-defined]
+        pids = await _pooled_backend_pids(app_engine, 4)
+        assert (await post(client, LOCATIONS)).status_code == 200
+        admin = await asyncpg.connect(database_url)
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid = ANY($1::int[])) AS t",
+                list(pids),
+            )
+        finally:
+            await admin.close()
+        assert killed == len(pids)
+        for query, variables in [(LOCATIONS, None), (RESERVE, MUG)]:
+            first = await post(client, query, variables)
+            if first.status_code == 503:
+                assert_unavailable(first)
+            else:
+                assert first.status_code == 200, first.text
+                assert "errors" not in first.json(), first.text
+        for query, variables in [(LOCATIONS, None), (RESERVE, MUG)] * 3:
+            answer = await post(client, query, variables)
+            assert answer.status_code == 200, answer.text
+            assert "errors" not in answer.json(), answer.text
+        async with app_engine.connect() as conn:
+            now = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        assert now not in pids
 
 
 # ---------------------------------------------------------------- item 9: production

@@ -6,22 +6,15 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 
-from gql_inventory.schema.cost import Limits, OperationCost
-from gql_inventory.schema.edge import (
-    CachedDocuments,
-    DocumentCache,
-    EdgeErrors,
-    UnstorableLiterals,
-    UnstorableVariables,
-)
+from gql_inventory.schema.cost import Limits
+from gql_inventory.schema.edge import DocumentCache, UnstorableLiterals
 from gql_inventory.schema.execution import InventorySchema, SubscriptionSafeExecutionContext
 from gql_inventory.schema.mutation import Mutation
+from gql_inventory.schema.prepared import EdgeConfig, EdgeRequest
 from gql_inventory.schema.query import Query
 from gql_inventory.schema.subscription import Subscription
-from gql_inventory.schema.timing import OperationLatency
 from gql_inventory.settings import Settings
 
 
@@ -47,35 +40,31 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
 
 
 def _extensions(settings: Settings) -> list[Any]:
-    """Extension factories (strawberry builds fresh instances per request).
+    """One extension factory (strawberry builds a fresh instance per request): all the
+    edge's per-request work in one hook (`schema.prepared.EdgeRequest`).
 
     The validation rules are built once, so their classes are stable and a cached
     validation stays right. The token limit applies while parsing, before a
     document is cached; the cache is this schema's own, bounded by bytes.
     """
-    limits = Limits(
-        max_depth=settings.query_depth_limit,
-        max_aliases=settings.max_aliases,
-        max_selections=settings.max_selections,
-        max_merge_pairs=settings.max_merge_pairs,
-    )
     rules: list[type[ASTValidationRule]] = [UnstorableLiterals]
     if not settings.feature_on("introspection"):
         rules.append(NoSchemaIntrospectionCustomRule)
-    extensions: list[Any] = [
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: AddValidationRules(rules),
-    ]
-    if settings.document_cache_bytes > 0:
-        cache = DocumentCache(settings.document_cache_bytes)
-        extensions.append(lambda: CachedDocuments(cache))
-    extensions.append(lambda: OperationCost(limits))  # after the cache: hits skip it
-    return [
-        OperationLatency,
-        *extensions,
-        UnstorableVariables,
-        lambda: EdgeErrors(settings.outage_retry_after_seconds),
-    ]
+    config = EdgeConfig(
+        limits=Limits(
+            max_depth=settings.query_depth_limit,
+            max_aliases=settings.max_aliases,
+            max_selections=settings.max_selections,
+            max_merge_pairs=settings.max_merge_pairs,
+        ),
+        rules=tuple(rules),
+        max_tokens=settings.max_tokens,
+        retry_after=settings.outage_retry_after_seconds,
+        cache=DocumentCache(settings.document_cache_bytes)
+        if settings.document_cache_bytes > 0
+        else None,
+    )
+    return [lambda: EdgeRequest(config)]
 
 
 def print_sdl() -> str:

@@ -20,7 +20,6 @@ nothing here; graphql-core's `NoFragmentCycles` reports the cycle itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from graphql import (
@@ -33,7 +32,6 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
 )
-from strawberry.extensions import SchemaExtension
 
 
 @dataclass(frozen=True)
@@ -233,20 +231,4 @@ def cost_errors(document: DocumentNode, limits: Limits) -> list[GraphQLError]:
     return errors
 
 
-class OperationCost(SchemaExtension):
-    """Checks `limits` first, in linear time, and skips graphql-core's validation (whose
-    field-merge rule is quadratic) when they fail. Pass it as a factory."""
-
-    def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        if context.pre_execution_errors is None and context.graphql_document is not None:
-            errors = cost_errors(context.graphql_document, self.limits)
-            if errors:
-                context.pre_execution_errors = errors  # validation sees them and stops
-        yield
-
-
-__all__ = ["Cost", "DocumentCost", "Limits", "OperationCost", "cost_errors", "measure"]
+__all__ = ["Cost", "DocumentCost", "Limits", "cost_errors", "measure"]

@@ -1,12 +1,11 @@
-"""Schema extensions of the HTTP edge: a byte-bounded document cache, text that
-PostgreSQL cannot store, and errors (masking, database outages as 503).
+"""Parts of the HTTP edge: a byte-bounded document cache, text that PostgreSQL cannot
+store, and errors (masking, database outages as 503); `schema.prepared` runs them.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +15,8 @@ from graphql import (
     GraphQLError,
     StringValueNode,
 )
-from graphql import ExecutionResult as GraphQLExecutionResult
 from starlette.responses import Response
-from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions import MaskErrors
 
 from gql_inventory.errors import PublicError, ServiceUnavailable, should_mask
 from gql_inventory.outage import is_database_outage
@@ -92,36 +90,6 @@ def _tokens(document: DocumentNode) -> int:
     return count
 
 
-class CachedDocuments(SchemaExtension):
-    """Reuse the parse and validation of a query text seen before (see `DocumentCache`)."""
-
-    def __init__(self, cache: DocumentCache) -> None:
-        self.cache = cache
-        self.entry: _Entry | None = None
-
-    def on_parse(self) -> Iterator[None]:
-        context = self.execution_context
-        query = context.query
-        key = DocumentCache.key(query) if query else None
-        if key is not None:
-            self.entry = self.cache.get(key)
-            if self.entry is not None:
-                context.graphql_document = self.entry.document
-        yield
-        if key is not None and self.entry is None and context.graphql_document is not None:
-            assert query is not None
-            self.entry = self.cache.put(key, context.graphql_document, len(query))
-
-    def on_validate(self) -> Iterator[None]:
-        context = self.execution_context
-        entry = self.entry
-        if entry is not None and entry.errors is not None:
-            context.pre_execution_errors = list(entry.errors)
-        yield
-        if entry is not None and entry.errors is None:
-            entry.errors = list(context.pre_execution_errors or ())
-
-
 def unstorable(text: str) -> bool:
     """True if PostgreSQL text cannot hold `text`: a NUL, or a lone UTF-16 surrogate."""
     if "\x00" in text:
@@ -160,25 +128,19 @@ class UnstorableLiterals(ASTValidationRule):
             self.report_error(_invalid_text("text may not contain NUL or lone surrogates", node))
 
 
-class UnstorableVariables(SchemaExtension):
-    """Refuses, before execution, variables holding text PostgreSQL cannot store.
+def unstorable_variables_error(variables: dict[str, Any] | None) -> GraphQLError | None:
+    """The error for the first variable holding text PostgreSQL cannot store, or None.
 
-    The error names the variable and the path in it, code ``INVALID_INPUT``;
-    nothing runs. (Without this a NUL reached asyncpg and came back masked.)
+    It names the variable and the path in it (``Variable $input at lines.0.sku: ...``),
+    code ``INVALID_INPUT``; the request is refused before execution, nothing runs.
+    (Without this a NUL reached asyncpg and came back masked.)
     """
-
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context
-        for name, value in (context.variables or {}).items():
-            path = _unstorable_path(value)
-            if path is not None:
-                where = f"${name}" + (f" at {path}" if path else "")
-                error = _invalid_text(
-                    f"Variable {where}: text may not contain NUL or lone surrogates"
-                )
-                context.result = GraphQLExecutionResult(data=None, errors=[error])
-                break
-        yield
+    for name, value in (variables or {}).items():
+        path = _unstorable_path(value)
+        if path is not None:
+            where = f"${name}" + (f" at {path}" if path else "")
+            return _invalid_text(f"Variable {where}: text may not contain NUL or lone surrogates")
+    return None
 
 
 class EdgeErrors(MaskErrors):

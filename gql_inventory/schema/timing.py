@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from gql_inventory import metrics
 
 
-class OperationLatency(SchemaExtension):
-    """Observes each request's execution time in seconds, labelled by operation name
-    (`metrics.operation_label`: named operations only, bounded) and type (query,
-    mutation, subscription; ``unknown`` when the document did not parse)."""
-
-    def on_operation(self) -> Iterator[None]:
-        """Time the whole operation: parsing, validation and execution."""
-        started = time.perf_counter()
-        yield
-        elapsed = time.perf_counter() - started
-        context = self.execution_context
-        try:
-            kind = context.operation_type.value
-        except Exception:  # no parsed document: nothing to tell the type by
-            kind = "unknown"
-        metrics.GRAPHQL_LATENCY.labels(
-            metrics.operation_label(context.operation_name), kind
-        ).observe(elapsed)
+def observe_operation(context: ExecutionContext, seconds: float) -> None:
+    """Observe one operation's time (parsing, validation and execution) in seconds,
+    labelled by operation name (`metrics.operation_label`: named operations only,
+    bounded) and type (query, mutation, subscription; ``unknown`` when the document
+    did not parse). `schema.prepared.EdgeRequest` calls it once per request."""
+    try:
+        kind = context.operation_type.value
+    except Exception:  # no parsed document: nothing to tell the type by
+        kind = "unknown"
+    metrics.GRAPHQL_LATENCY.labels(metrics.operation_label(context.operation_name), kind).observe(
+        seconds
+    )
