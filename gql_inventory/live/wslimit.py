@@ -23,6 +23,9 @@ log = get_logger(__name__)
 TRY_AGAIN_LATER = 1013
 #: Close code sent to every open websocket when the server shuts down (RFC 6455 7.4.1).
 GOING_AWAY = 1001
+#: Close code of a subscriber too slow for its stream (not fatal for graphql-ws clients:
+#: they reconnect, and resume with their cursor).
+SLOW_CLOSE_CODE = 4008
 #: Scope key set once the server has started closing a connection (nothing more is sent).
 _SCOPE_CLOSING = "gql_inventory.closing"
 
@@ -42,6 +45,26 @@ def is_closing(websocket: WebSocket) -> bool:
     return bool(websocket.scope.get(_SCOPE_CLOSING)) or (
         websocket.application_state != WebSocketState.CONNECTED
     )
+
+
+_closing_tasks: set[asyncio.Task[None]] = set()
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):  # already gone: nothing to tell
+        await websocket.close(code=code, reason=reason[:120])
+
+
+def close_soon(websocket: WebSocket, code: int, reason: str) -> bool:
+    """Start closing `websocket` with `code` and `reason` (cut to 120 characters) unless
+    the server already closes it; nothing is sent on it afterwards (`is_closing`).
+    Returns False when it was already closing."""
+    if not mark_closing(websocket):
+        return False
+    task = asyncio.get_running_loop().create_task(_close(websocket, code, reason))
+    _closing_tasks.add(task)
+    task.add_done_callback(_closing_tasks.discard)
+    return True
 
 
 class WebSocketLimit:
