@@ -98,6 +98,7 @@ def serve(
             # SIGTERM: websockets are closed with 1001 first (the app's lifespan), then
             # whatever still runs after this many seconds is cancelled, so exit is bounded.
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+            ws_per_message_deflate=settings.websocket_compression,
         )
     finally:
         pid_file.unlink(missing_ok=True)

@@ -146,13 +146,13 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         socket = self._socket
         assert socket is not None  # _shared_key is None without one
         payload = message["payload"]
-        operation = Operation(
-            self, op_id, payload["query"], payload.get("variables"), payload.get("operationName")
-        )
+        # The group keeps the document and variables: the member shares its key's text.
+        operation = Operation(self, op_id, key[0], None, key[1])
         self.operations[op_id] = operation
         member = Member(socket, op_id, lambda: self._ended(op_id, member))
         registry = shared_subscriptions(self.view, self.context.settings.subscriber_buffer_size)
-        group = registry.join(key, kind, member, lambda: self._stream_factory(operation))
+        variables = payload.get("variables")
+        group = registry.join(key, kind, member, lambda: self._stream_factory(operation, variables))
         if self._shared is None:
             self._shared = {}
         self._shared[op_id] = (member, group)
@@ -183,7 +183,9 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             return None
         return group_key(payload["query"], operation_name, variables, self.context.is_admin)
 
-    def _stream_factory(self, operation: Operation[Any, None]) -> StreamFactory:
+    def _stream_factory(
+        self, operation: Operation[Any, None], variables: dict[str, Any] | None
+    ) -> StreamFactory:
         """How the group starts: Strawberry's stream of the operation, with a context of
         its own (the founder's connection parameters: the same role)."""
         socket = self._socket
@@ -194,7 +196,7 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             context.connection_params = params
             return await self.schema.stream(
                 operation.query,
-                variable_values=operation.variables,
+                variable_values=variables,
                 context_value=context,
                 root_value=self.root_value,
                 operation_name=operation.operation_name,
