@@ -315,7 +315,9 @@ class SharedGroup:
                 self._clear_backlog(member)
 
     def _close_slow(self, member: Member, reason: str) -> None:
-        self._drop_backlog(member)
+        """Close a member with 4008; it leaves at once (its backlog freed), before its
+        connection ends."""
+        self.leave(member)
         metrics.SLOW_SUBSCRIBERS_DROPPED.inc()
         log.warning("live.slow_subscriber_dropped", buffer_size=self.registry.limit, shared=True)
         close_soon(member.websocket, SLOW_CLOSE_CODE, reason)
