@@ -14,7 +14,7 @@ import pytest
 import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_inventory.live.fanout import group_key
+from gql_inventory.live.sharing import group_key
 from tests.support.catalog import Catalog, make_catalog, make_product
 from tests.support.live import (
     ADMIN_TOKEN,
@@ -23,6 +23,7 @@ from tests.support.live import (
     GraphQLWS,
     LiveServer,
     ServerFactory,
+    cursor_at,
     eventually,
     position_of,
     wait_positioned,
@@ -143,7 +144,8 @@ async def test_members_leave_without_stopping_the_others(
 ) -> None:
     """One member completes its operation, another closes its socket: the rest still get
     each change; a new identical subscription joins the same stream; a resuming client
-    (cursor) gets what it missed from the ledger, then the live events."""
+    (cursor) gets what it missed from the ledger alone, then joins the group: no gap, no
+    duplicate."""
     variables = {"skus": ["SHIRT-M"]}
     async with contextlib.AsyncExitStack() as stack:
         clients = [
@@ -162,15 +164,73 @@ async def test_members_leave_without_stopping_the_others(
         late = await stack.enter_async_context(GraphQLWS.connect(server.ws_url))
         await late.subscribe(STOCK_CHANGED, variables, "s")
         resuming = await stack.enter_async_context(GraphQLWS.connect(server.ws_url))
-        await resuming.subscribe(STOCK_CHANGED, {**variables, "after": first[0]["cursor"]}, "r")
+        missed = cursor_at(position_of(first[0]) - 1)
+        await resuming.subscribe(STOCK_CHANGED, {**variables, "after": missed}, "r")
+        assert position_of((await resuming.data("r"))["stockChanged"]) == position_of(first[0])
+
+        async def handed_over() -> bool:  # caught up: it joins the group
+            return await gauge(server, "shared_subscription_members") == 4
+
+        await eventually(handed_over, what="the resumed subscription to join its group")
         await wait_stock_subscribers(server, 4)
         assert await gauge(server, "shared_subscription_groups") == 1
+        before = await gauge(server, "shared_subscription_executions_total")
 
         await change_stock(sessions, catalog.variants["SHIRT-M"])
-        second = [(await c.data("s"))["stockChanged"] for c in (clients[2], clients[3], late)]
+        second = [
+            (await c.data(i))["stockChanged"]
+            for c, i in ((clients[2], "s"), (clients[3], "s"), (late, "s"), (resuming, "r"))
+        ]
         assert {position_of(e) for e in second} == {position_of(first[0]) + 1}
-        assert position_of((await resuming.data("r"))["stockChanged"]) == position_of(first[0]) + 1
-        assert await gauge(server, "shared_subscription_members") == 3
+        assert await gauge(server, "shared_subscription_executions_total") == before + 1
+
+
+async def test_resuming_while_changes_flow_hands_over_without_gap_or_duplicate(
+    server: LiveServer,
+    sessions: async_sessionmaker[AsyncSession],
+    catalog: Catalog,
+    engine: AsyncEngine,
+) -> None:
+    """A live group, and ten clients resuming from cursors 0-9 events back while 30
+    changes are committed one after the other: each client receives every position after
+    its cursor exactly once, in order, and ends up in the group."""
+    variables = {"skus": ["MUG"]}
+    changes = 30
+    async with contextlib.AsyncExitStack() as stack:
+        anchor = await stack.enter_async_context(GraphQLWS.connect(server.ws_url))
+        await anchor.subscribe(STOCK_CHANGED, variables, "a")
+        await wait_stock_subscribers(server, 1)
+        for _ in range(10):
+            await change_stock(sessions, catalog.variants["MUG"])
+        seen = [position_of(e) for e in await anchor.events("a", 10)]
+
+        async def writer() -> None:
+            for _ in range(changes):
+                await change_stock(sessions, catalog.variants["MUG"])
+
+        writing = asyncio.create_task(writer())
+        resuming = []
+        for back in range(10):
+            client = await stack.enter_async_context(GraphQLWS.connect(server.ws_url))
+            start = seen[-1 - back]
+            await client.subscribe(STOCK_CHANGED, {**variables, "after": cursor_at(start)}, "r")
+            resuming.append((client, start))
+        await writing
+        top = await wait_positioned(engine)
+        for client, start in resuming:
+            events = await client.events("r", top - start)
+            assert [position_of(e) for e in events] == list(range(start + 1, top + 1))
+        assert [position_of(e) for e in await anchor.events("a", changes)] == list(
+            range(seen[-1] + 1, top + 1)
+        )
+
+        async def all_joined() -> bool:
+            return await gauge(server, "shared_subscription_members") == 11
+
+        await eventually(all_joined, what="every resumed client in the group")
+        await change_stock(sessions, catalog.variants["MUG"])  # no duplicate queued before it
+        for client, op_id in [(anchor, "a")] + [(c, "r") for c, _ in resuming]:
+            assert position_of((await client.data(op_id))["stockChanged"]) == top + 1
 
 
 @pytest.mark.slow
@@ -255,6 +315,16 @@ async def test_a_slow_member_is_closed_alone(
 )
 def test_which_operations_share(query: str, variables: dict[str, Any], shared: bool) -> None:
     assert (group_key(query, None, variables, False) is not None) is shared
+
+
+def test_a_resuming_subscription_gets_the_key_of_the_group_it_may_join() -> None:
+    live = group_key(STOCK_CHANGED, None, {"skus": ["A"]}, False)
+    resuming = group_key(
+        STOCK_CHANGED, None, {"skus": ["A"], "after": "c3RvY2s6MQ=="}, False, resuming=True
+    )
+    assert resuming is not None
+    assert resuming == live
+    assert group_key(STOCK_CHANGED, None, {"skus": ["A"]}, False, resuming=True) is None
 
 
 def test_the_key_tells_roles_and_variables_apart() -> None:

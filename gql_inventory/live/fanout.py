@@ -9,7 +9,8 @@ usual case: uvicorn writes to the transport without waiting) costs no task; a
 socket whose transport is paused gets a bounded backlog and one drain task until it
 catches up; a backlog past `limit` closes the socket with 4008, like an overflowing
 subscriber buffer (docs/adr/0006-websocket-close-paths.md). Which operations may
-share is decided by `shared_shape` (docs/adr/0010-shared-subscription-execution.md).
+share, and under which key: `gql_inventory.live.sharing`
+(docs/adr/0010-shared-subscription-execution.md).
 """
 
 from __future__ import annotations
@@ -19,40 +20,28 @@ import contextvars
 import json
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator
-from functools import lru_cache
 from typing import Any
 
-from graphql import (
-    FieldNode,
-    GraphQLError,
-    NullValueNode,
-    OperationType,
-    VariableNode,
-    parse,
-)
-from graphql.utilities import get_operation_ast
 from starlette.websockets import WebSocket
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from gql_inventory import metrics
+from gql_inventory.live.sharing import GroupKey
 from gql_inventory.live.wslimit import SLOW_CLOSE_CODE, close_soon, is_closing
 from gql_inventory.logs import get_logger
 
 log = get_logger(__name__)
-
-#: Root fields that may share: field -> (metrics kind, arguments that need a run of their
-#: own when set). Such a field yields nothing when it starts (a late joiner misses
-#: nothing) and its events depend only on its arguments and the caller's role.
-SHAREABLE: dict[str, tuple[str, tuple[str, ...]]] = {"stockChanged": ("stock", ("after",))}
-#: Documents longer than this run alone (the shape cache holds the text).
-MAX_SHARED_DOCUMENT = 8192
 
 #: The group whose execution is running in this task (None: a per-operation run).
 _CURRENT: contextvars.ContextVar[SharedGroup | None] = contextvars.ContextVar(
     "gql_inventory_shared_group", default=None
 )
 
-GroupKey = tuple[str, str | None, str, bool]
+#: The resuming subscription running alone in this task, to hand over once caught up.
+_CATCH_UP: contextvars.ContextVar[CatchUp | None] = contextvars.ContextVar(
+    "gql_inventory_catch_up", default=None
+)
+
 StreamFactory = Callable[[], Coroutine[Any, Any, AsyncIterator[Any]]]
 
 
@@ -61,63 +50,44 @@ def current_group() -> SharedGroup | None:
     return _CURRENT.get()
 
 
-@lru_cache(maxsize=256)
-def shared_shape(query: str, operation_name: str | None) -> tuple[str, tuple[str, ...]] | None:
-    """``(metrics kind, variables that force a run of its own when non-null)`` when the
-    operation may share, else None: it must parse, be a subscription whose only root
-    selection is a `SHAREABLE` field without directives, and give its solo-only
-    arguments as null or as variables without a non-null default."""
-    if len(query) > MAX_SHARED_DOCUMENT:
-        return None
-    try:
-        document = parse(query, no_location=True)
-    except GraphQLError:
-        return None  # Strawberry answers it (4400)
-    operation = get_operation_ast(document, operation_name)
-    if operation is None or operation.operation != OperationType.SUBSCRIPTION:
-        return None
-    selections = operation.selection_set.selections
-    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
-        return None
-    field = selections[0]
-    spec = SHAREABLE.get(field.name.value)
-    if spec is None or field.directives:
-        return None
-    kind, solo_arguments = spec
-    defaults = {
-        d.variable.name.value: d.default_value for d in operation.variable_definitions or ()
-    }
-    solo_variables: list[str] = []
-    for argument in field.arguments or ():
-        if argument.name.value not in solo_arguments:
-            continue
-        value = argument.value
-        if isinstance(value, VariableNode):
-            default = defaults.get(value.name.value)
-            if default is not None and not isinstance(default, NullValueNode):
-                return None
-            solo_variables.append(value.name.value)
-        elif not isinstance(value, NullValueNode):
-            return None
-    return kind, tuple(solo_variables)
+def current_catch_up() -> CatchUp | None:
+    """The hand-over of the resuming subscription running in this task, if any."""
+    return _CATCH_UP.get()
 
 
-def group_key(
-    query: str, operation_name: str | None, variables: dict[str, Any] | None, admin: bool
-) -> tuple[GroupKey, str] | None:
-    """``(key, metrics kind)``: the key operations share under; None when this one runs
-    alone (not shareable, a resume cursor given, variables that are not JSON)."""
-    shape = shared_shape(query, operation_name)
-    if shape is None:
-        return None
-    values = variables or {}
-    if not isinstance(values, dict) or any(values.get(name) is not None for name in shape[1]):
-        return None
-    try:
-        canonical = json.dumps(values, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError):
-        return None
-    return (query, operation_name, canonical, admin), shape[0]
+class CatchUp:
+    """A subscription with a resume cursor runs alone (its own ledger replay); once it
+    has sent everything dispatched so far it may join the live group of its key.
+
+    `join(group, position)` makes the operation a member that skips what the group
+    sends up to `position` (the subscriber already sent it).
+    """
+
+    __slots__ = ("join", "key", "registry")
+
+    def __init__(
+        self,
+        registry: SharedSubscriptions,
+        key: GroupKey,
+        join: Callable[[SharedGroup, int], None],
+    ) -> None:
+        self.registry = registry
+        self.key = key
+        self.join = join
+
+    def enter(self) -> None:
+        """Make this the hand-over of the current task (its operation's run)."""
+        _CATCH_UP.set(self)
+
+    def try_join(self, position: int) -> bool:
+        """Join the live group of the key, if there is one (call it when every event up
+        to `position` was sent and none is waiting); True when joined: the caller's
+        stream ends without a `complete`."""
+        group = self.registry.live_group(self.key)
+        if group is None:
+            return False
+        self.join(group, position)
+        return True
 
 
 class _Continue:
@@ -151,10 +121,13 @@ class Member:
     """One subscribe operation in a group: its socket, its id, and (while its socket
     is slow) a backlog of encoded messages with the task draining it."""
 
-    __slots__ = ("backlog", "counted", "drain", "id_json", "on_end", "websocket")
+    __slots__ = ("backlog", "counted", "drain", "id_json", "on_end", "skip_through", "websocket")
 
-    def __init__(self, websocket: WebSocket, op_id: str, on_end: Callable[[], None]) -> None:
+    def __init__(
+        self, websocket: WebSocket, op_id: str, on_end: Callable[[], None], skip_through: int = 0
+    ) -> None:
         self.websocket = websocket
+        self.skip_through = skip_through
         self.id_json = json.dumps(op_id)
         self.on_end = on_end
         self.backlog: deque[str] | None = None
@@ -173,6 +146,8 @@ class SharedGroup:
         self.live = False
         self.closing = False
         self.executions = 0
+        #: Ledger position of the event being executed (set by the resolver).
+        self.position = 0
         self.task: asyncio.Task[None] | None = None
 
     def start(self, stream: StreamFactory) -> None:
@@ -257,7 +232,10 @@ class SharedGroup:
         self.executions += 1
         metrics.SHARED_EXECUTIONS.inc()
         written = 0
+        position = self.position
         for member in list(self.members):
+            if member.skip_through >= position:
+                continue  # a member that caught up alone already sent it
             if self._write(member, '{"id":' + member.id_json + body):
                 written += 1
         metrics.EVENTS_SENT.labels(self.kind).inc(written)
@@ -382,6 +360,11 @@ class SharedSubscriptions:
         else:
             group.join(member)
         return group
+
+    def live_group(self, key: GroupKey) -> SharedGroup | None:
+        """The group of `key` if it is registered with the hub and not closing."""
+        group = self._groups.get(key)
+        return group if group is not None and group.live and not group.closing else None
 
     def forget(self, group: SharedGroup) -> None:
         """Drop `group` from the registry (idempotent)."""

@@ -35,12 +35,13 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from gql_inventory.live.fanout import (
-    GroupKey,
+    CatchUp,
     Member,
+    SharedGroup,
     SharedSubscriptions,
     StreamFactory,
-    group_key,
 )
+from gql_inventory.live.sharing import GroupKey, group_key
 from gql_inventory.live.wslimit import is_closing, mark_closing
 from gql_inventory.logs import get_logger
 
@@ -100,6 +101,7 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
     and whose identical subscriptions share one execution."""
 
     _shared: dict[str, tuple[Member, Any]] | None = None
+    _resuming: dict[str, tuple[GroupKey, str]] | None = None
 
     @property
     def _socket(self) -> WebSocket | None:
@@ -128,13 +130,21 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             self.connection_init_timeout_task = None
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        """Strawberry's, except that a shareable operation joins its shared group."""
+        """Strawberry's, except that a shareable operation joins its shared group (one
+        with a resume cursor runs alone until caught up: `run_operation`)."""
+        op_id = message["id"]
+        if self._resuming:
+            self._resuming.pop(op_id, None)
         shared = self._shared_key(message)
         if shared is None:
+            resuming = self._shared_key(message, resuming=True)
+            if resuming is not None:
+                if self._resuming is None:
+                    self._resuming = {}
+                self._resuming[op_id] = resuming
             await super().handle_subscribe(message)
             return
         key, kind = shared
-        op_id = message["id"]
         if op_id in self.operations:
             await self.websocket.close(code=4409, reason=f"Subscriber for {op_id} already exists")
             return
@@ -150,12 +160,41 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         operation = Operation(self, op_id, key[0], None, key[1])
         self.operations[op_id] = operation
         member = Member(socket, op_id, lambda: self._ended(op_id, member))
-        registry = shared_subscriptions(self.view, self.context.settings.subscriber_buffer_size)
+        registry = self._registry()
         variables = payload.get("variables")
         group = registry.join(key, kind, member, lambda: self._stream_factory(operation, variables))
         if self._shared is None:
             self._shared = {}
         self._shared[op_id] = (member, group)
+
+    async def run_operation(self, operation: Operation[Any, None]) -> None:
+        """Strawberry's; a resuming shareable subscription may hand itself over to its
+        group once caught up (`gql_inventory.live.fanout.CatchUp`)."""
+        resuming = self._resuming.pop(operation.id, None) if self._resuming else None
+        if resuming is not None:
+            CatchUp(
+                self._registry(),
+                resuming[0],
+                lambda group, position: self._joined(operation, group, position),
+            ).enter()
+        await super().run_operation(operation)
+
+    def _joined(self, operation: Operation[Any, None], group: SharedGroup, position: int) -> None:
+        """A caught-up operation becomes a member of `group` (skipping up to `position`);
+        its own stream then ends without a `complete`."""
+        socket = self._socket
+        assert socket is not None  # only websocket operations resume
+        op_id = operation.id
+        member = Member(socket, op_id, lambda: self._ended(op_id, member), position)
+        operation.completed = True
+        operation.task = None
+        group.join(member)
+        if self._shared is None:
+            self._shared = {}
+        self._shared[op_id] = (member, group)
+
+    def _registry(self) -> SharedSubscriptions:
+        return shared_subscriptions(self.view, self.context.settings.subscriber_buffer_size)
 
     async def cleanup_operation(self, operation_id: str) -> None:
         """A client `complete` (or the end of the connection): leave the shared group, or
@@ -168,8 +207,11 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             return
         await super().cleanup_operation(operation_id)
 
-    def _shared_key(self, message: SubscribeMessage) -> tuple[GroupKey, str] | None:
-        """``(group key, metrics kind)`` when `message` may share, else None."""
+    def _shared_key(
+        self, message: SubscribeMessage, *, resuming: bool = False
+    ) -> tuple[GroupKey, str] | None:
+        """``(group key, metrics kind)`` when `message` may share (`resuming`: once its
+        resume cursor's catch-up is done), else None."""
         if not self.connection_acknowledged or self._socket is None:
             return None
         payload = message.get("payload")
@@ -181,7 +223,9 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
             return None
         if operation_name is not None and not isinstance(operation_name, str):
             return None
-        return group_key(payload["query"], operation_name, variables, self.context.is_admin)
+        return group_key(
+            payload["query"], operation_name, variables, self.context.is_admin, resuming=resuming
+        )
 
     def _stream_factory(
         self, operation: Operation[Any, None], variables: dict[str, Any] | None

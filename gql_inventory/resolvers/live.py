@@ -27,7 +27,7 @@ from gql_inventory.inventory import orders
 from gql_inventory.inventory.errors import OrderNotFound
 from gql_inventory.inventory.products import variant_ids_of
 from gql_inventory.live.buffers import SubscriberClosed
-from gql_inventory.live.fanout import current_group
+from gql_inventory.live.fanout import current_catch_up, current_group
 from gql_inventory.live.hub import Hub
 from gql_inventory.live.ledger import max_position
 from gql_inventory.live.wire import CURSOR_KIND
@@ -161,7 +161,10 @@ async def _stock_events(
                         last = event.position
                 if sub.buffer.go_live():
                     break  # else the buffer overflowed while replaying: read on from the ledger
+        catch_up = current_catch_up()
         while True:
+            if catch_up is not None and not len(sub.buffer) and catch_up.try_join(last):
+                return  # caught up: its group sends what comes after `last`
             try:
                 event = await sub.buffer.get()
             except SubscriberClosed as closed:
@@ -169,6 +172,8 @@ async def _stock_events(
                 return
             if event.position <= last:
                 continue
+            if group is not None:
+                group.position = event.position
             yield StockChangeEventType.from_event(event)
             if own:
                 sent.inc()
