@@ -121,13 +121,27 @@ class Member:
     """One subscribe operation in a group: its socket, its id, and (while its socket
     is slow) a backlog of encoded messages with the task draining it."""
 
-    __slots__ = ("backlog", "counted", "drain", "id_json", "on_end", "skip_through", "websocket")
+    __slots__ = (
+        "backlog",
+        "counted",
+        "drain",
+        "id_json",
+        "on_end",
+        "op_id",
+        "skip_through",
+        "websocket",
+    )
 
     def __init__(
-        self, websocket: WebSocket, op_id: str, on_end: Callable[[], None], skip_through: int = 0
+        self,
+        websocket: WebSocket,
+        op_id: str,
+        on_end: Callable[[Member], None],
+        skip_through: int = 0,
     ) -> None:
         self.websocket = websocket
         self.skip_through = skip_through
+        self.op_id = op_id
         self.id_json = json.dumps(op_id)
         self.on_end = on_end
         self.backlog: deque[str] | None = None
@@ -171,8 +185,9 @@ class SharedGroup:
             self._drop_backlog(member)
             if not self.members:
                 self.registry.forget(self)
-                if self.task is not None:
-                    self.task.cancel()
+                task, self.task = self.task, None  # no cycle through its traceback
+                if task is not None:
+                    task.cancel()
 
     # ---------------------------------------------------------------- resolver side
 
@@ -250,7 +265,7 @@ class SharedGroup:
             del self.members[member]
             metrics.SHARED_MEMBERS.dec()
             self._uncount(member)
-            member.on_end()
+            member.on_end(member)
 
     def _write(self, member: Member, text: str) -> bool:
         """Send `text` now if the socket takes it at once, else queue it (bounded)."""

@@ -83,6 +83,30 @@ async def reap(tasks: Iterable[asyncio.Task[Any]], *, interval: float = RECANCEL
     return again
 
 
+async def _no_receive() -> Any:
+    raise RuntimeError("a shared group's request receives nothing")
+
+
+async def _no_send(message: Any) -> None:
+    raise RuntimeError("a shared group's request sends nothing")
+
+
+def detached(websocket: WebSocket) -> WebSocket:
+    """A WebSocket with `websocket`'s path and headers but no connection: what a group's
+    context sees as its request (the role comes from the headers)."""
+    scope = websocket.scope
+    return WebSocket(
+        {
+            "type": "websocket",
+            "path": scope.get("path", "/"),
+            "headers": list(scope.get("headers", ())),
+            "query_string": scope.get("query_string", b""),
+        },
+        _no_receive,
+        _no_send,
+    )
+
+
 _registries: weakref.WeakKeyDictionary[Any, SharedSubscriptions] = weakref.WeakKeyDictionary()
 
 
@@ -159,7 +183,7 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         # The group keeps the document and variables: the member shares its key's text.
         operation = Operation(self, op_id, key[0], None, key[1])
         self.operations[op_id] = operation
-        member = Member(socket, op_id, lambda: self._ended(op_id, member))
+        member = Member(socket, op_id, self._ended)
         registry = self._registry()
         variables = payload.get("variables")
         group = registry.join(key, kind, member, lambda: self._stream_factory(operation, variables))
@@ -185,7 +209,7 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         socket = self._socket
         assert socket is not None  # only websocket operations resume
         op_id = operation.id
-        member = Member(socket, op_id, lambda: self._ended(op_id, member), position)
+        member = Member(socket, op_id, self._ended, position)
         operation.completed = True
         operation.task = None
         group.join(member)
@@ -231,25 +255,32 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         self, operation: Operation[Any, None], variables: dict[str, Any] | None
     ) -> StreamFactory:
         """How the group starts: Strawberry's stream of the operation, with a context of
-        its own (the founder's connection parameters: the same role)."""
+        its own on a detached copy of the founder's request (the same headers and
+        connection parameters: the same role). It keeps no reference to the founder's
+        connection, which may leave before the group ends."""
         socket = self._socket
+        assert socket is not None
+        request = detached(socket)
         params = getattr(self.context, "connection_params", None)
+        view, schema, root_value = self.view, self.schema, self.root_value
+        query, operation_name = operation.query, operation.operation_name
 
         async def stream() -> Any:
-            context = await self.view.get_context(socket, socket)
+            context = await view.get_context(request, request)
             context.connection_params = params
-            return await self.schema.stream(
-                operation.query,
+            return await schema.stream(
+                query,
                 variable_values=variables,
                 context_value=context,
-                root_value=self.root_value,
-                operation_name=operation.operation_name,
+                root_value=root_value,
+                operation_name=operation_name,
             )
 
         return stream
 
-    def _ended(self, op_id: str, member: Member) -> None:
+    def _ended(self, member: Member) -> None:
         """The group sent the member's last message (complete or error)."""
+        op_id = member.op_id
         if self._shared and self._shared.get(op_id, (None,))[0] is member:
             del self._shared[op_id]
             self.operations.pop(op_id, None)
