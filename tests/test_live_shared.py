@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import weakref
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.websockets import WebSocketState
 
+from gql_inventory.live.fanout import Member, SharedSubscriptions
 from gql_inventory.live.sharing import group_key
 from tests.support.catalog import Catalog, make_catalog, make_product
 from tests.support.live import (
@@ -332,3 +337,58 @@ def test_the_key_tells_roles_and_variables_apart() -> None:
     assert storefront == group_key(STOCK_CHANGED, None, {"after": None, "skus": ["A"]}, False)
     assert storefront != group_key(STOCK_CHANGED, None, {"skus": ["A"]}, True)
     assert storefront != group_key(STOCK_CHANGED, None, {"skus": ["B"]}, False)
+
+
+class _Socket:
+    """Stands in for a Starlette WebSocket: records what a member is sent."""
+
+    def __init__(self) -> None:
+        self.scope: dict[str, Any] = {}
+        self.application_state = WebSocketState.CONNECTED
+        self.sent: list[str] = []
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+
+async def test_members_leave_no_reference_behind() -> None:
+    """With the cyclic collector off, a member's socket is freed as soon as it leaves, and
+    the group's execution stops when the last member has left."""
+    started = asyncio.Event()
+    stopped = asyncio.Event()
+
+    async def results() -> AsyncIterator[Any]:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+        yield None  # pragma: no cover
+
+    async def stream() -> AsyncIterator[Any]:
+        return results()
+
+    registry = SharedSubscriptions(4, json.dumps)
+    key = group_key(STOCK_CHANGED, None, {"skus": ["A"]}, False)
+    assert key is not None
+    gc.disable()
+    try:
+        sockets = [_Socket(), _Socket()]
+        alive = [weakref.ref(s) for s in sockets]
+        members = [Member(s, f"op{i}", lambda m: None) for i, s in enumerate(sockets)]  # type: ignore[arg-type]
+        groups = {registry.join(key[0], key[1], m, lambda: stream) for m in members}
+        assert len(groups) == 1
+        assert len(registry) == 1
+        group = groups.pop()
+        await asyncio.wait_for(started.wait(), WAIT)
+        group.leave(members.pop(0))
+        del sockets[0]
+        assert alive[0]() is None
+        assert not stopped.is_set()
+        group.leave(members.pop())
+        del sockets[0], group, groups
+        await asyncio.wait_for(stopped.wait(), WAIT)
+        assert alive[1]() is None
+        assert len(registry) == 0
+    finally:
+        gc.enable()
