@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import RowMapping, select
@@ -62,19 +63,58 @@ __all__ = [
 
 
 class Loaders:
-    """The DataLoaders of one request. Build a new one per request (caches are per request)."""
+    """The DataLoaders of one request. Build a new one per request (caches are per request).
+
+    Each loader is made on first use: a websocket connection keeps its context (and this)
+    for its whole life, and most use none of them."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self.product_by_id = DataLoader[int, ProductRow | None](self._products_by_id)
-        self.variant_by_id = DataLoader[int, VariantRow | None](self._variants_by_id)
-        self.variant_by_sku = DataLoader[str, VariantRow | None](self._variants_by_sku)
-        self.variants_by_product = DataLoader[int, list[VariantRow]](self._variants_by_product)
-        self.location_by_id = DataLoader[int, LocationRow | None](self._locations_by_id)
-        self.levels_by_variant = DataLoader[int, list[LevelRow]](self._levels_by_variant)
-        self.level_by_id = DataLoader[int, LevelRow | None](self._levels_by_id)
-        self.reservation_lines = DataLoader[Any, list[tuple[int, int]]](self._reservation_lines)
-        self.orders = OrderLoaders(engine)
+
+    @cached_property
+    def product_by_id(self) -> DataLoader[int, ProductRow | None]:
+        """The `product_by_id` loader (made on first use)."""
+        return DataLoader[int, ProductRow | None](self._products_by_id)
+
+    @cached_property
+    def variant_by_id(self) -> DataLoader[int, VariantRow | None]:
+        """The `variant_by_id` loader (made on first use)."""
+        return DataLoader[int, VariantRow | None](self._variants_by_id)
+
+    @cached_property
+    def variant_by_sku(self) -> DataLoader[str, VariantRow | None]:
+        """The `variant_by_sku` loader (made on first use)."""
+        return DataLoader[str, VariantRow | None](self._variants_by_sku)
+
+    @cached_property
+    def variants_by_product(self) -> DataLoader[int, list[VariantRow]]:
+        """The `variants_by_product` loader (made on first use)."""
+        return DataLoader[int, list[VariantRow]](self._variants_by_product)
+
+    @cached_property
+    def location_by_id(self) -> DataLoader[int, LocationRow | None]:
+        """The `location_by_id` loader (made on first use)."""
+        return DataLoader[int, LocationRow | None](self._locations_by_id)
+
+    @cached_property
+    def levels_by_variant(self) -> DataLoader[int, list[LevelRow]]:
+        """The `levels_by_variant` loader (made on first use)."""
+        return DataLoader[int, list[LevelRow]](self._levels_by_variant)
+
+    @cached_property
+    def level_by_id(self) -> DataLoader[int, LevelRow | None]:
+        """The `level_by_id` loader (made on first use)."""
+        return DataLoader[int, LevelRow | None](self._levels_by_id)
+
+    @cached_property
+    def reservation_lines(self) -> DataLoader[Any, list[tuple[int, int]]]:
+        """The `reservation_lines` loader (made on first use)."""
+        return DataLoader[Any, list[tuple[int, int]]](self._reservation_lines)
+
+    @cached_property
+    def orders(self) -> OrderLoaders:
+        """The `orders` loader (made on first use)."""
+        return OrderLoaders(self._engine)
 
     async def _rows(self, stmt: Executable) -> Sequence[Any]:
         async with self._engine.connect() as conn:
@@ -157,10 +197,26 @@ class OrderLoaders:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self.reservation_by_id = DataLoader[Any, RowMapping | None](self._reservations)
-        self.order_by_id = DataLoader[Any, RowMapping | None](self._orders)
-        self.order_lines = DataLoader[Any, list[RowMapping]](self._order_lines)
-        self.payment_events = DataLoader[Any, list[RowMapping]](self._payment_events)
+
+    @cached_property
+    def reservation_by_id(self) -> DataLoader[Any, RowMapping | None]:
+        """The `reservation_by_id` loader (made on first use)."""
+        return DataLoader[Any, RowMapping | None](self._reservations)
+
+    @cached_property
+    def order_by_id(self) -> DataLoader[Any, RowMapping | None]:
+        """The `order_by_id` loader (made on first use)."""
+        return DataLoader[Any, RowMapping | None](self._orders)
+
+    @cached_property
+    def order_lines(self) -> DataLoader[Any, list[RowMapping]]:
+        """The `order_lines` loader (made on first use)."""
+        return DataLoader[Any, list[RowMapping]](self._order_lines)
+
+    @cached_property
+    def payment_events(self) -> DataLoader[Any, list[RowMapping]]:
+        """The `payment_events` loader (made on first use)."""
+        return DataLoader[Any, list[RowMapping]](self._payment_events)
 
     async def _rows(self, stmt: Executable) -> list[RowMapping]:
         async with self._engine.connect() as conn:

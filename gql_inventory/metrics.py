@@ -36,6 +36,17 @@ QUEUED_EVENTS = Gauge(
     "gql_inventory_subscriber_queued_events",
     "Events waiting in subscriber buffers (bounded by subscribers x buffer size).",
 )
+SHARED_GROUPS = Gauge(
+    "gql_inventory_shared_subscription_groups",
+    "Groups of identical subscriptions executed once per event for all their members.",
+)
+SHARED_MEMBERS = Gauge(
+    "gql_inventory_shared_subscription_members", "Subscribe operations served by a shared group."
+)
+SHARED_EXECUTIONS = Counter(
+    "gql_inventory_shared_subscription_executions",
+    "Events executed by shared groups (once per group, whatever its number of members).",
+)
 BACKEND_RECONNECTS = Counter(
     "gql_inventory_broadcast_reconnects", "Reconnections of the broadcast backend subscription."
 )

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     max_websocket_connections: int = Field(
         default=10_000, ge=1, description="Open GraphQL websockets per process."
     )
+    websocket_compression: bool = Field(
+        default=False,
+        description="Offer per-message deflate on websockets (`serve`): ~37 KiB more per "
+        "connection and a compression per socket per event.",
+    )
     live_poll_seconds: float = Field(
         default=1.0,
         gt=0,

@@ -126,10 +126,17 @@ class Hub:
         on_overflow: Callable[[str], None],
         *,
         replaying: bool = False,
+        counted: bool = True,
     ) -> StockSubscriber:
-        """Register a stock subscriber; it receives every event after `self.position`."""
+        """Register a stock subscriber; it receives every event after `self.position`.
+        `counted`: whether the subscribers gauge counts it (a shared group counts its
+        members instead)."""
         return self.subscribers.subscribe_stock(
-            variant_ids, on_overflow, start_position=self.position, replaying=replaying
+            variant_ids,
+            on_overflow,
+            start_position=self.position,
+            replaying=replaying,
+            counted=counted,
         )
 
     def unsubscribe_stock(self, sub: StockSubscriber) -> None:

@@ -31,6 +31,7 @@ class StockSubscriber:
     variant_ids: frozenset[int] | None
     buffer: EventBuffer[StockEvent]
     start_position: int
+    counted: bool = True
 
 
 @dataclass(eq=False)
@@ -57,20 +58,24 @@ class Subscribers:
         *,
         start_position: int,
         replaying: bool = False,
+        counted: bool = True,
     ) -> StockSubscriber:
         """Register a stock subscriber; it receives every event dispatched from now on
-        (those after `start_position`, the last one dispatched)."""
+        (those after `start_position`, the last one dispatched). `counted`: whether the
+        `gql_inventory_subscribers` gauge counts it (a shared group counts its members)."""
         sub = StockSubscriber(
             variant_ids=variant_ids,
             buffer=EventBuffer(self.buffer_size, on_overflow, replaying=replaying),
             start_position=start_position,
+            counted=counted,
         )
         if variant_ids is None:
             self._all.add(sub)
         else:
             for variant_id in variant_ids:
                 self._by_variant.setdefault(variant_id, set()).add(sub)
-        metrics.SUBSCRIBERS.labels("stock").inc()
+        if counted:
+            metrics.SUBSCRIBERS.labels("stock").inc()
         return sub
 
     def unsubscribe_stock(self, sub: StockSubscriber) -> None:
@@ -88,7 +93,7 @@ class Subscribers:
                     subs.discard(sub)
                     if not subs:
                         del self._by_variant[variant_id]
-        if found:
+        if found and sub.counted:
             metrics.SUBSCRIBERS.labels("stock").dec()
 
     def subscribe_alerts(self, on_overflow: Callable[[str], None]) -> AlertSubscriber:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,6 +25,9 @@ log = get_logger(__name__)
 TRY_AGAIN_LATER = 1013
 #: Close code sent to every open websocket when the server shuts down (RFC 6455 7.4.1).
 GOING_AWAY = 1001
+#: Close code of a subscriber too slow for its stream (not fatal for graphql-ws clients:
+#: they reconnect, and resume with their cursor).
+SLOW_CLOSE_CODE = 4008
 #: Scope key set once the server has started closing a connection (nothing more is sent).
 _SCOPE_CLOSING = "gql_inventory.closing"
 
@@ -42,6 +47,26 @@ def is_closing(websocket: WebSocket) -> bool:
     return bool(websocket.scope.get(_SCOPE_CLOSING)) or (
         websocket.application_state != WebSocketState.CONNECTED
     )
+
+
+_closing_tasks: set[asyncio.Task[None]] = set()
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):  # already gone: nothing to tell
+        await websocket.close(code=code, reason=reason[:120])
+
+
+def close_soon(websocket: WebSocket, code: int, reason: str) -> bool:
+    """Start closing `websocket` with `code` and `reason` (cut to 120 characters) unless
+    the server already closes it; nothing is sent on it afterwards (`is_closing`).
+    Returns False when it was already closing."""
+    if not mark_closing(websocket):
+        return False
+    task = asyncio.get_running_loop().create_task(_close(websocket, code, reason))
+    _closing_tasks.add(task)
+    task.add_done_callback(_closing_tasks.discard)
+    return True
 
 
 class WebSocketLimit:
@@ -76,14 +101,64 @@ class WebSocketLimit:
             metrics.WEBSOCKET_CONNECTIONS.dec()
 
 
+def _malloc_trim() -> Callable[[], object] | None:
+    """glibc's `malloc_trim(0)` (None elsewhere): hands free heap pages back to the OS."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+    if trim is None:
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
+class HeapTrimmer:
+    """Once `threshold` websockets have closed since the last trim, trim the C heap
+    `delay` seconds later: the memory of many departed connections (freed at once by
+    Python) goes back to the OS instead of staying in the process's free lists."""
+
+    def __init__(self, threshold: int = 500, delay: float = 2.0) -> None:
+        self.threshold = threshold
+        self.delay = delay
+        self.trims = 0
+        self._closed = 0
+        self._pending: asyncio.TimerHandle | None = None
+        self._trim = _malloc_trim()
+
+    def closed(self) -> None:
+        """One websocket closed."""
+        self._closed += 1
+        if self._closed >= self.threshold and self._pending is None and self._trim is not None:
+            self._pending = asyncio.get_running_loop().call_later(self.delay, self._run)
+
+    def _run(self) -> None:
+        self._pending = None
+        self._closed = 0
+        if self._trim is not None:
+            import gc
+            import time
+
+            t0 = time.perf_counter()
+            found = gc.collect()
+            t1 = time.perf_counter()
+            self._trim()
+            t2 = time.perf_counter()
+            log.warning("DEBUG trim", gc_ms=(t1 - t0) * 1000, found=found, trim_ms=(t2 - t1) * 1000)
+            self.trims += 1
+
+
 class OpenWebSockets:
     """The GraphQL websockets this process serves right now, so that a shutdown can close
-    each with 1001 ("going away") instead of dropping it."""
+    each with 1001 ("going away") instead of dropping it; many closing hand their memory
+    back (`HeapTrimmer`)."""
 
     def __init__(self) -> None:
         self._sockets: set[WebSocket] = set()
         self._empty = asyncio.Event()
         self._empty.set()
+        self.trimmer = HeapTrimmer()
 
     def __len__(self) -> int:
         return len(self._sockets)
@@ -99,6 +174,7 @@ class OpenWebSockets:
             self._sockets.discard(websocket)
             if not self._sockets:
                 self._empty.set()
+            self.trimmer.closed()
 
     async def going_away(self, grace: float, reason: str = "server shutting down") -> int:
         """Close every open websocket with 1001 and `reason`, then wait up to `grace`

@@ -5,13 +5,14 @@ Each resolver checks its arguments first, so a bad cursor, an unknown SKU or a
 missing admin token is answered with a GraphQL `error` message for the
 operation, then returns the event stream. Streams read from the process's hub
 (`gql_inventory.live.hub.Hub`); a stream whose buffer overflows gets its websocket
-closed with code 4008 and a reason that tells the client to resume.
+closed with code 4008 and a reason that tells the client to resume. A stream run by a
+shared group (`gql_inventory.live.fanout`: identical subscriptions executed once)
+closes all of the group's sockets instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
@@ -26,22 +27,20 @@ from gql_inventory.inventory import orders
 from gql_inventory.inventory.errors import OrderNotFound
 from gql_inventory.inventory.products import variant_ids_of
 from gql_inventory.live.buffers import SubscriberClosed
+from gql_inventory.live.fanout import current_catch_up, current_group
 from gql_inventory.live.hub import Hub
 from gql_inventory.live.ledger import max_position
 from gql_inventory.live.wire import CURSOR_KIND
-from gql_inventory.live.wslimit import is_closing, mark_closing
+from gql_inventory.live.wslimit import SLOW_CLOSE_CODE, close_soon, is_closing
 from gql_inventory.loaders import Loaders
 from gql_inventory.resolvers.cursors import check_stock_cursor, encode_cursor
 from gql_inventory.schema.events import LowStockAlertType, StockChangeEventType
 from gql_inventory.schema.orders import OrderType
 
-#: Websocket close code for a subscriber whose buffer overflowed (not fatal for
-#: graphql-ws clients: they reconnect, and resume with their cursor).
-SLOW_CLOSE_CODE = 4008
+__all__ = ["SLOW_CLOSE_CODE"]
+
 #: Most SKUs one `stockChanged` may name.
 MAX_SKUS = 1000
-
-_closing_tasks: set[asyncio.Task[None]] = set()
 
 
 class LiveUnavailable(PublicError):
@@ -69,30 +68,30 @@ async def _hub(info: Info[Context, None]) -> Hub:
     return hub
 
 
-async def _close(websocket: WebSocket, reason: str) -> None:
-    with contextlib.suppress(Exception):
-        await websocket.close(code=SLOW_CLOSE_CODE, reason=reason[:120])
-
-
 def _closer(info: Info[Context, None]) -> Callable[[str], None]:
-    """What to do when this connection's subscriber overflows: close the websocket once."""
+    """What to do when this subscriber overflows: close the websocket once (a shared
+    group's execution: close every member's)."""
+    group = current_group()
+    if group is not None:
+        return group.overflowed
     request = info.context.request
 
     def close(reason: str) -> None:
-        if not isinstance(request, WebSocket) or not mark_closing(request):
-            return
-        task = asyncio.get_running_loop().create_task(_close(request, reason))
-        _closing_tasks.add(task)
-        task.add_done_callback(_closing_tasks.discard)
+        if isinstance(request, WebSocket):
+            close_soon(request, SLOW_CLOSE_CODE, reason)
 
     return close
 
 
 async def _after_close(info: Info[Context, None], closed: SubscriberClosed) -> None:
-    """A dropped subscriber: when its connection is being closed, wait to be cancelled
-    (sending anything more would race the close); otherwise report why."""
+    """A dropped subscriber: when its connection (its group's) is being closed, wait to
+    be cancelled (sending anything more would race the close); otherwise report why."""
+    group = current_group()
     request = info.context.request
-    if isinstance(request, WebSocket) and is_closing(request):
+    if group is not None:
+        if group.closing:
+            await asyncio.Event().wait()
+    elif isinstance(request, WebSocket) and is_closing(request):
         await asyncio.Event().wait()
     raise SubscriptionClosed(closed.reason)
 
@@ -142,8 +141,14 @@ async def _stock_events(
 ) -> AsyncGenerator[StockChangeEventType, None]:
     # Register first, so every event dispatched from now on is buffered; then replay
     # the ledger after the cursor; then the buffer, skipping what the replay sent.
-    sub = hub.subscribe_stock(variant_ids, _closer(info), replaying=after is not None)
+    group = current_group()
+    sub = hub.subscribe_stock(
+        variant_ids, _closer(info), replaying=after is not None, counted=group is None
+    )
+    if group is not None:
+        group.went_live()  # its members count as subscribers; it counts what it sends
     sent = metrics.EVENTS_SENT.labels("stock")
+    own = group is None  # a group counts the messages it writes itself
     try:
         last = sub.start_position if after is None else after
         if after is not None:
@@ -151,11 +156,15 @@ async def _stock_events(
                 async for page in hub.replay(last, variant_ids):
                     for event in page:
                         yield StockChangeEventType.from_event(event)
-                        sent.inc()
+                        if own:
+                            sent.inc()
                         last = event.position
                 if sub.buffer.go_live():
                     break  # else the buffer overflowed while replaying: read on from the ledger
+        catch_up = current_catch_up()
         while True:
+            if catch_up is not None and not len(sub.buffer) and catch_up.try_join(last):
+                return  # caught up: its group sends what comes after `last`
             try:
                 event = await sub.buffer.get()
             except SubscriberClosed as closed:
@@ -163,11 +172,16 @@ async def _stock_events(
                 return
             if event.position <= last:
                 continue
+            if group is not None:
+                group.position = event.position
             yield StockChangeEventType.from_event(event)
-            sent.inc()
+            if own:
+                sent.inc()
             last = event.position
     finally:
         hub.unsubscribe_stock(sub)
+        if group is not None:
+            group.stopped()
 
 
 # ---------------------------------------------------------------- lowStockAlerts
