@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
+from sqlalchemy import RowMapping
 
 from gql_inventory import metrics
 from gql_inventory.inventory.errors import DomainError
@@ -62,7 +63,7 @@ class Reserved:
     of the table's columns, ``created_at`` being the batch transaction's time)."""
 
     id: uuid.UUID
-    row: Mapping[str, Any]
+    row: RowMapping
 
 
 class ReserveBatcher:
@@ -199,7 +200,9 @@ class ReserveBatcher:
                 if not pending.future.done():
                     pending.future.set_exception(outcome)
             elif not pending.future.done():
-                pending.future.set_result(Reserved(outcome, result.created[outcome]))
+                # a plain dict of the table's columns: its readers only index it by column name
+                row = cast(RowMapping, result.created[outcome])
+                pending.future.set_result(Reserved(outcome, row))
         return conn
 
 
