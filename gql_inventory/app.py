@@ -63,7 +63,7 @@ class InventoryGraphQL(GraphQL[Context, None]):
         return Context(
             request=request,
             services=self.services,
-            loaders=Loaders(self.services.engine),
+            loaders=Loaders.of(self.services),
             response=response,
         )
 
