@@ -74,7 +74,7 @@ class Context:
     @cached_property
     def loaders(self) -> Loaders:
         """This request's (or websocket connection's) DataLoaders, made on first use."""
-        return Loaders(self.services.engine)
+        return Loaders.of(self.services)
 
     @property
     def settings(self) -> Settings:

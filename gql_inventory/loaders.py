@@ -1,8 +1,12 @@
-"""Per-request DataLoaders: batched Core reads, one query per batch, whatever the page size.
+"""Per-request loaders: answers from the process's read model when it may be trusted,
+else batched Core reads (one query per batch, whatever the page size).
 
-Each batch runs on its own pooled connection (reads only), so loaders that fire
-in the same tick may run concurrently. Rows come back as small frozen
-dataclasses (`gql_inventory.inventory.rows`); GraphQL types are
+The read model (`gql_inventory.live.reads`: the stock projection and the catalog
+snapshot, kept current by live events) answers without touching the database; what it
+cannot answer (live events off or not in sync, a row created since the snapshot) goes
+to a DataLoader made on first use. Each batch runs on its own pooled connection
+(reads only), so loaders that fire in the same tick may run concurrently. Rows come
+back as small frozen dataclasses (`gql_inventory.inventory.rows`); GraphQL types are
 built from them in `gql_inventory.schema`.
 """
 
@@ -11,13 +15,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 from strawberry.dataloader import DataLoader
 
+from gql_inventory.inventory.locations import locations_by_priority
+from gql_inventory.inventory.products import ProductPage, product_by_handle, product_page
 from gql_inventory.inventory.rows import (
     LEVEL_COLUMNS,
     LOCATION_COLUMNS,
@@ -32,6 +38,7 @@ from gql_inventory.inventory.rows import (
     product_row,
     variant_row,
 )
+from gql_inventory.lookup import MISS, Lookup, Miss
 from gql_inventory.models import (
     Location,
     Order,
@@ -44,14 +51,21 @@ from gql_inventory.models import (
     Variant,
 )
 
+if TYPE_CHECKING:
+    from gql_inventory.live.catalog import CatalogSnapshot
+    from gql_inventory.live.reads import ReadModel
+    from gql_inventory.services import Services
+
 __all__ = [
     "LEVEL_COLUMNS",
     "LOCATION_COLUMNS",
+    "MISS",
     "PRODUCT_COLUMNS",
     "VARIANT_COLUMNS",
     "LevelRow",
     "Loaders",
     "LocationRow",
+    "Lookup",
     "OrderLoaders",
     "ProductRow",
     "VariantRow",
@@ -63,58 +77,148 @@ __all__ = [
 
 
 class Loaders:
-    """The DataLoaders of one request. Build a new one per request (caches are per request).
+    """The loaders of one request (`Loaders.of(services)`; caches are per request).
 
-    Each loader is made on first use: a websocket connection keeps its context (and this)
-    for its whole life, and most use none of them."""
+    `reads` is the process's read model (None: live events off, every read queries
+    the database); each loader is built when a resolver first uses it.
+    """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, reads: ReadModel | None = None) -> None:
         self._engine = engine
+        self._reads = reads
+
+    @classmethod
+    def of(cls, services: Services) -> Loaders:
+        """The loaders of one request served by `services`."""
+        live = services.live
+        return cls(services.engine, live.reads if live is not None else None)
+
+    def catalog_changed(self) -> None:
+        """This process just committed a catalog change (e.g. a low-stock threshold):
+        catalog reads go to the database until the snapshot has it."""
+        if self._reads is not None:
+            self._reads.catalog_changed()
+
+    # ------------------------------------------------------------ read-model answers
+
+    def _catalog(self) -> CatalogSnapshot | None:
+        return self._reads.catalog() if self._reads is not None else None
+
+    def _fast_product(self, product_id: int) -> ProductRow | Miss | None:
+        snapshot = self._catalog()
+        found = snapshot.products.get(product_id) if snapshot is not None else None
+        return MISS if found is None else found
+
+    def _fast_variant(self, variant_id: int) -> VariantRow | Miss | None:
+        snapshot = self._catalog()
+        found = snapshot.variants.get(variant_id) if snapshot is not None else None
+        return MISS if found is None else found
+
+    def _fast_sku(self, sku: str) -> VariantRow | Miss | None:
+        snapshot = self._catalog()
+        found = snapshot.variants_by_sku.get(sku) if snapshot is not None else None
+        return MISS if found is None else found
+
+    def _fast_product_variants(self, product_id: int) -> list[VariantRow] | Miss:
+        snapshot = self._catalog()
+        if snapshot is None or product_id not in snapshot.products:
+            return MISS
+        return snapshot.variants_by_product.get(product_id, [])
+
+    def _fast_location(self, location_id: int) -> LocationRow | Miss | None:
+        snapshot = self._catalog()
+        found = snapshot.locations.get(location_id) if snapshot is not None else None
+        return MISS if found is None else found
+
+    def _fast_levels(self, variant_id: int) -> list[LevelRow] | Miss:
+        stock = self._reads.stock() if self._reads is not None else None
+        return MISS if stock is None else stock.levels_of(variant_id)
+
+    def _fast_level(self, level_id: int) -> LevelRow | Miss | None:
+        stock = self._reads.stock() if self._reads is not None else None
+        found = stock.level(level_id) if stock is not None else None
+        return MISS if found is None else found
+
+    # ------------------------------------------------------------ loaders
 
     @cached_property
-    def product_by_id(self) -> DataLoader[int, ProductRow | None]:
-        """The `product_by_id` loader (made on first use)."""
-        return DataLoader[int, ProductRow | None](self._products_by_id)
+    def product_by_id(self) -> Lookup[int, ProductRow | None]:
+        """Products by id (None: no such product)."""
+        return Lookup(self._products_by_id, self._fast_product)
 
     @cached_property
-    def variant_by_id(self) -> DataLoader[int, VariantRow | None]:
-        """The `variant_by_id` loader (made on first use)."""
-        return DataLoader[int, VariantRow | None](self._variants_by_id)
+    def variant_by_id(self) -> Lookup[int, VariantRow | None]:
+        """Variants by id."""
+        return Lookup(self._variants_by_id, self._fast_variant)
 
     @cached_property
-    def variant_by_sku(self) -> DataLoader[str, VariantRow | None]:
-        """The `variant_by_sku` loader (made on first use)."""
-        return DataLoader[str, VariantRow | None](self._variants_by_sku)
+    def variant_by_sku(self) -> Lookup[str, VariantRow | None]:
+        """Variants by SKU."""
+        return Lookup(self._variants_by_sku, self._fast_sku)
 
     @cached_property
-    def variants_by_product(self) -> DataLoader[int, list[VariantRow]]:
-        """The `variants_by_product` loader (made on first use)."""
-        return DataLoader[int, list[VariantRow]](self._variants_by_product)
+    def variants_by_product(self) -> Lookup[int, list[VariantRow]]:
+        """A product's variants in the product's order."""
+        return Lookup(self._variants_by_product, self._fast_product_variants)
 
     @cached_property
-    def location_by_id(self) -> DataLoader[int, LocationRow | None]:
-        """The `location_by_id` loader (made on first use)."""
-        return DataLoader[int, LocationRow | None](self._locations_by_id)
+    def location_by_id(self) -> Lookup[int, LocationRow | None]:
+        """Locations by id."""
+        return Lookup(self._locations_by_id, self._fast_location)
 
     @cached_property
-    def levels_by_variant(self) -> DataLoader[int, list[LevelRow]]:
-        """The `levels_by_variant` loader (made on first use)."""
-        return DataLoader[int, list[LevelRow]](self._levels_by_variant)
+    def levels_by_variant(self) -> Lookup[int, list[LevelRow]]:
+        """A variant's stock levels by location priority (from the projection when trusted)."""
+        return Lookup(self._levels_by_variant, self._fast_levels)
 
     @cached_property
-    def level_by_id(self) -> DataLoader[int, LevelRow | None]:
-        """The `level_by_id` loader (made on first use)."""
-        return DataLoader[int, LevelRow | None](self._levels_by_id)
+    def level_by_id(self) -> Lookup[int, LevelRow | None]:
+        """Stock levels by id (from the projection when trusted)."""
+        return Lookup(self._levels_by_id, self._fast_level)
 
     @cached_property
     def reservation_lines(self) -> DataLoader[Any, list[tuple[int, int]]]:
-        """The `reservation_lines` loader (made on first use)."""
+        """Per reservation id: ``[(variant_id, quantity summed over locations), ...]``."""
         return DataLoader[Any, list[tuple[int, int]]](self._reservation_lines)
 
     @cached_property
     def orders(self) -> OrderLoaders:
-        """The `orders` loader (made on first use)."""
+        """Reservations, orders and their lines."""
         return OrderLoaders(self._engine)
+
+    # ------------------------------------------------------------ catalog reads
+
+    async def product_page(
+        self, *, first: int, after_id: int | None, query: str | None, low_stock_only: bool
+    ) -> ProductPage:
+        """A page of products by id (`inventory.products.product_page`); from the catalog
+        snapshot when there is no filter and it may be trusted."""
+        snapshot = None if query or low_stock_only else self._catalog()
+        if snapshot is not None:
+            return snapshot.product_page(first=first, after_id=after_id)
+        async with self._engine.connect() as conn:
+            return await product_page(
+                conn, first=first, after_id=after_id, query=query, low_stock_only=low_stock_only
+            )
+
+    async def product_by_handle(self, handle: str) -> ProductRow | None:
+        """The product with this exact handle, or None."""
+        snapshot = self._catalog()
+        found = snapshot.products_by_handle.get(handle) if snapshot is not None else None
+        if found is not None:
+            return found
+        async with self._engine.connect() as conn:
+            return await product_by_handle(conn, handle)
+
+    async def locations(self) -> list[LocationRow]:
+        """Every location, lowest priority first (ties: lowest id)."""
+        snapshot = self._catalog()
+        if snapshot is not None:
+            return list(snapshot.locations_by_priority)
+        async with self._engine.connect() as conn:
+            return await locations_by_priority(conn)
+
+    # ------------------------------------------------------------ batches (SQL)
 
     async def _rows(self, stmt: Executable) -> Sequence[Any]:
         async with self._engine.connect() as conn:

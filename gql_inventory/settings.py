@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     live_events: bool = Field(
         default=True, description="Run the relay and the live-events hub in the app process."
     )
+    stock_projection: bool = Field(
+        default=True,
+        description="With live events on, serve stock reads from the in-process projection "
+        "and catalog snapshot (docs/adr/0009-stock-projection.md); off: every read queries "
+        "the database.",
+    )
     stripe_api_key: SecretStr | None = Field(
         default=None,
         description="Stripe secret key (sk_...). Set: payments go to Stripe, and `serve` "

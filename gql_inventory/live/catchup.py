@@ -61,10 +61,11 @@ class LedgerCatchUp:
                 log.warning("live.database_unavailable", error=repr(exc))
                 await asyncio.sleep(self.poll_seconds)
 
-    async def catch_up(self, why: str) -> None:
-        """Dispatch every ledger event after `position` (`why` is logged)."""
+    async def catch_up(self, why: str) -> bool:
+        """Dispatch every ledger event after `position` (`why` is logged); False when
+        reading the ledger failed (it stopped short)."""
         async with self._lock:
-            await self._catch_up_locked(why)
+            return await self._catch_up_locked(why)
 
     async def on_stock(self, events: list[StockEvent]) -> None:
         """Broadcast events arrived: dispatch those after `position`, in order, reading
@@ -105,9 +106,11 @@ class LedgerCatchUp:
         metrics.HUB_POSITION.set(event.position)
         await self._dispatch_event(event)
 
-    async def _catch_up_locked(self, why: str) -> None:
-        """Dispatch every ledger event after `self.position` (caller holds `_lock`)."""
+    async def _catch_up_locked(self, why: str) -> bool:
+        """Dispatch every ledger event after `self.position` (caller holds `_lock`);
+        False when reading the ledger failed."""
         start = self.position
+        complete = True
         try:
             while True:
                 async with self.engine.connect() as conn:
@@ -116,12 +119,14 @@ class LedgerCatchUp:
                 for event in page:
                     if event.position != self.position + 1:  # pragma: no cover - gap-free
                         log.error("live.ledger_gap", at=self.position, got=event.position)
-                        return
+                        return False
                     await self._dispatch(event)
                 if len(page) < LEDGER_PAGE:
                     break
         except Exception as exc:
             log.warning("live.catch_up_failed", error=repr(exc), why=why)
+            complete = False
         if self.position != start:
             metrics.LEDGER_CATCH_UPS.inc()
             log.info("live.caught_up", why=why, start=start, position=self.position)
+        return complete

@@ -71,9 +71,14 @@ class Hub:
             on_orders=self.orders.notify,
             on_subscribed=self._on_subscribed,
         )
+        #: Called with each event, in position order, before subscribers get it (the
+        #: read model's projection: `gql_inventory.live.reads`).
+        self.observers: list[Callable[[StockEvent], None]] = []
+        self._subscribed_epoch = -1
+        self._synced_epoch = -1
         self.catchup = LedgerCatchUp(
             engine,
-            self.subscribers.dispatch,
+            self._dispatch,
             on_progress=self.listener.touch,
             poll_seconds=config.poll_seconds,
         )
@@ -83,6 +88,12 @@ class Hub:
     def position(self) -> int:
         """Ledger position of the last event dispatched."""
         return self.catchup.position
+
+    @property
+    def in_sync(self) -> bool:
+        """True while subscribed to the backend and caught up from the ledger since that
+        (re)subscription: every committed event reaches this hub, none is missing."""
+        return self.pubsub.connected and self._synced_epoch == self.pubsub.epoch
 
     # ------------------------------------------------------------ lifecycle
 
@@ -200,8 +211,21 @@ class Hub:
     async def _on_stock(self, events: list[StockEvent]) -> None:
         await self.catchup.on_stock(events)
 
+    async def _dispatch(self, event: StockEvent) -> None:
+        for observe in self.observers:
+            observe(event)
+        await self.subscribers.dispatch(event)
+
     async def _on_subscribed(self) -> None:
-        await self.catchup.catch_up("subscribed")
+        self._subscribed_epoch = self.pubsub.epoch
+        await self._sync("subscribed")
+
+    async def _sync(self, why: str) -> None:
+        """Catch up from the ledger; in sync with this subscription once that succeeded."""
+        epoch = self._subscribed_epoch
+        self._synced_epoch = -1
+        if await self.catchup.catch_up(why):
+            self._synced_epoch = epoch
 
     async def _listen(self) -> None:
         await self.catchup.init_position()
@@ -214,6 +238,8 @@ class Hub:
             await asyncio.sleep(interval)
             try:
                 await self.listener.heartbeat()
+                if self._subscribed_epoch == self.pubsub.epoch != self._synced_epoch:
+                    await self._sync("resync")  # the catch-up after subscribing failed
                 await self.catchup.poll()
                 await self.orders.poll()
             except asyncio.CancelledError:

@@ -150,6 +150,12 @@ class PubSub:
         self._broadcast: Broadcast | None = None
         self._lock = asyncio.Lock()
         self._lost = asyncio.Event()
+        self._epoch = 0
+
+    @property
+    def epoch(self) -> int:
+        """How many times a connection was opened: tells a reconnection from the same one."""
+        return self._epoch
 
     @property
     def connected(self) -> bool:
@@ -167,6 +173,7 @@ class PubSub:
             raise PubSubError(f"cannot connect to {redact(self.url)}: {exc!r}") from exc
         self._broadcast = broadcast
         self._lost = asyncio.Event()
+        self._epoch += 1
         log.info("pubsub.connected", backend=self.kind, url=redact(self.url))
 
     def mark_lost(self, reason: str) -> None:

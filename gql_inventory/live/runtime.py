@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from gql_inventory.live.hub import Hub, HubSettings
 from gql_inventory.live.pubsub import PubSub, PubSubError, backend_url
+from gql_inventory.live.reads import ReadModel
 from gql_inventory.live.relay import Relay
 from gql_inventory.live.wire import channel_for
 from gql_inventory.logs import get_logger
@@ -57,7 +58,19 @@ class LiveEvents:
         self.pubsub = PubSub(backend_url(settings.broadcast_url, database_url))
         self.hub = Hub(engine, self.pubsub, channel_for(database_url), hub_settings(settings))
         self.relay = Relay(engine, self.hub.publish_stock, poll_seconds=settings.live_poll_seconds)
+        #: The stock projection and catalog snapshot reads are served from (None with
+        #: `STOCK_PROJECTION` off): docs/adr/0009-stock-projection.md.
+        self.reads: ReadModel | None = None
+        if settings.stock_projection:
+            self.reads = ReadModel(
+                engine,
+                hub_ready=self.hub.catchup.ready,
+                in_sync=lambda: self.hub.in_sync,
+                poll_seconds=settings.live_poll_seconds,
+            )
+            self.hub.observers.append(self.reads.apply_event)
         self._relay_task: asyncio.Task[None] | None = None
+        self._reads_task: asyncio.Task[None] | None = None
         self._running = False
         self._started = False
 
@@ -81,6 +94,8 @@ class LiveEvents:
         self._started = True
         await self.hub.start()
         self._relay_task = asyncio.create_task(self.relay.run(), name="live-relay")
+        if self.reads is not None:
+            self._reads_task = asyncio.create_task(self.reads.run(), name="live-reads")
         self.relay.wake()
         self._running = True
         log.info("live.started", backend=self.pubsub.kind, channel=self.hub.channel)
@@ -91,11 +106,12 @@ class LiveEvents:
         if not self._running:
             return
         self._running = False
-        task, self._relay_task = self._relay_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        for task in (self._reads_task, self._relay_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._relay_task = self._reads_task = None
         await self.hub.stop()
         log.info("live.stopped")
 
@@ -111,8 +127,11 @@ class LiveEvents:
     # ------------------------------------------------------------ EventSink
 
     async def publish(self, movements: Sequence[AppliedMovement]) -> None:
-        """Movements were committed: while running, the relay positions and publishes
-        them (now rather than at its next poll)."""
+        """Movements were committed: the stock projection takes them at once (so this
+        process reads its own writes), and, while running, the relay positions and
+        publishes them (now rather than at its next poll)."""
+        if self.reads is not None:
+            self.reads.apply_movements(movements)
         if movements and self._running:
             self.relay.wake()
 

@@ -7,8 +7,6 @@ from strawberry.types import Info
 
 from gql_inventory.context import Context
 from gql_inventory.errors import BadRequest
-from gql_inventory.inventory.locations import locations_by_priority
-from gql_inventory.inventory.products import product_by_handle, product_page
 from gql_inventory.resolvers.cursors import decode_cursor
 from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
 from gql_inventory.schema.connections import ProductConnection, ProductEdge, forward_page
@@ -29,8 +27,7 @@ async def product(
         row = await info.context.loaders.product_by_id.load(int(id))
         return ProductType.from_row(row) if row else None
     assert handle is not None  # exactly one of them was given
-    async with info.context.engine.connect() as conn:
-        found = await product_by_handle(conn, handle)
+    found = await info.context.loaders.product_by_handle(handle)
     return ProductType.from_row(found) if found else None
 
 
@@ -46,10 +43,9 @@ async def products(
     if not 0 <= first <= MAX_PAGE_SIZE:
         raise BadRequest(f"first must be between 0 and {MAX_PAGE_SIZE}")
     after_id = decode_cursor("product", after) if after is not None else None
-    async with info.context.engine.connect() as conn:
-        page = await product_page(
-            conn, first=first, after_id=after_id, query=query, low_stock_only=bool(low_stock_only)
-        )
+    page = await info.context.loaders.product_page(
+        first=first, after_id=after_id, query=query, low_stock_only=bool(low_stock_only)
+    )
     for row in page.products:
         info.context.loaders.product_by_id.prime(row.id, row)
     edges, page_info = forward_page(
@@ -80,6 +76,4 @@ async def variants(info: Info[Context, None], skus: list[str]) -> list[VariantTy
 
 async def locations(info: Info[Context, None]) -> list[LocationType]:
     """Every location, by priority (the order reservations draw from)."""
-    async with info.context.engine.connect() as conn:
-        rows = await locations_by_priority(conn)
-    return [LocationType.from_row(row) for row in rows]
+    return [LocationType.from_row(row) for row in await info.context.loaders.locations()]

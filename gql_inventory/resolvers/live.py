@@ -99,7 +99,7 @@ async def _after_close(info: Info[Context, None], closed: SubscriberClosed) -> N
 def _fresh_loaders(info: Info[Context, None]) -> None:
     """A websocket's context lives as long as the connection: give each event fresh
     DataLoaders so nested fields show current figures."""
-    info.context.loaders = Loaders(info.context.engine)
+    info.context.loaders = Loaders.of(info.context.services)
 
 
 # ---------------------------------------------------------------- stockChanged
