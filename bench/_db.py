@@ -93,6 +93,17 @@ async def make_template(server: str) -> str:
     return url
 
 
+async def fresh_database(prefix: str) -> tuple[str, str]:
+    """``(server URL, URL of a new empty database migrated to head)`` named after `prefix`,
+    on `server_url()`'s server (for benchmarks that seed their own catalog)."""
+    server = server_url()
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    await _admin(server, f'CREATE DATABASE "{name}"')
+    url = database_url(server, name)
+    await asyncio.to_thread(upgrade_database, url)
+    return server, url
+
+
 async def copy_database(server: str, template: str) -> str:
     """URL of a new database copied from `template` (no connection may be open on it)."""
     name = f"{_name(template)}_{uuid.uuid4().hex[:4]}"

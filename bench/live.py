@@ -60,6 +60,18 @@ def fanout_rows(run: Run) -> None:
             clients.close()
         time.sleep(3.0)
         rss_after = server.rss()
+        # A second wave of as many idle subscribers: memory the first wave gave back to the
+        # process's allocators (not to the OS) is reused, so a leak shows as growth here.
+        again = Clients(run.processes, [server.ws_url], sku, count, per_process=PER_PROCESS)
+        try:
+            again.wait_open()
+            wait_registered(client, again, sku)
+            time.sleep(2.0)
+            rss_again = server.rss()
+        finally:
+            again.close()
+        time.sleep(3.0)
+        rss_final = server.rss()
 
     row = Row(path=f"one change to {count:,} subscribers, {rounds} changes", clients=f"{count:,}")
     _delivery_row(row, delivery)
@@ -81,18 +93,25 @@ def fanout_rows(run: Run) -> None:
 
     taken = (rss_with - rss_before) / count
     returned = (rss_with - rss_after) / count
+    regrown = (rss_again - rss_with) / count
     memory = Row(
         path="server RSS per idle subscriber",
         clients=f"{count:,}",
-        throughput=f"{taken:.1f} KiB each, {returned:.1f} KiB returned",
+        throughput=(
+            f"{taken:.1f} KiB each; after they left {returned:.1f} KiB each back to the OS; "
+            f"a 2nd wave grew RSS {regrown:+.1f} KiB each"
+        ),
         goal="< 32 KiB, returned",
     )
     memory.notes.append(
         f"serve RSS {rss_before / 1024:.1f} MiB before, {rss_with / 1024:.1f} MiB with "
-        f"{count:,} idle subscribers, {rss_after / 1024:.1f} MiB 3 s after they left; "
-        "'returned' means at least 75% of the growth given back"
+        f"{count:,} idle subscribers, {rss_after / 1024:.1f} MiB 3 s after they left, "
+        f"{rss_again / 1024:.1f} MiB with a second wave of {count:,}, "
+        f"{rss_final / 1024:.1f} MiB after it left. 'Returned': at least 75% of the growth "
+        "given back to the OS, or reused by the next wave (it grows RSS by at most 10% of "
+        "the first wave's growth): freed memory stays in Python's and glibc's free lists"
     )
-    memory.met = taken < 32 and returned >= 0.75 * taken
+    memory.met = taken < 32 and (returned >= 0.75 * taken or regrown <= 0.1 * taken)
     run.rows["7"] = memory
 
 
