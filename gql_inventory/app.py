@@ -24,6 +24,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from gql_inventory.bodylimit import BodyLimit, error_body
 from gql_inventory.context import Context
+from gql_inventory.gcpolicy import serving_gc
 from gql_inventory.live.wshandler import InventoryTransportWSHandler
 from gql_inventory.live.wslimit import OpenWebSockets, WebSocketLimit, going_away_on_signal
 from gql_inventory.logs import configure_logging, get_logger
@@ -133,7 +134,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     ``/readyz`` (database reachable: 200, else 503), ``/metrics`` (Prometheus),
     ``POST /webhooks/stripe``, ``GET /admin`` (the dashboard) and ``/static`` (its and
     GraphiQL's vendored assets). The lifespan runs the live-events hub and relay, the
-    expiry sweeper and the pending-payment check (each when its interval is not 0).
+    expiry sweeper and the pending-payment check (each when its interval is not 0), and
+    tunes the garbage collector for serving (`gcpolicy.serving_gc`).
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json, access_log=settings.access_log)
@@ -185,6 +187,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                             timedelta(seconds=settings.pending_payment_min_age_seconds),
                         )
                     )
+                background.enter_context(serving_gc())  # last: freezes what start-up made
                 yield
         finally:
             await services.close()
