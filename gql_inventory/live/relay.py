@@ -78,7 +78,7 @@ async def assign_positions(engine: AsyncEngine, *, limit: int = 1000) -> list[St
     relay holds the lock.
     """
     async with engine.connect() as conn:
-        pg = (await conn.get_raw_connection()).driver_connection  # asyncpg's Connection
+        pg: Any = (await conn.get_raw_connection()).driver_connection  # asyncpg.Connection
         try:
             async with pg.transaction():
                 if not await pg.fetchval(_TRY_LOCK, RELAY_LOCK_KEY):
