@@ -15,6 +15,10 @@ so it numbers movements in an order no later commit can undercut:
 The relay runs in every app process; it is woken after each local commit that
 wrote movements, and polls as a backstop (movements written by the CLI, or a
 process that died between commit and wake-up, are positioned within a poll).
+
+A pass borrows a pooled connection and talks to asyncpg directly (no SQLAlchemy
+statement or result layer, no greenlet hop per statement): it runs after every
+group commit of reserveStock, so its cost is per batch (docs/adr/0011-request-path.md).
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory import metrics
@@ -36,10 +40,9 @@ log = get_logger(__name__)
 #: pg advisory lock key of the relay ("gqlinv-relay" folded into a bigint).
 RELAY_LOCK_KEY = 0x67716C696E765F72
 
-_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
+_TRY_LOCK = "SELECT pg_try_advisory_xact_lock($1)"
 
-_ASSIGN = text(
-    f"""
+_ASSIGN = f"""
     WITH top AS (
         SELECT coalesce(max(position), 0) AS position FROM stock_movements
     ),
@@ -48,7 +51,7 @@ _ASSIGN = text(
           FROM (SELECT id FROM stock_movements
                  WHERE position IS NULL
                  ORDER BY id
-                 LIMIT :limit) AS unpositioned
+                 LIMIT $1) AS unpositioned
     ),
     positioned AS (
         UPDATE stock_movements m
@@ -61,7 +64,6 @@ _ASSIGN = text(
       FROM positioned m JOIN variants v ON v.id = m.variant_id
      ORDER BY m.position
     """
-)
 
 #: How often a pass retries while another relay holds the lock (then it waits for the poll).
 _MAX_LOCK_RETRIES = 500
@@ -75,11 +77,27 @@ async def assign_positions(engine: AsyncEngine, *, limit: int = 1000) -> list[St
     Returns the newly positioned events in position order, or None when another
     relay holds the lock.
     """
-    async with engine.begin() as conn:
-        if not (await conn.execute(_TRY_LOCK, {"key": RELAY_LOCK_KEY})).scalar_one():
-            return None
-        rows = (await conn.execute(_ASSIGN, {"limit": limit})).all()
-    return [StockEvent.from_row(row) for row in rows]
+    async with engine.connect() as conn:
+        pg: Any = (await conn.get_raw_connection()).driver_connection  # asyncpg.Connection
+        try:
+            async with pg.transaction():
+                if not await pg.fetchval(_TRY_LOCK, RELAY_LOCK_KEY):
+                    return None
+                rows = await pg.fetch(_ASSIGN, limit)
+        except BaseException:
+            # the pool never saw this connection fail: drop it rather than hand it on
+            await conn.invalidate()
+            raise
+    return [StockEvent.from_row(_Row(row)) for row in rows]
+
+
+class _Row:
+    """An asyncpg record seen as a SQLAlchemy row (`StockEvent.from_row` reads `_mapping`)."""
+
+    __slots__ = ("_mapping",)
+
+    def __init__(self, record: Any) -> None:
+        self._mapping = record
 
 
 class Relay:

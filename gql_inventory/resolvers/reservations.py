@@ -39,27 +39,32 @@ def _lines(lines: list[StockLineInput]) -> list[LineRequest]:
     return [LineRequest(sku=line.sku, quantity=line.quantity) for line in lines]
 
 
+#: The `created` child of the reservations counter (a `labels()` lookup costs a lock and a
+#: dict probe per call).
+_RESERVATIONS_CREATED = metrics.RESERVATIONS.labels("created")
+
+
 async def reserve_stock(info: Info[Context, None], input: ReserveStockInput) -> ReserveStockPayload:
     """Reserve every line or none."""
-    services = info.context.services
+    context = info.context
+    actor = context.actor
     try:
         reserved = await reserve_stock_use_case(
-            services,
+            context.services,
             _lines(input.lines),
             ttl_seconds=input.ttl_seconds,
-            idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
-            actor=info.context.actor,
+            idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=actor),
+            actor=actor,
         )
     except DomainError as error:
         return ReserveStockPayload(reservation=None, user_errors=user_errors(error))
-    metrics.RESERVATIONS.labels("created").inc()
+    _RESERVATIONS_CREATED.inc()
     if isinstance(reserved, Reserved):  # the committed row came back with the batch
-        reservation_id = reserved.id
-        info.context.loaders.orders.reservation_by_id.prime(reservation_id, reserved.row)
-    else:
-        reservation_id = reserved
+        return ReserveStockPayload(
+            reservation=ReservationType.from_row(reserved.row), user_errors=[]
+        )
     return ReserveStockPayload(
-        reservation=await reservation_payload(info, reservation_id), user_errors=[]
+        reservation=await reservation_payload(info, reserved), user_errors=[]
     )
 
 

@@ -10,10 +10,12 @@ gets its own memo (and stream-usage map), which the event's execution alone uses
 
 from __future__ import annotations
 
-from typing import Any
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLResolveInfoHelpers
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
@@ -23,11 +25,23 @@ from gql_inventory.outage import is_database_outage
 
 log = get_logger(__name__)
 
+T = TypeVar("T")
+
 _PER_EXECUTION_MEMOS = ("_relevant_sub_fields", "_stream_usages")
 
 
 class SubscriptionSafeExecutionContext(StrawberryGraphQLCoreExecutionContext):
-    """Strawberry's execution context with a fresh subfield memo per subscription event."""
+    """Strawberry's execution context with a fresh subfield memo per subscription event,
+    and resolver helpers (`info.async_helpers`) that reach it through a weak reference."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # graphql-core binds the helpers to the executor: a reference cycle that kept every
+        # request's executor, context and request for the cyclic collector (~70 objects a
+        # request). Weakly bound, they go when the request does.
+        self.async_helpers = GraphQLResolveInfoHelpers(
+            gather=_weakly(self.gather_async_work), track=_weakly(self.track_async_work)
+        )
 
     def build_per_event_executor(self, payload: Any) -> Any:
         executor = super().build_per_event_executor(payload)
@@ -36,6 +50,20 @@ class SubscriptionSafeExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if memo is not None:
                 setattr(executor, name, type(memo)())
         return executor
+
+
+def _weakly(method: Callable[..., T]) -> Callable[..., T]:
+    """`method`, called through a weak reference to its object (`ReferenceError` once
+    the object is gone)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any, **kwargs: Any) -> T:
+        bound = ref()
+        if bound is None:
+            raise ReferenceError("the execution these helpers belong to is over")
+        return bound(*args, **kwargs)
+
+    return call
 
 
 class InventorySchema(strawberry.Schema):

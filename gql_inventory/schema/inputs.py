@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import strawberry
+from strawberry.types.arguments import InputContext
+from strawberry.types.base import get_object_definition
 
 from gql_inventory.schema.enums import AdjustmentReason
 
@@ -47,6 +52,23 @@ class ReserveStockInput:
         description="Seconds until the reservation expires unpaid and its units go back: 1 to "
         "7200, null: 900 (server defaults). updateReservation restarts the same span.",
     )
+
+
+def _reserve_stock_input(cls: type, value: Mapping[str, Any], _: InputContext) -> ReserveStockInput:
+    """`ReserveStockInput` (or `cls`, a subclass) from its input value, keyed by GraphQL
+    names and already coerced and validated by graphql-core (an omitted optional field
+    holds its published default, None, or is missing). Built directly: strawberry's
+    generic conversion resolves every field's annotation and name per request, ~40 µs
+    of a reserveStock's CPU (docs/adr/0011-request-path.md)."""
+    lines = [StockLineInput(sku=line["sku"], quantity=line["quantity"]) for line in value["lines"]]
+    return cls(  # type: ignore[no-any-return]
+        lines=lines,
+        idempotency_key=value.get("idempotencyKey"),
+        ttl_seconds=value.get("ttlSeconds"),
+    )
+
+
+get_object_definition(ReserveStockInput, strict=True).from_input = _reserve_stock_input
 
 
 @strawberry.input(
