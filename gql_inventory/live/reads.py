@@ -14,7 +14,7 @@ when each may be trusted by reads (docs/adr/0009-stock-projection.md).
 
 Otherwise readers get None and read the database, as without live events.
 
-`epoch` counts every change of what readers may see (each applied figure, each new
+`epoch` counts every change of what readers may see (each figure taken, each new
 snapshot, each local catalog change); `tag()` pairs it with the snapshot's version, so
 an answer computed from the read model stays right exactly while the tag is unchanged
 (the response cache, docs/adr/0012-read-response-cache.md).
@@ -135,8 +135,8 @@ class ReadModel:
             )
 
     def _apply(self, figures: _Figures) -> None:
-        self.epoch += 1
-        self.projection.apply(*figures)
+        if self.projection.apply(*figures):  # not an echo of figures already held
+            self.epoch += 1
         if self._recording is not None:
             self._recording.append(figures)
 
