@@ -30,6 +30,7 @@ from gql_inventory.live.wslimit import OpenWebSockets, WebSocketLimit, going_awa
 from gql_inventory.logs import configure_logging, get_logger
 from gql_inventory.metrics import metrics_endpoint
 from gql_inventory.payment_checker import payment_checker
+from gql_inventory.response_cache.asgi import ResponseCache
 from gql_inventory.schema import build_schema
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
@@ -267,7 +268,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             log.info("app.stopped")
 
     limit = settings.max_request_bytes
-    graphql_http = BodyLimit(graphql, limit)
+    cache = ResponseCache.build(graphql, services)  # None when off (ADR 0012)
+    graphql_http = BodyLimit(cache or graphql, limit)
     app = InventoryApp(
         graphql_post=graphql_http,
         routes=[
@@ -287,4 +289,5 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     )
     app.state.services = services
     app.state.graphql = graphql
+    app.state.response_cache = cache
     return app

@@ -4,7 +4,8 @@ else batched Core reads (one query per batch, whatever the page size).
 The read model (`gql_inventory.live.reads`: the stock projection and the catalog
 snapshot, kept current by live events) answers without touching the database; what it
 cannot answer (live events off or not in sync, a row created since the snapshot) goes
-to a DataLoader made on first use. Each batch runs on its own pooled connection
+to a DataLoader made on first use, and marks the request's read trace (so its response
+is not cached: `gql_inventory.response_cache`). Each batch runs on its own pooled connection
 (reads only), so loaders that fire in the same tick may run concurrently. Rows come
 back as small frozen dataclasses (`gql_inventory.inventory.rows`); GraphQL types are
 built from them in `gql_inventory.schema`.
@@ -50,6 +51,7 @@ from gql_inventory.models import (
     StockLevel,
     Variant,
 )
+from gql_inventory.response_cache.trace import note_database_read
 
 if TYPE_CHECKING:
     from gql_inventory.live.catalog import CatalogSnapshot
@@ -196,6 +198,7 @@ class Loaders:
         snapshot = None if query or low_stock_only else self._catalog()
         if snapshot is not None:
             return snapshot.product_page(first=first, after_id=after_id)
+        note_database_read()
         async with self._engine.connect() as conn:
             return await product_page(
                 conn, first=first, after_id=after_id, query=query, low_stock_only=low_stock_only
@@ -207,6 +210,7 @@ class Loaders:
         found = snapshot.products_by_handle.get(handle) if snapshot is not None else None
         if found is not None:
             return found
+        note_database_read()
         async with self._engine.connect() as conn:
             return await product_by_handle(conn, handle)
 
@@ -215,12 +219,14 @@ class Loaders:
         snapshot = self._catalog()
         if snapshot is not None:
             return list(snapshot.locations_by_priority)
+        note_database_read()
         async with self._engine.connect() as conn:
             return await locations_by_priority(conn)
 
     # ------------------------------------------------------------ batches (SQL)
 
     async def _rows(self, stmt: Executable) -> Sequence[Any]:
+        note_database_read()
         async with self._engine.connect() as conn:
             result = await conn.execute(stmt)
             return [r._mapping for r in result]
@@ -323,6 +329,7 @@ class OrderLoaders:
         return DataLoader[Any, list[RowMapping]](self._payment_events)
 
     async def _rows(self, stmt: Executable) -> list[RowMapping]:
+        note_database_read()
         async with self._engine.connect() as conn:
             return [r._mapping for r in await conn.execute(stmt)]
 

@@ -126,6 +126,15 @@ GRAPHQL_LATENCY = Histogram(
     ["operation", "type"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+_RESPONSE_CACHE = Counter(
+    "gql_inventory_response_cache",
+    "Cacheable read requests by result (hit: answered from the response cache; miss: "
+    "executed; stored: a miss whose response was kept). Hits skip the operation histogram.",
+    ["result"],
+)
+RESPONSE_CACHE_HITS = _RESPONSE_CACHE.labels("hit")
+RESPONSE_CACHE_MISSES = _RESPONSE_CACHE.labels("miss")
+RESPONSE_CACHE_STORED = _RESPONSE_CACHE.labels("stored")
 
 #: Distinct GraphQL operation names labelled per process; later names count as "other".
 MAX_OPERATION_NAMES = 100

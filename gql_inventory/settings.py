@@ -215,6 +215,19 @@ class Settings(BaseSettings):
         description="Estimated memory (bytes) of parsed and validated documents kept for "
         "reuse; 0 turns the cache off.",
     )
+    response_cache_entries: int = Field(
+        default=4096,
+        ge=0,
+        description="Most responses to stock and catalog reads kept for reuse while the "
+        "read model is unchanged (docs/adr/0012-read-response-cache.md); 0 turns the "
+        "response cache off.",
+    )
+    response_cache_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=0,
+        description="Memory (bytes) of those responses and their keys; one response may "
+        "take a sixteenth of it at most; 0 turns the response cache off.",
+    )
     outage_retry_after_seconds: int = Field(
         default=5,
         ge=1,

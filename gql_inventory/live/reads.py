@@ -13,6 +13,11 @@ when each may be trusted by reads (docs/adr/0009-stock-projection.md).
   (created since) is read from the database by the caller.
 
 Otherwise readers get None and read the database, as without live events.
+
+`epoch` counts every change of what readers may see (each figure taken, each new
+snapshot, each local catalog change); `tag()` pairs it with the snapshot's version, so
+an answer computed from the read model stays right exactly while the tag is unchanged
+(the response cache, docs/adr/0012-read-response-cache.md).
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ class ReadModel:
         self.poll_seconds = poll_seconds
         self.max_age = max(3 * poll_seconds, 3.0)
         self.loaded = asyncio.Event()
+        #: Grows by one with every change readers may see (never goes back).
+        self.epoch = 0
         self._engine = engine
         self._hub_ready = hub_ready
         self._in_sync = in_sync
@@ -89,6 +96,14 @@ class ReadModel:
         ):
             return None
         return snapshot
+
+    def tag(self) -> tuple[int, int] | None:
+        """``(epoch, catalog version)`` while both stock and catalog reads may trust the
+        read model, else None: equal tags mean every read-model answer is unchanged."""
+        snapshot = self.catalog()
+        if snapshot is None or self.stock() is None:
+            return None
+        return (self.epoch, snapshot.version)
 
     # ------------------------------------------------------------ writers
 
@@ -120,7 +135,8 @@ class ReadModel:
             )
 
     def _apply(self, figures: _Figures) -> None:
-        self.projection.apply(*figures)
+        if self.projection.apply(*figures):  # not an echo of figures already held
+            self.epoch += 1
         if self._recording is not None:
             self._recording.append(figures)
 
@@ -128,6 +144,7 @@ class ReadModel:
         """This process committed a catalog change: read the catalog from the database
         until a snapshot loaded after now is in place (read-your-writes)."""
         self._changes += 1
+        self.epoch += 1
         self._wake.set()
 
     # ------------------------------------------------------------ lifecycle
@@ -179,6 +196,7 @@ class ReadModel:
             self._recording = None
         self.projection = projection
         self.snapshot = snapshot
+        self.epoch += 1
         self._changes_loaded = changes
         self._checked_at = started
         self.loaded.set()

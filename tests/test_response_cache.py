@@ -1,0 +1,342 @@
+"""The response cache on a running app (docs/adr/0012-read-response-cache.md).
+
+The app's lifespan runs (relay, hub, read model); requests go through ASGI. "Another
+process" is the test's own engine, heard by the app's hub only through the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import Receive, Scope, Send
+
+from gql_inventory.app import create_app
+from gql_inventory.inventory.ledger import apply_movement
+from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.live.reads import ReadModel
+from gql_inventory.models import MovementKind, Variant
+from gql_inventory.response_cache.asgi import ResponseCache
+from gql_inventory.response_cache.operations import READ_FIELDS, ReadOperations
+from gql_inventory.services import Services
+from gql_inventory.settings import Settings
+from tests.support.catalog import Catalog
+from tests.support.invariants import assert_invariants
+from tests.support.live import eventually
+
+VARIANT = (
+    "query($sku: String!) { variant(sku: $sku) { sku title lowStockThreshold available "
+    "stockLevels { location { name } available version } } }"
+)
+READS = [
+    (VARIANT, {"sku": "MUG"}),
+    (
+        "query($s: [String!]!) { variants(skus: $s) { sku available isLowStock } }",
+        {"s": ["MUG", "CAP"]},
+    ),
+    (
+        "{ products(first: 2) { edges { cursor node { handle totalAvailable "
+        "variants { sku available } } } pageInfo { hasNextPage endCursor } } }",
+        None,
+    ),
+    ("{ locations { name priority isDefault } }", None),
+]
+RESERVE = (
+    'mutation { reserveStock(input: {lines: [{sku: "MUG", quantity: 1}]}) { userErrors { code } } }'
+)
+ADMIN = {"Authorization": "Bearer admin-secret"}
+
+
+def _count(result: str) -> float:
+    return (
+        REGISTRY.get_sample_value("gql_inventory_response_cache_total", {"result": result}) or 0.0
+    )
+
+
+@dataclass
+class Running:
+    client: httpx.AsyncClient
+    uncached: httpx.AsyncClient  # the same view, straight (no cache in front)
+    services: Services
+    cache: ResponseCache | None
+
+    @property
+    def reads(self) -> ReadModel:
+        assert self.services.live is not None
+        assert self.services.live.reads is not None
+        return self.services.live.reads
+
+    async def post(
+        self, query: str, variables: Any = None, *, admin: bool = False
+    ) -> httpx.Response:
+        body = {"query": query, "variables": variables}
+        response = await self.client.post("/graphql", json=body, headers=ADMIN if admin else {})
+        assert response.status_code == 200, response.text
+        return response
+
+    async def available(self, sku: str) -> int:
+        data = (await self.post(VARIANT, {"sku": sku})).json()
+        assert "errors" not in data, data
+        return int(data["data"]["variant"]["available"])
+
+
+@pytest.fixture
+async def running(
+    request: pytest.FixtureRequest, database_url: str, catalog: Catalog
+) -> AsyncIterator[Running]:
+    values: dict[str, Any] = {
+        "admin_tokens": ["admin-secret"],
+        "live_poll_seconds": 0.2,
+        "expiry_interval_seconds": 0,
+        "pending_payment_check_interval_seconds": 0,
+        **getattr(request, "param", {}),
+    }
+    app = create_app(Settings(**values), database_url=database_url)
+    services: Services = app.state.services
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        straight = httpx.ASGITransport(app=app.state.graphql)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+            httpx.AsyncClient(transport=straight, base_url="http://testserver") as uncached,
+        ):
+            run = Running(client, uncached, services, app.state.response_cache)
+            if services.live is not None and services.live.reads is not None:
+                reads = services.live.reads
+
+                async def trusted() -> bool:
+                    return reads.tag() is not None
+
+                await eventually(trusted, what="the read model to be trusted")
+            yield run
+
+
+async def _same_three_ways(run: Running, query: str, variables: Any, admin: bool) -> bytes:
+    """Miss, then hit, then the view without the cache: the same status, headers, bytes."""
+    headers = ADMIN if admin else {}
+    body = {"query": query, "variables": variables}
+    hits = _count("hit")
+    miss = await run.client.post("/graphql", json=body, headers=headers)
+    hit = await run.client.post("/graphql", json=body, headers=headers)
+    straight = await run.uncached.post("/graphql", json=body, headers=headers)
+    assert _count("hit") == hits + 1
+    assert miss.status_code == hit.status_code == straight.status_code == 200
+    assert miss.content == hit.content == straight.content
+    assert miss.headers.raw == hit.headers.raw == straight.headers.raw
+    assert "errors" not in miss.json()
+    return miss.content
+
+
+async def test_a_hit_follows_a_miss_with_the_bytes_execution_gives(running: Running) -> None:
+    for admin in (False, True):
+        for query, variables in READS:
+            await _same_three_ways(running, query, variables, admin)
+    assert running.cache is not None
+    assert len(running.cache.store) == 2 * len(READS)
+    # after changes, fresh answers are again what execution gives
+    await running.post(RESERVE.replace("quantity: 1", "quantity: 3"))
+    for admin in (False, True):
+        for query, variables in READS:
+            await _same_three_ways(running, query, variables, admin)
+
+
+async def test_a_reservation_made_here_shows_in_the_next_read(running: Running) -> None:
+    assert await running.available("SHIRT-S") == await running.available("SHIRT-S") == 12
+    body = (
+        await running.post(
+            'mutation { reserveStock(input: {lines: [{sku: "SHIRT-S", quantity: 5}]}) '
+            "{ userErrors { code } } }"
+        )
+    ).json()
+    assert body["data"]["reserveStock"]["userErrors"] == []
+    assert await running.available("SHIRT-S") == 7
+
+
+async def test_a_change_committed_elsewhere_shows_once_dispatched(
+    running: Running, sessions: async_sessionmaker[AsyncSession], catalog: Catalog
+) -> None:
+    assert await running.available("MUG") == await running.available("MUG") == 50
+    async with running.services.engine.connect() as conn:
+        level_id = (
+            await conn.execute(
+                text("SELECT id FROM stock_levels WHERE variant_id = :v AND location_id = :l"),
+                {"v": catalog.variants["MUG"], "l": catalog.locations["Main"]},
+            )
+        ).scalar_one()
+    epoch = running.reads.epoch
+    async with sessions.begin() as session:  # another engine: the hub hears it by the ledger
+        await apply_movement(
+            UnitOfWork(session, actor="import"),
+            level_id=level_id,
+            kind=MovementKind.RECEIPT,
+            on_hand_delta=4,
+        )
+
+    async def dispatched() -> bool:
+        return running.reads.epoch > epoch
+
+    await eventually(dispatched, what="the hub to dispatch the receipt")
+    assert await running.available("MUG") == 54
+
+
+async def test_catalog_changes_invalidate_entries(
+    running: Running, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    before = (await running.post(VARIANT, {"sku": "MUG"})).json()["data"]["variant"]
+    snapshot = running.reads.snapshot
+    assert snapshot is not None
+    async with sessions.begin() as session:  # elsewhere: seen when the snapshot reloads
+        await session.execute(update(Variant).where(Variant.sku == "MUG").values(title="Big"))
+
+    async def reloaded() -> bool:
+        current = running.reads.catalog()
+        return current is not None and current.version != snapshot.version
+
+    await eventually(reloaded, what="the catalog snapshot to reload")
+    after = (await running.post(VARIANT, {"sku": "MUG"})).json()["data"]["variant"]
+    assert before["title"] != "Big"
+    assert after["title"] == "Big"
+    # here: read back at once, though the snapshot reloads later
+    set_threshold = (
+        'mutation { setLowStockThreshold(input: {sku: "MUG", threshold: 7}) '
+        "{ userErrors { code } } }"
+    )
+    assert (await running.post(set_threshold, admin=True)).json()["data"]["setLowStockThreshold"][
+        "userErrors"
+    ] == []
+    again = (await running.post(VARIANT, {"sku": "MUG"})).json()["data"]["variant"]
+    assert again["lowStockThreshold"] == 7
+
+
+async def test_a_change_during_execution_is_never_served(
+    running: Running, catalog: Catalog
+) -> None:
+    cache = running.cache
+    assert cache is not None
+    view = cache.app
+    reads = running.reads
+
+    async def then_change(scope: Scope, receive: Receive, send: Send) -> None:
+        await view(scope, receive, send)  # computed at the old figures...
+        async with running.services.sessions.begin() as session:  # ...which then change
+            level_id = (
+                await session.execute(
+                    text("SELECT id FROM stock_levels WHERE variant_id = :v ORDER BY id LIMIT 1"),
+                    {"v": catalog.variants["CAP"]},
+                )
+            ).scalar_one()
+            uow = UnitOfWork(session, actor="import")
+            await apply_movement(uow, level_id=level_id, kind=MovementKind.RECEIPT, on_hand_delta=2)
+        await running.services.events.publish(uow.movements)
+
+    cache.app = then_change
+    try:
+        assert await running.available("CAP") == 0
+    finally:
+        cache.app = view
+    assert reads.tag() is not None
+    assert await running.available("CAP") == 2
+
+
+async def test_admin_and_anonymous_callers_never_share_an_entry(running: Running) -> None:
+    cache = running.cache
+    assert cache is not None
+    await _same_three_ways(running, VARIANT, {"sku": "CAP"}, admin=True)
+    misses = _count("miss")
+    await running.post(VARIANT, {"sku": "CAP"})
+    assert _count("miss") == misses + 1  # the admin's entry is not the anonymous one's
+    # Were an admin-only field cacheable, an admin's answer must still not reach others:
+    cache.operations = ReadOperations(READ_FIELDS | {"stockMovements"})
+    ledger = "{ stockMovements(first: 1) { edges { node { kind } } } }"
+    admin = await running.post(ledger, admin=True)
+    assert (await running.post(ledger, admin=True)).content == admin.content
+    assert "errors" not in admin.json()
+    anonymous = (await running.post(ledger)).json()
+    assert anonymous["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_mutations_and_other_reads_are_never_cached(running: Running) -> None:
+    cache = running.cache
+    assert cache is not None
+    others = [
+        (
+            RESERVE,
+            False,
+        ),
+        ("{ stockCursor }", False),
+        ('{ variant(sku: "MUG") { sku } stockCursor }', False),
+        ('{ variant(sku: "NOPE") { sku } }', False),  # unknown: asked the database
+        ('{ products(first: 2, query: "mug") { edges { node { handle } } } }', False),  # SQL
+        ("{ products(first: 1000) { edges { cursor } } }", False),  # an error
+        ("{ stockMovements(first: 1) { edges { cursor } } }", True),
+    ]
+    for query, admin in others:
+        await running.post(query, admin=admin)
+        await running.post(query, admin=admin)
+    assert len(cache.store) == 0
+
+
+@pytest.mark.parametrize(
+    "running",
+    [
+        {"response_cache_entries": 0},
+        {"response_cache_bytes": 0},
+        {"live_events": False},
+        {"stock_projection": False},
+    ],
+    indirect=True,
+)
+async def test_the_cache_is_off_by_setting_and_without_the_read_model(running: Running) -> None:
+    assert running.cache is None
+    hits = _count("hit")
+    await running.available("MUG")
+    await running.available("MUG")
+    assert _count("hit") == hits
+
+
+async def test_nothing_is_served_while_the_hub_is_out_of_sync(running: Running) -> None:
+    assert running.services.live is not None
+    await running.available("MUG")
+    running.services.live.pubsub.mark_lost("test: backend gone")
+    assert running.reads.tag() is None
+    hits = _count("hit")
+    await running.available("MUG")
+    assert _count("hit") == hits
+
+
+async def test_concurrent_readers_see_every_commit_in_order(
+    running: Running, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """16 clients read MUG in a loop while one reserves 10 times, reading after each
+    response: it reads its own write, and no reader ever sees a figure go back up."""
+    done = asyncio.Event()
+    seen: list[list[int]] = [[] for _ in range(16)]
+
+    async def reader(mine: list[int]) -> None:
+        while not done.is_set():
+            mine.append(await running.available("MUG"))
+            await asyncio.sleep(0)  # a hit in process never waits: let the others run
+
+    async def writer() -> None:
+        try:
+            for k in range(1, 11):
+                reserve = RESERVE
+                assert (await running.post(reserve)).json()["data"]["reserveStock"][
+                    "userErrors"
+                ] == []
+                assert await running.available("MUG") == 50 - k
+        finally:
+            done.set()
+
+    await asyncio.gather(writer(), *(reader(s) for s in seen))
+    for figures in seen:
+        assert figures == sorted(figures, reverse=True)
+    assert _count("hit") > 0
+    await assert_invariants(sessions)

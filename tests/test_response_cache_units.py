@@ -1,0 +1,207 @@
+"""The response cache's parts without a database: which requests it may keep, the bounded
+store, and the ASGI wrapper in front of a fake app (docs/adr/0012-read-response-cache.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import orjson
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from gql_inventory.response_cache.asgi import ResponseCache
+from gql_inventory.response_cache.operations import ReadOperations
+from gql_inventory.response_cache.store import ENTRY_OVERHEAD, ResponseStore, Tag
+from gql_inventory.response_cache.trace import note_database_read
+
+READ = "query($sku: String!) { variant(sku: $sku) { available } }"
+
+
+def _body(query: str, **extra: Any) -> bytes:
+    return json.dumps({"query": query, **extra}).encode()
+
+
+@pytest.mark.parametrize(
+    ("query", "name", "allowed"),
+    [
+        (READ, None, True),
+        ('{ variants(skus: ["A"]) { sku } products(first: 2) { edges { cursor } } }', None, True),
+        ("{ locations { name } product(id: 1) { title } __typename }", None, True),
+        ('query Q { ...F } fragment F on Query { variant(sku: "A") { sku } }', None, True),
+        ('{ ... on Query { variant(sku: "A") { sku } } ... { locations { id } } }', None, True),
+        ('query A { variant(sku: "A") { sku } } query B { stockCursor }', "A", True),
+        ('query A { variant(sku: "A") { sku } } query B { stockCursor }', "B", False),
+        ('query A { variant(sku: "A") { sku } } query B { stockCursor }', None, False),
+        ('query A { variant(sku: "A") { sku } }', "Other", False),
+        ("mutation { reserveStock(input: {lines: []}) { userErrors { code } } }", None, False),
+        ("subscription { stockChanged { sku } }", None, False),
+        ('{ variant(sku: "A") { sku } stockMovements { edges { cursor } } }', None, False),
+        ("{ stockCursor }", None, False),
+        ("{ __schema { types { name } } }", None, False),
+        ("{ ...F } fragment F on Query { orders { edges { cursor } } }", None, False),
+        ("{ ...Missing }", None, False),
+        ("{ variant(sku: ", None, False),
+    ],
+)
+def test_only_one_query_of_whitelisted_root_fields_is_cacheable(
+    query: str, name: str | None, allowed: bool
+) -> None:
+    operations = ReadOperations()
+    assert operations.post(_body(query, operationName=name)) is allowed
+    assert operations.post(_body(query, operationName=name)) is allowed  # memoised alike
+    assert (
+        operations.get(
+            urlencode({"query": query, **({"operationName": name} if name else {})}).encode()
+        )
+        is allowed
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[]",
+        json.dumps([{"query": READ}]).encode(),  # a batch
+        json.dumps({"query": READ, "extensions": {"persistedQuery": {}}}).encode(),
+        json.dumps({"query": READ, "variables": [1]}).encode(),
+        json.dumps({"query": READ, "operationName": 3}).encode(),
+        json.dumps({"query": None}).encode(),
+    ],
+)
+def test_bodies_strawberry_would_refuse_or_treat_apart_are_not_cacheable(body: bytes) -> None:
+    assert not ReadOperations().post(body)
+
+
+def test_classifications_are_remembered_within_bounds() -> None:
+    operations = ReadOperations(memo_entries=10, memo_text=100)
+    for n in range(50):
+        assert operations.document(f'{{ v{n}: variant(sku: "A") {{ sku }} }}', None)
+    assert len(operations._memo) == 10
+    operations.document('{ variant(sku: "A") { sku } }' + " " * 200, None)  # too long to keep
+    assert len(operations._memo) == 10
+
+
+def test_the_store_drops_least_recently_used_entries_past_either_limit() -> None:
+    store = ResponseStore(max_entries=3, max_bytes=16 * (ENTRY_OVERHEAD + 200))
+    tag: Tag = (1, 1)
+    for key in "abcd":
+        assert store.put(key, 1, tag, 200, (), b"x" * 10)
+    assert len(store) == 3
+    assert store.get("a", tag) is None  # dropped first
+    assert store.get("b", tag) is not None  # now the most recent
+    store.put("e", 1, tag, 200, (), b"x" * 10)
+    assert store.get("c", tag) is None
+    assert store.get("b", tag) is not None
+    # bytes: a large-ish entry pushes older ones out until the total fits
+    small = ResponseStore(max_entries=100, max_bytes=16 * (ENTRY_OVERHEAD + 100))
+    for n in range(40):
+        small.put(n, 1, tag, 200, (), b"y" * 90)
+        assert small.bytes <= small.max_bytes
+    assert not small.put("huge", 1, tag, 200, (), b"z" * small.max_bytes)  # over 1/16
+    assert small.get("huge", tag) is None
+
+
+def test_an_entry_of_another_tag_is_never_returned_and_is_dropped() -> None:
+    store = ResponseStore(max_entries=10, max_bytes=1 << 20)
+    store.put("k", 1, (1, 5), 200, (), b"old")
+    assert store.get("k", (2, 5)) is None
+    assert len(store) == 0
+    assert store.bytes == 0
+    assert store.get("k", (1, 5)) is None  # tags never come back, nor does the entry
+
+
+class FakeView:
+    """An ASGI app answering `{"data": {"n": <calls>}}`; reads SQL when told to."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.database = False
+        self.errors = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.calls += 1
+        if scope["method"] == "POST":
+            while (await receive()).get("more_body"):
+                pass
+        if self.database:
+            note_database_read()
+        data: dict[str, Any] = {"data": {"n": self.calls}}
+        if self.errors:
+            data["errors"] = [{"message": "no"}]
+        body = orjson.dumps(data)
+        headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _cache(view: FakeView, tag: list[Tag | None], **store: int) -> ResponseCache:
+    return ResponseCache(
+        view,
+        tag=lambda: tag[0],
+        role=lambda auth: "" if auth is None else f"admin:{auth.decode()}",
+        store=ResponseStore(
+            max_entries=store.get("max_entries", 100), max_bytes=store.get("max_bytes", 1 << 20)
+        ),
+        operations=ReadOperations(),
+    )
+
+
+async def test_the_wrapper_serves_stored_bytes_until_the_tag_moves() -> None:
+    view = FakeView()
+    tag: list[Tag | None] = [(1, 1)]
+    cache = _cache(view, tag)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=cache), base_url="http://t"
+    ) as c:
+        body = {"query": READ, "variables": {"sku": "A"}}
+        first = await c.post("/graphql", json=body)
+        second = await c.post("/graphql", json=body)
+        assert first.content == second.content == b'{"data":{"n":1}}'
+        assert first.headers == second.headers
+        assert view.calls == 1
+        admin = await c.post("/graphql", json=body, headers={"Authorization": "x"})
+        assert admin.json() == {"data": {"n": 2}}  # another role: its own entry
+        got = await c.get("/graphql", params={"query": READ, "variables": '{"sku":"A"}'})
+        assert got.json() == {"data": {"n": 3}}
+        assert (
+            await c.get("/graphql", params={"query": READ, "variables": '{"sku":"A"}'})
+        ).json() == {"data": {"n": 3}}
+        tag[0] = (2, 1)
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 4}}
+        tag[0] = None  # untrusted read model: no lookups, nothing kept
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 5}}
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 6}}
+        tag[0] = (3, 1)
+        view.database = True
+        await c.post("/graphql", json=body)
+        view.database, view.errors = False, True
+        await c.post("/graphql", json=body)
+        view.errors = False
+        await c.post("/graphql", content=orjson.dumps(body), headers={"content-type": "text/plain"})
+        await c.post("/graphql", json=body, headers={"accept": "multipart/mixed"})
+        assert view.calls == 10
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 11}}
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 11}}
+
+
+async def test_endless_distinct_variables_do_not_grow_memory() -> None:
+    view = FakeView()
+    cache = _cache(view, [(1, 1)], max_entries=500, max_bytes=256 * 1024)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=cache), base_url="http://t"
+    ) as c:
+        for n in range(10_000):
+            body = {"query": READ, "variables": {"sku": "A", "pad": n}}
+            assert (await c.post("/graphql", json=body)).status_code == 200
+            assert len(cache.store) <= 500
+            assert cache.store.bytes <= 256 * 1024
+    assert view.calls == 10_000
+    assert len(cache.store) > 0
+    assert len(cache.operations._memo) == 1  # one document, whatever the variables
