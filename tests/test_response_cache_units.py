@@ -205,3 +205,23 @@ async def test_endless_distinct_variables_do_not_grow_memory() -> None:
     assert view.calls == 10_000
     assert len(cache.store) > 0
     assert len(cache.operations._memo) == 1  # one document, whatever the variables
+
+
+def test_a_fragment_bomb_is_classified_in_one_visit_per_fragment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fragments on Query that each spread the next twice: the whitelist walk visits each
+    fragment once (n + 1 walks), never the 2**n expansion (it hung the event loop)."""
+    from tests.test_edge_graphql import fragment_bomb
+
+    walks = 0
+    real = ReadOperations._roots_allowed
+
+    def counting(self: ReadOperations, *args: Any) -> bool:
+        nonlocal walks
+        walks += 1
+        return real(self, *args)
+
+    monkeypatch.setattr(ReadOperations, "_roots_allowed", counting)
+    assert ReadOperations().document(fragment_bomb(16), None) is True
+    assert walks == 16 + 2  # the operation, then F0 ... F16 once each

@@ -123,6 +123,10 @@ class ReadOperations:
         fragments: dict[str, FragmentDefinitionNode],
         seen: set[str],
     ) -> bool:
+        """Whether every root selection is whitelisted. `seen`: fragments already walked
+        (or being walked), shared across the whole walk, so each fragment is visited once
+        however often it is spread: a fragment bomb (fragments spreading each other twice,
+        n deep) costs n visits, not 2^n (tests/test_edge_graphql.py)."""
         for node in selections.selections:
             if isinstance(node, FieldNode):
                 if node.name.value not in self.fields:
@@ -139,8 +143,9 @@ class ReadOperations:
                 if fragment is None or fragment.type_condition.name.value != _ROOT_TYPE:
                     return False
                 if name in seen:
-                    continue  # a cycle: validation refuses it, and errors are never cached
-                if not self._roots_allowed(fragment.selection_set, fragments, seen | {name}):
+                    continue  # already walked (or a cycle: validation refuses it anyway)
+                seen.add(name)
+                if not self._roots_allowed(fragment.selection_set, fragments, seen):
                     return False
             else:
                 return False
