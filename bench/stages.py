@@ -103,19 +103,34 @@ PRODUCTS = "{ products(first: 10) { edges { node { variants { sku available } } 
 
 def read_rows(run: Run) -> None:
     """Rows 5a-5c: stock reads at 16 connections: one variant, a cart of 4, a page of 10
-    products with their variants."""
-    server = run.serve("one")
+    products with their variants; rows 5d-5f: the same with the response cache off
+    (every request executed against the stock projection: the cost of a miss)."""
     skus = [level.sku for level in run.levels]
     cases = (
-        ("5a", "`variant(sku) {available}`", [body(VARIANT, {"sku": s}) for s in skus]),
+        ("a", "`variant(sku) {available}`", [body(VARIANT, {"sku": s}) for s in skus]),
         (
-            "5b",
+            "b",
             "`variants(skus: 4 SKUs) {available}`",
             [body(VARIANTS, {"skus": (skus * 2)[i : i + 4]}) for i in range(len(skus))],
         ),
-        ("5c", "`products(first: 10)` variants' available", [body(PRODUCTS)]),
+        ("c", "`products(first: 10)` variants' available", [body(PRODUCTS)]),
     )
-    for key, path, bodies in cases:
+    _read_rows(run, run.serve("one"), "5", "", cases)
+    no_cache = run.serve("reads-uncached", extra_env={"RESPONSE_CACHE_ENTRIES": "0"})
+    _read_rows(
+        run,
+        no_cache,
+        "5",
+        ", response cache off",
+        tuple((chr(ord(k) + 3), p, b) for k, p, b in cases),
+    )
+
+
+def _read_rows(
+    run: Run, server: Serve, prefix: str, suffix: str, cases: tuple[tuple[str, str, list[str]], ...]
+) -> None:
+    for letter, label, bodies in cases:
+        key, path = prefix + letter, label + suffix
         script = run.script(f"read-{key}", bodies, ('"errors"',))
         results, cpu = run.load([server], script, UNIFORM_CLIENTS)
         load = combine(results, cpu)
