@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 
 from gql_inventory.logs import get_logger
+from gql_inventory.tasks import stop_task
 
 log = get_logger(__name__)
 
@@ -47,6 +48,4 @@ async def in_background(loop: Coroutine[object, object, None], *, name: str) -> 
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_task(task)  # re-cancels: asyncpg may swallow the first one

@@ -32,6 +32,7 @@ from gql_inventory.live.pubsub import PubSub
 from gql_inventory.live.subscribers import AlertSubscriber, StockSubscriber, Subscribers
 from gql_inventory.live.wire import StockEvent, encode_orders, encode_stock
 from gql_inventory.logs import get_logger
+from gql_inventory.tasks import stop_task
 
 log = get_logger(__name__)
 
@@ -109,8 +110,7 @@ class Hub:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await stop_task(task)  # re-cancels: a library may swallow the first one
         self.subscribers.close_all("server shutting down")
         self.orders.close_feeds("server shutting down")
         await self.pubsub.close()

@@ -24,6 +24,7 @@ from gql_inventory.live.reads import ReadModel
 from gql_inventory.live.relay import Relay
 from gql_inventory.live.wire import channel_for
 from gql_inventory.logs import get_logger
+from gql_inventory.tasks import stop_task
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -108,9 +109,7 @@ class LiveEvents:
         self._running = False
         for task in (self._reads_task, self._relay_task):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await stop_task(task)  # re-cancels: asyncpg may swallow the first one
         self._relay_task = self._reads_task = None
         await self.hub.stop()
         log.info("live.stopped")
