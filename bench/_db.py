@@ -2,7 +2,7 @@
 
 The template is migrated to head (the project's migrations), holds the demo catalog
 (`gql-inventory seed-demo`'s), and 1,000,000 units of every SKU at the default
-location, set through the domain (`inventory.adjust.set_stock`, so the ledger matches),
+location, set through the domain (`stock.adjust.set_stock`, so the ledger matches),
 so no benchmark runs out of stock. Copies are `CREATE DATABASE ... TEMPLATE` (a file
 copy: well under a second), so every server and the raw floor start from the same state.
 """
@@ -19,15 +19,15 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from gql_inventory.catalog.demo import seed_demo_catalog
-from gql_inventory.db import (
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.kit.db import (
     create_engine,
     make_sessionmaker,
     start_embedded_postgres,
     to_libpq_url,
 )
-from gql_inventory.inventory.adjust import AdjustmentReason, set_stock
-from gql_inventory.inventory.uow import UnitOfWork
 from gql_inventory.migrations import upgrade_database
+from gql_inventory.stock.adjust import AdjustmentReason, set_stock
 
 ROOT = Path(__file__).resolve().parent.parent
 UNITS = 1_000_000

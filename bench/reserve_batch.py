@@ -7,8 +7,8 @@ back in one process, for each scenario (16 clients on 23 SKUs; 64 clients on one
 
 - floor: the reservation transaction straight through asyncpg (BEGIN; one statement
   with the conditional UPDATE, the reservation, its line and its ledger row; COMMIT);
-- single: `reserving.reserve_stock` with group commit off (one ORM transaction each);
-- batched: `reserving.reserve_stock` through the `ReserveBatcher`.
+- single: `reserving.front.reserve_stock` with group commit off (one ORM transaction each);
+- batched: `reserving.front.reserve_stock` through the `ReserveBatcher`.
 
 Each client loops for `--seconds`. Prints requests/s, p50/p99 and this process's CPU
 time per request (`time.process_time`: the domain and driver work, client loop included,
@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._db import fresh_database  # noqa: E402
-from gql_inventory.inventory.stock import LineRequest  # noqa: E402
-from gql_inventory.reserving import reserve_stock  # noqa: E402
+from gql_inventory.reserving.front import reserve_stock  # noqa: E402
 from gql_inventory.services import Services  # noqa: E402
 from gql_inventory.settings import Settings  # noqa: E402
+from gql_inventory.stock.levels import LineRequest  # noqa: E402
 
 SKUS = 23
 

@@ -22,21 +22,21 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from gql_inventory.bodylimit import BodyLimit, error_body
 from gql_inventory.context import Context
-from gql_inventory.gcpolicy import serving_gc
-from gql_inventory.live.wshandler import InventoryTransportWSHandler
-from gql_inventory.live.wslimit import OpenWebSockets, WebSocketLimit, going_away_on_signal
-from gql_inventory.logs import configure_logging, get_logger
-from gql_inventory.metrics import metrics_endpoint
-from gql_inventory.payment_checker import payment_checker
+from gql_inventory.edge.bodylimit import BodyLimit, error_body
+from gql_inventory.edge.pages import graphiql_response, web_routes
+from gql_inventory.jobs.payment_check import payment_checker
+from gql_inventory.jobs.sweeper import sweeper
+from gql_inventory.kit.gcpolicy import serving_gc
+from gql_inventory.kit.logs import configure_logging, get_logger
+from gql_inventory.kit.metrics import metrics_endpoint
 from gql_inventory.response_cache.asgi import ResponseCache
 from gql_inventory.schema import build_schema
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
-from gql_inventory.sweeper import sweeper
-from gql_inventory.web import graphiql_response, web_routes
 from gql_inventory.webhooks.stripe import stripe_webhook
+from gql_inventory.websocket.handler import InventoryTransportWSHandler
+from gql_inventory.websocket.limits import OpenWebSockets, WebSocketLimit, going_away_on_signal
 
 log = get_logger(__name__)
 
@@ -86,7 +86,7 @@ class InventoryGraphQL(GraphQL[Context, None]):
         await response(scope, receive, send)
 
     async def render_graphql_ide(self, request: Request) -> Response:
-        """GraphiQL from our vendored assets (`gql_inventory.web`), never from a CDN."""
+        """GraphiQL from our vendored assets (`gql_inventory.edge.pages`), never from a CDN."""
         return graphiql_response()
 
     def encode_json(self, data: object) -> str:
@@ -209,7 +209,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     ``POST /webhooks/stripe``, ``GET /admin`` (the dashboard) and ``/static`` (its and
     GraphiQL's vendored assets). The lifespan runs the live-events hub and relay, the
     expiry sweeper and the pending-payment check (each when its interval is not 0), and
-    tunes the garbage collector for serving (`gcpolicy.serving_gc`).
+    tunes the garbage collector for serving (`kit.gcpolicy.serving_gc`).
     """
     settings = settings or get_settings()
     configure_logging(settings.log_level, json=settings.log_json, access_log=settings.access_log)

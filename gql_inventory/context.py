@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 
-from gql_inventory.inventory.idempotency import STOREFRONT
-from gql_inventory.loaders import Loaders
+from gql_inventory.domain.idempotency import STOREFRONT
+from gql_inventory.readmodel.loaders import Loaders
 from gql_inventory.settings import Settings
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class Context:
     `connection_params` is the websocket `connection_init` payload (strawberry
     sets it); admin rights come from the HTTP `Authorization` header or from its
     `authorization` key. Building one costs next to nothing: the DataLoaders are made
-    on first use (`loaders`), so a request that needs none never builds them.
+    on first use (`readmodel.loaders`), so a request that needs none never builds them.
     """
 
     request: Request | WebSocket

@@ -6,14 +6,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
-from gql_inventory.inventory.reserve_plan import ReservationLimits
+from gql_inventory.kit.db import create_engine, make_sessionmaker, resolve_database_url
 from gql_inventory.live.runtime import LiveEvents
 from gql_inventory.live.sink import DiscardingSink, EventSink
 from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
 from gql_inventory.payments.stripe import StripePaymentProvider
-from gql_inventory.reserve_batcher import ReserveBatcher
+from gql_inventory.reserving.batcher import ReserveBatcher
 from gql_inventory.settings import Settings
+from gql_inventory.stock.allocation import ReservationLimits
 
 
 def payment_provider(settings: Settings) -> PaymentProvider:
@@ -34,7 +34,7 @@ class Services:
     `live` is the live-events runtime (None when `LIVE_EVENTS` is off, and in CLI
     processes); the app's lifespan starts and stops it. `events` is where units of
     work announce their commits: `live` itself (it publishes only while it runs),
-    else a `DiscardingSink`. Neither changes after construction. `reserve_batcher`
+    else a `DiscardingSink`. Neither changes after construction. `reserving.batcher`
     groups reserveStock calls into shared commits (ADR 0008; None: every call has its
     own transaction); it starts on first use and `close` stops it.
     """

@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from gql_inventory import metrics
-from gql_inventory.inventory.errors import DomainError
-from gql_inventory.inventory.orders import record_payment_event
-from gql_inventory.inventory.payment_states import PaymentEventKind
-from gql_inventory.inventory.uow import UnitOfWork
-from gql_inventory.logs import get_logger
+from gql_inventory.domain.errors import DomainError
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.kit import metrics
+from gql_inventory.kit.logs import get_logger
+from gql_inventory.orders.orders import record_payment_event
+from gql_inventory.orders.payment_states import PaymentEventKind
 from gql_inventory.payments.base import ProviderFailure
 from gql_inventory.services import Services
 
@@ -25,7 +25,7 @@ async def run_in_transaction(
 ) -> T:
     """Run `work` in one transaction with a fresh `UnitOfWork` acting for `actor` (who
     causes it, written on every ledger row: ``admin:<name>``, ``storefront``, ``stripe``,
-    ``system`` or ``import``, see `inventory.uow`); commit, then publish the
+    ``system`` or ``import``, see `domain.uow`); commit, then publish the
     stock movements it wrote (`uow.movements`) and the orders whose status it changed
     (`uow.orders_changed`); orders it made NEEDS_ATTENTION (`uow.attention`) are logged
     at WARNING (``order.needs_attention`` with the order id and reason).

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from gql_inventory.app import create_app
-from gql_inventory.db import (
+from gql_inventory.kit.db import (
     create_engine,
     make_sessionmaker,
     start_embedded_postgres,

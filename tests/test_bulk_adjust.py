@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory import reservations
-from gql_inventory.inventory.adjust import AdjustmentReason
-from gql_inventory.inventory.bulk_adjust import BulkLine, bulk_adjust_atomic
-from gql_inventory.inventory.errors import InsufficientStock
-from gql_inventory.inventory.reservations import ReservationLimits
-from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.inventory.uow import STOREFRONT, UnitOfWork, admin_actor
+from gql_inventory.domain.errors import InsufficientStock
+from gql_inventory.domain.uow import STOREFRONT, UnitOfWork, admin_actor
+from gql_inventory.stock import reservations
+from gql_inventory.stock.adjust import AdjustmentReason
+from gql_inventory.stock.bulk_adjust import BulkLine, bulk_adjust_atomic
+from gql_inventory.stock.levels import LineRequest
+from gql_inventory.stock.reservations import ReservationLimits
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog, make_product
 from tests.support.graphql import MOVEMENT, USER_ERRORS, errors_of, snapshot, variant_levels

@@ -14,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from gql_inventory import metrics, sweeper
-from gql_inventory.sweeper import sweep_once
+from gql_inventory.jobs import sweeper
+from gql_inventory.jobs.sweeper import sweep_once
+from gql_inventory.kit import metrics
 from tests.conftest import GraphQLCaller
 from tests.support import graphql
 from tests.support.catalog import Catalog

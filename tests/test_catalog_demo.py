@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.catalog import ImportReport, seed_demo_catalog
 from gql_inventory.catalog.demo import LOW_STOCK_SKUS, OUT_OF_STOCK_SKUS, demo_catalog
-from gql_inventory.inventory.ledger import apply_movement
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
+from gql_inventory.stock.ledger import apply_movement
 
 Sessions = async_sessionmaker[AsyncSession]
 

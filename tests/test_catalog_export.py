@@ -9,9 +9,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.catalog import export_stock_csv, import_shopify_files, seed_demo_catalog
-from gql_inventory.inventory.ledger import apply_movement
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
+from gql_inventory.stock.ledger import apply_movement
 from tests.test_catalog_import import MULTI_OPTION_CSV
 
 Sessions = async_sessionmaker[AsyncSession]

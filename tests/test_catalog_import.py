@@ -17,7 +17,7 @@ from gql_inventory.catalog import (
     derive_sku,
     import_shopify_files,
 )
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
 from tests.conftest import SHARED_CSV_DIR
 
@@ -355,7 +355,7 @@ async def test_import_into_existing_default_and_named_location(sessions: Session
 async def test_count_below_reserved_is_refused_not_applied(
     sessions: Sessions, tmp_path: Path
 ) -> None:
-    from gql_inventory.inventory.ledger import apply_movement
+    from gql_inventory.stock.ledger import apply_movement
 
     await run_import(sessions, [MULTI_OPTION_CSV])
     async with sessions.begin() as s:

@@ -19,29 +19,22 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory import (
-    adjust,
-    checkout,
-    expiry,
-    orders,
-    payment_outcomes,
-    refunds,
-    reservations,
-)
-from gql_inventory.inventory.adjust import AdjustmentReason, AdjustResult
-from gql_inventory.inventory.errors import (
+from gql_inventory.domain.errors import (
     IdempotencyConflict,
     InsufficientStock,
     InvalidOrderState,
     ReservationNotActive,
     StockChanged,
 )
-from gql_inventory.inventory.expiry import SweepResult
-from gql_inventory.inventory.idempotency import IdempotencyKey
-from gql_inventory.inventory.reservations import ReservationLimits
-from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.idempotency import IdempotencyKey
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.orders import checkout, orders, payment_outcomes, refunds
 from gql_inventory.payments.offline import OfflinePaymentProvider
+from gql_inventory.stock import adjust, expiry, reservations
+from gql_inventory.stock.adjust import AdjustmentReason, AdjustResult
+from gql_inventory.stock.expiry import SweepResult
+from gql_inventory.stock.levels import LineRequest
+from gql_inventory.stock.reservations import ReservationLimits
 from tests.support.catalog import Catalog, make_location, make_product
 from tests.support.invariants import assert_invariants
 from tests.support.scenarios import (

@@ -2,8 +2,8 @@
 
 graphql-core's `find_breaking_changes(contract, served)` lists every change a client of the
 contract would notice: a type, field, argument or enum value removed, a type changed, a new
-required argument. Every gap is closed: `NOT_YET_SERVED` is empty, and any breaking change
-fails the test (a gap that ever has to be accepted for a while is listed there by name).
+required argument. A gap an open issue has not built yet is listed in `NOT_YET_SERVED` by
+name; any other breaking change fails the test.
 """
 
 from __future__ import annotations
@@ -17,8 +17,78 @@ from gql_inventory.schema import print_sdl
 
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract" / "schema.graphql"
 
-#: Breaking changes accepted for now (none).
-NOT_YET_SERVED: set[str] = set()
+#: Contract names an open issue has not built yet (strike each off as it is built).
+NOT_YET_SERVED: set[str] = {
+    # issue 16: stock states, transfers, inbound shipments, backorders, purchase limits
+    "Argument Query.products(inStockOnly:) was removed.",
+    "Argument Query.reservations(sku:) was removed.",
+    "CreateInboundShipmentInput was removed.",
+    "Enum value MovementKind.BACKORDER_FILL was removed.",
+    "Enum value MovementKind.STATE_CHANGE was removed.",
+    "Enum value MovementKind.TRANSFER was removed.",
+    "Enum value UserErrorCode.INVALID_SHIPMENT_STATE was removed.",
+    "Enum value UserErrorCode.PURCHASE_LIMIT_EXCEEDED was removed.",
+    "Enum value UserErrorCode.SHIPMENT_NOT_FOUND was removed.",
+    "Field Mutation.cancelInboundShipment was removed.",
+    "Field Mutation.createInboundShipment was removed.",
+    "Field Mutation.moveStockState was removed.",
+    "Field Mutation.receiveInboundShipment was removed.",
+    "Field Mutation.transferStock was removed.",
+    "Field Mutation.updateVariantInventory was removed.",
+    "Field OrderLine.backorderedQuantity was removed.",
+    "Field Query.inboundShipment was removed.",
+    "Field Query.inboundShipments was removed.",
+    "Field ReservationLine.backorderedQuantity was removed.",
+    "Field StockLevel.backordered was removed.",
+    "Field StockLevel.damaged was removed.",
+    "Field StockLevel.incoming was removed.",
+    "Field StockLevel.qualityControl was removed.",
+    "Field StockLevel.safetyStock was removed.",
+    "Field StockLevel.unavailable was removed.",
+    "Field StockMovement.fromState was removed.",
+    "Field StockMovement.toState was removed.",
+    "Field Variant.backorderLimit was removed.",
+    "Field Variant.backordered was removed.",
+    "Field Variant.incoming was removed.",
+    "Field Variant.inventoryPolicy was removed.",
+    "Field Variant.maxPerOrder was removed.",
+    "Field Variant.nextIncomingAt was removed.",
+    "Field Variant.unavailable was removed.",
+    "InboundShipment was removed.",
+    "InboundShipmentConnection was removed.",
+    "InboundShipmentEdge was removed.",
+    "InboundShipmentLine was removed.",
+    "InboundShipmentPayload was removed.",
+    "InboundShipmentStatus was removed.",
+    "InventoryPolicy was removed.",
+    "MoveStockStateInput was removed.",
+    "ReceiveInboundShipmentInput was removed.",
+    "StockState was removed.",
+    "TransferStockInput was removed.",
+    "TransferStockPayload was removed.",
+    "UpdateVariantInventoryInput was removed.",
+    "UpdateVariantInventoryPayload was removed.",
+    # issue 17: outbound events (Standard Webhooks)
+    "CreateWebhookEndpointInput was removed.",
+    "CreateWebhookEndpointPayload was removed.",
+    "Enum value UserErrorCode.WEBHOOK_ENDPOINT_NOT_FOUND was removed.",
+    "Enum value UserErrorCode.WEBHOOK_URL_NOT_ALLOWED was removed.",
+    "Field Mutation.createWebhookEndpoint was removed.",
+    "Field Mutation.deleteWebhookEndpoint was removed.",
+    "Field Mutation.retryWebhookDelivery was removed.",
+    "Field Mutation.updateWebhookEndpoint was removed.",
+    "Field Query.webhookDeliveries was removed.",
+    "Field Query.webhookEndpoints was removed.",
+    "UpdateWebhookEndpointInput was removed.",
+    "WebhookDelivery was removed.",
+    "WebhookDeliveryConnection was removed.",
+    "WebhookDeliveryEdge was removed.",
+    "WebhookDeliveryPayload was removed.",
+    "WebhookDeliveryStatus was removed.",
+    "WebhookEndpoint was removed.",
+    "WebhookEndpointPayload was removed.",
+    "WebhookTopic was removed.",
+}
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
-from gql_inventory.errors import BadCursor
 from gql_inventory.resolvers.cursors import decode_cursor, encode_cursor
+from gql_inventory.schema.errors import BadCursor
 
 
 def _issued_before(kind: str, value: int) -> str:

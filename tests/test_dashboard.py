@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.catalog import seed_demo_catalog
 from gql_inventory.catalog.demo import LOW_STOCK_SKUS, OUT_OF_STOCK_SKUS
-from gql_inventory.inventory import payment_outcomes
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.orders import payment_outcomes
 from tests.support.live import (
     ADMIN_TOKEN,
     LiveServer,

@@ -20,8 +20,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory.app import create_app
+from gql_inventory.kit.outage import is_database_outage
 from gql_inventory.models import Reservation
-from gql_inventory.outage import is_database_outage
 from gql_inventory.settings import Settings
 from tests.support.catalog import Catalog
 from tests.support.live import WAIT, LiveServer, eventually

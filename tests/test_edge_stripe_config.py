@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from gql_inventory import cli
 from gql_inventory.app import create_app
 from gql_inventory.devtools import stripe_events as events
+from gql_inventory.kit.outage import is_database_outage
 from gql_inventory.models import OrderStatus
-from gql_inventory.outage import is_database_outage
 from gql_inventory.services import Services
 from gql_inventory.settings import (
     OFFLINE_WEBHOOK_SECRET,

@@ -6,9 +6,9 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory import payment_outcomes
-from gql_inventory.inventory.invariants import find_violations
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.orders import payment_outcomes
+from gql_inventory.stock.invariants import find_violations
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_inventory.errors import BadCursor, PublicError
 from gql_inventory.live.cursors import InvalidCursor, decode_cursor, encode_cursor
 from gql_inventory.live.ledger import check_cursor
 from gql_inventory.resolvers import cursors as edge
+from gql_inventory.schema.errors import BadCursor, PublicError
 
 
 @pytest.mark.parametrize("cursor", ["not-a-cursor", "cHJvZHVjdDox", encode_cursor("stock", -1)])

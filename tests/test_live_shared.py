@@ -18,8 +18,8 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocketState
 
-from gql_inventory.live.fanout import Member, SharedSubscriptions
-from gql_inventory.live.sharing import group_key
+from gql_inventory.websocket.fanout import Member, SharedSubscriptions
+from gql_inventory.websocket.sharing import group_key
 from tests.support.catalog import Catalog, make_catalog, make_product
 from tests.support.live import (
     ADMIN_TOKEN,

@@ -13,9 +13,9 @@ import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory.ledger import apply_movement
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
+from gql_inventory.stock.ledger import apply_movement
 from tests.support.catalog import Catalog, make_catalog, make_product
 from tests.support.live import (
     STOCK_CHANGED,

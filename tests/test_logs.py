@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from gql_inventory.cli.server import uvicorn_options
-from gql_inventory.logs import ACCESS_LOGGER, configure_logging, get_logger
+from gql_inventory.kit.logs import ACCESS_LOGGER, configure_logging, get_logger
 from gql_inventory.settings import Settings
 from tests.conftest import ROOT, GraphQLCaller
 from tests.support.live import WAIT, free_port

@@ -41,22 +41,15 @@ from hypothesis.stateful import (
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.db import create_engine, make_sessionmaker
-from gql_inventory.inventory import (
-    adjust,
-    checkout,
-    expiry,
-    orders,
-    payment_outcomes,
-    refunds,
-    reservations,
-)
-from gql_inventory.inventory.errors import DomainError, DomainErrors
-from gql_inventory.inventory.invariants import find_violations
-from gql_inventory.inventory.reservations import ReservationLimits
-from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.errors import DomainError, DomainErrors
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.kit.db import create_engine, make_sessionmaker
+from gql_inventory.orders import checkout, orders, payment_outcomes, refunds
 from gql_inventory.payments.offline import OfflinePaymentProvider
+from gql_inventory.stock import adjust, expiry, reservations
+from gql_inventory.stock.invariants import find_violations
+from gql_inventory.stock.levels import LineRequest
+from gql_inventory.stock.reservations import ReservationLimits
 from tests.conftest import _TABLES
 from tests.support.catalog import Catalog, make_location, make_product
 

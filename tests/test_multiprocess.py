@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory.expiry import SWEEPER_LOCK_KEY
-from gql_inventory.payment_checker import PAYMENT_CHECK_LOCK_KEY
+from gql_inventory.jobs.payment_check import PAYMENT_CHECK_LOCK_KEY
+from gql_inventory.stock.expiry import SWEEPER_LOCK_KEY
 from tests.support.catalog import Catalog
 from tests.support.invariants import assert_invariants
 from tests.support.live import LiveServer, ServerFactory, eventually, reserve_on

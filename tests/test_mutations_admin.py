@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from gql_inventory.inventory import payment_outcomes
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.live.cursors import encode_cursor
+from gql_inventory.orders import payment_outcomes
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
 from tests.support.graphql import (

@@ -14,11 +14,11 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.devtools import stripe_events as events
-from gql_inventory.inventory.expiry import expire_reservations
-from gql_inventory.inventory.invariants import find_violations
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import Reservation
 from gql_inventory.settings import Settings
+from gql_inventory.stock.expiry import expire_reservations
+from gql_inventory.stock.invariants import find_violations
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
 from tests.support.live import (

@@ -17,15 +17,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory import (
-    event_checks,
-    payment_check,
-    payment_outcomes,
-    payment_progress,
-    provider_events,
-)
-from gql_inventory.inventory.payment_states import Outcome, PaymentEventKind, RefundSource
 from gql_inventory.models import Order, PaymentEvent, Refund
+from gql_inventory.orders import event_checks, payment_outcomes, payment_progress, provider_events
+from gql_inventory.orders import pending_payments as payment_check
+from gql_inventory.orders.payment_states import Outcome, PaymentEventKind, RefundSource
 from gql_inventory.webhooks import stripe as stripe_webhook
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
@@ -223,7 +218,7 @@ def test_refund_rows_and_refunded_units_are_written_in_one_module() -> None:
         if "migrations" not in p.parts and (found := _writes(p))
     }
     assert writers == {
-        "inventory/refund_records.py": {"insert(Refund)", "refunded_quantity=", "restocked="}
+        "orders/refund_records.py": {"insert(Refund)", "refunded_quantity=", "restocked="}
     }
 
 
@@ -270,8 +265,8 @@ def test_mypy_catches_a_mistyped_outcome_or_event_type(tmp_path: Path) -> None:
     snippet.write_text(
         "import uuid\n"
         "from sqlalchemy.ext.asyncio import AsyncSession\n"
-        "from gql_inventory.inventory.orders import record_payment_event\n"
-        "from gql_inventory.inventory.payment_states import Outcome\n\n\n"
+        "from gql_inventory.orders.orders import record_payment_event\n"
+        "from gql_inventory.orders.payment_states import Outcome\n\n\n"
         "def outcome() -> Outcome:\n"
         '    return "sold_lat"\n\n\n'
         "async def event(session: AsyncSession) -> None:\n"

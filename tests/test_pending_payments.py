@@ -18,6 +18,12 @@ from starlette.applications import Starlette
 from typer.testing import CliRunner, Result
 
 from gql_inventory import cli
+from gql_inventory.jobs.payment_check import (
+    PAYMENT_CHECK_LOCK_KEY,
+    check_pending_payments,
+    payment_checker,
+)
+from gql_inventory.jobs.sweeper import sweep_once
 from gql_inventory.models import (
     OrderStatus,
     PaymentEvent,
@@ -25,16 +31,10 @@ from gql_inventory.models import (
     ReservationStatus,
     StockMovement,
 )
-from gql_inventory.payment_checker import (
-    PAYMENT_CHECK_LOCK_KEY,
-    check_pending_payments,
-    payment_checker,
-)
 from gql_inventory.payments.offline import OfflinePaymentProvider
 from gql_inventory.payments.stripe import StripePaymentProvider
 from gql_inventory.services import Services
 from gql_inventory.settings import get_settings
-from gql_inventory.sweeper import sweep_once
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
 from tests.support.fake_stripe import (

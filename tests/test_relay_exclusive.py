@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.db import create_engine, make_sessionmaker
-from gql_inventory.inventory.ledger import apply_movement
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.kit.db import create_engine, make_sessionmaker
 from gql_inventory.live.relay import Relay
 from gql_inventory.live.wire import StockEvent
 from gql_inventory.models import MovementKind
+from gql_inventory.stock.ledger import apply_movement
 from tests.support.catalog import Catalog
 
 WRITERS = 12

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
 from gql_inventory import cli
-from gql_inventory.inventory.errors import InvalidInput
-from gql_inventory.inventory.report import InventoryReport, VariantStockouts, inventory_report
+from gql_inventory.domain.errors import InvalidInput
 from gql_inventory.settings import get_settings
+from gql_inventory.stock.report import InventoryReport, VariantStockouts, inventory_report
 from tests.conftest import GraphQLCaller
 from tests.support.report_history import END, T0, write_history
 

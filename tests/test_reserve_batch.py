@@ -21,18 +21,18 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_inventory.db import create_engine, make_sessionmaker
-from gql_inventory.inventory import reservations
-from gql_inventory.inventory.errors import DomainError, DomainErrors, InsufficientStock
-from gql_inventory.inventory.invariants import find_violations
-from gql_inventory.inventory.reserve_batch import BatchRequest, reserve_batch
-from gql_inventory.inventory.reserve_plan import ReservationLimits
-from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.inventory.uow import UnitOfWork
-from gql_inventory.reserve_batcher import BatchAborted, ReserveBatcher, Reserved
-from gql_inventory.reserving import reserve_stock
+from gql_inventory.domain.errors import DomainError, DomainErrors, InsufficientStock
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.kit.db import create_engine, make_sessionmaker
+from gql_inventory.reserving.batcher import BatchAborted, ReserveBatcher, Reserved
+from gql_inventory.reserving.front import reserve_stock
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
+from gql_inventory.stock import reservations
+from gql_inventory.stock.allocation import ReservationLimits
+from gql_inventory.stock.invariants import find_violations
+from gql_inventory.stock.levels import LineRequest
+from gql_inventory.stock.reserve_batch import BatchRequest, reserve_batch
 from tests.conftest import _TABLES
 from tests.support.catalog import Catalog, make_location, make_product
 from tests.support.invariants import assert_invariants

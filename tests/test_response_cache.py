@@ -19,14 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import Receive, Scope, Send
 
 from gql_inventory.app import create_app
-from gql_inventory.inventory.ledger import apply_movement
-from gql_inventory.inventory.uow import UnitOfWork
-from gql_inventory.live.reads import ReadModel
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind, Variant
+from gql_inventory.readmodel.reads import ReadModel
 from gql_inventory.response_cache.asgi import ResponseCache
 from gql_inventory.response_cache.operations import READ_FIELDS, ReadOperations
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
+from gql_inventory.stock.ledger import apply_movement
 from tests.support.catalog import Catalog
 from tests.support.invariants import assert_invariants
 from tests.support.live import eventually

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gql_inventory.db import embedded_postgres_running
+from gql_inventory.kit.db import embedded_postgres_running
 from tests.support.live import WAIT, free_port
 
 CLI = [sys.executable, "-m", "gql_inventory.cli"]
@@ -110,7 +110,7 @@ def test_stop_database_and_status(home: Path) -> None:
             sys.executable,
             "-c",
             "import os, sys; from pathlib import Path;"
-            "from gql_inventory.db import start_embedded_postgres;"
+            "from gql_inventory.kit.db import start_embedded_postgres;"
             "start_embedded_postgres(Path(sys.argv[1])); os._exit(0)",
             str(data_dir),
         ],

@@ -25,11 +25,11 @@ from typer.testing import CliRunner
 from gql_inventory import cli
 from gql_inventory.app import create_app
 from gql_inventory.devtools import stripe_events as events
+from gql_inventory.jobs.payment_check import check_pending_payments
+from gql_inventory.jobs.sweeper import sweep_once
 from gql_inventory.models import Reservation
-from gql_inventory.payment_checker import check_pending_payments
 from gql_inventory.payments.stripe import StripePaymentProvider
 from gql_inventory.settings import Settings, get_settings
-from gql_inventory.sweeper import sweep_once
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
 from tests.support.fake_stripe import FakeStripe

@@ -20,17 +20,17 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.app import create_app
-from gql_inventory.inventory.ledger import apply_movement
-from gql_inventory.inventory.rows import LevelRow
-from gql_inventory.inventory.uow import UnitOfWork
-from gql_inventory.live.projection import StockProjection
-from gql_inventory.live.reads import ReadModel
+from gql_inventory.domain.rows import LevelRow
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.live.runtime import LiveEvents
 from gql_inventory.live.wire import StockEvent
-from gql_inventory.loaders import Loaders
 from gql_inventory.models import MovementKind, StockLevel, Variant
+from gql_inventory.readmodel.loaders import Loaders
+from gql_inventory.readmodel.projection import StockProjection
+from gql_inventory.readmodel.reads import ReadModel
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
+from gql_inventory.stock.ledger import apply_movement
 from tests.support.catalog import Catalog
 from tests.support.live import eventually
 

@@ -16,12 +16,12 @@ from starlette.applications import Starlette
 from typer.testing import CliRunner
 
 from gql_inventory import cli
+from gql_inventory.jobs.sweeper import sweep_once
 from gql_inventory.models import OrderStatus, Reservation, ReservationStatus
 from gql_inventory.payments.base import PaymentRequest, ProviderFailure
 from gql_inventory.payments.stripe import StripePaymentProvider
 from gql_inventory.services import payment_provider
 from gql_inventory.settings import Settings, get_settings
-from gql_inventory.sweeper import sweep_once
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog, make_location, make_product
 from tests.support.fake_stripe import (

@@ -20,8 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 from gql_inventory.devtools import stripe_events as events
-from gql_inventory.inventory.expiry import expire_reservations
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import (
     OrderStatus,
     Reservation,
@@ -29,6 +28,7 @@ from gql_inventory.models import (
     WebhookEvent,
 )
 from gql_inventory.services import Services
+from gql_inventory.stock.expiry import expire_reservations
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
 from tests.support.invariants import assert_invariants

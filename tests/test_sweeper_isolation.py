@@ -17,14 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from structlog.testing import LogCapture
 from typer.testing import CliRunner, Result
 
-from gql_inventory import cli, sweeper
-from gql_inventory.inventory import reservations
-from gql_inventory.inventory.reservations import ReservationLimits
-from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory import cli
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.jobs import sweeper
 from gql_inventory.models import Reservation, ReservationStatus, StockMovement
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
+from gql_inventory.stock import reservations
+from gql_inventory.stock.levels import LineRequest
+from gql_inventory.stock.reservations import ReservationLimits
 from tests.support.catalog import Catalog
 from tests.support.invariants import assert_invariants
 from tests.support.payments import (

@@ -12,22 +12,23 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory import checkout, reservations
-from gql_inventory.inventory.errors import (
+from gql_inventory.domain.errors import (
     DomainError,
     ErrorCode,
     InsufficientStock,
     argument,
     in_input,
 )
-from gql_inventory.inventory.reservations import ReservationLimits
-from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.inventory.uow import PaymentCancel, UnitOfWork
+from gql_inventory.domain.uow import PaymentCancel, UnitOfWork
 from gql_inventory.models import MovementKind, Order
+from gql_inventory.orders import checkout
 from gql_inventory.payments import OfflinePaymentProvider
 from gql_inventory.schema.payloads import graphql_path, user_errors
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
+from gql_inventory.stock import reservations
+from gql_inventory.stock.levels import LineRequest
+from gql_inventory.stock.reservations import ReservationLimits
 from gql_inventory.uow import run_in_transaction
 from tests.support.catalog import Catalog
 from tests.support.sinks import RecordingSink

@@ -1,7 +1,7 @@
 """Catalog loading and export: Shopify product CSV import, the demo catalog, stock CSV export.
 
 All functions take an `AsyncSession` and never commit (the caller owns the
-transaction). Stock changes go through `gql_inventory.inventory.ledger`.
+transaction). Stock changes go through `gql_inventory.stock.ledger`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The readers (`shopify`, `demo.py`) turn their input into `ProductSpec`s and
 `StockSpec`s; `write_catalog` upserts them and brings stock to the given
-figures, always through `gql_inventory.inventory.ledger`. Nothing here commits:
+figures, always through `gql_inventory.stock.ledger`. Nothing here commits:
 the caller owns the transaction.
 """
 
@@ -17,9 +17,9 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import BigInteger, String
 
-from gql_inventory.inventory.ledger import apply_movement, ensure_level, set_on_hand
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import Location, MovementKind, Product, Variant
+from gql_inventory.stock.ledger import apply_movement, ensure_level, set_on_hand
 
 #: Name and priority of the location created when the database has none.
 DEFAULT_LOCATION_NAME = "Main warehouse"

@@ -24,7 +24,7 @@ from gql_inventory.catalog._writer import (
     make_default_if_none,
     write_catalog,
 )
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 
 __all__ = [
     "DEMO_LOCATIONS",

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.db import create_engine, make_sessionmaker, resolve_database_url
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.kit.db import create_engine, make_sessionmaker, resolve_database_url
 from gql_inventory.settings import ConfigurationError, Settings, get_settings
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from gql_inventory.cli._common import in_transaction, in_unit_of_work
-from gql_inventory.inventory.uow import IMPORT
+from gql_inventory.domain.uow import IMPORT
 
 
 def import_shopify(

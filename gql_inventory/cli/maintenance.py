@@ -35,8 +35,8 @@ def expire_reservations_command(
     """
     from datetime import timedelta
 
-    from gql_inventory.inventory.expiry import SweepResult, due_reservations
-    from gql_inventory.sweeper import sweep_once
+    from gql_inventory.jobs.sweeper import sweep_once
+    from gql_inventory.stock.expiry import SweepResult, due_reservations
 
     max_age = timedelta(minutes=max_age_minutes) if max_age_minutes else None
     if dry_run:
@@ -93,7 +93,7 @@ def check_pending_payments_command(
     """
     from datetime import timedelta
 
-    from gql_inventory.payment_checker import PaymentCheckResult, check_pending_payments
+    from gql_inventory.jobs.payment_check import PaymentCheckResult, check_pending_payments
 
     refuse_unsafe_settings()  # Services.create would refuse with a traceback
     settings = get_settings()
@@ -132,7 +132,7 @@ def check_pending_payments_command(
 
 def check_invariants() -> None:
     """Report every stock level that disagrees with its ledger or reservations (exit 1 if any)."""
-    from gql_inventory.inventory.invariants import find_violations
+    from gql_inventory.stock.invariants import find_violations
 
     violations = in_transaction(find_violations)
     for violation in violations:

@@ -1,4 +1,4 @@
-"""``gql-inventory report``: the inventory report (`inventory.report`) as text, CSV or JSON."""
+"""``gql-inventory report``: the inventory report (`stock.report`) as text, CSV or JSON."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.cli._common import in_transaction
-from gql_inventory.inventory.errors import InvalidInput
-from gql_inventory.inventory.report import (
+from gql_inventory.domain.errors import InvalidInput
+from gql_inventory.kit.money import to_decimal
+from gql_inventory.stock.report import (
     MAX_WINDOW,
     InventoryReport,
     LowStock,
     inventory_report,
     low_stock_now,
 )
-from gql_inventory.money import to_decimal
 
 #: The window when --from/--to are not given: the last 24 hours.
 DEFAULT_WINDOW = timedelta(hours=24)

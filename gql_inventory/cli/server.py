@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from gql_inventory.cli._common import database_url, refuse_unsafe_settings
-from gql_inventory.logs import configure_logging
+from gql_inventory.kit.logs import configure_logging
 from gql_inventory.settings import Settings, get_settings
 
 EXAMPLE_QUERY = """{
@@ -158,7 +158,7 @@ def _serve_pid_file() -> Path:
 
 def stop_database() -> None:
     """Stop the embedded PostgreSQL in DATA_DIR (what `make run` started); exit 0 either way."""
-    from gql_inventory.db import stop_embedded_postgres
+    from gql_inventory.kit.db import stop_embedded_postgres
 
     data_dir = get_settings().data_dir
     if stop_embedded_postgres(data_dir):
@@ -169,7 +169,7 @@ def stop_database() -> None:
 
 def database_status() -> None:
     """Exit 0 when the embedded PostgreSQL in DATA_DIR runs, 3 when it does not."""
-    from gql_inventory.db import embedded_postgres_running
+    from gql_inventory.kit.db import embedded_postgres_running
 
     data_dir = get_settings().data_dir
     if embedded_postgres_running(data_dir):

@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_inventory.inventory.low_stock import is_low
-from gql_inventory.inventory.rows import VARIANT_COLUMNS, VariantRow, variant_row
+from gql_inventory.domain.rows import VARIANT_COLUMNS, VariantRow, variant_row
 from gql_inventory.live.wire import StockEvent
 from gql_inventory.models import Variant
+from gql_inventory.stock.low_stock import is_low
 
 
 class LowStockState:

@@ -7,8 +7,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from gql_inventory import metrics
-from gql_inventory.logs import get_logger
+from gql_inventory.kit import metrics
+from gql_inventory.kit.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_inventory import metrics
+from gql_inventory.kit import metrics
+from gql_inventory.kit.logs import get_logger
 from gql_inventory.live.ledger import LEDGER_PAGE, max_position, read_after
 from gql_inventory.live.wire import StockEvent
-from gql_inventory.logs import get_logger
 
 log = get_logger(__name__)
 

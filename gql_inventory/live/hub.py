@@ -21,18 +21,18 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_inventory.inventory.rows import LocationRow
+from gql_inventory.domain.rows import LocationRow
+from gql_inventory.kit.logs import get_logger
+from gql_inventory.kit.tasks import stop_task
 from gql_inventory.live.buffers import EventBuffer
 from gql_inventory.live.catchup import LedgerCatchUp
 from gql_inventory.live.ledger import pages_after
 from gql_inventory.live.listener import Listener
-from gql_inventory.live.locations import LocationCache
 from gql_inventory.live.orders import OrderWatch, OrderWatches
 from gql_inventory.live.pubsub import PubSub
 from gql_inventory.live.subscribers import AlertSubscriber, StockSubscriber, Subscribers
 from gql_inventory.live.wire import StockEvent, encode_orders, encode_stock
-from gql_inventory.logs import get_logger
-from gql_inventory.tasks import stop_task
+from gql_inventory.readmodel.locations import LocationCache
 
 log = get_logger(__name__)
 
@@ -73,7 +73,7 @@ class Hub:
             on_subscribed=self._on_subscribed,
         )
         #: Called with each event, in position order, before subscribers get it (the
-        #: read model's projection: `gql_inventory.live.reads`).
+        #: read model's projection: `gql_inventory.readmodel.reads`).
         self.observers: list[Callable[[StockEvent], None]] = []
         self._subscribed_epoch = -1
         self._synced_epoch = -1

@@ -13,7 +13,8 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from gql_inventory import metrics
+from gql_inventory.kit import metrics
+from gql_inventory.kit.logs import get_logger
 from gql_inventory.live.pubsub import PubSub, PubSubError
 from gql_inventory.live.wire import (
     OrdersMessage,
@@ -23,7 +24,6 @@ from gql_inventory.live.wire import (
     decode,
     encode_ping,
 )
-from gql_inventory.logs import get_logger
 
 log = get_logger(__name__)
 

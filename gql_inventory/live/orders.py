@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_inventory import metrics
+from gql_inventory.kit import metrics
 from gql_inventory.live.buffers import EventBuffer
 from gql_inventory.models import Order
 

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from broadcaster import Broadcast
 
-from gql_inventory.logs import get_logger
+from gql_inventory.kit.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -30,10 +30,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_inventory import metrics
+from gql_inventory.kit import metrics
+from gql_inventory.kit.logs import get_logger
 from gql_inventory.live.ledger import EVENT_COLUMNS
 from gql_inventory.live.wire import StockEvent
-from gql_inventory.logs import get_logger
 
 log = get_logger(__name__)
 

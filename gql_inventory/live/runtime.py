@@ -18,19 +18,19 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
+from gql_inventory.kit.logs import get_logger
+from gql_inventory.kit.tasks import stop_task
 from gql_inventory.live.hub import Hub, HubSettings
 from gql_inventory.live.pubsub import PubSub, PubSubError, backend_url
-from gql_inventory.live.reads import ReadModel
 from gql_inventory.live.relay import Relay
 from gql_inventory.live.wire import channel_for
-from gql_inventory.logs import get_logger
-from gql_inventory.tasks import stop_task
+from gql_inventory.readmodel.reads import ReadModel
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from gql_inventory.inventory.ledger import AppliedMovement
     from gql_inventory.settings import Settings
+    from gql_inventory.stock.ledger import AppliedMovement
 
 
 log = get_logger(__name__)

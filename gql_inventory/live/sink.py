@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
-from gql_inventory.inventory.ledger import AppliedMovement
+from gql_inventory.stock.ledger import AppliedMovement
 
 
 class EventSink(Protocol):

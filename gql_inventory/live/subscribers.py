@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_inventory import metrics
+from gql_inventory.kit import metrics
+from gql_inventory.kit.logs import get_logger
 from gql_inventory.live.alerts import AlertTracker, LowStockAlertEvent
 from gql_inventory.live.buffers import EventBuffer
 from gql_inventory.live.wire import StockEvent
-from gql_inventory.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from gql_inventory.db import to_async_url
+from gql_inventory.kit.db import to_async_url
 from gql_inventory.models import Base
 
 config = context.config
@@ -20,7 +20,7 @@ def _database_url() -> str:
     url = config.attributes.get("database_url")
     if url:
         return str(url)
-    from gql_inventory.db import resolve_database_url
+    from gql_inventory.kit.db import resolve_database_url
     from gql_inventory.settings import get_settings
 
     return resolve_database_url(get_settings())

@@ -62,7 +62,7 @@ class StockLevel(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-#: The values `stock_movements.actor` may take (`inventory.uow` names them).
+#: The values `stock_movements.actor` may take (`domain.uow` names them).
 ACTOR_CHECK = "actor IN ('storefront', 'stripe', 'system', 'import') OR actor LIKE 'admin:_%'"
 
 
@@ -75,7 +75,7 @@ class StockMovement(Base):
     resumption use it, never `id` (handed out at insert, not at commit). `txid` is the
     writing transaction's id (``pg_current_xact_id()``): it groups the movements one
     transaction wrote, for audits. `actor` says who caused the change: ``admin:<name>``,
-    ``storefront``, ``stripe``, ``system`` or ``import`` (`inventory.uow.UnitOfWork.actor`).
+    ``storefront``, ``stripe``, ``system`` or ``import`` (`domain.uow.UnitOfWork.actor`).
     """
 
     __tablename__ = "stock_movements"

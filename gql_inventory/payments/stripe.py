@@ -1,7 +1,7 @@
 """Stripe payments through the official `stripe` library (`StripeClient`, async methods).
 
 Amounts: orders store integers in the currency's minor units with the exponent of
-`gql_inventory.money`, which follows Stripe's own table (zero-decimal currencies such
+`gql_inventory.kit.money`, which follows Stripe's own table (zero-decimal currencies such
 as JPY are whole units, e.g. ``1500`` JPY; two-decimal ones are cents), so they go to
 Stripe unchanged. Currencies go lower-case, as Stripe writes them.
 

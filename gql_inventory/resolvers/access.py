@@ -9,7 +9,7 @@ from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.errors import Forbidden
+from gql_inventory.schema.errors import Forbidden
 
 
 class IsAdmin(BasePermission):
@@ -17,7 +17,7 @@ class IsAdmin(BasePermission):
 
     Refusal: the GraphQL error ``{"message": "admin token required",
     "extensions": {"code": "FORBIDDEN"}}``, raised as our `Forbidden` so that the
-    error masking (`errors.should_mask`) shows it, and before the resolver runs,
+    error masking (`schema.errors.should_mask`) shows it, and before the resolver runs,
     so nothing is read or written.
     """
 

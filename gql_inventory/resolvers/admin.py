@@ -8,15 +8,11 @@ from __future__ import annotations
 
 from strawberry.types import Info
 
-from gql_inventory import metrics
 from gql_inventory.context import Context
-from gql_inventory.errors import BadRequest
-from gql_inventory.inventory import adjust, orders, refunds
-from gql_inventory.inventory.adjust import AdjustResult
-from gql_inventory.inventory.errors import DomainError
-from gql_inventory.inventory.idempotency import IdempotencyKey
-from gql_inventory.inventory.movements import movement_by_id, movement_page
-from gql_inventory.inventory.stock import LineRequest
+from gql_inventory.domain.errors import DomainError
+from gql_inventory.domain.idempotency import IdempotencyKey
+from gql_inventory.kit import metrics
+from gql_inventory.orders import orders, refunds
 from gql_inventory.resolvers.cursors import decode_cursor
 from gql_inventory.resolvers.payloads import level_payload, order_payload
 from gql_inventory.schema.connections import (
@@ -24,6 +20,7 @@ from gql_inventory.schema.connections import (
     StockMovementEdge,
     forward_page,
 )
+from gql_inventory.schema.errors import BadRequest
 from gql_inventory.schema.inputs import (
     AdjustStockInput,
     CancelOrderInput,
@@ -37,6 +34,10 @@ from gql_inventory.schema.payloads import (
     RefundOrderPayload,
     user_errors,
 )
+from gql_inventory.stock import adjust
+from gql_inventory.stock.adjust import AdjustResult
+from gql_inventory.stock.levels import LineRequest
+from gql_inventory.stock.movements import movement_by_id, movement_page
 from gql_inventory.uow import run_in_transaction
 
 MAX_MOVEMENTS_PAGE = 250

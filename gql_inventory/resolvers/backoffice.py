@@ -1,7 +1,7 @@
 """Back-office lists (admin): orders newest first, reservations soonest expiry first.
 
 Their fields declare the `IsAdmin` permission (`schema.query`). Each page is one SQL
-statement (`inventory.order_lists`); the rows prime the request's DataLoaders, and
+statement (`orders.lists`); the rows prime the request's DataLoaders, and
 nested fields (lines, variants, reservation, payment events) load in batches.
 """
 
@@ -12,9 +12,8 @@ from datetime import datetime
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.errors import BadRequest
-from gql_inventory.inventory.order_lists import Keyset, order_page, reservation_page
 from gql_inventory.live.cursors import encode_keyset_cursor
+from gql_inventory.orders.lists import Keyset, order_page, reservation_page
 from gql_inventory.resolvers.cursors import decode_keyset_cursor
 from gql_inventory.schema.connections import (
     OrderConnection,
@@ -24,6 +23,7 @@ from gql_inventory.schema.connections import (
     cursor_page,
 )
 from gql_inventory.schema.enums import OrderStatus, ReservationStatus
+from gql_inventory.schema.errors import BadRequest
 from gql_inventory.schema.orders import OrderType, ReservationType
 
 #: Largest `first` of `orders` and `reservations`; beyond it, BAD_USER_INPUT.

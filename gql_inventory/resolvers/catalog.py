@@ -6,10 +6,10 @@ import strawberry
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.errors import BadRequest
 from gql_inventory.resolvers.cursors import decode_cursor
 from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
 from gql_inventory.schema.connections import ProductConnection, ProductEdge, forward_page
+from gql_inventory.schema.errors import BadRequest
 
 MAX_PAGE_SIZE = 100
 MAX_SKUS = 250

@@ -8,9 +8,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gql_inventory.errors import BadCursor
 from gql_inventory.live import cursors, ledger
 from gql_inventory.live.cursors import InvalidCursor, encode_cursor
+from gql_inventory.schema.errors import BadCursor
 
 __all__ = ["check_stock_cursor", "decode_cursor", "decode_keyset_cursor", "encode_cursor"]
 

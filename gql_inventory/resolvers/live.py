@@ -6,7 +6,7 @@ missing admin token is answered with a GraphQL `error` message for the
 operation, then returns the event stream. Streams read from the process's hub
 (`gql_inventory.live.hub.Hub`); a stream whose buffer overflows gets its websocket
 closed with code 4008 and a reason that tells the client to resume. A stream run by a
-shared group (`gql_inventory.live.fanout`: identical subscriptions executed once)
+shared group (`gql_inventory.websocket.fanout`: identical subscriptions executed once)
 closes all of the group's sockets instead.
 """
 
@@ -20,22 +20,22 @@ import strawberry
 from starlette.websockets import WebSocket
 from strawberry.types import Info
 
-from gql_inventory import metrics
 from gql_inventory.context import Context
-from gql_inventory.errors import BadRequest, Forbidden, PublicError
-from gql_inventory.inventory import orders
-from gql_inventory.inventory.errors import OrderNotFound
-from gql_inventory.inventory.products import variant_ids_of
+from gql_inventory.domain.errors import OrderNotFound
+from gql_inventory.kit import metrics
 from gql_inventory.live.buffers import SubscriberClosed
-from gql_inventory.live.fanout import current_catch_up, current_group
 from gql_inventory.live.hub import Hub
 from gql_inventory.live.ledger import max_position
 from gql_inventory.live.wire import CURSOR_KIND
-from gql_inventory.live.wslimit import SLOW_CLOSE_CODE, close_soon, is_closing
-from gql_inventory.loaders import Loaders
+from gql_inventory.orders import orders
+from gql_inventory.readmodel.loaders import Loaders
 from gql_inventory.resolvers.cursors import check_stock_cursor, encode_cursor
+from gql_inventory.schema.errors import BadRequest, Forbidden, PublicError
 from gql_inventory.schema.events import LowStockAlertType, StockChangeEventType
 from gql_inventory.schema.orders import OrderType
+from gql_inventory.stock.products import variant_ids_of
+from gql_inventory.websocket.fanout import current_catch_up, current_group
+from gql_inventory.websocket.limits import SLOW_CLOSE_CODE, close_soon, is_closing
 
 __all__ = ["SLOW_CLOSE_CODE"]
 

@@ -1,5 +1,5 @@
 """Admin: lowStockVariants, setLowStockThreshold and bulkAdjustStock (thin: the logic is in
-`inventory.low_stock` and `inventory.bulk_adjust`).
+`stock.low_stock` and `stock.bulk_adjust`).
 
 Their fields declare the `IsAdmin` permission (`schema.query`, `schema.mutation`).
 """
@@ -10,16 +10,12 @@ import strawberry
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.errors import BadRequest
-from gql_inventory.inventory import bulk_adjust, low_stock
-from gql_inventory.inventory.adjust import AdjustResult
-from gql_inventory.inventory.bulk_adjust import BulkLine
-from gql_inventory.inventory.errors import DomainError
-from gql_inventory.inventory.movements import movements_by_ids
-from gql_inventory.logs import get_logger
+from gql_inventory.domain.errors import DomainError
+from gql_inventory.kit.logs import get_logger
 from gql_inventory.resolvers.cursors import decode_cursor
 from gql_inventory.schema.catalog import VariantType
 from gql_inventory.schema.connections import forward_page
+from gql_inventory.schema.errors import BadRequest
 from gql_inventory.schema.low_stock import (
     BulkAdjustStockInput,
     BulkAdjustStockPayload,
@@ -30,6 +26,10 @@ from gql_inventory.schema.low_stock import (
 )
 from gql_inventory.schema.orders import StockMovementType
 from gql_inventory.schema.payloads import UserError, user_errors
+from gql_inventory.stock import bulk_adjust, low_stock
+from gql_inventory.stock.adjust import AdjustResult
+from gql_inventory.stock.bulk_adjust import BulkLine
+from gql_inventory.stock.movements import movements_by_ids
 from gql_inventory.uow import run_in_transaction
 
 log = get_logger(__name__)

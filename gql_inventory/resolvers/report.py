@@ -1,4 +1,4 @@
-"""The admin inventoryReport query (figures: `gql_inventory.inventory.report`)."""
+"""The admin inventoryReport query (figures: `gql_inventory.stock.report`)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import strawberry
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.errors import BadRequest
-from gql_inventory.inventory.errors import InvalidInput
-from gql_inventory.inventory.report import inventory_report as compute_report
+from gql_inventory.domain.errors import InvalidInput
+from gql_inventory.schema.errors import BadRequest
 from gql_inventory.schema.report import InventoryReportType
+from gql_inventory.stock.report import inventory_report as compute_report
 
 
 async def inventory_report(

@@ -8,17 +8,16 @@ import uuid
 import strawberry
 from strawberry.types import Info
 
-from gql_inventory import metrics
 from gql_inventory.context import Context
-from gql_inventory.errors import Forbidden
-from gql_inventory.inventory import checkout as checkout_use_case
-from gql_inventory.inventory import orders, reservations
-from gql_inventory.inventory.errors import DomainError, OrderNotFound, ReservationNotFound, in_input
-from gql_inventory.inventory.idempotency import IdempotencyKey
-from gql_inventory.inventory.stock import LineRequest
-from gql_inventory.reserve_batcher import Reserved
-from gql_inventory.reserving import reserve_stock as reserve_stock_use_case
+from gql_inventory.domain.errors import DomainError, OrderNotFound, ReservationNotFound, in_input
+from gql_inventory.domain.idempotency import IdempotencyKey
+from gql_inventory.kit import metrics
+from gql_inventory.orders import checkout as checkout_use_case
+from gql_inventory.orders import orders
+from gql_inventory.reserving.batcher import Reserved
+from gql_inventory.reserving.front import reserve_stock as reserve_stock_use_case
 from gql_inventory.resolvers.payloads import order_payload, reservation_payload
+from gql_inventory.schema.errors import Forbidden
 from gql_inventory.schema.inputs import (
     CheckoutInput,
     ReserveStockInput,
@@ -32,6 +31,8 @@ from gql_inventory.schema.payloads import (
     ReserveStockPayload,
     user_errors,
 )
+from gql_inventory.stock import reservations
+from gql_inventory.stock.levels import LineRequest
 from gql_inventory.uow import run_in_transaction
 
 

@@ -6,5 +6,5 @@
 - `operations`: which request bodies are read operations on the whitelisted root fields;
 - `asgi`: the ASGI wrapper of the /graphql route that serves, and fills, the store.
 
-Nothing is imported here, so `gql_inventory.loaders` can import `trace` alone.
+Nothing is imported here, so `gql_inventory.readmodel.loaders` can import `trace` alone.
 """

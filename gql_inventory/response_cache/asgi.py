@@ -23,7 +23,11 @@ from typing import TYPE_CHECKING
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql_inventory.context import admin_name, bearer_token
-from gql_inventory.metrics import RESPONSE_CACHE_HITS, RESPONSE_CACHE_MISSES, RESPONSE_CACHE_STORED
+from gql_inventory.kit.metrics import (
+    RESPONSE_CACHE_HITS,
+    RESPONSE_CACHE_MISSES,
+    RESPONSE_CACHE_STORED,
+)
 from gql_inventory.response_cache.operations import ReadOperations
 from gql_inventory.response_cache.store import ResponseStore, Tag
 from gql_inventory.response_cache.trace import read_trace

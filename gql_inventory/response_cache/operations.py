@@ -3,7 +3,7 @@ all on the whitelist of stock and catalog reads (read-model answers only, no sec
 
 A whitelist, not a blacklist: a root field added to `Query` later is not cached until it
 is named here, and a field is named here only when its resolvers read through
-`gql_inventory.loaders` (which mark every SQL fallback in the request's trace).
+`gql_inventory.readmodel.loaders` (which mark every SQL fallback in the request's trace).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 ENTRY_OVERHEAD = 256
 
 #: ``(epoch, catalog version)`` of the read model an entry was computed under
-#: (`gql_inventory.live.reads.ReadModel.tag`).
+#: (`gql_inventory.readmodel.reads.ReadModel.tag`).
 Tag = tuple[int, int]
 
 

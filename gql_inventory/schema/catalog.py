@@ -8,10 +8,10 @@ import strawberry
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.inventory.low_stock import is_low
-from gql_inventory.inventory.rows import LevelRow, LocationRow, ProductRow, VariantRow
-from gql_inventory.money import to_decimal
+from gql_inventory.domain.rows import LevelRow, LocationRow, ProductRow, VariantRow
+from gql_inventory.kit.money import to_decimal
 from gql_inventory.schema.docs import described_field
+from gql_inventory.stock.low_stock import is_low
 
 
 @strawberry.type(

@@ -18,8 +18,8 @@ from graphql import (
 from starlette.responses import Response
 from strawberry.extensions import MaskErrors
 
-from gql_inventory.errors import PublicError, ServiceUnavailable, should_mask
-from gql_inventory.outage import is_database_outage
+from gql_inventory.kit.outage import is_database_outage
+from gql_inventory.schema.errors import PublicError, ServiceUnavailable, should_mask
 
 # Estimated memory of a cached document: the source text it keeps, plus its AST and
 # token list (tracemalloc: ~395 bytes a token for a 4,800-token query, rounded up),

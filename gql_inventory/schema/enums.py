@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import enum
 
-from gql_inventory.inventory.adjust import AdjustmentReason
 from gql_inventory.models import MovementKind, OrderStatus, ReservationStatus
 from gql_inventory.schema.docs import describe_enum
+from gql_inventory.stock.adjust import AdjustmentReason
 
 __all__ = [
     "AdjustmentReason",

@@ -19,9 +19,9 @@ from graphql import GraphQLError, GraphQLResolveInfoHelpers
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
-from gql_inventory.errors import should_mask
-from gql_inventory.logs import get_logger
-from gql_inventory.outage import is_database_outage
+from gql_inventory.kit.logs import get_logger
+from gql_inventory.kit.outage import is_database_outage
+from gql_inventory.schema.errors import should_mask
 
 log = get_logger(__name__)
 

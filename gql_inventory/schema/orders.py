@@ -11,7 +11,6 @@ from sqlalchemy import RowMapping
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.inventory.ledger import AppliedMovement
 from gql_inventory.schema.catalog import (
     LocationType,
     MoneyType,
@@ -20,6 +19,7 @@ from gql_inventory.schema.catalog import (
 )
 from gql_inventory.schema.docs import described_field
 from gql_inventory.schema.enums import MovementKind, OrderStatus, ReservationStatus
+from gql_inventory.stock.ledger import AppliedMovement
 
 
 async def load_variant(info: Info[Context, None], variant_id: int) -> VariantType:
@@ -264,7 +264,7 @@ class StockMovementType:
 
     @classmethod
     def build(cls, m: AppliedMovement, sku: str) -> StockMovementType:
-        """Build from a ledger row (`inventory.movements.LedgerEntry` gives both)."""
+        """Build from a ledger row (`stock.movements.LedgerEntry` gives both)."""
         return cls(
             id=strawberry.ID(str(m.id)),
             kind=MovementKind(m.kind),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
-from gql_inventory.inventory.errors import DomainError, DomainErrors, ErrorCode, FieldPath
+from gql_inventory.domain.errors import DomainError, DomainErrors, ErrorCode, FieldPath
 from gql_inventory.schema.catalog import StockLevelType
 from gql_inventory.schema.enums import UserErrorCode
 from gql_inventory.schema.orders import OrderType, ReservationType, StockMovementType

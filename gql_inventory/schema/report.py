@@ -1,4 +1,4 @@
-"""InventoryReport and VariantStockouts (admin reports; figures: `inventory.report`)."""
+"""InventoryReport and VariantStockouts (admin reports; figures: `stock.report`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import strawberry
 from strawberry.types import Info
 
 from gql_inventory.context import Context
-from gql_inventory.inventory import report as domain
 from gql_inventory.schema.catalog import MoneyType, VariantType
 from gql_inventory.schema.docs import described_field
 from gql_inventory.schema.orders import load_variant
+from gql_inventory.stock import report as domain
 
 _WINDOW = " in the window [from, to) (an event exactly at `to` belongs to the next one)"
 
@@ -50,7 +50,7 @@ def _rate(text: str) -> str:
     "the stock ledger, reservations, orders and refunds.",
 )
 class InventoryReportType:
-    """The report, as `inventory.report.InventoryReport` computes it."""
+    """The report, as `stock.report.InventoryReport` computes it."""
 
     from_: datetime = strawberry.field(name="from", description="Start of the window (included).")
     to: datetime = strawberry.field(description="End of the window (excluded).")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from strawberry.types import ExecutionContext
 
-from gql_inventory import metrics
+from gql_inventory.kit import metrics
 
 
 def observe_operation(context: ExecutionContext, seconds: float) -> None:
     """Observe one operation's time (parsing, validation and execution) in seconds,
-    labelled by operation name (`metrics.operation_label`: named operations only,
+    labelled by operation name (`kit.metrics.operation_label`: named operations only,
     bounded) and type (query, mutation, subscription; ``unknown`` when the document
     did not parse). `schema.prepared.EdgeRequest` calls it once per request."""
     try:

@@ -13,7 +13,7 @@
    echoes back; when they disagree nothing is done. Unknown event types are
    acknowledged (200). Nothing slow happens here: no call to Stripe.
 4. Every number and id an event carries is checked before it is used
-   (`stripe_objects`) and against the order (`inventory.event_checks`): an
+   (`stripe_objects`) and against the order (`orders.event_checks`): an
    impossible event (amount 0, negative, above Stripe's largest, above what was
    paid; a refund of an unpaid order) is recorded and answered 200 ``invalid``,
    changing no stock and no status.
@@ -25,7 +25,7 @@ A ``charge.refunded`` before the payment's success applies the success first (th
 charge says the payment succeeded; a refund event alone on an unpaid order is
 ``invalid``); a cancel after a success is ignored; a success
 after a cancel or an expiry sells from the stock left, or flags NEEDS_ATTENTION.
-Refund rules (our own refunds, dashboard refunds): `inventory.provider_events`.
+Refund rules (our own refunds, dashboard refunds): `orders.provider_events`.
 """
 
 from __future__ import annotations
@@ -41,19 +41,19 @@ import stripe
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gql_inventory import metrics
-from gql_inventory.inventory import (
+from gql_inventory.domain.uow import STRIPE, UnitOfWork
+from gql_inventory.kit import metrics
+from gql_inventory.kit.logs import get_logger
+from gql_inventory.kit.outage import is_database_outage
+from gql_inventory.orders import (
     orders,
     payment_outcomes,
     payment_progress,
     provider_events,
     webhook_log,
 )
-from gql_inventory.inventory.order_lookup import order_for_payment
-from gql_inventory.inventory.payment_states import Outcome, PaymentEventKind
-from gql_inventory.inventory.uow import STRIPE, UnitOfWork
-from gql_inventory.logs import get_logger
-from gql_inventory.outage import is_database_outage
+from gql_inventory.orders.lookup import order_for_payment
+from gql_inventory.orders.payment_states import Outcome, PaymentEventKind
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
 from gql_inventory.uow import run_in_transaction
@@ -312,7 +312,7 @@ async def apply_event(uow: UnitOfWork, event: StripeEvent, settings: Settings) -
     Returns the outcome (``duplicate`` when the id was seen before; ``ignored`` for
     types not handled; ``invalid`` for an impossible event: a value out of range
     (`stripe_objects.InvalidEvent`) or impossible for the order
-    (`inventory.event_checks`), recorded and changing nothing). Raises
+    (`orders.event_checks`), recorded and changing nothing). Raises
     `MalformedEvent` (the caller rolls back).
     """
     session = uow.session

@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gql_inventory.inventory.payment_states import RefundStatus
-from gql_inventory.inventory.provider_events import ReportedRefund
+from gql_inventory.orders.payment_states import RefundStatus
+from gql_inventory.orders.provider_events import ReportedRefund
 
 #: Largest amount Stripe can charge or refund, in minor units (12 digits: IDR).
 MAX_AMOUNT = 999_999_999_999

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.inventory.ledger import apply_movement, ensure_level
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import Location, MovementKind, Product, Variant
+from gql_inventory.stock.ledger import apply_movement, ensure_level
 
 
 @dataclass

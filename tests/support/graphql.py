@@ -9,8 +9,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory import payment_outcomes
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.orders import payment_outcomes
 from gql_inventory.payments import ProviderFailure
 from gql_inventory.payments.base import CreatedPayment, PaymentRequest, ProviderRefund
 from tests.conftest import GraphQLCaller

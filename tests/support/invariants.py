@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory.invariants import find_violations
+from gql_inventory.stock.invariants import find_violations
 
 
 async def assert_invariants(sessions: async_sessionmaker[AsyncSession]) -> None:

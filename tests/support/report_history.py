@@ -14,7 +14,6 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.inventory.ledger import ensure_level
 from gql_inventory.models import (
     MovementKind,
     Order,
@@ -27,6 +26,7 @@ from gql_inventory.models import (
     StockLevel,
     StockMovement,
 )
+from gql_inventory.stock.ledger import ensure_level
 from tests.support.catalog import Catalog, make_location, make_product
 
 T0 = datetime(2026, 3, 2, tzinfo=UTC)

@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.inventory.errors import DomainError, DomainErrors
+from gql_inventory.domain.errors import DomainError, DomainErrors
 
 T = TypeVar("T")
 Work = Callable[[AsyncSession], Awaitable[T]]

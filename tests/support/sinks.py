@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from gql_inventory.inventory.ledger import AppliedMovement
+from gql_inventory.stock.ledger import AppliedMovement
 
 
 class RecordingSink:

@@ -24,7 +24,7 @@ from gql_inventory.catalog.shopify.csvfile import (
 )
 from gql_inventory.catalog.shopify.rows import ParsedProduct, group_products
 from gql_inventory.catalog.shopify.skus import assign_skus, check_derived_skus_owner
-from gql_inventory.inventory.uow import UnitOfWork
+from gql_inventory.domain.uow import UnitOfWork
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 

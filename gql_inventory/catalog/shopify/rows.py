@@ -27,7 +27,7 @@ from gql_inventory.catalog.shopify.csvfile import (
     Row,
     read_rows,
 )
-from gql_inventory.money import to_minor_units
+from gql_inventory.kit.money import to_minor_units
 
 _DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 _INTEGER = re.compile(r"[+-]?\d+", re.ASCII)

@@ -6,7 +6,7 @@ Create Date: 2026-12-01 00:00:00.000000
 
 ``stock_movements.actor`` (NOT NULL): who caused the change, ``admin:<name>``,
 ``storefront``, ``stripe``, ``system`` or ``import``. From now on the unit of work
-writes it (`gql_inventory.inventory.uow.UnitOfWork.actor`).
+writes it (`gql_inventory.domain.uow.UnitOfWork.actor`).
 
 Rows written before this revision never recorded it; they are backfilled from what the
 row does say (its kind and reason), a best guess where the kind had several writers:

@@ -9,7 +9,7 @@ on ``products``, ``variants`` and ``locations`` (INSERT, UPDATE, DELETE, TRUNCAT
 writing transaction's id. It is an ordinary row, so a reader sees the new value exactly
 when the catalog write commits: an app process compares it with the value its
 in-memory catalog snapshot was loaded at, and reloads when it differs
-(`gql_inventory.live.catalog`, docs/adr/0009-stock-projection.md).
+(`gql_inventory.readmodel.catalog`, docs/adr/0009-stock-projection.md).
 
 The upsert takes that row's lock until the writer commits, so catalog writers
 (imports, setLowStockThreshold) serialise among themselves. They write the catalog

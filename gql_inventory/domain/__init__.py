@@ -1,0 +1,3 @@
+"""The domain kernel shared by stock and orders: errors, unit of work, idempotency.
+
+Never commits."""

@@ -1,0 +1,123 @@
+"""Read models of the catalog: small frozen rows built from Core reads.
+
+The SQL columns each row is built from sit beside it (`PRODUCT_COLUMNS` ...), so
+the domain's reads (`stock.products`) and the GraphQL layer's DataLoaders
+(`gql_inventory.readmodel.loaders`) select and build them the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gql_inventory.models import Location, Product, StockLevel, Variant
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRow:
+    """A product (`id`, Shopify `handle`, `title`)."""
+
+    id: int
+    handle: str
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class VariantRow:
+    """A variant; `price_amount` in minor units of `currency_code`."""
+
+    id: int
+    product_id: int
+    sku: str
+    title: str
+    options: list[dict[str, str]]
+    price_amount: int
+    currency_code: str
+    low_stock_threshold: int
+
+
+@dataclass(frozen=True, slots=True)
+class LocationRow:
+    """A location; lower `priority` is drawn from first."""
+
+    id: int
+    name: str
+    is_default: bool
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class LevelRow:
+    """A stock level's figures (units)."""
+
+    id: int
+    variant_id: int
+    location_id: int
+    on_hand: int
+    reserved: int
+    version: int
+
+    @property
+    def available(self) -> int:
+        """`on_hand - reserved`."""
+        return self.on_hand - self.reserved
+
+
+PRODUCT_COLUMNS = (Product.id, Product.handle, Product.title)
+VARIANT_COLUMNS = (
+    Variant.id,
+    Variant.product_id,
+    Variant.sku,
+    Variant.title,
+    Variant.options,
+    Variant.price_amount,
+    Variant.currency_code,
+    Variant.low_stock_threshold,
+)
+LOCATION_COLUMNS = (Location.id, Location.name, Location.is_default, Location.priority)
+LEVEL_COLUMNS = (
+    StockLevel.id,
+    StockLevel.variant_id,
+    StockLevel.location_id,
+    StockLevel.on_hand,
+    StockLevel.reserved,
+    StockLevel.version,
+)
+
+
+def product_row(m: Any) -> ProductRow:
+    """Build from a row mapping with `PRODUCT_COLUMNS`."""
+    return ProductRow(id=m["id"], handle=m["handle"], title=m["title"])
+
+
+def variant_row(m: Any) -> VariantRow:
+    """Build from a row mapping with `VARIANT_COLUMNS`."""
+    return VariantRow(
+        id=m["id"],
+        product_id=m["product_id"],
+        sku=m["sku"],
+        title=m["title"],
+        options=list(m["options"] or []),
+        price_amount=m["price_amount"],
+        currency_code=m["currency_code"],
+        low_stock_threshold=m["low_stock_threshold"],
+    )
+
+
+def location_row(m: Any) -> LocationRow:
+    """Build from a row mapping with `LOCATION_COLUMNS`."""
+    return LocationRow(
+        id=m["id"], name=m["name"], is_default=m["is_default"], priority=m["priority"]
+    )
+
+
+def level_row(m: Any) -> LevelRow:
+    """Build from a row mapping with `LEVEL_COLUMNS`."""
+    return LevelRow(
+        id=m["id"],
+        variant_id=m["variant_id"],
+        location_id=m["location_id"],
+        on_hand=m["on_hand"],
+        reserved=m["reserved"],
+        version=m["version"],
+    )

@@ -1,0 +1,1 @@
+"""The HTTP edge: body limits, pages the app serves (GraphiQL, /admin)."""

@@ -1,0 +1,1 @@
+"""Background jobs of the app process: the expiry sweeper, the pending-payment check."""

@@ -1,0 +1,1 @@
+"""Utilities with no domain in them: database plumbing, logs, metrics, tasks, money."""

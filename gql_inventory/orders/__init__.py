@@ -1,0 +1,1 @@
+"""Orders, payments and refunds: checkout, provider events, refunds. Never commits."""

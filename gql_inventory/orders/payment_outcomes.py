@@ -1,0 +1,257 @@
+"""Payment outcomes: succeeded (SALE), failed, canceled; what the webhook calls.
+
+Safe to call twice and in any order: each looks at the locked order's status and
+does nothing when the work is done."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.models import (
+    MovementKind,
+    Order,
+    OrderAllocation,
+    OrderLine,
+    OrderStatus,
+    PaymentEventKind,
+    Reservation,
+    ReservationLine,
+    ReservationStatus,
+)
+from gql_inventory.orders.orders import (
+    REFUNDABLE,
+    lock_order,
+    order_reference,
+    record_payment_event,
+    set_status,
+)
+from gql_inventory.orders.payment_states import Outcome
+from gql_inventory.stock.ledger import apply_movement
+from gql_inventory.stock.levels import LockedLevel, allocate, lock_levels_by_variant
+from gql_inventory.stock.reservations import (
+    end_reservation,
+)
+
+#: `orders.payment_applied_at` of a payment applied now (the transaction's time); a
+#: time already set stays.
+_APPLIED_NOW = func.coalesce(Order.payment_applied_at, func.now())
+
+
+async def payment_succeeded(
+    uow: UnitOfWork,
+    order_id: uuid.UUID,
+    *,
+    reference: str | None = None,
+    amount: int | None = None,
+    currency: str | None = None,
+) -> Outcome:
+    """The payment of an order succeeded: sell its units (SALE) exactly once.
+
+    Returns ``sold``, ``sold_late`` (its reservation had ended: units re-taken from
+    what is available), ``needs_attention`` (too few units left after a late
+    payment; nothing goes below zero), ``amount_mismatch``, or ``already_paid``.
+    Every outcome but ``already_paid`` sets the order's `payment_applied_at`.
+    `amount` (minor units) and `currency`, when given, must match the order.
+    Raises `OrderNotFound`.
+    """
+    session = uow.session
+    reservation, order = await lock_order(session, order_id)
+    if order.status in (*REFUNDABLE, OrderStatus.REFUNDED, OrderStatus.NEEDS_ATTENTION):
+        return Outcome.ALREADY_PAID
+    if order.status is OrderStatus.CANCELLED and await payment_applied(session, order.id):
+        return Outcome.ALREADY_PAID
+    if (amount is not None and amount != order.total_amount) or (
+        currency is not None and currency.upper() != order.currency_code.upper()
+    ):
+        await set_status(
+            uow,
+            order,
+            OrderStatus.NEEDS_ATTENTION,
+            attention_reason=f"paid {amount} {currency}, order total {order.total_amount} "
+            f"{order.currency_code}",
+            payment_applied_at=_APPLIED_NOW,
+        )
+        await record_payment_event(
+            session, order.id, PaymentEventKind.AMOUNT_MISMATCH, provider_event_id=reference
+        )
+        return Outcome.AMOUNT_MISMATCH
+    if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
+        await _sell_reserved(uow, order, reservation)
+        outcome = Outcome.SOLD
+    else:
+        if not await _sell_late(uow, order):
+            await record_payment_event(
+                session,
+                order.id,
+                PaymentEventKind.LATE_PAYMENT_OUT_OF_STOCK,
+                provider_event_id=reference,
+            )
+            return Outcome.NEEDS_ATTENTION
+        outcome = Outcome.SOLD_LATE
+    await set_status(uow, order, OrderStatus.PAID, payment_applied_at=_APPLIED_NOW)
+    await record_payment_event(
+        session, order.id, PaymentEventKind.PAYMENT_INTENT_SUCCEEDED, provider_event_id=reference
+    )
+    return outcome
+
+
+async def payment_applied(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """True when a payment of the order was received and applied (`payment_applied_at`
+    is set): units sold, or the order flagged (amount mismatch, late payment without
+    stock), whatever its status since (refunded, cancelled)."""
+    applied_at = (
+        await session.execute(select(Order.payment_applied_at).where(Order.id == order_id))
+    ).scalar_one_or_none()
+    return applied_at is not None
+
+
+async def _sell_reserved(uow: UnitOfWork, order: Order, reservation: Reservation) -> None:
+    """SALE every reserved unit (on hand and reserved both drop) and close the reservation."""
+    session = uow.session
+    held = (
+        await session.execute(
+            select(
+                ReservationLine.stock_level_id, ReservationLine.variant_id, ReservationLine.quantity
+            )
+            .where(ReservationLine.reservation_id == reservation.id)
+            .order_by(ReservationLine.stock_level_id)
+        )
+    ).all()
+    lines = await _order_line_ids(session, order.id)
+    for level_id, variant_id, quantity in held:
+        movement = await apply_movement(
+            uow,
+            level_id=level_id,
+            kind=MovementKind.SALE,
+            on_hand_delta=-quantity,
+            reserved_delta=-quantity,
+            reference=order_reference(order.id),
+        )
+        if movement is None:
+            raise RuntimeError(f"level {level_id} cannot sell {quantity} reserved units")
+        await session.execute(
+            insert(OrderAllocation).values(
+                order_line_id=lines[variant_id], stock_level_id=level_id, quantity=quantity
+            )
+        )
+    await session.execute(
+        update(Reservation)
+        .where(Reservation.id == reservation.id)
+        .values(status=ReservationStatus.COMPLETED, updated_at=func.now())
+    )
+    reservation.status = ReservationStatus.COMPLETED
+
+
+async def _order_line_ids(session: AsyncSession, order_id: uuid.UUID) -> dict[int, int]:
+    rows = await session.execute(
+        select(OrderLine.variant_id, OrderLine.id).where(OrderLine.order_id == order_id)
+    )
+    return {int(r.variant_id): int(r.id) for r in rows}
+
+
+async def _sell_late(uow: UnitOfWork, order: Order) -> bool:
+    """Sell a paid order whose reservation had ended, from available stock, or flag it.
+
+    All lines or none: when any line is short the order becomes NEEDS_ATTENTION
+    and no level changes.
+    """
+    session = uow.session
+    lines = (
+        await session.execute(
+            select(OrderLine.id, OrderLine.variant_id, OrderLine.quantity).where(
+                OrderLine.order_id == order.id
+            )
+        )
+    ).all()
+    per_variant = await lock_levels_by_variant(session, [line.variant_id for line in lines])
+    plans: list[tuple[int, LockedLevel, int]] = []
+    short: list[str] = []
+    for line in lines:
+        plan = allocate(per_variant[line.variant_id], line.quantity)
+        if plan is None:
+            short.append(str(line.variant_id))
+            continue
+        plans.extend((line.id, level, units) for level, units in plan)
+    if short:
+        await set_status(
+            uow,
+            order,
+            OrderStatus.NEEDS_ATTENTION,
+            attention_reason="paid after its reservation ended; not enough stock for variants "
+            + ", ".join(short),
+            payment_applied_at=_APPLIED_NOW,
+        )
+        return False
+    for line_id, level, units in sorted(plans, key=lambda p: p[1].id):
+        movement = await apply_movement(
+            uow,
+            level_id=level.id,
+            kind=MovementKind.SALE,
+            on_hand_delta=-units,
+            reference=order_reference(order.id),
+            reason="late payment",
+        )
+        if movement is None:
+            raise RuntimeError(f"level {level.id} refused a planned late sale")
+        await session.execute(
+            insert(OrderAllocation).values(
+                order_line_id=line_id, stock_level_id=level.id, quantity=units
+            )
+        )
+    return True
+
+
+async def payment_failed(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    error: str | None,
+    reference: str | None = None,
+) -> Outcome:
+    """A payment attempt failed (e.g. card declined): record it, keep the reservation.
+
+    The buyer may retry on the same PaymentIntent; the reservation ends by
+    success, cancel or expiry. Returns ``recorded``. Raises `OrderNotFound`.
+    """
+    _, order = await lock_order(session, order_id)
+    if order.status is OrderStatus.PENDING_PAYMENT:
+        await session.execute(
+            update(Order)
+            .where(Order.id == order.id)
+            .values(last_payment_error=error, updated_at=func.now())
+        )
+    await record_payment_event(
+        session,
+        order.id,
+        PaymentEventKind.PAYMENT_INTENT_PAYMENT_FAILED,
+        provider_event_id=reference,
+        detail=error,
+    )
+    return Outcome.RECORDED
+
+
+async def payment_canceled(
+    uow: UnitOfWork, order_id: uuid.UUID, *, reference: str | None = None
+) -> Outcome:
+    """The payment was canceled: release the reservation (RELEASE), order CANCELLED.
+
+    Does nothing to a paid order (a succeeded payment cannot be cancelled).
+    Returns ``cancelled`` or ``ignored``. Raises `OrderNotFound`.
+    """
+    session = uow.session
+    reservation, order = await lock_order(session, order_id)
+    if order.status is not OrderStatus.PENDING_PAYMENT:
+        return Outcome.IGNORED
+    if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
+        await end_reservation(
+            uow, reservation, status=ReservationStatus.RELEASED, kind=MovementKind.RELEASE
+        )
+    await set_status(uow, order, OrderStatus.CANCELLED)
+    await record_payment_event(
+        session, order.id, PaymentEventKind.PAYMENT_INTENT_CANCELED, provider_event_id=reference
+    )
+    return Outcome.CANCELLED

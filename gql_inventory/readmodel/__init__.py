@@ -1,0 +1,1 @@
+"""The read model of one process: stock projection, catalog snapshot, loaders."""

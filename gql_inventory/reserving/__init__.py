@@ -1,0 +1,1 @@
+"""The reserveStock front: the group-commit batcher that owns its connection and COMMIT."""

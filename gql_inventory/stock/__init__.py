@@ -1,0 +1,1 @@
+"""The stock domain: levels, ledger, reservations, adjustments, expiry. Never commits."""

@@ -1,0 +1,255 @@
+"""Admin stock changes: adjust by a delta, or set an absolute figure (cycle count)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.domain import idempotency
+from gql_inventory.domain.errors import (
+    InvalidInput,
+    OnHandBelowReserved,
+    RemovalExceedsAvailable,
+    StockChanged,
+    UnknownLocation,
+    UnknownSku,
+    in_input,
+)
+from gql_inventory.domain.idempotency import IdempotencyKey
+from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.models import Location, MovementKind, Variant
+from gql_inventory.stock.ledger import (
+    AppliedMovement,
+    apply_movement,
+    ensure_level,
+    set_on_hand,
+)
+
+MAX_ADJUSTMENT = 1_000_000
+
+
+class AdjustmentReason(enum.StrEnum):
+    """Why an admin changed stock (contract enum `AdjustmentReason`)."""
+
+    RECEIVED = "RECEIVED"
+    CORRECTION = "CORRECTION"
+    DAMAGED = "DAMAGED"
+    LOST = "LOST"
+    FOUND = "FOUND"
+    CYCLE_COUNT = "CYCLE_COUNT"
+
+
+def movement_kind(reason: AdjustmentReason) -> MovementKind:
+    """RECEIVED -> RECEIPT, CYCLE_COUNT -> COUNT, every other reason -> ADJUSTMENT."""
+    if reason is AdjustmentReason.RECEIVED:
+        return MovementKind.RECEIPT
+    if reason is AdjustmentReason.CYCLE_COUNT:
+        return MovementKind.COUNT
+    return MovementKind.ADJUSTMENT
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustResult:
+    """The level changed (its id) and the movement written (None when nothing changed)."""
+
+    level_id: int
+    movement_id: int | None
+
+
+def _is_id(raw: str) -> bool:
+    """True for a possible row id: ASCII digits within BIGINT (not "²" or 20 digits)."""
+    return raw.isascii() and raw.isdigit() and int(raw) < 2**63
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    """The stock level an admin change is about, and its location (for messages)."""
+
+    id: int
+    location_id: int
+    location: str
+
+
+async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -> _Level:
+    """The level of `sku` at a location (None: the default one), created at zero if missing."""
+    variant_id = (await session.execute(select(Variant.id).where(Variant.sku == sku))).scalar()
+    if variant_id is None:
+        raise UnknownSku(sku, field=in_input("sku"))
+    columns = select(Location.id, Location.name)
+    if location_id is None:
+        loc = (await session.execute(columns.where(Location.is_default.is_(True)))).first()
+        if loc is None:
+            raise UnknownLocation("no default location", field=in_input("location_id"))
+    else:
+        loc = (
+            (await session.execute(columns.where(Location.id == int(location_id)))).first()
+            if _is_id(location_id)
+            else None
+        )
+        if loc is None:
+            raise UnknownLocation(
+                f"unknown location {location_id!r}", field=in_input("location_id")
+            )
+    level_id = await ensure_level(session, variant_id=int(variant_id), location_id=int(loc.id))
+    return _Level(id=level_id, location_id=int(loc.id), location=str(loc.name))
+
+
+async def level_id_for(session: AsyncSession, sku: str, location_id: str | None) -> int:
+    """The id of `sku`'s level at a location (None: the default one), created at zero if
+    missing. Raises `UnknownSku`, `UnknownLocation`."""
+    return (await _level_for(session, sku, location_id)).id
+
+
+def _reason_text(reason: AdjustmentReason, note: str | None) -> str:
+    return f"{reason.value}: {note}" if note else reason.value
+
+
+_LOCK = text("SELECT on_hand, reserved FROM stock_levels WHERE id = :id FOR UPDATE")
+
+
+async def adjust_stock(
+    uow: UnitOfWork,
+    *,
+    sku: str,
+    location_id: str | None,
+    delta: int,
+    reason: AdjustmentReason,
+    note: str | None = None,
+    expected_on_hand: int | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+) -> AdjustResult:
+    """Add `delta` units (negative removes) to on hand at a location (default: the default one).
+
+    With `expected_on_hand`, refuses with `StockChanged` unless on hand is
+    exactly that (compare-and-set). Removing more than is available (on hand
+    minus reserved) is `RemovalExceedsAvailable` (an `InsufficientStock`):
+    reserved units are promised. Per-level refusals name the location.
+    Raises `InvalidInput` (delta 0 or beyond 1,000,000), `UnknownSku`,
+    `UnknownLocation`, `IdempotencyConflict`.
+    """
+    session = uow.session
+    if delta == 0 or abs(delta) > MAX_ADJUSTMENT:
+        raise InvalidInput(
+            f"delta must be non-zero and within ±{MAX_ADJUSTMENT}", field=in_input("delta")
+        )
+    if idempotency_key is not None:
+        replay = await idempotency.claim(
+            session,
+            scope="adjustStock",
+            key=idempotency_key,
+            payload=[sku, location_id, delta, reason.value, note, expected_on_hand],
+        )
+        if replay is not None:
+            return AdjustResult(level_id=replay["level_id"], movement_id=replay["movement_id"])
+    level = await _level_for(session, sku, location_id)
+    level_id = level.id
+    row = (await session.execute(_LOCK, {"id": level_id})).one()
+    if expected_on_hand is not None and expected_on_hand != row.on_hand:
+        raise StockChanged(
+            sku=sku,
+            location_id=level.location_id,
+            location=level.location,
+            expected=expected_on_hand,
+            actual=row.on_hand,
+            field=in_input("expected_on_hand"),
+        )
+    movement = await apply_movement(
+        uow,
+        level_id=level_id,
+        kind=movement_kind(reason),
+        on_hand_delta=delta,
+        reason=_reason_text(reason, note),
+    )
+    if movement is None:
+        raise RemovalExceedsAvailable(
+            sku=sku,
+            location_id=level.location_id,
+            location=level.location,
+            remove=-delta,
+            on_hand=row.on_hand,
+            reserved=row.reserved,
+            field=in_input("delta"),
+        )
+    result = AdjustResult(level_id=level_id, movement_id=movement.id)
+    if idempotency_key is not None:
+        await idempotency.record(
+            session,
+            scope="adjustStock",
+            key=idempotency_key,
+            result={"level_id": level_id, "movement_id": movement.id},
+        )
+    return result
+
+
+async def set_stock(
+    uow: UnitOfWork,
+    *,
+    sku: str,
+    location_id: str | None,
+    on_hand: int,
+    reason: AdjustmentReason = AdjustmentReason.CYCLE_COUNT,
+    expected_on_hand: int | None = None,
+    idempotency_key: IdempotencyKey | None = None,
+) -> AdjustResult:
+    """Set on hand to an absolute figure (a count). No change writes no movement.
+
+    Raises `InvalidInput` (negative or huge figure), `UnknownSku`,
+    `UnknownLocation`, `StockChanged` (compare-and-set), `OnHandBelowReserved`
+    (an `InsufficientStock`: below what is reserved), `IdempotencyConflict`.
+    """
+    session = uow.session
+    if not 0 <= on_hand <= MAX_ADJUSTMENT:
+        raise InvalidInput(
+            f"onHand must be between 0 and {MAX_ADJUSTMENT}", field=in_input("on_hand")
+        )
+    if idempotency_key is not None:
+        replay = await idempotency.claim(
+            session,
+            scope="setStock",
+            key=idempotency_key,
+            payload=[sku, location_id, on_hand, reason.value, expected_on_hand],
+        )
+        if replay is not None:
+            return AdjustResult(level_id=replay["level_id"], movement_id=replay["movement_id"])
+    level = await _level_for(session, sku, location_id)
+    level_id = level.id
+    movement: AppliedMovement | None
+    movement, before, reserved = await set_on_hand(
+        uow,
+        level_id=level_id,
+        on_hand=on_hand,
+        kind=movement_kind(reason),
+        reason=reason.value,
+        expected_on_hand=expected_on_hand,
+    )
+    if expected_on_hand is not None and expected_on_hand != before:
+        raise StockChanged(
+            sku=sku,
+            location_id=level.location_id,
+            location=level.location,
+            expected=expected_on_hand,
+            actual=before,
+            field=in_input("expected_on_hand"),
+        )
+    if on_hand < reserved:
+        raise OnHandBelowReserved(
+            sku=sku,
+            location_id=level.location_id,
+            location=level.location,
+            on_hand=on_hand,
+            on_hand_before=before,
+            reserved=reserved,
+            field=in_input("on_hand"),
+        )
+    result = AdjustResult(level_id=level_id, movement_id=movement.id if movement else None)
+    if idempotency_key is not None:
+        await idempotency.record(
+            session,
+            scope="setStock",
+            key=idempotency_key,
+            result={"level_id": level_id, "movement_id": result.movement_id},
+        )
+    return result

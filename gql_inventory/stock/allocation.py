@@ -1,0 +1,107 @@
+"""Planning a new reservation in memory: input checks and allocation, no SQL.
+
+Shared by the one-transaction path (`reservations.reserve`) and the group-commit
+path (`reserve_batch`), so both refuse the same input with the same errors, field
+paths and figures, and take units from the same levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gql_inventory.domain.errors import (
+    DomainError,
+    InvalidInput,
+    ShortAcrossLocations,
+    in_input,
+    raise_all,
+)
+from gql_inventory.stock.levels import LineRequest, LockedLevel, allocate, merge_lines
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationLimits:
+    """Server limits on reservations (from settings). TTLs in seconds."""
+
+    default_ttl_seconds: int = 900
+    max_ttl_seconds: int = 7200
+    max_lines: int = 100
+    max_quantity: int = 10_000
+
+
+def reservation_ttl(ttl_seconds: int | None, limits: ReservationLimits) -> int:
+    """The TTL (seconds) a reservation gets: `ttl_seconds`, or the default.
+
+    Raises `InvalidInput` outside ``1..limits.max_ttl_seconds``.
+    """
+    ttl = limits.default_ttl_seconds if ttl_seconds is None else ttl_seconds
+    if not 1 <= ttl <= limits.max_ttl_seconds:
+        raise InvalidInput(
+            f"ttlSeconds must be between 1 and {limits.max_ttl_seconds}",
+            field=in_input("ttl_seconds"),
+        )
+    return ttl
+
+
+def checked_request(
+    lines: Sequence[LineRequest], ttl_seconds: int | None, limits: ReservationLimits
+) -> tuple[int, dict[str, int]]:
+    """``(ttl seconds, {sku: merged quantity})`` of a reserveStock input, checked in the
+    order the single path checks (TTL, then lines). Raises `InvalidInput`."""
+    ttl = reservation_ttl(ttl_seconds, limits)
+    return ttl, merge_lines(lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity)
+
+
+def plan_increase(
+    sku: str,
+    levels: list[LockedLevel],
+    quantity: int,
+    index: int,
+    *,
+    held: int = 0,
+) -> list[tuple[LockedLevel, int]] | ShortAcrossLocations:
+    """Allocate `quantity` more units of `sku`, or the refusal for line `index`.
+
+    `held` is what the reservation already holds of `sku` (updateReservation):
+    the refusal then counts it in both the requested and the available units.
+    """
+    plan = allocate(levels, quantity)
+    if plan is None:
+        return ShortAcrossLocations(
+            sku=sku,
+            requested=held + quantity,
+            available=held + sum(max(lv.available, 0) for lv in levels),
+            held=held,
+            field=in_input("lines", index, "quantity"),
+        )
+    return plan
+
+
+def plan_reservation(
+    wanted: Mapping[str, int],
+    positions: Mapping[str, int],
+    variant_ids: Mapping[str, int],
+    per_variant: Mapping[int, list[LockedLevel]],
+) -> dict[int, tuple[LockedLevel, int]]:
+    """Where a new reservation's units come from: ``{level_id: (level, units)}``, in SKU
+    order then allocation order.
+
+    `wanted` is ``{sku: quantity}`` (`merge_lines`), `positions` each SKU's first input
+    line (`line_positions`), `variant_ids` ``{sku: variant_id}`` of every SKU and
+    `per_variant` the current figures of each variant's levels (missing: no levels).
+    Raises `ShortAcrossLocations` for each SKU that does not fit (all of them together,
+    through `raise_all`).
+    """
+    errors: list[DomainError] = []
+    changes: dict[int, tuple[LockedLevel, int]] = {}
+    for sku, quantity in wanted.items():
+        levels = per_variant.get(variant_ids[sku], [])
+        plan = plan_increase(sku, levels, quantity, positions[sku])
+        if isinstance(plan, ShortAcrossLocations):
+            errors.append(plan)
+            continue
+        for level, units in plan:
+            changes[level.id] = (level, units)
+    raise_all(errors)
+    return changes

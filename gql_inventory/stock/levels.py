@@ -1,0 +1,215 @@
+"""Shared steps of the stock use cases: input checks, SKU lookup, level locking, allocation."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gql_inventory.domain.errors import (
+    LINES,
+    DomainError,
+    FieldPath,
+    InvalidInput,
+    UnknownSku,
+    raise_all,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LineRequest:
+    """A requested line: `quantity` units of `sku`."""
+
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class LockedLevel:
+    """A stock level locked FOR UPDATE by this transaction; figures in units."""
+
+    id: int
+    variant_id: int
+    location_id: int
+    priority: int
+    on_hand: int
+    reserved: int
+
+    @property
+    def available(self) -> int:
+        """`on_hand - reserved`."""
+        return self.on_hand - self.reserved
+
+
+def merge_lines(
+    lines: Sequence[LineRequest],
+    *,
+    max_lines: int,
+    max_quantity: int,
+    allow_zero: bool = False,
+    path: FieldPath = LINES,
+) -> dict[str, int]:
+    """Validate lines and merge repeated SKUs, keeping first-seen order: ``{sku: quantity}``.
+
+    Raises `InvalidInput` (with every bad line's field path) for no lines, too
+    many lines, a blank SKU, or a quantity below 1 (0 allowed with `allow_zero`)
+    or above `max_quantity` (per line and once merged).
+    """
+    errors: list[DomainError] = []
+    if not lines:
+        raise InvalidInput("at least one line is required", field=path)
+    if len(lines) > max_lines:
+        raise InvalidInput(f"at most {max_lines} lines", field=path)
+    merged: dict[str, int] = {}
+    lowest = 0 if allow_zero else 1
+    for i, line in enumerate(lines):
+        sku = line.sku.strip()
+        if not sku:
+            errors.append(InvalidInput("SKU must not be blank", field=path / i / "sku"))
+            continue
+        if not lowest <= line.quantity <= max_quantity:
+            errors.append(
+                InvalidInput(
+                    f"quantity must be between {lowest} and {max_quantity}",
+                    field=path / i / "quantity",
+                )
+            )
+            continue
+        if allow_zero and sku in merged:
+            errors.append(
+                InvalidInput("SKU given twice; quantities are absolute", field=path / i / "sku")
+            )
+            continue
+        merged[sku] = merged.get(sku, 0) + line.quantity
+        if merged[sku] > max_quantity:
+            errors.append(
+                InvalidInput(
+                    f"quantity of {sku!r} over all its lines exceeds {max_quantity}",
+                    field=path / i / "quantity",
+                )
+            )
+    raise_all(errors)
+    return merged
+
+
+def line_positions(lines: Sequence[LineRequest]) -> dict[str, int]:
+    """``{sku: index of its first input line}`` (SKUs stripped as `merge_lines` does).
+
+    After merging, a SKU's position among the merged SKUs is not its input line's
+    index; field paths use this instead.
+    """
+    positions: dict[str, int] = {}
+    for i, line in enumerate(lines):
+        positions.setdefault(line.sku.strip(), i)
+    return positions
+
+
+_VARIANTS_BY_SKU = text("SELECT sku, id FROM variants WHERE sku = ANY(:skus)")
+
+
+async def variant_ids_by_sku(
+    session: AsyncSession,
+    skus: Sequence[str],
+    *,
+    path: FieldPath = LINES,
+    positions: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """``{sku: variant_id}`` for every SKU; raises `UnknownSku` for each unknown one.
+
+    The field path names line `positions[sku]` (see `line_positions`), or the
+    SKU's index in `skus` when no positions are given.
+    """
+    rows = await session.execute(_VARIANTS_BY_SKU, {"skus": list(skus)})
+    found = {r.sku: int(r.id) for r in rows}
+    check_known(skus, found, path=path, positions=positions)
+    return found
+
+
+def check_known(
+    skus: Sequence[str],
+    found: Mapping[str, object],
+    *,
+    path: FieldPath = LINES,
+    positions: Mapping[str, int] | None = None,
+) -> None:
+    """Raise `UnknownSku` for each of `skus` missing from `found` (all at once, through
+    `raise_all`), naming line `positions[sku]`, or the SKU's index in `skus`."""
+    raise_all(
+        [
+            UnknownSku(sku, field=path / (positions[sku] if positions else i) / "sku")
+            for i, sku in enumerate(skus)
+            if sku not in found
+        ]
+    )
+
+
+_LOCK_LEVELS = text(
+    """
+    SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved
+      FROM stock_levels sl
+      JOIN locations l ON l.id = sl.location_id
+     WHERE sl.variant_id = ANY(:variant_ids)
+     ORDER BY sl.id
+       FOR UPDATE OF sl
+    """
+)
+
+
+async def lock_levels(session: AsyncSession, variant_ids: Iterable[int]) -> list[LockedLevel]:
+    """Lock every level of these variants, in ascending id order (the global lock order).
+
+    Any two transactions lock the levels they share in the same order, so they
+    never deadlock on each other.
+    """
+    ids = sorted(set(variant_ids))
+    if not ids:
+        return []
+    rows = await session.execute(_LOCK_LEVELS, {"variant_ids": ids})
+    return [
+        LockedLevel(
+            id=r.id,
+            variant_id=r.variant_id,
+            location_id=r.location_id,
+            priority=r.priority,
+            on_hand=r.on_hand,
+            reserved=r.reserved,
+        )
+        for r in rows
+    ]
+
+
+async def lock_levels_by_variant(
+    session: AsyncSession, variant_ids: Iterable[int]
+) -> defaultdict[int, list[LockedLevel]]:
+    """`lock_levels`, grouped as ``{variant_id: [level, ...]}`` (missing variants: ``[]``)."""
+    grouped: defaultdict[int, list[LockedLevel]] = defaultdict(list)
+    for level in await lock_levels(session, variant_ids):
+        grouped[level.variant_id].append(level)
+    return grouped
+
+
+def by_priority(levels: Iterable[LockedLevel]) -> list[LockedLevel]:
+    """Levels in allocation order: location priority, then location id."""
+    return sorted(levels, key=lambda lv: (lv.priority, lv.location_id))
+
+
+def allocate(levels: Iterable[LockedLevel], quantity: int) -> list[tuple[LockedLevel, int]] | None:
+    """Take `quantity` units from levels in priority order, splitting across locations.
+
+    Returns ``[(level, units), ...]`` or None when the levels hold fewer
+    available units in total. Documented order: the location with the lowest
+    `priority` first (ties: lowest location id), each level drained before the next.
+    """
+    plan: list[tuple[LockedLevel, int]] = []
+    remaining = quantity
+    for level in by_priority(levels):
+        if remaining == 0:
+            break
+        take = min(level.available, remaining)
+        if take > 0:
+            plan.append((level, take))
+            remaining -= take
+    return plan if remaining == 0 else None

@@ -1,0 +1,1 @@
+"""The graphql-transport-ws edge: handler, connection limits, shared fan-out."""
