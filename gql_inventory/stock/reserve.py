@@ -59,7 +59,7 @@ class ReserveRequest:
 class ReserveResult:
     """What `reserve_many` did, per request (same order): its reservation (`ReservationRow`,
     new or replayed) or the `DomainError` that refused it; and every ledger row written,
-    in ledger order. `created` lists the new reservations' ids (known before COMMIT)."""
+    in ledger order. `created` lists the new reservations' ids (known before the commit)."""
 
     outcomes: list[ReservationRow | DomainError]
     movements: list[AppliedMovement] = field(default_factory=list)
