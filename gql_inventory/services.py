@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from gql_inventory.domain.uow import Announcements
+from gql_inventory.kit import metrics
 from gql_inventory.kit.db import create_engine, make_sessionmaker, resolve_database_url
+from gql_inventory.kit.logs import get_logger
 from gql_inventory.live.runtime import LiveEvents
 from gql_inventory.live.sink import DiscardingSink, EventSink
+from gql_inventory.orders.orders import record_payment_event
+from gql_inventory.orders.payment_states import PaymentEventKind
 from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
+from gql_inventory.payments.base import ProviderFailure
 from gql_inventory.payments.stripe import StripePaymentProvider
 from gql_inventory.reserving.batcher import ReserveBatcher
 from gql_inventory.settings import Settings
 from gql_inventory.stock.allocation import ReservationLimits
+
+log = get_logger(__name__)
 
 
 def payment_provider(settings: Settings) -> PaymentProvider:
@@ -34,9 +43,9 @@ class Services:
     `live` is the live-events runtime (None when `LIVE_EVENTS` is off, and in CLI
     processes); the app's lifespan starts and stops it. `events` is where units of
     work announce their commits: `live` itself (it publishes only while it runs),
-    else a `DiscardingSink`. Neither changes after construction. `reserving.batcher`
-    groups reserveStock calls into shared commits (ADR 0008; None: every call has its
-    own transaction); it starts on first use and `close` stops it.
+    else a `DiscardingSink`. Neither changes after construction. `reserve_batcher`
+    applies every reserveStock call, grouping the calls that arrive together into shared
+    commits (ADR 0008, ADR 0013); it starts on first use and `close` stops it.
     """
 
     settings: Settings
@@ -46,7 +55,7 @@ class Services:
     payments: PaymentProvider = field(default_factory=OfflinePaymentProvider)
     events: EventSink = field(default_factory=DiscardingSink)
     live: LiveEvents | None = None
-    reserve_batcher: ReserveBatcher | None = None
+    reserve_batcher: ReserveBatcher = field(init=False)
 
     @property
     def reservation_limits(self) -> ReservationLimits:
@@ -86,20 +95,54 @@ class Services:
             events=live if live is not None else DiscardingSink(),
             live=live,
         )
-        if settings.reserve_batch_max > 0:
-            services.reserve_batcher = ReserveBatcher(
-                url,
-                services.reservation_limits,
-                services.events,
-                max_batch=settings.reserve_batch_max,
-            )
+        services.reserve_batcher = ReserveBatcher(
+            url,
+            services.reservation_limits,
+            services.after_commit,
+            max_batch=max(settings.reserve_batch_max, 1),
+        )
         return services
+
+    async def after_commit(self, done: Announcements) -> None:
+        """What follows every committed transaction (`uow.run_in_transaction` and the
+        reserve group commit alike): count it, log its NEEDS_ATTENTION orders at WARNING
+        (``order.needs_attention``), cancel the payments of the orders it cancelled
+        (outside any lock; a refusal is logged and recorded), then publish its stock
+        movements and the orders whose status changed."""
+        metrics.count_committed(done)
+        for order_id, reason in done.attention:
+            metrics.ORDERS_NEEDING_ATTENTION.inc()
+            log.warning("order.needs_attention", order_id=str(order_id), reason=reason)
+        for order_id, payment_intent_id in done.payment_cancels:
+            await self._cancel_payment(order_id, payment_intent_id)
+        if done.movements:
+            await self.events.publish(done.movements)
+        if done.orders_changed:
+            await self.events.publish_order_changes(done.orders_changed)
+
+    async def _cancel_payment(self, order_id: uuid.UUID, payment_intent_id: str) -> None:
+        """Cancel a committed-cancelled order's payment; a failure is logged and recorded."""
+        try:
+            await self.payments.cancel_payment(payment_intent_id)
+        except ProviderFailure as exc:
+            log.warning(
+                "payment.cancel_failed",
+                order_id=str(order_id),
+                payment_intent_id=payment_intent_id,
+                error=exc.message,
+            )
+            async with self.sessions.begin() as session:
+                await record_payment_event(
+                    session,
+                    order_id,
+                    PaymentEventKind.PAYMENT_INTENT_CANCEL_FAILED,
+                    detail=exc.message,
+                )
 
     async def close(self) -> None:
         """Stop the reserve batcher, release the connection pool (and the payment
         provider's HTTP connections)."""
-        if self.reserve_batcher is not None:
-            await self.reserve_batcher.close()
+        await self.reserve_batcher.close()
         if isinstance(self.payments, StripePaymentProvider):
             await self.payments.aclose()
         await self.engine.dispose()

@@ -137,8 +137,8 @@ class Settings(BaseSettings):
     reserve_batch_max: int = Field(
         default=256,
         ge=0,
-        description="Most reserveStock calls (without idempotency key) one group commit "
-        "applies in one transaction (ADR 0008); 0 turns group commit off.",
+        description="Most reserveStock calls one group commit applies in one transaction "
+        "(ADR 0008, ADR 0013); 1 (or 0) gives each call its own transaction.",
     )
     max_lines_per_reservation: int = Field(default=100, ge=1)
     max_quantity_per_line: int = Field(default=10_000, ge=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +165,53 @@ def test_the_package_root_holds_wiring_only() -> None:
     for init in sorted(PACKAGE.glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc, f"{init.parent.name}/__init__.py has no docstring"
+
+
+#: The domain packages, which never commit (issue 15): the caller owns the transaction.
+_DOMAIN_DIRS = ("domain", "stock", "orders")
+_COMMITS = re.compile(r"\.commit\(|\bCOMMIT\b|\.transaction\(|\.begin\(")
+_LEVEL_WRITES = re.compile(r"UPDATE\s+stock_levels|update\(StockLevel\)", re.IGNORECASE)
+_LEVEL_LOCKS = re.compile(
+    r"FROM\s+stock_levels\b[^;\"]*?FOR\s+UPDATE|StockLevel\)[^;]*with_for_update", re.IGNORECASE
+)
+
+
+@pytest.mark.parametrize("package", _DOMAIN_DIRS)
+def test_the_domain_never_commits(package: str) -> None:
+    """No COMMIT, no transaction opened (`transaction(`, `begin(`) under the domain."""
+    found = {
+        str(p.relative_to(PACKAGE)): _COMMITS.findall(p.read_text())
+        for p in sorted((PACKAGE / package).rglob("*.py"))
+    }
+    assert {name: hits for name, hits in found.items() if hits} == {}
+
+
+def _modules_matching(pattern: re.Pattern[str]) -> list[str]:
+    versions = PACKAGE / "migrations"
+    return sorted(
+        str(p.relative_to(PACKAGE))
+        for p in PACKAGE.rglob("*.py")
+        if not p.is_relative_to(versions) and pattern.search(p.read_text())
+    )
+
+
+def test_one_module_changes_stock_levels() -> None:
+    """Exactly one module holds SQL that updates `stock_levels` (issue 15, ADR 0013)."""
+    assert _modules_matching(_LEVEL_WRITES) == ["stock/ledger.py"]
+
+
+def test_one_module_locks_stock_levels_for_a_change() -> None:
+    """...and the same module is the only one that locks levels FOR UPDATE."""
+    assert _modules_matching(_LEVEL_LOCKS) == ["stock/ledger.py"]
+
+
+def test_reserve_stock_has_one_result_type() -> None:
+    """The resolver gets one shape whatever the request (keyed or not, batched or alone)."""
+    from typing import get_type_hints
+
+    from gql_inventory.domain.rows import ReservationRow
+    from gql_inventory.reserving.front import reserve_stock
+
+    assert get_type_hints(reserve_stock)["return"] is ReservationRow
+    source = (PACKAGE / "resolvers" / "reservations.py").read_text()
+    assert "isinstance(reserved" not in source

@@ -4,7 +4,8 @@ at a time, a failed batch applies nothing, and a committed one is published once
 The model-based test runs on its own event loop and engine (hypothesis drives a sync
 test); each example builds the same starting state twice (identities restart, so ids
 match) and applies the same requests through `reservations.reserve` one transaction at
-a time, then through `reserve_batch` in one transaction.
+a time (batches of one), then through `reserve_many` in one transaction; keyed requests
+(fresh, repeated, conflicting, too short) are mixed in.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.domain.errors import DomainError, DomainErrors, InsufficientStock
+from gql_inventory.domain.idempotency import IdempotencyKey
+from gql_inventory.domain.rows import ReservationRow
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.kit.db import create_engine, make_sessionmaker
-from gql_inventory.reserving.batcher import BatchAborted, ReserveBatcher, Reserved
+from gql_inventory.reserving.batcher import ReserveBatcher
 from gql_inventory.reserving.front import reserve_stock
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
@@ -32,7 +35,7 @@ from gql_inventory.stock import reservations
 from gql_inventory.stock.allocation import ReservationLimits
 from gql_inventory.stock.invariants import find_violations
 from gql_inventory.stock.levels import LineRequest
-from gql_inventory.stock.reserve_batch import BatchRequest, reserve_batch
+from gql_inventory.stock.reserve import ReserveRequest, reserve_many
 from tests.conftest import _TABLES
 from tests.support.catalog import Catalog, make_location, make_product
 from tests.support.invariants import assert_invariants
@@ -54,16 +57,21 @@ line = st.tuples(
     st.sampled_from([*SKUS, "A", "B", " A ", "NOPE", ""]),
     st.sampled_from([1, 1, 2, 3, 5, 0, 7]),
 )
+#: Idempotency keys: none, two valid ones (so repeats and conflicts happen), a short one.
+KEYS = [None, None, None, "key-one-0123456789", "key-two-0123456789", "short"]
 request = st.tuples(
     st.lists(line, min_size=0, max_size=4),
     st.sampled_from([None, None, None, 60, 0, 99999]),
     st.sampled_from(["storefront", "admin:ops"]),
+    st.sampled_from(KEYS),
 )
 
 
-def as_request(raw: tuple[list[tuple[str, int]], int | None, str]) -> BatchRequest:
-    lines, ttl, actor = raw
-    return BatchRequest([LineRequest(sku, q) for sku, q in lines], ttl, actor)
+def as_request(raw: tuple[list[tuple[str, int]], int | None, str, str | None]) -> ReserveRequest:
+    lines, ttl, actor, key = raw
+    return ReserveRequest(
+        [LineRequest(sku, q) for sku, q in lines], ttl, actor, IdempotencyKey.of(key, owner=actor)
+    )
 
 
 # ---------------------------------------------------------------- the two runs
@@ -92,11 +100,12 @@ async def build(
             )
 
 
-def describe(outcome: uuid.UUID | Exception) -> Any:
-    """An outcome without its random id: "ok", or every refusal's fields."""
+def describe(outcome: uuid.UUID | Exception, first: dict[uuid.UUID, int]) -> Any:
+    """An outcome without its random id: ("ok", index of the request that made the
+    reservation: a replay names the first call), or every refusal's fields."""
     if not isinstance(outcome, DomainError):
         assert isinstance(outcome, uuid.UUID), outcome
-        return "ok"
+        return ("ok", first[outcome])
     errors = outcome.errors if isinstance(outcome, DomainErrors) else [outcome]
     return [
         (
@@ -112,10 +121,24 @@ def describe(outcome: uuid.UUID | Exception) -> Any:
     ]
 
 
+def firsts(outcomes: Sequence[uuid.UUID | Exception]) -> dict[uuid.UUID, int]:
+    """``{reservation id: index of the first request answered with it}``."""
+    found: dict[uuid.UUID, int] = {}
+    for i, o in enumerate(outcomes):
+        if isinstance(o, uuid.UUID):
+            found.setdefault(o, i)
+    return found
+
+
+def describe_all(outcomes: Sequence[uuid.UUID | Exception]) -> list[Any]:
+    first = firsts(outcomes)
+    return [describe(o, first) for o in outcomes]
+
+
 async def state(engine: AsyncEngine, outcomes: Sequence[uuid.UUID | Exception]) -> Any:
-    """Levels, reservations, lines and ledger rows, reservation ids replaced by request
-    indexes; and the invariant violations."""
-    index = {str(o): i for i, o in enumerate(outcomes) if isinstance(o, uuid.UUID)}
+    """Levels, reservations, lines, ledger rows and idempotency records, reservation ids
+    replaced by request indexes; and the invariant violations."""
+    index = {str(o): i for o, i in firsts(outcomes).items()}
     async with engine.connect() as conn:
         levels = (
             await conn.execute(
@@ -142,8 +165,18 @@ async def state(engine: AsyncEngine, outcomes: Sequence[uuid.UUID | Exception]) 
                 )
             )
         ).all()
+        rkeys = (await conn.execute(text("SELECT id, idempotency_key FROM reservations"))).all()
+        keys = (
+            await conn.execute(
+                text(
+                    """SELECT owner, key, request_hash, result->>'reservation_id'
+                         FROM idempotency_records ORDER BY owner, key"""
+                )
+            )
+        ).all()
         violations = [v.describe() for v in await find_violations(conn)]
     return {
+        "keys": [(*r[:3], index[r[3]]) for r in keys],
         "levels": [tuple(r) for r in levels],
         "lines": [(index[str(r[0])], *r[1:]) for r in held],
         "ledger": [
@@ -154,12 +187,13 @@ async def state(engine: AsyncEngine, outcomes: Sequence[uuid.UUID | Exception]) 
             )
             for r in ledger
         ],
+        "reservation_keys": sorted((index[str(r[0])], r[1]) for r in rkeys),
         "violations": violations,
     }
 
 
 async def sequential(
-    sessions: async_sessionmaker[AsyncSession], requests: Sequence[BatchRequest]
+    sessions: async_sessionmaker[AsyncSession], requests: Sequence[ReserveRequest]
 ) -> list[uuid.UUID | Exception]:
     outcomes: list[uuid.UUID | Exception] = []
     for r in requests:
@@ -171,6 +205,7 @@ async def sequential(
                         r.lines,
                         limits=LIMITS,
                         ttl_seconds=r.ttl_seconds,
+                        idempotency_key=r.idempotency_key,
                     )
                 )
         except DomainError as error:
@@ -198,12 +233,14 @@ def test_one_batch_matches_one_at_a_time(database_url: str) -> None:
             one_by_one = await sequential(sessions, requests)
             expected = await state(engine, one_by_one)
             await build(sessions, engine, stock, prio)
-            result = await reserve_batch(conn, requests, limits=LIMITS)
-            got = await state(engine, result.outcomes)
-            return one_by_one, expected, result.outcomes, got, result.movements
+            async with conn.transaction():
+                result = await reserve_many(conn, requests, limits=LIMITS)
+            outcomes = [o.id if isinstance(o, ReservationRow) else o for o in result.outcomes]
+            got = await state(engine, outcomes)
+            return one_by_one, expected, outcomes, got, result.movements
 
         one_by_one, expected, outcomes, got, movements = loop.run_until_complete(both())
-        assert [describe(o) for o in outcomes] == [describe(o) for o in one_by_one]
+        assert describe_all(outcomes) == describe_all(one_by_one)
         assert got == expected
         assert got["violations"] == []
         # what the batch returns for publishing is what it wrote, in ledger order
@@ -233,9 +270,7 @@ async def batched(database_url: str, engine: AsyncEngine) -> Any:
         Settings(reserve_batch_max=256, live_events=False), database_url, live_events=False
     )
     sink = RecordingSink()
-    services.events = sink
-    assert services.reserve_batcher is not None
-    services.reserve_batcher._events = sink
+    services.events = sink  # read by `Services.after_commit`, which the batcher calls
     yield services, sink
     await services.close()
 
@@ -253,7 +288,7 @@ async def shop(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
 
 
 async def ask(services: Services, *lines: tuple[str, int]) -> uuid.UUID:
-    """reserveStock's use case; the new reservation's id (whichever path answered)."""
+    """reserveStock's use case; the new reservation's id."""
     reserved = await reserve_stock(
         services,
         [LineRequest(sku, q) for sku, q in lines],
@@ -261,7 +296,7 @@ async def ask(services: Services, *lines: tuple[str, int]) -> uuid.UUID:
         idempotency_key=None,
         actor="storefront",
     )
-    return reserved.id if isinstance(reserved, Reserved) else reserved
+    return reserved.id
 
 
 async def test_committed_batch_answers_each_caller_and_publishes_once(
@@ -326,21 +361,27 @@ async def test_a_batch_whose_write_fails_applies_nothing(
         batcher = services.reserve_batcher
         assert isinstance(batcher, ReserveBatcher)
         direct = await asyncio.gather(
-            batcher.reserve([LineRequest("A", 1)], ttl_seconds=None, actor="storefront"),
-            batcher.reserve([LineRequest("B", 1)], ttl_seconds=None, actor="storefront"),
+            batcher.reserve(ReserveRequest([LineRequest("A", 1)], None, "storefront")),
+            batcher.reserve(ReserveRequest([LineRequest("B", 1)], None, "storefront")),
             return_exceptions=True,
         )
-        assert [type(o) for o in direct] == [BatchAborted, BatchAborted]
+        # the batch of two applied nothing; alone, A went through and B was refused
+        assert isinstance(direct[0], ReservationRow)
+        assert "refused by the test" in str(direct[1])
         async with sessions() as session:
             assert (
                 await session.execute(text("SELECT count(*) FROM reservations"))
-            ).scalar_one() == 0
+            ).scalar_one() == 1
             assert (
                 await session.execute(
-                    text("SELECT count(*) FROM stock_movements WHERE kind = 'RESERVATION'")
+                    text(
+                        "SELECT count(DISTINCT txid) FROM stock_movements "
+                        "WHERE kind = 'RESERVATION'"
+                    )
                 )
-            ).scalar_one() == 0
-        assert sink.movements == []
+            ).scalar_one() == 1
+        assert [(m.stock_level_id, m.reserved_delta) for m in sink.movements] == [(1, 1)]
+        sink.movements.clear()
 
         outcomes = await asyncio.gather(
             ask(services, ("A", 2)),
@@ -366,12 +407,19 @@ async def test_a_batch_whose_write_fails_applies_nothing(
             )
         ).all()
     assert sorted((str(r[0]), r[1], r[2]) for r in held) == sorted(
-        [(str(outcomes[0]), 1, 2), (str(outcomes[3]), 1, 3)]
+        [
+            (str(direct[0].id), 1, 1),
+            (str(outcomes[0]), 1, 2),
+            (str(outcomes[3]), 1, 2),  # North had 2 left: A 3 is split
+            (str(outcomes[3]), 2, 1),
+        ]
     )
-    assert [(m.stock_level_id, m.reserved_delta) for m in sink.movements] in (
-        [(1, 2), (1, 3)],
-        [(1, 3), (1, 2)],
-    )
+    # retried alone in arrival order: A 2, then A 3
+    assert [(m.stock_level_id, m.reserved_delta) for m in sink.movements] == [
+        (1, 2),
+        (1, 2),
+        (2, 1),
+    ]
     await assert_invariants(sessions)
 
     # the worker reconnects and batches again

@@ -12,14 +12,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, any_, bindparam, exists, select, text, update
+from sqlalchemy import Table, any_, bindparam, exists, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import BigInteger, String
+from sqlalchemy.types import String
 
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import Location, MovementKind, Product, Variant
-from gql_inventory.stock.ledger import apply_movement, ensure_level, set_on_hand
+from gql_inventory.stock.ledger import (
+    apply_movement,
+    ensure_level,
+    lock_level_ids,
+    set_on_hand,
+)
 
 #: Name and priority of the location created when the database has none.
 DEFAULT_LOCATION_NAME = "Main warehouse"
@@ -278,18 +283,6 @@ async def _upsert_variants(
     return ids, created, updated
 
 
-_LOCK_LEVELS = text(
-    """
-    SELECT l.id, l.on_hand, l.reserved,
-           EXISTS (SELECT 1 FROM stock_movements m WHERE m.stock_level_id = l.id) AS has_movements
-      FROM stock_levels l
-     WHERE l.id = ANY(:ids)
-     ORDER BY l.id
-       FOR UPDATE OF l
-    """
-).bindparams(bindparam("ids", type_=ARRAY(BigInteger())))
-
-
 async def write_catalog(
     uow: UnitOfWork,
     products: Sequence[ProductSpec],
@@ -328,8 +321,7 @@ async def write_catalog(
     units_received = levels_counted = 0
     refused: list[RefusedCount] = []
     if targets:
-        levels = await session.execute(_LOCK_LEVELS, {"ids": sorted(targets)})
-        for level in levels.all():
+        for level in await lock_level_ids(session, targets):
             spec = targets[int(level.id)]
             on_hand, reserved = int(level.on_hand), int(level.reserved)
             if not level.has_movements and on_hand == 0:

@@ -127,3 +127,86 @@ async def record(
         )
         .values(result=result)
     )
+
+
+def check_key(key: IdempotencyKey) -> None:
+    """Raise `InvalidInput` for a key `claim` would refuse (empty, too long, or an
+    anonymous key shorter than `MIN_ANONYMOUS_KEY_LENGTH`)."""
+    _check(key)
+
+
+#: ``(owner, key value)``: an idempotency key as the table identifies it within a scope.
+KeyId = tuple[str, str]
+
+_CLAIM_MANY = """
+INSERT INTO idempotency_records (scope, owner, key, request_hash, result)
+SELECT $1, w.owner, w.key, w.request_hash, '{}'::jsonb
+  FROM unnest($2::text[], $3::text[], $4::text[]) AS w(owner, key, request_hash)
+    ON CONFLICT (scope, owner, key) DO NOTHING
+RETURNING owner, key
+"""
+
+_STORED = """
+SELECT r.owner, r.key, r.request_hash, r.result::text AS result
+  FROM idempotency_records r
+  JOIN unnest($2::text[], $3::text[]) AS w(owner, key) ON (r.owner, r.key) = (w.owner, w.key)
+ WHERE r.scope = $1
+"""
+
+_SETTLE_MANY = """
+WITH won AS (
+    UPDATE idempotency_records r
+       SET request_hash = w.request_hash, result = w.result::jsonb
+      FROM unnest($2::text[], $3::text[], $4::text[], $5::text[])
+           AS w(owner, key, request_hash, result)
+     WHERE r.scope = $1 AND (r.owner, r.key) = (w.owner, w.key)
+)
+DELETE FROM idempotency_records r
+ USING unnest($6::text[], $7::text[]) AS d(owner, key)
+ WHERE r.scope = $1 AND (r.owner, r.key) = (d.owner, d.key)
+"""
+
+
+async def claim_many(
+    conn: Any, *, scope: str, wanted: dict[KeyId, str]
+) -> dict[KeyId, tuple[str, dict[str, Any]]]:
+    """`claim` for many keys at once on the asyncpg connection `conn` (in a transaction).
+
+    `wanted` maps each key to the request hash it is claimed with. Returns, for each key
+    already used by an earlier committed call, ``(its request hash, its result)``; the
+    other keys are now claimed by this transaction (a concurrent claim of the same key
+    is waited for, as in `claim`), to be settled by `settle_many`.
+    """
+    if not wanted:
+        return {}
+    owners, keys = [k[0] for k in wanted], [k[1] for k in wanted]
+    inserted = await conn.fetch(_CLAIM_MANY, scope, owners, keys, list(wanted.values()))
+    taken = set(wanted) - {(r["owner"], r["key"]) for r in inserted}
+    if not taken:
+        return {}
+    rows = await conn.fetch(_STORED, scope, [k[0] for k in taken], [k[1] for k in taken])
+    return {(r["owner"], r["key"]): (r["request_hash"], json.loads(r["result"])) for r in rows}
+
+
+async def settle_many(
+    conn: Any,
+    *,
+    scope: str,
+    won: dict[KeyId, tuple[str, dict[str, Any]]],
+    unused: list[KeyId],
+) -> None:
+    """Store each key's ``(request hash, result)`` in `won`, and give back the keys of
+    `unused` (claimed by `claim_many` for work that was refused: as with `claim`, a
+    failed call stores nothing, so a retry with the same key may succeed)."""
+    if not won and not unused:
+        return
+    await conn.execute(
+        _SETTLE_MANY,
+        scope,
+        [k[0] for k in won],
+        [k[1] for k in won],
+        [h for h, _ in won.values()],
+        [json.dumps(r) for _, r in won.values()],
+        [k[0] for k in unused],
+        [k[1] for k in unused],
+    )

@@ -7,10 +7,12 @@ the domain's reads (`stock.products`) and the GraphQL layer's DataLoaders
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from gql_inventory.models import Location, Product, StockLevel, Variant
+from gql_inventory.models import Location, Product, ReservationStatus, StockLevel, Variant
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,4 +122,35 @@ def level_row(m: Any) -> LevelRow:
         on_hand=m["on_hand"],
         reserved=m["reserved"],
         version=m["version"],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRow:
+    """A `reservations` row: times timezone-aware,
+    `ttl_seconds` the TTL it was made with, `idempotency_key` the key's value if any."""
+
+    id: uuid.UUID
+    status: ReservationStatus
+    expires_at: datetime
+    ttl_seconds: int
+    idempotency_key: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+#: The columns `ReservationRow` is built from (raw SQL).
+RESERVATION_COLUMNS = "id, status, expires_at, ttl_seconds, idempotency_key, created_at, updated_at"
+
+
+def reservation_row(m: Any) -> ReservationRow:
+    """Build from a row mapping with `RESERVATION_COLUMNS`."""
+    return ReservationRow(
+        id=m["id"],
+        status=ReservationStatus(m["status"]),
+        expires_at=m["expires_at"],
+        ttl_seconds=m["ttl_seconds"],
+        idempotency_key=m["idempotency_key"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
     )

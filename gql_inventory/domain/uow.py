@@ -1,10 +1,11 @@
 """The unit of work the domain's writing use cases receive: one transaction, and what it
 will announce once it commits.
 
-The domain never commits: the caller (`gql_inventory.uow.run_in_transaction`)
-opens the transaction, builds a `UnitOfWork`, and after the commit publishes
-`movements` and `orders_changed`, cancels `payment_cancels` at the provider and logs
-`attention`. A rolled-back transaction announces nothing (DESIGN.md invariant 3).
+The domain never commits: the caller (`gql_inventory.uow.run_in_transaction`, or the
+reserve group commit in `gql_inventory.reserving`) opens the transaction, and after the
+commit one function (`Services.after_commit`) publishes `movements` and
+`orders_changed`, cancels `payment_cancels` at the provider and logs `attention`.
+A rolled-back transaction announces nothing (DESIGN.md invariant 3).
 """
 
 from __future__ import annotations
@@ -99,24 +100,20 @@ class Mark(NamedTuple):
 
 
 @dataclass(eq=False)
-class UnitOfWork:
-    """One open transaction (`session`) and what it will announce after its commit.
+class Announcements:
+    """What a transaction will announce once it commits (`Services.after_commit`).
 
     `movements`: ledger rows written, in ledger order (published to subscribers).
     `orders_changed`: ids of orders whose status changed (`orderStatusChanged`).
     `payment_cancels`: payments of orders it cancelled, cancelled at the provider
     after the commit, outside any lock. `attention`: orders it made NEEDS_ATTENTION
-    (logged at WARNING after the commit). `actor`: who causes the work (``admin:<name>``,
-    `STOREFRONT`, `STRIPE`, `SYSTEM` or `IMPORT`), written on every ledger row; it is
-    required, so no caller can forget it.
+    (logged at WARNING after the commit).
     """
 
-    session: AsyncSession
-    actor: str = field(kw_only=True)
-    movements: list[AppliedMovement] = field(default_factory=list)
-    orders_changed: list[uuid.UUID] = field(default_factory=list)
-    payment_cancels: list[PaymentCancel] = field(default_factory=list)
-    attention: list[Attention] = field(default_factory=list)
+    movements: list[AppliedMovement] = field(default_factory=list, kw_only=True)
+    orders_changed: list[uuid.UUID] = field(default_factory=list, kw_only=True)
+    payment_cancels: list[PaymentCancel] = field(default_factory=list, kw_only=True)
+    attention: list[Attention] = field(default_factory=list, kw_only=True)
 
     def mark(self) -> Mark:
         """Where the lists end now; `rewind` to it when a savepoint rolls back."""
@@ -133,3 +130,15 @@ class UnitOfWork:
         del self.orders_changed[mark.orders_changed :]
         del self.payment_cancels[mark.payment_cancels :]
         del self.attention[mark.attention :]
+
+
+@dataclass(eq=False)
+class UnitOfWork(Announcements):
+    """One open transaction (`session`) and what it will announce after its commit (the
+    lists of `Announcements`). `actor`: who causes the work (``admin:<name>``,
+    `STOREFRONT`, `STRIPE`, `SYSTEM` or `IMPORT`), written on every ledger row; it is
+    required, so no caller can forget it.
+    """
+
+    session: AsyncSession
+    actor: str = field(kw_only=True)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 if TYPE_CHECKING:
     from gql_inventory.domain.errors import DomainError
-    from gql_inventory.domain.uow import UnitOfWork
+    from gql_inventory.domain.uow import Announcements
 
 WEBSOCKET_CONNECTIONS = Gauge(
     "gql_inventory_websocket_connections", "Open GraphQL websocket connections."
@@ -163,7 +163,7 @@ def count_refusal(error: DomainError) -> None:
         INSUFFICIENT_STOCK_REFUSALS.inc(refused)
 
 
-def count_committed(uow: UnitOfWork) -> None:
+def count_committed(uow: Announcements) -> None:
     """Count what a committed unit of work did, from the ledger rows it wrote: distinct
     orders sold (paid; each completes its reservation), reservations released and
     expired (distinct references), units sold and returned; and its NEEDS_ATTENTION orders.

@@ -3,7 +3,8 @@
 An outage is a failure to reach or keep the server, not a bug or a refused
 statement: connection refused or reset, DNS failure, timeouts (connect, pool
 checkout), a connection SQLAlchemy invalidated, PostgreSQL shutting down or not
-accepting connections yet (SQLSTATE 57P01-57P03), too many connections (53300), or
+accepting connections yet (SQLSTATE 57P01-57P03), too many connections (53300), the
+driver's own connection failures (asyncpg's interface and internal client errors), or
 the connection-exception class 08 (PostgreSQL docs, "Appendix A. PostgreSQL Error
 Codes"). The exception, its DBAPI ``orig`` and its causes are all looked at, since
 SQLAlchemy and asyncpg wrap each other's errors.
@@ -22,6 +23,8 @@ _ASYNCPG_OUTAGES: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,  # 57P01
     asyncpg.CrashShutdownError,  # 57P02
     asyncpg.TooManyConnectionsError,  # 53300
+    asyncpg.InterfaceError,  # the driver's connection is closed or in an unusable state
+    asyncpg.InternalClientError,  # e.g. a protocol error on a connection cut mid-reply
 )
 
 #: SQLAlchemy errors that mean the same, whatever the driver said.

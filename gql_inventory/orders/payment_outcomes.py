@@ -30,8 +30,8 @@ from gql_inventory.orders.orders import (
     set_status,
 )
 from gql_inventory.orders.payment_states import Outcome
-from gql_inventory.stock.ledger import apply_movement
-from gql_inventory.stock.levels import LockedLevel, allocate, lock_levels_by_variant
+from gql_inventory.stock.ledger import apply_movement, lock_levels_by_variant
+from gql_inventory.stock.levels import LockedLevel, allocate
 from gql_inventory.stock.reservations import (
     end_reservation,
 )

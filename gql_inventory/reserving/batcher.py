@@ -1,42 +1,40 @@
-"""The per-process group-commit queue of reserveStock (ADR 0008).
+"""The per-process group-commit queue of reserveStock: the only path of the mutation
+(ADR 0008, ADR 0013).
 
 Requests wait in a queue; a worker takes everything queued (up to `max_batch`) and
-applies it in one transaction (`stock.reserve_batch`) on its own asyncpg
-connection. While a batch is in flight the next one accumulates, so there is no
-added wait at low load (a lone request is a batch of one) and one commit is shared by
-everyone who arrived meanwhile under load.
+applies it (`stock.reserve.reserve_many`) in one transaction on its own asyncpg
+connection: the transaction and its COMMIT live here, outside the domain. While a batch
+is in flight the next one accumulates, so there is no added wait at low load (a lone
+request is a batch of one) and one commit is shared by everyone who arrived meanwhile.
 
-After the commit each request gets its own outcome, the ledger rows are published once
-(`EventSink.publish`, as `uow.run_in_transaction` does) and refusals are counted. A
-database error before the commit applies nothing: every request of that batch gets
-`BatchAborted`, and its caller retries it alone on the one-transaction path
-(`gql_inventory.reserving.front`). An error raised by the COMMIT itself leaves the outcome
-unknown, so those requests get the error, as the one-transaction path would give it.
+After the commit each request gets its own outcome and the batch is announced once by
+the after-commit function every transaction uses (`Services.after_commit`). A batch that
+fails before its COMMIT applied nothing: each of its requests is retried alone, through
+the same code (a batch of one); a request that fails alone gets the database error. When
+the COMMIT itself fails, its outcome is checked on a fresh connection (the new
+reservations' ids are known before the COMMIT): if the reservations are there, every
+caller gets its committed outcome; if not, nothing was applied and the requests are
+retried alone as above. Only when the database stays unreachable through the whole
+check (`VERIFY_DELAYS`) is a caller answered with the database error without knowing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs, no py.typed
-from sqlalchemy import RowMapping
 
 from gql_inventory.domain.errors import DomainError
+from gql_inventory.domain.rows import ReservationRow
+from gql_inventory.domain.uow import Announcements
 from gql_inventory.kit import metrics
 from gql_inventory.kit.logs import get_logger
-from gql_inventory.live.sink import EventSink
 from gql_inventory.stock.allocation import ReservationLimits
-from gql_inventory.stock.levels import LineRequest
-from gql_inventory.stock.reserve_batch import (
-    BatchRequest,
-    CommitFailed,
-    reserve_batch,
-)
+from gql_inventory.stock.reserve import ReserveRequest, ReserveResult, reserve_many, stored_count
 
 log = get_logger(__name__)
 
@@ -45,25 +43,20 @@ log = get_logger(__name__)
 #: 2.6-3.8x the throughput of two on 23 SKUs (ADR 0008).
 IN_FLIGHT = 1
 
+#: Seconds waited before each try at learning whether a failed COMMIT landed (ADR 0013).
+VERIFY_DELAYS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 
-class BatchAborted(Exception):
-    """The batch holding this request failed before its commit: nothing of it was
-    applied. Retry the request alone (the one-transaction path)."""
+AfterCommit = Callable[[Announcements], Awaitable[None]]
+
+
+class BatcherClosed(Exception):
+    """The batcher was closed (the process is stopping): nothing was applied."""
 
 
 @dataclass(slots=True)
 class _Pending:
-    request: BatchRequest
-    future: asyncio.Future[Reserved]
-
-
-@dataclass(frozen=True, slots=True)
-class Reserved:
-    """A batched reservation as committed: its id and its `reservations` row (a mapping
-    of the table's columns, ``created_at`` being the batch transaction's time)."""
-
-    id: uuid.UUID
-    row: RowMapping
+    request: ReserveRequest
+    future: asyncio.Future[ReservationRow]
 
 
 class ReserveBatcher:
@@ -71,23 +64,23 @@ class ReserveBatcher:
 
     `database_url` is a libpq URL (each worker opens its own asyncpg connection on
     first use and reopens it after a failure); `limits` are the reservation limits;
-    `events` receives each committed batch's ledger rows; `max_batch` caps the requests
-    per transaction. Workers start on first use in the running event loop; `close`
-    stops them after the queue drains.
+    `after_commit` announces each committed batch (`Services.after_commit`);
+    `max_batch` caps the requests per transaction (1: each its own). Workers start on
+    first use in the running event loop; `close` stops them after the queue drains.
     """
 
     def __init__(
         self,
         database_url: str,
         limits: ReservationLimits,
-        events: EventSink,
+        after_commit: AfterCommit,
         *,
         max_batch: int = 256,
         in_flight: int = IN_FLIGHT,
     ) -> None:
         self._url = database_url
         self._limits = limits
-        self._events = events
+        self._after_commit = after_commit
         self._max_batch = max_batch
         self._in_flight = in_flight
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
@@ -95,29 +88,19 @@ class ReserveBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
-    async def reserve(
-        self, lines: Sequence[LineRequest], *, ttl_seconds: int | None, actor: str
-    ) -> uuid.UUID:
-        """Reserve every line or none, in the next batch; the new reservation's id.
+    async def reserve(self, request: ReserveRequest) -> ReservationRow:
+        """Apply `request` in the next batch: its reservation (new, or the first one made
+        with its idempotency key).
 
-        Raises what `reserve_row` raises.
-        """
-        return (await self.reserve_row(lines, ttl_seconds=ttl_seconds, actor=actor)).id
-
-    async def reserve_row(
-        self, lines: Sequence[LineRequest], *, ttl_seconds: int | None, actor: str
-    ) -> Reserved:
-        """Reserve every line or none, in the next batch; the new reservation (`Reserved`).
-
-        Raises what `reservations.reserve` raises (`InvalidInput`, `UnknownSku`,
-        `ShortAcrossLocations` or `DomainErrors`), `BatchAborted` (retry alone), or
-        the database error of a failed COMMIT.
+        Raises what `stock.reserve.reserve` raises (`InvalidInput`, `UnknownSku`,
+        `ShortAcrossLocations`, `DomainErrors`, `IdempotencyConflict`), the database
+        error when it could not be applied (nothing of it was), or `BatcherClosed`.
         """
         if self._closed:
-            raise BatchAborted("the batcher is closed")
+            raise BatcherClosed("the reserve batcher is closed")
         self._start()
-        future: asyncio.Future[Reserved] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(BatchRequest(lines, ttl_seconds, actor), future))
+        future: asyncio.Future[ReservationRow] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(request, future))
         return await future
 
     def _start(self) -> None:
@@ -180,30 +163,82 @@ class ReserveBatcher:
         try:
             if conn is None or conn.is_closed():
                 conn = await asyncpg.connect(self._url)
-            result = await reserve_batch(conn, [p.request for p in batch], limits=self._limits)
-        except CommitFailed as exc:
-            log.warning("reserve_batch.commit_failed", requests=len(batch), error=repr(exc))
-            _fail(batch, exc.__cause__ or exc)
-            return await _discard(conn)
-        except Exception as exc:
-            log.warning("reserve_batch.aborted", requests=len(batch), error=repr(exc))
-            _fail(batch, BatchAborted(repr(exc)))
-            return await _discard(conn)
-        if result.movements:
+            transaction = conn.transaction()
+            await transaction.start()
             try:
-                await self._events.publish(result.movements)
-            except Exception as exc:  # committed: subscribers catch up from the ledger
-                log.warning("reserve_batch.publish_failed", error=repr(exc))
+                result = await reserve_many(conn, [p.request for p in batch], limits=self._limits)
+            except BaseException:
+                with contextlib.suppress(Exception):  # a lost connection rolls back by itself
+                    await transaction.rollback()
+                raise
+        except Exception as exc:  # nothing of the batch was applied
+            log.warning("reserve_batch.aborted", requests=len(batch), error=repr(exc))
+            await _discard(conn)
+            return await self._alone(batch, exc)
+        try:
+            await transaction.commit()
+        except Exception as exc:
+            await _discard(conn)
+            landed = await self._landed(result)
+            log.warning(
+                "reserve_batch.commit_failed",
+                requests=len(batch),
+                error=repr(exc),
+                landed="unknown" if landed is None else landed,
+            )
+            if landed is None:
+                _fail(batch, exc)
+                return None
+            if not landed:
+                return await self._alone(batch, exc)
+            conn = None
+        await self._answer(batch, result)
+        return conn
+
+    async def _alone(self, batch: list[_Pending], error: Exception) -> Any:
+        """After a batch applied nothing: retry each request as a batch of one; a lone
+        request gets `error`. The connection to use next."""
+        if len(batch) == 1:
+            _fail(batch, error)
+            return None
+        conn = None
+        for pending in batch:
+            if not pending.future.done():
+                conn = await self._apply(conn, [pending])
+        return conn
+
+    async def _landed(self, result: ReserveResult) -> bool | None:
+        """Whether a batch whose COMMIT failed committed (its new reservations exist),
+        asked on fresh connections until one answers; None if none did."""
+        if not result.created:
+            return True  # nothing new to find: replays and refusals are true either way
+        for delay in VERIFY_DELAYS:
+            await asyncio.sleep(delay)
+            try:
+                conn = await asyncpg.connect(self._url)
+                try:
+                    found = await stored_count(conn, result.created)
+                finally:
+                    await _discard(conn)
+            except Exception as exc:
+                log.warning("reserve_batch.verify_failed", error=repr(exc))
+                continue
+            return found > 0  # one transaction: all of them or none
+        return None
+
+    async def _answer(self, batch: list[_Pending], result: ReserveResult) -> None:
+        """Announce a committed batch once, then give each caller its outcome."""
+        try:
+            await self._after_commit(Announcements(movements=result.movements))
+        except Exception as exc:  # committed: subscribers catch up from the ledger
+            log.warning("reserve_batch.announce_failed", error=repr(exc))
         for pending, outcome in zip(batch, result.outcomes, strict=True):
             if isinstance(outcome, DomainError):
                 metrics.count_refusal(outcome)
                 if not pending.future.done():
                     pending.future.set_exception(outcome)
             elif not pending.future.done():
-                # a plain dict of the table's columns: its readers only index it by column name
-                row = cast(RowMapping, result.created[outcome])
-                pending.future.set_result(Reserved(outcome, row))
-        return conn
+                pending.future.set_result(outcome)
 
 
 def _fail(batch: list[_Pending], error: BaseException) -> None:
@@ -213,7 +248,7 @@ def _fail(batch: list[_Pending], error: BaseException) -> None:
 
 
 async def _discard(conn: Any) -> None:
-    """Close a connection after a failure (it may be dead or mid-transaction)."""
+    """Close a connection after a failure or a check (it may be dead or mid-transaction)."""
     if conn is not None:
         with contextlib.suppress(Exception):
             conn.terminate()

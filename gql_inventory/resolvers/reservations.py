@@ -14,7 +14,6 @@ from gql_inventory.domain.idempotency import IdempotencyKey
 from gql_inventory.kit import metrics
 from gql_inventory.orders import checkout as checkout_use_case
 from gql_inventory.orders import orders
-from gql_inventory.reserving.batcher import Reserved
 from gql_inventory.reserving.front import reserve_stock as reserve_stock_use_case
 from gql_inventory.resolvers.payloads import order_payload, reservation_payload
 from gql_inventory.schema.errors import Forbidden
@@ -60,13 +59,7 @@ async def reserve_stock(info: Info[Context, None], input: ReserveStockInput) -> 
     except DomainError as error:
         return ReserveStockPayload(reservation=None, user_errors=user_errors(error))
     _RESERVATIONS_CREATED.inc()
-    if isinstance(reserved, Reserved):  # the committed row came back with the batch
-        return ReserveStockPayload(
-            reservation=ReservationType.from_row(reserved.row), user_errors=[]
-        )
-    return ReserveStockPayload(
-        reservation=await reservation_payload(info, reserved), user_errors=[]
-    )
+    return ReserveStockPayload(reservation=ReservationType.of(reserved), user_errors=[])
 
 
 async def update_reservation(

@@ -11,6 +11,7 @@ from sqlalchemy import RowMapping
 from strawberry.types import Info
 
 from gql_inventory.context import Context
+from gql_inventory.domain.rows import ReservationRow
 from gql_inventory.schema.catalog import (
     LocationType,
     MoneyType,
@@ -73,6 +74,16 @@ class ReservationType:
             status=ReservationStatus(row["status"]),
             expires_at=row["expires_at"],
             created_at=row["created_at"],
+        )
+
+    @classmethod
+    def of(cls, row: ReservationRow) -> ReservationType:
+        """Build from a typed `reservations` row."""
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            status=ReservationStatus(row.status.value),
+            expires_at=row.expires_at,
+            created_at=row.created_at,
         )
 
     @described_field(

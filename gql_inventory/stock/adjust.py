@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.domain import idempotency
@@ -25,6 +25,7 @@ from gql_inventory.stock.ledger import (
     AppliedMovement,
     apply_movement,
     ensure_level,
+    lock_level,
     set_on_hand,
 )
 
@@ -107,9 +108,6 @@ def _reason_text(reason: AdjustmentReason, note: str | None) -> str:
     return f"{reason.value}: {note}" if note else reason.value
 
 
-_LOCK = text("SELECT on_hand, reserved FROM stock_levels WHERE id = :id FOR UPDATE")
-
-
 async def adjust_stock(
     uow: UnitOfWork,
     *,
@@ -146,14 +144,14 @@ async def adjust_stock(
             return AdjustResult(level_id=replay["level_id"], movement_id=replay["movement_id"])
     level = await _level_for(session, sku, location_id)
     level_id = level.id
-    row = (await session.execute(_LOCK, {"id": level_id})).one()
-    if expected_on_hand is not None and expected_on_hand != row.on_hand:
+    on_hand, reserved = await lock_level(session, level_id)
+    if expected_on_hand is not None and expected_on_hand != on_hand:
         raise StockChanged(
             sku=sku,
             location_id=level.location_id,
             location=level.location,
             expected=expected_on_hand,
-            actual=row.on_hand,
+            actual=on_hand,
             field=in_input("expected_on_hand"),
         )
     movement = await apply_movement(
@@ -169,8 +167,8 @@ async def adjust_stock(
             location_id=level.location_id,
             location=level.location,
             remove=-delta,
-            on_hand=row.on_hand,
-            reserved=row.reserved,
+            on_hand=on_hand,
+            reserved=reserved,
             field=in_input("delta"),
         )
     result = AdjustResult(level_id=level_id, movement_id=movement.id)

@@ -1,8 +1,8 @@
 """Planning a new reservation in memory: input checks and allocation, no SQL.
 
-Shared by the one-transaction path (`reservations.reserve`) and the group-commit
-path (`reserve_batch`), so both refuse the same input with the same errors, field
-paths and figures, and take units from the same levels.
+Shared by new reservations (`stock.reserve`) and `reservations.update_reservation`, so
+both refuse the same input with the same errors, field paths and figures, and take units
+from the same levels.
 """
 
 from __future__ import annotations

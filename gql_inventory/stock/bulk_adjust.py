@@ -16,8 +16,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from sqlalchemy import text
-
 from gql_inventory.domain.errors import (
     DomainError,
     DomainErrors,
@@ -33,6 +31,7 @@ from gql_inventory.stock.adjust import (
     adjust_stock,
     level_id_for,
 )
+from gql_inventory.stock.ledger import lock_level_ids
 
 #: The most lines one call may carry.
 MAX_BULK_LINES = 500
@@ -114,9 +113,6 @@ async def _adjust(uow: UnitOfWork, *, line: BulkLine) -> AdjustResult:
     )
 
 
-_LOCK_LEVELS = text("SELECT id FROM stock_levels WHERE id = ANY(:ids) ORDER BY id FOR UPDATE")
-
-
 async def _lock_levels_in_order(uow: UnitOfWork, lines: Sequence[BulkLine]) -> None:
     """Find every line's level (creating missing ones in SKU/location order), then lock
     them all by ascending id. Lines whose SKU or location is unknown are skipped here:
@@ -127,8 +123,7 @@ async def _lock_levels_in_order(uow: UnitOfWork, lines: Sequence[BulkLine]) -> N
             ids.add(await level_id_for(uow.session, line.sku, line.location_id))
         except DomainError:
             continue
-    if ids:
-        await uow.session.execute(_LOCK_LEVELS, {"ids": sorted(ids)})
+    await lock_level_ids(uow.session, ids)
 
 
 async def bulk_adjust_atomic(uow: UnitOfWork, lines: Sequence[BulkLine]) -> list[AdjustResult]:

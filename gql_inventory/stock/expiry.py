@@ -25,21 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind, Reservation, ReservationStatus
 from gql_inventory.orders.orders import cancel_pending_order_of
+from gql_inventory.stock.ledger import lock_levels_held_by
 from gql_inventory.stock.locks import lock_reservation
 from gql_inventory.stock.reservations import end_reservation
 
 #: pg advisory lock key of the sweeper ("gqlinv-expiry" folded into a bigint).
 SWEEPER_LOCK_KEY = 0x67716C696E765F65
-
-_LOCK_HELD_LEVELS = text(
-    """
-    SELECT id FROM stock_levels
-     WHERE id IN (SELECT stock_level_id FROM reservation_lines
-                   WHERE reservation_id = ANY(:ids))
-     ORDER BY id
-       FOR UPDATE
-    """
-)
 
 
 @dataclass
@@ -139,7 +130,7 @@ async def expire_reservations(
     # would hold one's levels while waiting for the next one's, and deadlock with a cart
     # that locks the same levels in id order.
     if batch:
-        await session.execute(_LOCK_HELD_LEVELS, {"ids": [r.id for r in batch]})
+        await lock_levels_held_by(session, [r.id for r in batch])
     for reservation in batch:
         reservation_id = reservation.id
         mark = uow.mark()  # rewound if this reservation's savepoint rolls back, so

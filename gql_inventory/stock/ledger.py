@@ -1,20 +1,41 @@
-"""The one way a stock level changes: a guarded UPDATE plus its ledger row, in one statement.
+"""The one module whose SQL locks stock levels for a change and changes them, each change
+with its ledger row in the same statement (ADR 0013).
 
-Every change to `stock_levels` goes through `apply_movement`, so DESIGN.md
-invariant 3 (one ledger row per change, in the same transaction) holds by
-construction. The guard is the CHECK constraints evaluated on the new figures,
-so a refused change is reported as "no row" instead of aborting the
-transaction with a constraint violation.
+Two forms of one statement family:
+
+- `apply_movement`: one level, one guarded UPDATE plus its ledger row (adjustments,
+  counts, releases, sales...). The guard is the CHECK constraints on the new figures,
+  so a refused change is "no row", not a constraint violation aborting the transaction.
+- `ReservationWrites` + `write_reservations`: new reservations, as arrays: their
+  rows, lines, one UPDATE per touched level and one ledger row per (reservation,
+  level), in one statement. A lone reservation is a batch of one; the group commit
+  (`gql_inventory.reserving`) writes N with the same statement.
+
+Every lock taken on levels to change them is here too (`lock_levels_by_variant`,
+`lock_for_reserve`, `lock_level`, `lock_level_ids`, `lock_levels_held_by`), always in
+ascending id order (the global lock order). So DESIGN.md invariant 3 holds by
+construction, and `tests/test_layout.py` checks no other module writes a level.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import text
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.domain.uow import AppliedMovement as AppliedMovement
 from gql_inventory.domain.uow import UnitOfWork
-from gql_inventory.models import MovementKind
+from gql_inventory.models import MovementKind, ReservationStatus
+from gql_inventory.stock.levels import LockedLevel
+from gql_inventory.stock.levels import ensure_level as ensure_level
 
 _APPLY = text(
     """
@@ -86,36 +107,6 @@ async def apply_movement(
     return movement
 
 
-_ENSURE_LEVEL = text(
-    """
-    WITH ins AS (
-        INSERT INTO stock_levels (variant_id, location_id)
-        VALUES (:variant_id, :location_id)
-        ON CONFLICT (variant_id, location_id) DO NOTHING
-        RETURNING id
-    )
-    SELECT id FROM ins
-    UNION ALL
-    SELECT id FROM stock_levels WHERE variant_id = :variant_id AND location_id = :location_id
-    LIMIT 1
-    """
-)
-
-
-async def ensure_level(session: AsyncSession, *, variant_id: int, location_id: int) -> int:
-    """The id of the (variant, location) stock level, created at zero if missing."""
-    result = await session.execute(
-        _ENSURE_LEVEL, {"variant_id": variant_id, "location_id": location_id}
-    )
-    level_id = result.scalar_one_or_none()
-    if level_id is None:  # a concurrent insert not yet visible to our snapshot
-        result = await session.execute(
-            _ENSURE_LEVEL, {"variant_id": variant_id, "location_id": location_id}
-        )
-        level_id = result.scalar_one()
-    return int(level_id)
-
-
 _LOCK_LEVEL = text("SELECT on_hand, reserved FROM stock_levels WHERE id = :level_id FOR UPDATE")
 
 
@@ -137,9 +128,7 @@ async def set_on_hand(
     differs from the current figure (caller reports STOCK_CHANGED), or when
     `on_hand` is below `reserved` (caller reports INSUFFICIENT_STOCK).
     """
-    session = uow.session
-    row = (await session.execute(_LOCK_LEVEL, {"level_id": level_id})).one()
-    before, reserved = int(row.on_hand), int(row.reserved)
+    before, reserved = await lock_level(uow.session, level_id)
     if expected_on_hand is not None and expected_on_hand != before:
         return None, before, reserved
     if on_hand == before or on_hand < reserved:
@@ -153,3 +142,258 @@ async def set_on_hand(
         reference=reference,
     )
     return movement, before, reserved
+
+
+async def lock_level(session: AsyncSession, level_id: int) -> tuple[int, int]:
+    """Lock one level for a change (until the transaction ends); its ``(on_hand,
+    reserved)`` in units."""
+    row = (await session.execute(_LOCK_LEVEL, {"level_id": level_id})).one()
+    return int(row.on_hand), int(row.reserved)
+
+
+_LOCK_HELD_LEVELS = text(
+    "SELECT id FROM stock_levels WHERE id IN (SELECT stock_level_id FROM reservation_lines"
+    " WHERE reservation_id = ANY(:ids)) ORDER BY id FOR UPDATE"
+)
+
+
+async def lock_levels_held_by(session: AsyncSession, reservation_ids: Sequence[uuid.UUID]) -> None:
+    """Lock every level these reservations hold units of, in ascending id order."""
+    if reservation_ids:
+        await session.execute(_LOCK_HELD_LEVELS, {"ids": list(reservation_ids)})
+
+
+_LOCK_LEVEL_IDS = text(
+    """
+    SELECT l.id, l.on_hand, l.reserved,
+           EXISTS (SELECT 1 FROM stock_movements m WHERE m.stock_level_id = l.id) AS has_movements
+      FROM stock_levels l
+     WHERE l.id = ANY(:ids)
+     ORDER BY l.id
+       FOR UPDATE OF l
+    """
+).bindparams(bindparam("ids", type_=ARRAY(BigInteger())))
+
+
+async def lock_level_ids(session: AsyncSession, level_ids: Iterable[int]) -> list[Row[Any]]:
+    """Lock these levels for a change in ascending id order; rows ``(id, on_hand, reserved,
+    has_movements)`` (whether the level has any ledger row yet)."""
+    ids = sorted(set(level_ids))
+    if not ids:
+        return []
+    return list((await session.execute(_LOCK_LEVEL_IDS, {"ids": ids})).all())
+
+
+_LOCK_LEVELS = text(
+    """
+    SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved
+      FROM stock_levels sl
+      JOIN locations l ON l.id = sl.location_id
+     WHERE sl.variant_id = ANY(:variant_ids)
+     ORDER BY sl.id
+       FOR UPDATE OF sl
+    """
+)
+
+
+async def lock_levels_by_variant(
+    session: AsyncSession, variant_ids: Iterable[int]
+) -> defaultdict[int, list[LockedLevel]]:
+    """Lock every level of these variants in ascending id order (the global lock order: two
+    transactions lock the levels they share in the same order, so they never deadlock);
+    ``{variant_id: [level, ...]}`` (missing variants: ``[]``)."""
+    grouped: defaultdict[int, list[LockedLevel]] = defaultdict(list)
+    ids = sorted(set(variant_ids))
+    for r in (await session.execute(_LOCK_LEVELS, {"variant_ids": ids})).all() if ids else []:
+        level = LockedLevel(r.id, r.variant_id, r.location_id, r.priority, r.on_hand, r.reserved)
+        grouped[level.variant_id].append(level)
+    return grouped
+
+
+# ---------------------------------------------------------------- new reservations
+# Raw asyncpg statements ($n parameters, prepared and cached by asyncpg): the group
+# commit runs them on its own connection, a lone `reserve` on its session's.
+
+_LOCK_FOR_RESERVE = """
+WITH locked AS MATERIALIZED (
+    SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved,
+           sl.version
+      FROM stock_levels sl
+      JOIN locations l ON l.id = sl.location_id
+     WHERE sl.variant_id IN (SELECT id FROM variants WHERE sku = ANY($1::text[]))
+     ORDER BY sl.id
+       FOR UPDATE OF sl
+)
+SELECT v.sku, v.id AS variant_id, k.id, k.location_id, k.priority, k.on_hand, k.reserved,
+       k.version, now() AS tx_now
+  FROM variants v
+  LEFT JOIN locked k ON k.variant_id = v.id
+ WHERE v.sku = ANY($1::text[])
+ ORDER BY k.id
+"""
+
+_WRITE_RESERVATIONS = f"""
+WITH reservations_in AS (
+    INSERT INTO reservations (id, status, expires_at, ttl_seconds, idempotency_key)
+    SELECT r.id, '{ReservationStatus.ACTIVE.value}', r.expires_at, r.ttl, r.key
+      FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::text[])
+           AS r(id, expires_at, ttl, key)
+), levels AS (
+    UPDATE stock_levels sl
+       SET reserved = sl.reserved + d.delta, version = sl.version + d.n, updated_at = now()
+      FROM unnest($5::bigint[], $6::int[], $7::bigint[]) AS d(id, delta, n)
+     WHERE sl.id = d.id
+), rows AS (
+    SELECT * FROM unnest($8::uuid[], $9::bigint[], $10::bigint[], $11::bigint[], $12::int[],
+                         $13::int[], $14::int[], $15::bigint[], $16::text[], $17::int[])
+           WITH ORDINALITY
+           AS m(reservation_id, level_id, variant_id, location_id, quantity, on_hand,
+                reserved, version, actor, line_ord, ord)
+), lines_in AS (
+    INSERT INTO reservation_lines (reservation_id, stock_level_id, variant_id, location_id,
+                                   quantity)
+    SELECT reservation_id, level_id, variant_id, location_id, quantity FROM rows
+     ORDER BY line_ord
+)
+INSERT INTO stock_movements (
+    stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
+    on_hand_after, reserved_after, version, reference, actor)
+SELECT level_id, variant_id, location_id, '{MovementKind.RESERVATION.value}', 0, quantity,
+       on_hand, reserved, version, 'reservation:' || reservation_id::text, actor
+  FROM rows
+ ORDER BY ord
+RETURNING id, stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
+          on_hand_after, reserved_after, version, reason, reference, actor, txid, occurred_at
+"""
+
+
+@dataclass(slots=True)
+class RunningLevel:
+    """A level locked for new reservations, with its figures as the reservations planned
+    so far leave them (`level`), its next `version`, and what they add."""
+
+    level: LockedLevel
+    version: int
+    movements: int = 0
+    added: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveLocks:
+    """What `lock_for_reserve` found: ``{sku: variant_id}`` of the SKUs that exist,
+    ``{variant_id: [level_id ...]}`` and each locked level's running figures; `now` is
+    the transaction's time (the new rows' ``created_at``)."""
+
+    variant_ids: dict[str, int]
+    per_variant: dict[int, list[int]]
+    levels: dict[int, RunningLevel]
+    now: datetime | None
+
+    def current(self, variant_ids: Iterable[int]) -> dict[int, list[LockedLevel]]:
+        """The running figures of these variants' levels (`allocation.plan_reservation`'s
+        `per_variant`)."""
+        return {
+            vid: [self.levels[i].level for i in self.per_variant.get(vid, ())]
+            for vid in variant_ids
+        }
+
+
+async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
+    """In one statement on the asyncpg connection `conn` (in a transaction): resolve
+    `skus` and lock every level of their variants FOR UPDATE in ascending id order."""
+    wanted = sorted(set(skus))
+    rows = await conn.fetch(_LOCK_FOR_RESERVE, wanted) if wanted else []
+    variant_ids: dict[str, int] = {}
+    per_variant: dict[int, list[int]] = {}
+    levels: dict[int, RunningLevel] = {}
+    for r in rows:
+        variant_ids[r["sku"]] = r["variant_id"]
+        if r["id"] is None:  # a variant without any stock level
+            continue
+        level = LockedLevel(
+            id=r["id"],
+            variant_id=r["variant_id"],
+            location_id=r["location_id"],
+            priority=r["priority"],
+            on_hand=r["on_hand"],
+            reserved=r["reserved"],
+        )
+        levels[level.id] = RunningLevel(level=level, version=r["version"])
+        per_variant.setdefault(level.variant_id, []).append(level.id)
+    return ReserveLocks(variant_ids, per_variant, levels, rows[0]["tx_now"] if rows else None)
+
+
+@dataclass
+class ReservationWrites:
+    """The rows new reservations will write (`write_reservations`), built one accepted
+    reservation at a time (`add`) against the running figures of `locks`."""
+
+    locks: ReserveLocks
+    reservations: tuple[list[uuid.UUID], list[datetime], list[int], list[str | None]] = field(
+        default_factory=lambda: ([], [], [], [])
+    )
+    rows: tuple[list[Any], ...] = field(default_factory=lambda: tuple([] for _ in range(10)))
+
+    def add(
+        self,
+        reservation_id: uuid.UUID,
+        expires_at: datetime,
+        ttl: int,
+        idempotency_key: str | None,
+        changes: dict[int, tuple[LockedLevel, int]],
+        actor: str,
+    ) -> None:
+        """Record one accepted reservation (`changes` is ``{level_id: (level, units)}``)
+        and move the running figures on.
+
+        Ledger rows in level-id order (lock order), each with the level's figures after
+        this reservation and its next version, exactly as applying the reservations
+        one transaction after another would write them; lines in the plan's order.
+        """
+        line_ord = {level_id: n for n, level_id in enumerate(changes, len(self.rows[0]))}
+        ids, expiries, ttls, keys = self.reservations
+        ids.append(reservation_id)
+        expiries.append(expires_at)
+        ttls.append(ttl)
+        keys.append(idempotency_key)
+        for level_id, (level, units) in sorted(changes.items()):
+            state = self.locks.levels[level_id]
+            state.level = replace(state.level, reserved=state.level.reserved + units)
+            state.version += 1
+            state.movements += 1
+            state.added += units
+            after = state.level
+            values = (
+                reservation_id,
+                level_id,
+                level.variant_id,
+                level.location_id,
+                units,
+                after.on_hand,
+                after.reserved,
+                state.version,
+                actor,
+                line_ord[level_id],
+            )
+            for column, value in zip(self.rows, values, strict=True):
+                column.append(value)
+
+
+async def write_reservations(conn: Any, writes: ReservationWrites) -> list[AppliedMovement]:
+    """Write every reservation of `writes` in one statement on the asyncpg connection
+    `conn` (in the transaction that locked the levels): the reservations and their
+    lines, each touched level once (``reserved += sum``, ``version += movements``), one
+    ledger row per (reservation, level). Returns the ledger rows, in ledger order.
+    The CHECK constraints still guard every level."""
+    if not writes.reservations[0]:
+        return []
+    touched = [(i, s) for i, s in sorted(writes.locks.levels.items()) if s.movements]
+    written = await conn.fetch(
+        _WRITE_RESERVATIONS,
+        *writes.reservations,
+        [i for i, _ in touched],
+        [s.added for _, s in touched],
+        [s.movements for _, s in touched],
+        *writes.rows,
+    )
+    return [AppliedMovement.from_row(r) for r in written]

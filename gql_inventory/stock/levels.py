@@ -1,8 +1,8 @@
-"""Shared steps of the stock use cases: input checks, SKU lookup, level locking, allocation."""
+"""Shared steps of the stock use cases: input checks, SKU lookup, allocation (levels are
+locked by `stock.ledger`)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +29,7 @@ class LineRequest:
 
 @dataclass(frozen=True, slots=True)
 class LockedLevel:
-    """A stock level locked FOR UPDATE by this transaction; figures in units."""
+    """A stock level locked FOR UPDATE by this transaction (`stock.ledger`); figures in units."""
 
     id: int
     variant_id: int
@@ -146,51 +146,6 @@ def check_known(
     )
 
 
-_LOCK_LEVELS = text(
-    """
-    SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved
-      FROM stock_levels sl
-      JOIN locations l ON l.id = sl.location_id
-     WHERE sl.variant_id = ANY(:variant_ids)
-     ORDER BY sl.id
-       FOR UPDATE OF sl
-    """
-)
-
-
-async def lock_levels(session: AsyncSession, variant_ids: Iterable[int]) -> list[LockedLevel]:
-    """Lock every level of these variants, in ascending id order (the global lock order).
-
-    Any two transactions lock the levels they share in the same order, so they
-    never deadlock on each other.
-    """
-    ids = sorted(set(variant_ids))
-    if not ids:
-        return []
-    rows = await session.execute(_LOCK_LEVELS, {"variant_ids": ids})
-    return [
-        LockedLevel(
-            id=r.id,
-            variant_id=r.variant_id,
-            location_id=r.location_id,
-            priority=r.priority,
-            on_hand=r.on_hand,
-            reserved=r.reserved,
-        )
-        for r in rows
-    ]
-
-
-async def lock_levels_by_variant(
-    session: AsyncSession, variant_ids: Iterable[int]
-) -> defaultdict[int, list[LockedLevel]]:
-    """`lock_levels`, grouped as ``{variant_id: [level, ...]}`` (missing variants: ``[]``)."""
-    grouped: defaultdict[int, list[LockedLevel]] = defaultdict(list)
-    for level in await lock_levels(session, variant_ids):
-        grouped[level.variant_id].append(level)
-    return grouped
-
-
 def by_priority(levels: Iterable[LockedLevel]) -> list[LockedLevel]:
     """Levels in allocation order: location priority, then location id."""
     return sorted(levels, key=lambda lv: (lv.priority, lv.location_id))
@@ -213,3 +168,33 @@ def allocate(levels: Iterable[LockedLevel], quantity: int) -> list[tuple[LockedL
             plan.append((level, take))
             remaining -= take
     return plan if remaining == 0 else None
+
+
+_ENSURE_LEVEL = text(
+    """
+    WITH ins AS (
+        INSERT INTO stock_levels (variant_id, location_id)
+        VALUES (:variant_id, :location_id)
+        ON CONFLICT (variant_id, location_id) DO NOTHING
+        RETURNING id
+    )
+    SELECT id FROM ins
+    UNION ALL
+    SELECT id FROM stock_levels WHERE variant_id = :variant_id AND location_id = :location_id
+    LIMIT 1
+    """
+)
+
+
+async def ensure_level(session: AsyncSession, *, variant_id: int, location_id: int) -> int:
+    """The id of the (variant, location) stock level, created at zero if missing."""
+    result = await session.execute(
+        _ENSURE_LEVEL, {"variant_id": variant_id, "location_id": location_id}
+    )
+    level_id = result.scalar_one_or_none()
+    if level_id is None:  # a concurrent insert not yet visible to our snapshot
+        result = await session.execute(
+            _ENSURE_LEVEL, {"variant_id": variant_id, "location_id": location_id}
+        )
+        level_id = result.scalar_one()
+    return int(level_id)

@@ -1,9 +1,9 @@
-"""Reservations (carts): reserve, update, release; and the release step shared with expiry.
+"""Reservations (carts): update, release; and the release step shared with expiry. New
+reservations are made by `stock.reserve` (`reserve` is re-exported here).
 
 Lock order everywhere in the domain: reservation row, then order row, then
-stock levels by ascending id. Every level change goes through
-`ledger.apply_movement`, whose guard is the CHECK constraints, so even a bug
-here cannot oversell.
+stock levels by ascending id. Every level change goes through `stock.ledger`,
+whose guard is the CHECK constraints, so even a bug here cannot oversell.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.domain import idempotency
 from gql_inventory.domain.errors import (
     RESERVATION_ID_ARGUMENT,
     DomainError,
@@ -28,7 +27,6 @@ from gql_inventory.domain.errors import (
     in_input,
     raise_all,
 )
-from gql_inventory.domain.idempotency import IdempotencyKey
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import (
     MovementKind,
@@ -40,21 +38,18 @@ from gql_inventory.models import (
 from gql_inventory.orders.orders import cancel_pending_order_of
 from gql_inventory.stock.allocation import ReservationLimits as ReservationLimits
 from gql_inventory.stock.allocation import (
-    checked_request,
     plan_increase,
-    plan_reservation,
 )
-from gql_inventory.stock.ledger import apply_movement
+from gql_inventory.stock.ledger import apply_movement, lock_levels_by_variant
 from gql_inventory.stock.levels import (
     LineRequest,
     LockedLevel,
     by_priority,
-    line_positions,
-    lock_levels_by_variant,
     merge_lines,
     variant_ids_by_sku,
 )
 from gql_inventory.stock.locks import ensure_active, lock_reservation
+from gql_inventory.stock.reserve import reserve as reserve
 
 
 def parse_reservation_id(raw: str, *, field: FieldPath = RESERVATION_ID_ARGUMENT) -> uuid.UUID:
@@ -94,76 +89,6 @@ async def _apply_plan(
         )
         if movement is None:  # locked rows cannot change under us: this is a bug
             raise RuntimeError(f"level {level_id} refused a planned change of {delta}")
-
-
-async def reserve(
-    uow: UnitOfWork,
-    lines: Sequence[LineRequest],
-    *,
-    limits: ReservationLimits,
-    ttl_seconds: int | None = None,
-    idempotency_key: IdempotencyKey | None = None,
-) -> uuid.UUID:
-    """Reserve every line or none; returns the new reservation's id.
-
-    Lines of the same SKU are merged. Units come from locations by priority and
-    may be split across them (`stock.allocate`). The reservation expires
-    `ttl_seconds` (default and cap from `limits`) from now.
-
-    Raises `InvalidInput`, `UnknownSku`, `ShortAcrossLocations` (an
-    `InsufficientStock`; one per short SKU, grouped in `DomainErrors`),
-    `IdempotencyConflict`.
-    """
-    session = uow.session
-    ttl, wanted = checked_request(lines, ttl_seconds, limits)
-    if idempotency_key is not None:
-        replay = await idempotency.claim(
-            session,
-            scope="reserveStock",
-            key=idempotency_key,
-            payload={"lines": sorted(wanted.items()), "ttl": ttl_seconds},
-        )
-        if replay is not None:
-            return uuid.UUID(replay["reservation_id"])
-    skus = list(wanted)
-    positions = line_positions(lines)  # repeated SKUs were merged: name their first line
-    variant_ids = await variant_ids_by_sku(session, skus, positions=positions)
-    per_variant = await lock_levels_by_variant(session, variant_ids.values())
-    changes = plan_reservation(wanted, positions, variant_ids, per_variant)
-
-    now = _now()
-    reservation_id = uuid.uuid4()
-    await session.execute(
-        insert(Reservation).values(
-            id=reservation_id,
-            status=ReservationStatus.ACTIVE,
-            expires_at=now + timedelta(seconds=ttl),
-            ttl_seconds=ttl,
-            idempotency_key=idempotency_key.value if idempotency_key else None,
-        )
-    )
-    await _apply_plan(uow, reservation_id, changes, MovementKind.RESERVATION)
-    await session.execute(
-        insert(ReservationLine),
-        [
-            {
-                "reservation_id": reservation_id,
-                "stock_level_id": level.id,
-                "variant_id": level.variant_id,
-                "location_id": level.location_id,
-                "quantity": units,
-            }
-            for level, units in changes.values()
-        ],
-    )
-    if idempotency_key is not None:
-        await idempotency.record(
-            session,
-            scope="reserveStock",
-            key=idempotency_key,
-            result={"reservation_id": str(reservation_id)},
-        )
-    return reservation_id
 
 
 async def _held_lines(session: AsyncSession, reservation_id: uuid.UUID) -> dict[int, int]:
