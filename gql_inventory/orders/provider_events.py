@@ -269,8 +269,8 @@ async def _settle(
                 order,
                 OrderStatus.NEEDS_ATTENTION,
                 attention_reason=f"{format_money(unexplained, order.currency_code)} "
-                "refunded at the payment provider without saying which units: no stock was restocked; "
-                "restock returned units by hand",
+                "refunded at the payment provider without saying which units: "
+                "no stock was restocked; restock returned units by hand",
             )
         return Outcome.NEEDS_ATTENTION
     return Outcome.RECORDED
