@@ -70,6 +70,7 @@ async def import_shopify_files(
     *,
     location_name: str | None = None,
     currency: str = "USD",
+    count_existing: bool = False,
 ) -> ImportReport:
     """Import Shopify product CSV exports into the catalog and stock of one location.
 
@@ -78,8 +79,11 @@ async def import_shopify_files(
     1999). Stock goes to `location_name`, created if missing, or to the
     default location ("Main warehouse", created as the default when the
     database has no default location). A stock level that never had a movement
-    receives its quantity as a RECEIPT; an existing one is COUNTed to the file's
-    figure (no movement when it already matches).
+    receives its quantity as a RECEIPT. A level with stock movements is left as it
+    is (`levels_kept`): re-importing a file must not undo the adjustments and sales
+    made since. With `count_existing` (the file is a stock count) such a level is
+    COUNTed to the file's figure instead (no movement when it already matches;
+    refused below its reserved units: `refused_counts`).
 
     Raises `CatalogImportError` (with every problem, nothing written) when any
     file is unreadable or invalid, and ValueError for no paths, a blank or
@@ -118,4 +122,5 @@ async def import_shopify_files(
         {resolved_name: location_id},
         location_name=resolved_name,
         reason=f"Shopify CSV import ({names})",
+        count_existing=count_existing,
     )
