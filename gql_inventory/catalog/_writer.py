@@ -1,11 +1,10 @@
 """Shared writing half of the catalog importers (Shopify CSV and the demo catalog).
 
 The readers (`shopify`, `demo.py`) turn their input into `ProductSpec`s and
-`StockSpec`s; `write_catalog` upserts them and gives stock levels that have none
-yet their figures, always through `gql_inventory.stock.ledger`. Stock that already
-exists is never changed unless the caller asks for a count (`count_existing`):
-re-running an import or the demo seed must not undo adjustments or sales made
-since. Nothing here commits: the caller owns the transaction.
+`StockSpec`s; `write_catalog` upserts them and receives stock into levels that have
+none yet, through `gql_inventory.stock.ledger`; existing stock changes only on a count
+(`count_existing`), so a re-run never undoes sales or adjustments made since
+(docs/catalog.md). Nothing here commits: the caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -59,8 +58,7 @@ class ImportReport:
       (levels that had no stock movement yet).
     - `levels_counted`: number of COUNT movements written (only with `count_existing`:
       existing levels whose figure differed).
-    - `levels_kept`: existing levels (with stock movements) left as they were, their
-      figure not compared (without `count_existing`).
+    - `levels_kept`: levels with stock movements left as they were (no `count_existing`).
     - `location`: name of the location the stock went to (the default one for the demo,
       which spreads stock over several).
     - `refused_counts`: counts below the units reserved at that level, left unapplied.
@@ -198,11 +196,7 @@ async def _upsert_products(
         old = existing.get(p.handle)
         if old is None:
             created += 1
-        elif update_existing and (old.title, old.vendor, old.product_type) != (
-            p.title,
-            p.vendor,
-            p.product_type,
-        ):
+        elif update_existing and tuple(old) != (p.handle, p.title, p.vendor, p.product_type):
             updated += 1
         else:
             continue
