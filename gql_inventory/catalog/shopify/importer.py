@@ -25,6 +25,7 @@ from gql_inventory.catalog.shopify.csvfile import (
 from gql_inventory.catalog.shopify.rows import ParsedProduct, group_products
 from gql_inventory.catalog.shopify.skus import assign_skus, check_derived_skus_owner
 from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.kit.csvcells import read_cell
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
@@ -96,7 +97,7 @@ async def import_shopify_files(
     if not _CURRENCY.fullmatch(currency):
         raise ValueError(f"currency must be an ISO 4217 code such as 'USD', not {currency!r}")
     if location_name is not None:
-        location_name = location_name.strip()
+        location_name = read_cell(location_name)  # blanks go, a formula's guard stays
         if not location_name:
             raise ValueError("location_name is blank")
         if len(location_name) > MAX_KEY_LENGTH:
