@@ -3,6 +3,7 @@ and SIGINT alike; `stop-database` and `database-status` manage it by hand (`make
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -233,7 +234,7 @@ def test_query_admin_uses_the_token_the_running_server_accepts(
 
         explicit = query("--token", "tok-of-me-0123456789")
         assert explicit.returncode == 0, explicit.stdout + explicit.stderr
-        assert explicit.stdout.strip() == '{"data":{"stockMovements":{"edges":[]}}}'
+        assert "stockMovements" in json.loads(explicit.stdout)["data"]
         from_environment = query(env=server_env)
         assert from_environment.returncode == 0, from_environment.stdout
         (home / ".env").write_text("ADMIN_TOKENS=me=tok-of-me-0123456789\n")
