@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import CliRunner, Result
 
+from gql_inventory import cli
 from gql_inventory.catalog import ImportReport, seed_demo_catalog
 from gql_inventory.catalog.demo import LOW_STOCK_SKUS, OUT_OF_STOCK_SKUS, demo_catalog
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
+from gql_inventory.settings import get_settings
 from gql_inventory.stock.ledger import apply_movement
+from tests.conftest import GraphQLCaller
+from tests.support import graphql
+from tests.support.invariants import assert_invariants
+from tests.support.payments import pending_order, send
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -100,14 +111,14 @@ async def test_demo_seeding_is_idempotent(sessions: Sessions) -> None:
     async with sessions.begin() as s:
         again = await seed_demo_catalog(UnitOfWork(s, actor="system"))
 
-    assert again == ImportReport(0, 0, 0, 0, 0, 0, "Main warehouse")
+    stocked = sum(1 for spec in demo_catalog()[1] if spec.on_hand > 0)
+    assert again == ImportReport(0, 0, 0, 0, 0, 0, "Main warehouse", levels_kept=stocked)
     assert await snapshot(sessions) == before
 
 
-async def test_demo_reseed_counts_back_a_changed_level(sessions: Sessions) -> None:
+async def test_demo_reseed_keeps_a_changed_level(sessions: Sessions) -> None:
     async with sessions.begin() as s:
         await seed_demo_catalog(UnitOfWork(s, actor="system"))
-    expected = await available_by_sku(sessions)
     async with sessions.begin() as s:
         level_id = (
             await s.execute(
@@ -124,21 +135,110 @@ async def test_demo_reseed_counts_back_a_changed_level(sessions: Sessions) -> No
             kind=MovementKind.ADJUSTMENT,
             on_hand_delta=-4,
         )
+    expected = await available_by_sku(sessions)
 
     async with sessions.begin() as s:
         report = await seed_demo_catalog(UnitOfWork(s, actor="system"))
 
-    assert report.levels_counted == 1
-    assert report.units_received == 0
+    assert (report.levels_counted, report.units_received) == (0, 0)
     assert await available_by_sku(sessions) == expected
     async with sessions.begin() as s:
-        counts = (
-            (
-                await s.execute(
-                    text("SELECT on_hand_delta FROM stock_movements WHERE kind = 'COUNT'")
+        kinds = (await s.execute(text("SELECT DISTINCT kind FROM stock_movements"))).scalars()
+        assert set(kinds) == {"RECEIPT", "ADJUSTMENT"}
+
+
+# ---------------------------------------------------------------- a restart (issue 15 item 2)
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
+    """The command line on the test database, offline payments."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+async def run_cli(*args: str) -> Result:
+    """The command line, in a thread (it runs its own event loop)."""
+    return await asyncio.to_thread(CliRunner().invoke, cli.app, list(args))
+
+
+async def test_a_second_make_run_changes_no_existing_stock(
+    gql: GraphQLCaller,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    secret: str,
+    cli_env: None,
+) -> None:
+    """`make run` twice, with an admin adjustment and a paid order in between: the second
+    `seed-demo` changed nothing (it counted the levels back to the demo figures, undoing
+    the adjustment and putting back 3 units sold, while printing "0 units received")."""
+    first = await run_cli("seed-demo")
+    assert first.exit_code == 0, first.output
+    adjusted = await gql(
+        graphql.ADJUST, {"input": {"sku": "TEE-BLK-M", "delta": -4, "reason": "LOST"}}, admin=True
+    )
+    assert adjusted["data"]["adjustStock"]["userErrors"] == []
+    order_id, _ = await pending_order(gql, {"CHN-M": 3})
+    assert await send(client, sessions, secret, "payment_intent.succeeded", order_id) == "sold"
+    before = await snapshot(sessions)
+
+    again = await run_cli("seed-demo")
+
+    assert again.exit_code == 0, again.output
+    assert await snapshot(sessions) == before
+    assert "0 units received" in again.output
+    stocked = sum(1 for spec in demo_catalog()[1] if spec.on_hand > 0)
+    assert f"{stocked} existing stock levels left as they were" in again.output
+    await assert_invariants(sessions)
+
+
+async def test_reseeding_fills_in_only_what_is_missing(sessions: Sessions) -> None:
+    """A demo level that does not exist yet (a location added since) gets its figure;
+    the existing ones, adjusted since, stay as they are."""
+    async with sessions.begin() as s:
+        await seed_demo_catalog(UnitOfWork(s, actor="system"))
+        await s.execute(
+            text(
+                "DELETE FROM stock_movements WHERE stock_level_id IN (SELECT l.id FROM "
+                "stock_levels l JOIN locations o ON o.id = l.location_id "
+                "WHERE o.name = 'Online fulfilment')"
+            )
+        )
+        await s.execute(
+            text(
+                "DELETE FROM stock_levels WHERE location_id = "
+                "(SELECT id FROM locations WHERE name = 'Online fulfilment')"
+            )
+        )
+        await s.execute(text("DELETE FROM locations WHERE name = 'Online fulfilment'"))
+    async with sessions.begin() as s:
+        level_id = (
+            await s.execute(
+                text(
+                    "SELECT l.id FROM stock_levels l JOIN variants v ON v.id = l.variant_id "
+                    "JOIN locations o ON o.id = l.location_id "
+                    "WHERE v.sku = 'TEE-BLK-M' AND o.name = 'Main warehouse'"
                 )
             )
-            .scalars()
-            .all()
+        ).scalar_one()
+        await apply_movement(
+            UnitOfWork(s, actor="system"),
+            level_id=level_id,
+            kind=MovementKind.ADJUSTMENT,
+            on_hand_delta=-4,
         )
-    assert list(counts) == [4]
+    kept = (await snapshot(sessions))["levels"]
+
+    async with sessions.begin() as s:
+        report = await seed_demo_catalog(UnitOfWork(s, actor="system"))
+
+    _, stock = demo_catalog()
+    online = [spec for spec in stock if spec.location_name == "Online fulfilment"]
+    assert report.units_received == sum(spec.on_hand for spec in online)
+    stocked_elsewhere = [s for s in stock if s.location_name != "Online fulfilment" and s.on_hand]
+    assert (report.levels_counted, report.levels_kept) == (0, len(stocked_elsewhere))
+    assert (await snapshot(sessions))["levels"][: len(kept)] == kept
+    await assert_invariants(sessions)

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,7 +20,10 @@ from gql_inventory.catalog import (
 )
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
-from tests.conftest import SHARED_CSV_DIR
+from tests.conftest import SHARED_CSV_DIR, GraphQLCaller
+from tests.support import graphql
+from tests.support.invariants import assert_invariants
+from tests.support.payments import pending_order, send
 
 FIXTURES = Path(__file__).resolve().parent / "data" / "catalog"
 MULTI_OPTION_CSV = FIXTURES / "multi-option.csv"
@@ -195,7 +199,10 @@ async def test_shared_files_reimport_changes_nothing(sessions: Sessions) -> None
 
     report = await run_import(sessions, paths)
 
-    assert report == ImportReport(0, 0, 0, 0, 0, 0, "Main warehouse")
+    # Every level that has stock is kept (the zero-quantity ones have no movement).
+    assert report == ImportReport(
+        0, 0, 0, 0, 0, 0, "Main warehouse", levels_kept=sum(movements_before.values())
+    )
     assert await table_counts(sessions) == counts_before
     assert await movement_counts(sessions) == movements_before
     assert await stock_by_sku(sessions) == stock_before
@@ -205,7 +212,7 @@ async def test_shared_files_reimport_changes_nothing(sessions: Sessions) -> None
     await assert_ledger_consistent(sessions)
 
 
-async def test_reimport_with_changed_quantity_counts_once(
+async def test_reimport_with_changed_quantity_counts_once_when_asked(
     sessions: Sessions, tmp_path: Path
 ) -> None:
     paths = copy_files(shared_files(), tmp_path)
@@ -215,8 +222,13 @@ async def test_reimport_with_changed_quantity_counts_once(
         pytest.skip("home-and-garden.csv is not among the shared files")
     # cream-sofa: 4 units -> 9
     edit_file(target, ",,4,deny,manual,500,750,", ",,9,deny,manual,500,750,")
+    stock_before = await stock_by_sku(sessions)
 
-    report = await run_import(sessions, paths)
+    kept = await run_import(sessions, paths)  # not a count: existing stock stays
+    assert (kept.levels_counted, kept.units_received) == (0, 0)
+    assert await stock_by_sku(sessions) == stock_before
+
+    report = await run_import(sessions, paths, count_existing=True)
 
     assert report.levels_counted == 1
     assert (report.units_received, report.products_created, report.variants_created) == (0, 0, 0)
@@ -374,7 +386,7 @@ async def test_count_below_reserved_is_refused_not_applied(
     edit_file(
         path, ",CT-BLK-S,200,shopify,10,", ",CT-BLK-S,200,shopify,5,", source=MULTI_OPTION_CSV
     )
-    report = await run_import(sessions, [path])
+    report = await run_import(sessions, [path], count_existing=True)
     assert report.levels_counted == 0
     assert [(r.sku, r.location, r.counted, r.reserved) for r in report.refused_counts] == [
         ("CT-BLK-S", "Main warehouse", 5, 8)
@@ -649,3 +661,30 @@ async def test_currency_parameter(sessions: Sessions, tmp_path: Path) -> None:
         row_ = (await s.execute(text("SELECT price_amount, currency_code FROM variants"))).one()
     assert tuple(row_) == (1500, "JPY")
     assert await stock_by_sku(sessions) == {"FAN": 1}
+
+
+async def test_reimport_of_the_same_file_keeps_what_was_sold_and_adjusted(
+    gql: GraphQLCaller,
+    client: httpx.AsyncClient,
+    sessions: Sessions,
+    secret: str,
+) -> None:
+    """Issue 15 item 2, for the importer: re-importing the file a catalog came from (a
+    second `make run CATALOG=...`) leaves stock adjusted and sold since as it is."""
+    await run_import(sessions, [MULTI_OPTION_CSV])
+    adjusted = await gql(
+        graphql.ADJUST, {"input": {"sku": "CT-BLK-M", "delta": -2, "reason": "DAMAGED"}}, admin=True
+    )
+    assert adjusted["data"]["adjustStock"]["userErrors"] == []
+    order_id, _ = await pending_order(gql, {"CT-BLK-S": 3})
+    assert await send(client, sessions, secret, "payment_intent.succeeded", order_id) == "sold"
+    before = await graphql.snapshot(sessions)
+    stock_before = await stock_by_sku(sessions)
+
+    report = await run_import(sessions, [MULTI_OPTION_CSV])
+
+    assert await stock_by_sku(sessions) == stock_before
+    assert await graphql.snapshot(sessions) == before
+    assert (report.units_received, report.levels_counted) == (0, 0)
+    assert report.levels_kept > 0
+    await assert_invariants(sessions)

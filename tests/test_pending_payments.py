@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+import structlog
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -432,4 +433,29 @@ async def test_cli_offline_reports_and_changes_nothing(
     assert "offline: nothing changed" in result.output
     assert (await order_row(sessions, order_id)).status is OrderStatus.PENDING_PAYMENT
     assert await event_types(sessions, order_id) == before
+    assert await stock(sessions, "MUG") == Stock(on_hand=50, reserved=2)
+
+
+async def test_cli_offline_log_and_summary_agree_nothing_changed(
+    gql: GraphQLCaller,
+    sessions: async_sessionmaker[AsyncSession],
+    catalog: Catalog,
+    services: Services,
+    offline_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 15 item 5: offline, the check logged ``changed=1`` beside a summary saying
+    nothing changed. The log's `changed` and the summary's count are one figure."""
+    from gql_inventory.jobs import payment_check
+
+    capture = structlog.testing.LogCapture()  # the module's logger is cached: swap it
+    monkeypatch.setattr(payment_check, "log", structlog.wrap_logger(None, [capture]))
+    await pending_order(gql, {"MUG": 2})
+
+    result = await run_cli("check-pending-payments", "--older-than-minutes", "0")
+
+    assert result.exit_code == 0, result.output
+    [logged] = [e for e in capture.entries if e["event"] == "payments.checked"]
+    assert (logged["checked"], logged["changed"], logged["offline"]) == (1, 0, True)
+    assert "1 pending order(s) checked, 0 changed, 0 failed; offline" in result.output
     assert await stock(sessions, "MUG") == Stock(on_hand=50, reserved=2)

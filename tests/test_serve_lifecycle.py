@@ -3,6 +3,7 @@ and SIGINT alike; `stop-database` and `database-status` manage it by hand (`make
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -187,3 +188,63 @@ def test_no_development_token_in_production(home: Path) -> None:
     assert done.returncode == 2
     assert "no admin token" in done.stderr
     assert not (home / "dev-admin-token").exists()
+
+
+def test_query_admin_uses_the_token_the_running_server_accepts(
+    home: Path, database_url: str
+) -> None:
+    """Issue 15 item 4: after `make run ADMIN_TOKENS=me=...`, `query --admin` in another
+    shell sent the development token an earlier `make run` left in var/ and was refused.
+    It now sends --token, or ADMIN_TOKENS (environment or .env), and the development
+    token only to a server that uses it; otherwise it says what to pass."""
+    (home / "dev-admin-token").write_text("token-of-an-earlier-make-run\n")
+    (home / "dev-admin-token").chmod(0o600)
+    server_env = dict(
+        _env(home / "pgdata"), DATABASE_URL=database_url, ADMIN_TOKENS="me=tok-of-me-0123456789"
+    )
+    shell_env = {k: v for k, v in server_env.items() if k != "ADMIN_TOKENS"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/graphql"
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        env=server_env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def query(*extra: str, env: dict[str, str] = shell_env) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, "query", MOVEMENTS, "--url", url, "--admin", *extra],
+            env=env,
+            cwd=home,
+            capture_output=True,
+            text=True,
+            timeout=WAIT,
+        )
+
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+
+        another_shell = query()
+        assert another_shell.returncode == 2, another_shell.stdout + another_shell.stderr
+        assert "FORBIDDEN" not in another_shell.stdout  # nothing sent that would be refused
+        assert "--token" in another_shell.stderr
+        assert "ADMIN_TOKENS" in another_shell.stderr
+
+        explicit = query("--token", "tok-of-me-0123456789")
+        assert explicit.returncode == 0, explicit.stdout + explicit.stderr
+        assert "stockMovements" in json.loads(explicit.stdout)["data"]
+        from_environment = query(env=server_env)
+        assert from_environment.returncode == 0, from_environment.stdout
+        (home / ".env").write_text("ADMIN_TOKENS=me=tok-of-me-0123456789\n")
+        from_dotenv = query()
+        assert from_dotenv.returncode == 0, from_dotenv.stdout + from_dotenv.stderr
+        (home / ".env").unlink()
+        wrong = query("--token", "not-the-token")
+        assert wrong.returncode == 1
+        assert "FORBIDDEN" in wrong.stdout
+        assert "refused the admin token" in wrong.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=WAIT)

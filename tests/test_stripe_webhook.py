@@ -434,7 +434,7 @@ async def test_amount_or_currency_mismatch_needs_attention(
     body = await gql(ORDER, {"id": str(order_id)}, admin=True)
     order = body["data"]["order"]
     assert order["status"] == "NEEDS_ATTENTION"
-    assert "order total 999 USD" in order["attentionReason"]
+    assert "order total 9.99 USD" in order["attentionReason"]
     assert order["paymentEvents"][-1]["type"] == "amount_mismatch"
     assert await stock(sessions, "MUG") == Stock(50, 1)  # nothing sold on a wrong amount
     await assert_invariants(sessions)

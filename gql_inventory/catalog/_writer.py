@@ -1,9 +1,10 @@
 """Shared writing half of the catalog importers (Shopify CSV and the demo catalog).
 
 The readers (`shopify`, `demo.py`) turn their input into `ProductSpec`s and
-`StockSpec`s; `write_catalog` upserts them and brings stock to the given
-figures, always through `gql_inventory.stock.ledger`. Nothing here commits:
-the caller owns the transaction.
+`StockSpec`s; `write_catalog` upserts them and receives stock into levels that have
+none yet, through `gql_inventory.stock.ledger`; existing stock changes only on a count
+(`count_existing`), so a re-run never undoes sales or adjustments made since
+(docs/catalog.md). Nothing here commits: the caller owns the transaction.
 """
 
 from __future__ import annotations
@@ -58,8 +59,11 @@ class ImportReport:
       products whose title, vendor or type changed (unchanged ones count in neither).
     - `variants_created` / `variants_updated`: the same for variants (SKU is
       the key; product, title, options, position, price or currency changed).
-    - `units_received`: sum of the on-hand deltas of the RECEIPT movements written.
-    - `levels_counted`: number of COUNT movements written (levels whose figure differed).
+    - `units_received`: sum of the on-hand deltas of the RECEIPT movements written
+      (levels that had no stock movement yet).
+    - `levels_counted`: number of COUNT movements written (only with `count_existing`:
+      existing levels whose figure differed).
+    - `levels_kept`: levels with stock movements left as they were (no `count_existing`).
     - `location`: name of the location the stock went to (the default one for the demo,
       which spreads stock over several).
     - `refused_counts`: counts below the units reserved at that level, left unapplied.
@@ -73,6 +77,7 @@ class ImportReport:
     levels_counted: int
     location: str
     refused_counts: tuple[RefusedCount, ...] = ()
+    levels_kept: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +178,10 @@ async def resolve_location(session: AsyncSession, name: str | None) -> tuple[int
 
 
 async def _upsert_products(
-    session: AsyncSession, products: Sequence[ProductSpec]
+    session: AsyncSession, products: Sequence[ProductSpec], *, update_existing: bool
 ) -> tuple[dict[str, int], int, int]:
-    """Insert new products, update changed ones; ``(id by handle, created, updated)``."""
+    """Insert new products, update changed ones (only with `update_existing`);
+    ``(id by handle, created, updated)``."""
     handles = [p.handle for p in products]
     by_handle = bindparam("handles", handles, type_=ARRAY(String()))
     existing = {
@@ -195,7 +201,7 @@ async def _upsert_products(
         old = existing.get(p.handle)
         if old is None:
             created += 1
-        elif (old.title, old.vendor, old.product_type) != (p.title, p.vendor, p.product_type):
+        elif update_existing and tuple(old) != (p.handle, p.title, p.vendor, p.product_type):
             updated += 1
         else:
             continue
@@ -229,9 +235,14 @@ async def _upsert_products(
 
 
 async def _upsert_variants(
-    session: AsyncSession, products: Sequence[ProductSpec], product_ids: Mapping[str, int]
+    session: AsyncSession,
+    products: Sequence[ProductSpec],
+    product_ids: Mapping[str, int],
+    *,
+    update_existing: bool,
 ) -> tuple[dict[str, int], int, int]:
-    """Insert new variants, update changed ones; ``(id by SKU, created, updated)``."""
+    """Insert new variants, update changed ones (only with `update_existing`);
+    ``(id by SKU, created, updated)``."""
     wanted: list[dict[str, Any]] = [
         {
             "product_id": product_ids[p.handle],
@@ -261,7 +272,7 @@ async def _upsert_variants(
         old = existing.get(w["sku"])
         if old is None:
             created += 1
-        elif any(getattr(old, name) != w[name] for name in compared):
+        elif update_existing and any(getattr(old, name) != w[name] for name in compared):
             updated += 1
         else:
             continue
@@ -291,22 +302,29 @@ async def write_catalog(
     *,
     location_name: str,
     reason: str,
+    update_existing: bool = True,
+    count_existing: bool = False,
 ) -> ImportReport:
-    """Upsert `products` (by handle) and their variants (by SKU), then set stock.
+    """Upsert `products` (by handle) and their variants (by SKU), then stock.
 
-    Each `StockSpec` names a SKU among `products` and a location in
-    `location_ids`. Its level is created at zero if missing
-    (`ledger.ensure_level`). The levels are then locked in ascending id order;
-    a level that has never had a movement gets a RECEIPT of the figure (none
-    for zero), any other level a COUNT to the figure through
-    `ledger.set_on_hand`, which writes nothing when the figure already
-    matches. Movements carry `reason`. `location_name` is only reported.
-    Does not commit.
+    Missing products and variants are inserted; existing ones are updated to the
+    specs only with `update_existing` (else left as they are). Each `StockSpec`
+    names a SKU among `products` and a location in `location_ids`. Its level is
+    created at zero if missing (`ledger.ensure_level`). The levels are then locked
+    in ascending id order; a level that has never had a movement gets a RECEIPT of
+    the figure (none for zero). A level that has (stock exists there, perhaps
+    adjusted or sold since) is left as it is (`levels_kept`), unless
+    `count_existing`: then it gets a COUNT to the figure through
+    `ledger.set_on_hand`, which writes nothing when the figure already matches and
+    refuses a figure below the reserved units (`refused_counts`). Movements carry
+    `reason`. `location_name` is only reported. Does not commit.
     """
     session = uow.session
-    product_ids, products_created, products_updated = await _upsert_products(session, products)
+    product_ids, products_created, products_updated = await _upsert_products(
+        session, products, update_existing=update_existing
+    )
     variant_ids, variants_created, variants_updated = await _upsert_variants(
-        session, products, product_ids
+        session, products, product_ids, update_existing=update_existing
     )
 
     targets: dict[int, StockSpec] = {}
@@ -318,7 +336,7 @@ async def write_catalog(
         )
         targets[level_id] = spec
 
-    units_received = levels_counted = 0
+    units_received = levels_counted = levels_kept = 0
     refused: list[RefusedCount] = []
     if targets:
         for level in await lock_level_ids(session, targets):
@@ -336,6 +354,9 @@ async def write_catalog(
                     if movement is None:  # pragma: no cover - a receipt always fits
                         raise RuntimeError(f"receipt refused on stock level {level.id}")
                     units_received += spec.on_hand
+                continue
+            if not count_existing:
+                levels_kept += 1
                 continue
             if spec.on_hand == on_hand:
                 continue
@@ -367,4 +388,5 @@ async def write_catalog(
         levels_counted=levels_counted,
         location=location_name,
         refused_counts=tuple(refused),
+        levels_kept=levels_kept,
     )

@@ -6,9 +6,10 @@ none, priority 10), "Downtown store" (20) and "Online fulfilment" (30). Most
 variants are well stocked; `LOW_STOCK_SKUS` have 3 units in all (at or under the
 default low-stock threshold of 5) and `OUT_OF_STOCK_SKUS` none anywhere.
 
-Seeding goes through the same writer as the Shopify importer, so running it
-again changes nothing: no new rows, and COUNT movements only where a figure
-was changed since (none right after seeding).
+Seeding goes through the same writer as the Shopify importer and only fills in
+what is missing: running it again (every `make run` does) changes no product,
+variant, location or stock level that exists; a demo level that does not exist yet
+gets its figure as a RECEIPT. Stock adjusted or sold since stays as it is.
 """
 
 from __future__ import annotations
@@ -141,13 +142,15 @@ def demo_catalog() -> tuple[list[ProductSpec], list[StockSpec]]:
 
 
 async def seed_demo_catalog(uow: UnitOfWork) -> ImportReport:
-    """Create (or bring back to its figures) the demo catalog; see the module docstring.
+    """Create what is missing of the demo catalog; see the module docstring.
 
     Creates the demo locations that are missing (existing ones keep their
     settings; "Main warehouse" becomes the default only when there is none),
-    upserts the products and variants, and sets every demo stock level through
-    the stock ledger (RECEIPT the first time, COUNT later where a figure differs).
-    The report's `location` is "Main warehouse". Does not commit.
+    inserts the missing products and variants (existing ones are left as they
+    are), and receives the demo figure into every demo stock level that has no
+    stock movement yet (a RECEIPT through the stock ledger); levels that have one
+    are counted in the report's `levels_kept`, never changed. The report's
+    `location` is "Main warehouse". Does not commit.
     """
     session = uow.session
     location_ids: dict[str, int] = {}
@@ -157,5 +160,12 @@ async def seed_demo_catalog(uow: UnitOfWork) -> ImportReport:
     await make_default_if_none(session, main)
     products, stock = demo_catalog()
     return await write_catalog(
-        uow, products, stock, location_ids, location_name=main, reason="demo catalog"
+        uow,
+        products,
+        stock,
+        location_ids,
+        location_name=main,
+        reason="demo catalog",
+        update_existing=False,
+        count_existing=False,
     )

@@ -8,6 +8,7 @@ from typing import TextIO
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_inventory.kit.csvcells import guard_cell
 from gql_inventory.models import Location, StockLevel, Variant
 
 __all__ = ["EXPORT_HEADER", "export_stock_csv"]
@@ -21,6 +22,8 @@ async def export_stock_csv(session: AsyncSession, out: TextIO) -> int:
     Header ``sku,location,on_hand,reserved,available`` (units; available =
     on_hand - reserved), then one row per level ordered by SKU, then location
     name. Lines end with ``\\n``; open a file with ``newline=""`` to keep them so.
+    A SKU or location name that starts like a spreadsheet formula is written with a
+    quote in front (`kit.csvcells.guard_cell`).
     Reads in one statement (a consistent snapshot) and streams the rows.
     """
     writer = csv.writer(out, lineterminator="\n")
@@ -39,7 +42,7 @@ async def export_stock_csv(session: AsyncSession, out: TextIO) -> int:
     )
     count = 0
     result = await session.stream(stmt)
-    async for row in result:
-        writer.writerow(row)
+    async for sku, location, on_hand, reserved, available in result:
+        writer.writerow((guard_cell(sku), guard_cell(location), on_hand, reserved, available))
         count += 1
     return count

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gql_inventory.cli._common import in_transaction, refuse_unsafe_settings
-from gql_inventory.cli.server import dev_token_file
+from gql_inventory.cli.server import CONFIGURED_TOKENS, dev_token_file, running_server_admin
 from gql_inventory.settings import get_settings
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def query(
@@ -22,37 +25,75 @@ def query(
     admin: Annotated[
         bool,
         typer.Option(
-            "--admin", help="Send the first ADMIN_TOKENS token (or the development token)."
+            "--admin",
+            help="Send an admin token: --token, else the first ADMIN_TOKENS token (environment "
+            "or .env), else the development token when the server uses it.",
         ),
     ] = False,
+    token: Annotated[
+        str | None, typer.Option("--token", help="The admin token to send (implies --admin).")
+    ] = None,
 ) -> None:
     """Post a GraphQL operation to a running service and print the JSON answer (one line).
 
-    Exit 1 when the answer carries GraphQL errors or is not HTTP 200.
+    Exit 1 when the answer carries GraphQL errors or is not HTTP 200; exit 2 when an
+    admin token was asked for and none is known.
     """
     import json
 
     import httpx
 
-    from gql_inventory.context import admin_identities
-
     headers = {}
-    if admin:
-        tokens = admin_identities(get_settings().admin_tokens)
-        token = tokens[0][1] if tokens else None
-        if token is None and dev_token_file().exists():
-            token = dev_token_file().read_text().strip()
-        if token is None:
-            typer.echo("no admin token: set ADMIN_TOKENS", err=True)
-            raise typer.Exit(2)
-        headers["Authorization"] = f"Bearer {token}"
+    if admin or token is not None:
+        headers["Authorization"] = f"Bearer {token or _admin_token()}"
     body: dict[str, object] = {"query": document}
     if variables:
         body["variables"] = json.loads(variables)
     response = httpx.post(url, json=body, headers=headers, timeout=30)
     typer.echo(response.text.strip())
     if response.status_code != 200 or "errors" in response.json():
+        if headers and _forbidden(response):
+            typer.echo(
+                "the server refused the admin token: pass the one it accepts with --token, "
+                "or set ADMIN_TOKENS (environment or .env) as the server has it",
+                err=True,
+            )
         raise typer.Exit(1)
+
+
+def _admin_token() -> str:
+    """The admin token `query --admin` sends without --token: the first ADMIN_TOKENS
+    token of this process's settings (environment or .env); else the development token
+    file, unless the `serve` running on this DATA_DIR accepts only its own ADMIN_TOKENS
+    (`make run ADMIN_TOKENS=...`), whose value this process cannot know. Exit 2 when none."""
+    from gql_inventory.context import admin_identities
+
+    tokens = admin_identities(get_settings().admin_tokens)
+    if tokens:
+        return tokens[0][1]
+    if running_server_admin() == CONFIGURED_TOKENS:
+        typer.echo(
+            "the server running here was started with ADMIN_TOKENS, so it refuses the "
+            f"development token in {dev_token_file()}: pass one of its tokens with --token, "
+            "or set ADMIN_TOKENS (environment or .env) as the server has it",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if dev_token_file().exists():
+        return dev_token_file().read_text().strip()
+    typer.echo("no admin token: pass --token, or set ADMIN_TOKENS (environment or .env)", err=True)
+    raise typer.Exit(2)
+
+
+def _forbidden(response: httpx.Response) -> bool:
+    """True when the answer is an authorization refusal (HTTP 401/403, or FORBIDDEN)."""
+    if response.status_code in (401, 403):
+        return True
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        return False
+    return any((e.get("extensions") or {}).get("code") == "FORBIDDEN" for e in errors)
 
 
 def stripe_event(

@@ -16,13 +16,28 @@ def import_shopify(
     files: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, readable=True)],
     location: Annotated[str | None, typer.Option(help="Location receiving the stock.")] = None,
     currency: Annotated[str, typer.Option(help="ISO 4217 currency of the prices.")] = "USD",
+    count_stock: Annotated[
+        bool,
+        typer.Option(
+            "--count-stock",
+            help="The file is a stock count: set levels that already have stock to its "
+            "quantities (COUNT movements). Without it they are left as they are.",
+        ),
+    ] = False,
 ) -> None:
-    """Import Shopify product CSV exports; a bad file is refused whole (exit 1)."""
+    """Import Shopify product CSV exports; a bad file is refused whole (exit 1).
+
+    New variants' stock is received into the location. Stock that already exists there
+    is never changed by a re-import (sales and adjustments made since stay) unless
+    --count-stock says the file is a count.
+    """
     from gql_inventory.catalog.shopify import CatalogImportError, import_shopify_files
 
     try:
         report = in_unit_of_work(
-            lambda s: import_shopify_files(s, files, location_name=location, currency=currency),
+            lambda s: import_shopify_files(
+                s, files, location_name=location, currency=currency, count_existing=count_stock
+            ),
             actor=IMPORT,
         )
     except CatalogImportError as exc:
@@ -35,17 +50,37 @@ def import_shopify(
         f"{report.products_updated} updated; variants {report.variants_created} new, "
         f"{report.variants_updated} updated; {report.units_received} units received, "
         f"{report.levels_counted} levels counted"
+        + _kept(report.levels_kept, hint=" (--count-stock sets them to the file)")
     )
+    for refused in report.refused_counts:
+        typer.echo(
+            f"count refused: {refused.sku} at {refused.location}: {refused.counted} counted, "
+            f"{refused.reserved} reserved",
+            err=True,
+        )
+
+
+def _kept(levels: int, *, hint: str = "") -> str:
+    """The summary's part about existing stock levels left unchanged ("" when none)."""
+    if not levels:
+        return ""
+    return f"; {levels} existing stock levels left as they were{hint}"
 
 
 def seed_demo() -> None:
-    """Load the generated demo catalog (apparel in sizes, three locations)."""
+    """Load the generated demo catalog (apparel in sizes, three locations).
+
+    Fills in only what is missing: products, variants, locations and stock levels that
+    exist (stock adjusted or sold since included) are never changed, so every
+    `make run` may run it.
+    """
     from gql_inventory.catalog.demo import seed_demo_catalog
 
     report = in_unit_of_work(seed_demo_catalog, actor=IMPORT)
     typer.echo(
         f"demo catalog: {report.products_created} products new, "
         f"{report.variants_created} variants new, {report.units_received} units received"
+        + _kept(report.levels_kept)
     )
 
 

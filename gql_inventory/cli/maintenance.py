@@ -120,7 +120,10 @@ def check_pending_payments_command(
         status = c.provider_status or "unknown"
         line = f"{c.order_id} {c.payment_intent_id} {status} -> {c.outcome}"
         typer.echo(line + (f": {c.error}" if c.error else ""))
-    summary = f"{len(result.checked)} pending order(s) checked, {len(result.failed)} failed"
+    summary = (
+        f"{len(result.checked)} pending order(s) checked, {len(result.changed)} changed, "
+        f"{len(result.failed)} failed"
+    )
     if result.offline:
         summary += "; offline: nothing changed"
     elif dry_run:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.cli._common import in_transaction
 from gql_inventory.domain.errors import InvalidInput
+from gql_inventory.kit.csvcells import guard_cell
 from gql_inventory.kit.money import to_decimal
 from gql_inventory.stock.report import (
     MAX_WINDOW,
@@ -118,7 +119,7 @@ def render(
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["metric", "value"])
-        writer.writerows(_rows(fields))
+        writer.writerows((guard_cell(name), guard_cell(value)) for name, value in _rows(fields))
         return out.getvalue().rstrip("\n")
     rows = _rows(fields)
     width = max(len(name) for name, _ in rows)

@@ -79,11 +79,18 @@ def serve(
     pid_file = _serve_pid_file()
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")
+    admin_file = _serve_admin_file()
+    admin_file.write_text((DEV_TOKEN if dev_token else CONFIGURED_TOKENS) + "\n")
     typer.echo(f"GraphiQL: http://{host}:{port}/graphql")
     if dev_token:
         typer.echo(
             f"Admin token (development only, in {dev_token_file()}): {dev_token}\n"
             "  header: Authorization: Bearer <token>; `gql-inventory query --admin` sends it"
+        )
+    else:
+        typer.echo(
+            "Admin tokens: ADMIN_TOKENS; `gql-inventory query --admin` sends the first one "
+            "when ADMIN_TOKENS is set in its environment or .env, else pass --token"
         )
     typer.echo("Try:\n" + EXAMPLE_QUERY)
     try:
@@ -93,6 +100,7 @@ def serve(
         )
     finally:
         pid_file.unlink(missing_ok=True)
+        admin_file.unlink(missing_ok=True)
 
 
 def uvicorn_options(
@@ -154,6 +162,33 @@ def _development_admin_token() -> str | None:
 
 def _serve_pid_file() -> Path:
     return get_settings().data_dir.parent / "serve.pid"
+
+
+#: What `serve-admin` (beside `serve.pid`) holds: which admin tokens the server accepts.
+DEV_TOKEN = "dev-admin-token"
+CONFIGURED_TOKENS = "ADMIN_TOKENS"
+
+
+def _serve_admin_file() -> Path:
+    return get_settings().data_dir.parent / "serve-admin"
+
+
+def running_server_admin() -> str | None:
+    """Which admin tokens the `serve` running on this DATA_DIR accepts: `DEV_TOKEN` (the
+    development token file) or `CONFIGURED_TOKENS` (its ADMIN_TOKENS, not written down
+    anywhere); None when no `serve` runs here (its pid file names no live process)."""
+    try:
+        pid = int(_serve_pid_file().read_text().strip())
+        source = _serve_admin_file().read_text().strip()
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return source
 
 
 def stop_database() -> None:

@@ -44,13 +44,16 @@ PAYMENT_CHECK_LOCK_KEY = 0x67716C7061796368
 @dataclass(frozen=True, slots=True)
 class CheckedPayment:
     """One order checked: the provider's `provider_status` (None: unknown), and the
-    `outcome` applied (or, in a dry run, the action planned); `error` when it failed."""
+    `outcome` applied (or, in a dry run, the action planned); `error` when it failed.
+    `changed` is True only when an outcome was applied and it changed the order or its
+    stock (offline, dry-run, failed and no-op checks change nothing)."""
 
     order_id: uuid.UUID
     payment_intent_id: str
     provider_status: str | None
     outcome: str
     error: str | None = None
+    changed: bool = False
 
 
 @dataclass
@@ -67,6 +70,11 @@ class PaymentCheckResult:
     def failed(self) -> list[CheckedPayment]:
         """The orders whose check failed (their `error` says why)."""
         return [c for c in self.checked if c.error is not None]
+
+    @property
+    def changed(self) -> list[CheckedPayment]:
+        """The orders the check changed: what the log's `changed` and the CLI count."""
+        return [c for c in self.checked if c.changed]
 
 
 async def check_pending_payments(
@@ -109,6 +117,12 @@ async def _check(
         result.checked.append(await _check_one(services, pending, result))
 
 
+#: Applied outcomes after which nothing changed.
+_NO_CHANGE = frozenset(
+    {Outcome.STILL_PENDING, Outcome.ALREADY_PAID, Outcome.UNCHANGED, Outcome.IGNORED}
+)
+
+
 async def _check_one(
     services: Services, pending: PendingPayment, result: PaymentCheckResult
 ) -> CheckedPayment:
@@ -138,7 +152,13 @@ async def _check_one(
             provider_status=state.status,
             outcome=outcome.value,
         )
-    return done(state.status, outcome.value)
+    return CheckedPayment(
+        pending.order_id,
+        pending.payment_intent_id,
+        state.status,
+        outcome.value,
+        changed=outcome not in _NO_CHANGE,
+    )
 
 
 async def _apply(
@@ -152,12 +172,6 @@ async def _apply(
         hold_seconds=settings.payment_hold_seconds,
         max_hold_seconds=settings.payment_hold_max_seconds,
     )
-
-
-#: Outcomes after which nothing changed.
-_NO_CHANGE = frozenset(
-    {Outcome.STILL_PENDING, "error", Outcome.ALREADY_PAID, Outcome.UNCHANGED, Outcome.IGNORED}
-)
 
 
 def _report(result: PaymentCheckResult) -> None:
@@ -176,7 +190,7 @@ def _report(result: PaymentCheckResult) -> None:
     emit(
         "payments.checked",
         checked=len(result.checked),
-        changed=sum(c.outcome not in _NO_CHANGE for c in result.checked),
+        changed=len(result.changed),
         failed=len(result.failed),
         offline=result.offline,
         failures={str(c.order_id): c.error for c in result.failed},

@@ -39,3 +39,10 @@ def to_minor_units(amount: Decimal, currency_code: str) -> int:
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{amount} has too many decimals for {currency_code}")
     return int(scaled)
+
+
+def format_money(minor_units: int, currency_code: str) -> str:
+    """``5950, "usd"`` -> ``"59.50 USD"``: the amount as the API's `Money` shows it (a
+    decimal with the currency's digits), then the upper-case ISO 4217 code; for text
+    meant for people (attention reasons, payment history)."""
+    return f"{to_decimal(minor_units, currency_code)} {currency_code.upper()}"

@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.kit.money import format_money
 from gql_inventory.models import (
     MovementKind,
     Order,
@@ -21,6 +22,7 @@ from gql_inventory.models import (
     Reservation,
     ReservationLine,
     ReservationStatus,
+    Variant,
 )
 from gql_inventory.orders.orders import (
     REFUNDABLE,
@@ -71,8 +73,7 @@ async def payment_succeeded(
             uow,
             order,
             OrderStatus.NEEDS_ATTENTION,
-            attention_reason=f"paid {amount} {currency}, order total {order.total_amount} "
-            f"{order.currency_code}",
+            attention_reason=_mismatch_reason(order, amount=amount, currency=currency),
             payment_applied_at=_APPLIED_NOW,
         )
         await record_payment_event(
@@ -97,6 +98,14 @@ async def payment_succeeded(
         session, order.id, PaymentEventKind.PAYMENT_INTENT_SUCCEEDED, provider_event_id=reference
     )
     return outcome
+
+
+def _mismatch_reason(order: Order, *, amount: int | None, currency: str | None) -> str:
+    """``paid 1.00 USD, order total 59.50 USD``: what was paid (the order's amount or
+    currency where the provider did not say) beside the order's total."""
+    paid_currency = currency or order.currency_code
+    paid = format_money(order.total_amount if amount is None else amount, paid_currency)
+    return f"paid {paid}, order total {format_money(order.total_amount, order.currency_code)}"
 
 
 async def payment_applied(session: AsyncSession, order_id: uuid.UUID) -> bool:
@@ -153,6 +162,13 @@ async def _order_line_ids(session: AsyncSession, order_id: uuid.UUID) -> dict[in
     return {int(r.variant_id): int(r.id) for r in rows}
 
 
+async def _sku(session: AsyncSession, variant_id: int) -> str:
+    """The SKU of a variant (attention reasons name variants as operators know them)."""
+    return str(
+        (await session.execute(select(Variant.sku).where(Variant.id == variant_id))).scalar_one()
+    )
+
+
 async def _sell_late(uow: UnitOfWork, order: Order) -> bool:
     """Sell a paid order whose reservation had ended, from available stock, or flag it.
 
@@ -162,18 +178,23 @@ async def _sell_late(uow: UnitOfWork, order: Order) -> bool:
     session = uow.session
     lines = (
         await session.execute(
-            select(OrderLine.id, OrderLine.variant_id, OrderLine.quantity).where(
-                OrderLine.order_id == order.id
-            )
+            select(OrderLine.id, OrderLine.variant_id, OrderLine.quantity)
+            .where(OrderLine.order_id == order.id)
+            .order_by(OrderLine.id)
         )
     ).all()
     per_variant = await lock_levels_by_variant(session, [line.variant_id for line in lines])
     plans: list[tuple[int, LockedLevel, int]] = []
     short: list[str] = []
     for line in lines:
-        plan = allocate(per_variant[line.variant_id], line.quantity)
+        levels = per_variant[line.variant_id]
+        plan = allocate(levels, line.quantity)
         if plan is None:
-            short.append(str(line.variant_id))
+            available = sum(max(level.available, 0) for level in levels)
+            short.append(
+                f"{await _sku(session, line.variant_id)} "
+                f"({line.quantity} ordered, {available} available)"
+            )
             continue
         plans.extend((line.id, level, units) for level, units in plan)
     if short:
@@ -181,7 +202,7 @@ async def _sell_late(uow: UnitOfWork, order: Order) -> bool:
             uow,
             order,
             OrderStatus.NEEDS_ATTENTION,
-            attention_reason="paid after its reservation ended; not enough stock for variants "
+            attention_reason="paid after its reservation ended; not enough stock for "
             + ", ".join(short),
             payment_applied_at=_APPLIED_NOW,
         )

@@ -47,7 +47,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.domain.uow import UnitOfWork
-from gql_inventory.kit.money import to_decimal
+from gql_inventory.kit.money import format_money
 from gql_inventory.models import (
     Order,
     OrderAllocation,
@@ -89,10 +89,6 @@ class ReportedRefund:
     amount: int
     currency: str
     status: RefundStatus
-
-
-def _money(amount: int, currency: str) -> str:
-    return f"{to_decimal(amount, currency)} {currency.upper()}"
 
 
 async def _reload(session: AsyncSession, order_id: uuid.UUID) -> Order:
@@ -272,9 +268,9 @@ async def _settle(
                 uow,
                 order,
                 OrderStatus.NEEDS_ATTENTION,
-                attention_reason=f"{_money(unexplained, order.currency_code)} refunded at the "
-                "payment provider without saying which units: no stock was restocked; "
-                "restock returned units by hand",
+                attention_reason=f"{format_money(unexplained, order.currency_code)} "
+                "refunded at the payment provider without saying which units: "
+                "no stock was restocked; restock returned units by hand",
             )
         return Outcome.NEEDS_ATTENTION
     return Outcome.RECORDED
@@ -307,7 +303,8 @@ async def refund_reported(
     )
     if problem is not None:
         return await record_invalid(session, order, kind, reference=reference, problem=problem)
-    head = f"refund {refund.refund_id} of {_money(refund.amount, refund.currency)}: {refund.status}"
+    paid_back = format_money(refund.amount, refund.currency)
+    head = f"refund {refund.refund_id} of {paid_back}: {refund.status}"
     if refund.currency.upper() != order.currency_code.upper():
         outcome = Outcome.CURRENCY_MISMATCH
     else:
@@ -359,7 +356,7 @@ async def charge_refunded(
     order = await _order_with_payment(
         uow, order_id, amount=charge_amount, currency=currency, reference=reference
     )
-    head = f"{_money(amount_refunded, currency)} refunded" + (
+    head = f"{format_money(amount_refunded, currency)} refunded" + (
         " (in full)" if fully_refunded else ""
     )
     if currency.upper() != order.currency_code.upper():

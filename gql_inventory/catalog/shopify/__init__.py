@@ -43,8 +43,9 @@ Everything is validated, over all files, before anything is written; any
 problem raises `CatalogImportError` listing every one of them with its file and
 line. Products are then upserted by handle and variants by SKU; variants absent
 from the files are left alone. Stock goes to one location (see
-`import_shopify_files`) through the stock ledger: a RECEIPT the first time, a
-COUNT afterwards.
+`import_shopify_files`) through the stock ledger: a RECEIPT into a level that has
+no stock yet; a level that has is left as it is (a re-import never undoes the
+adjustments and sales made since), unless the import is asked to count it.
 """
 
 from __future__ import annotations

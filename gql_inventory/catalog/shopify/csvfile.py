@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from gql_inventory.kit.csvcells import read_cell
+
 HANDLE = "Handle"
 TITLE = "Title"
 VENDOR = "Vendor"
@@ -66,11 +68,12 @@ class Row:
     columns: dict[str, int]
 
     def get(self, column: str) -> str:
-        """The stripped cell of `column` (any case); "" when blank or absent."""
+        """The cell of `column` (any case) without surrounding blanks, never un-guarded
+        (`kit.csvcells.read_cell`); "" when blank or absent."""
         index = self.columns.get(column.casefold())
         if index is None or index >= len(self.cells):
             return ""
-        return self.cells[index].strip()
+        return read_cell(self.cells[index])
 
 
 def read_rows(path: Path, problems: list[ImportProblem]) -> list[Row]:

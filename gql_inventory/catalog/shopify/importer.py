@@ -25,6 +25,7 @@ from gql_inventory.catalog.shopify.csvfile import (
 from gql_inventory.catalog.shopify.rows import ParsedProduct, group_products
 from gql_inventory.catalog.shopify.skus import assign_skus, check_derived_skus_owner
 from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.kit.csvcells import read_cell
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
@@ -70,6 +71,7 @@ async def import_shopify_files(
     *,
     location_name: str | None = None,
     currency: str = "USD",
+    count_existing: bool = False,
 ) -> ImportReport:
     """Import Shopify product CSV exports into the catalog and stock of one location.
 
@@ -78,8 +80,11 @@ async def import_shopify_files(
     1999). Stock goes to `location_name`, created if missing, or to the
     default location ("Main warehouse", created as the default when the
     database has no default location). A stock level that never had a movement
-    receives its quantity as a RECEIPT; an existing one is COUNTed to the file's
-    figure (no movement when it already matches).
+    receives its quantity as a RECEIPT. A level with stock movements is left as it
+    is (`levels_kept`): re-importing a file must not undo the adjustments and sales
+    made since. With `count_existing` (the file is a stock count) such a level is
+    COUNTed to the file's figure instead (no movement when it already matches;
+    refused below its reserved units: `refused_counts`).
 
     Raises `CatalogImportError` (with every problem, nothing written) when any
     file is unreadable or invalid, and ValueError for no paths, a blank or
@@ -92,7 +97,7 @@ async def import_shopify_files(
     if not _CURRENCY.fullmatch(currency):
         raise ValueError(f"currency must be an ISO 4217 code such as 'USD', not {currency!r}")
     if location_name is not None:
-        location_name = location_name.strip()
+        location_name = read_cell(location_name)  # blanks go, a formula's guard stays
         if not location_name:
             raise ValueError("location_name is blank")
         if len(location_name) > MAX_KEY_LENGTH:
@@ -118,4 +123,5 @@ async def import_shopify_files(
         {resolved_name: location_id},
         location_name=resolved_name,
         reason=f"Shopify CSV import ({names})",
+        count_existing=count_existing,
     )
