@@ -164,3 +164,17 @@ def test_the_package_root_holds_wiring_only() -> None:
     for init in sorted(PACKAGE.glob("*/__init__.py")):
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc, f"{init.parent.name}/__init__.py has no docstring"
+
+
+def test_the_stripe_route_verifies_calls_one_use_case_and_answers() -> None:
+    """Issue 15: the handler table, the savepoint and its rewind, and payment-event writes
+    are the domain's (`orders.stripe_events`); the route is short."""
+    route = PACKAGE / "webhooks" / "stripe.py"
+    source = route.read_text()
+    assert len(source.splitlines()) < 120
+    for domain_work in ("begin_nested", "rewind", "record_payment_event", "HANDLERS"):
+        assert domain_work not in source, domain_work
+    called = {
+        name for name in _imports(route) if name.startswith("gql_inventory.orders.stripe_events.")
+    }
+    assert "gql_inventory.orders.stripe_events.apply_event" in called
