@@ -28,7 +28,8 @@ async def run_in_transaction(
     ``system`` or ``import``, see `domain.uow`); commit, then publish the
     stock movements it wrote (`uow.movements`) and the orders whose status it changed
     (`uow.orders_changed`); orders it made NEEDS_ATTENTION (`uow.attention`) are logged
-    at WARNING (``order.needs_attention`` with the order id and reason).
+    at WARNING (``order.needs_attention`` with the order id and reason); a catalog change
+    (`uow.catalog_changed`) is read back by this process (`refresh_catalog_after_commit`).
 
     Any exception (a `DomainError` included) rolls everything back, and then
     nothing is published (DESIGN.md invariant 3). Payments of orders the work
@@ -44,6 +45,7 @@ async def run_in_transaction(
             metrics.count_refusal(error)
             raise
     metrics.count_committed(uow)
+    refresh_catalog_after_commit(services, uow)
     for order_id, reason in uow.attention:
         metrics.ORDERS_NEEDING_ATTENTION.inc()
         log.warning("order.needs_attention", order_id=str(order_id), reason=reason)
@@ -54,6 +56,16 @@ async def run_in_transaction(
     if uow.orders_changed:
         await services.events.publish_order_changes(uow.orders_changed)
     return result
+
+
+def refresh_catalog_after_commit(services: Services, uow: UnitOfWork) -> None:
+    """After the commit of `uow`: when it changed the catalog (`uow.catalog_changed`),
+    this process's catalog reads go to the database until its snapshot has the change
+    (read-your-writes; `readmodel.reads.ReadModel.catalog_changed`). Synchronous, so
+    it runs before the caller's response is built."""
+    live = services.live
+    if uow.catalog_changed and live is not None and live.reads is not None:
+        live.reads.catalog_changed()
 
 
 async def _cancel_payment(services: Services, order_id: uuid.UUID, payment_intent_id: str) -> None:

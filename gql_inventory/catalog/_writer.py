@@ -308,9 +308,10 @@ async def write_catalog(
     for zero), any other level a COUNT to the figure through
     `ledger.set_on_hand`, which writes nothing when the figure already
     matches. Movements carry `reason`. `location_name` is only reported.
-    Does not commit.
+    Does not commit; marks the unit of work's catalog changed.
     """
     session = uow.session
+    uow.mark_catalog_changed()  # products, variants, maybe a location: read back afresh
     product_ids, products_created, products_updated = await _upsert_products(session, products)
     variant_ids, variants_created, variants_updated = await _upsert_variants(
         session, products, product_ids

@@ -3,8 +3,9 @@ will announce once it commits.
 
 The domain never commits: the caller (`gql_inventory.uow.run_in_transaction`)
 opens the transaction, builds a `UnitOfWork`, and after the commit publishes
-`movements` and `orders_changed`, cancels `payment_cancels` at the provider and logs
-`attention`. A rolled-back transaction announces nothing (DESIGN.md invariant 3).
+`movements` and `orders_changed`, cancels `payment_cancels` at the provider, logs
+`attention` and, when `catalog_changed`, has the process read the catalog afresh.
+A rolled-back transaction announces nothing (DESIGN.md invariant 3).
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ class UnitOfWork:
     `orders_changed`: ids of orders whose status changed (`orderStatusChanged`).
     `payment_cancels`: payments of orders it cancelled, cancelled at the provider
     after the commit, outside any lock. `attention`: orders it made NEEDS_ATTENTION
-    (logged at WARNING after the commit). `actor`: who causes the work (``admin:<name>``,
+    (logged at WARNING after the commit). `catalog_changed`: set by the domain functions
+    that write products, variants (thresholds included) or locations, so that this
+    process reads its own catalog write (`mark_catalog_changed`; a savepoint rolled back
+    leaves it set: one needless reload at worst). `actor`: who causes the work (``admin:<name>``,
     `STOREFRONT`, `STRIPE`, `SYSTEM` or `IMPORT`), written on every ledger row; it is
     required, so no caller can forget it.
     """
@@ -117,6 +121,11 @@ class UnitOfWork:
     orders_changed: list[uuid.UUID] = field(default_factory=list)
     payment_cancels: list[PaymentCancel] = field(default_factory=list)
     attention: list[Attention] = field(default_factory=list)
+    catalog_changed: bool = False
+
+    def mark_catalog_changed(self) -> None:
+        """The work wrote the catalog (products, variants, locations)."""
+        self.catalog_changed = True
 
     def mark(self) -> Mark:
         """Where the lists end now; `rewind` to it when a savepoint rolls back."""
