@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory.kit.logs import get_logger
-from gql_inventory.kit.tasks import stop_task
+from gql_inventory.kit.tasks import reap
 from gql_inventory.live.buffers import EventBuffer
 from gql_inventory.live.catchup import LedgerCatchUp
 from gql_inventory.live.ledger import pages_after
@@ -104,10 +104,7 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop the tasks, close every subscriber and the backend connection."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            await stop_task(task)  # re-cancels: a library may swallow the first one
+        await reap(self._tasks)  # re-cancels: a library may swallow the first one
         self.subscribers.close_all("server shutting down")
         self.orders.close_feeds("server shutting down")
         await self.pubsub.close()
