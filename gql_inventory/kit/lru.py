@@ -4,6 +4,7 @@ Used by the parsed-document cache (`schema.edge.DocumentCache`), the response ca
 (`response_cache.store.ResponseStore`) and the two GraphQL classification memos
 (`response_cache.operations.ReadOperations`, `websocket.sharing.shared_shape`) through
 `LRU.memo`. Sizes are what the caller counts (an estimate of the memory an entry holds).
+Why the memos stay three instances: docs/adr/0016-one-of-each.md.
 """
 
 from __future__ import annotations

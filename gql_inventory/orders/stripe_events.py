@@ -17,7 +17,8 @@ Ordering (Stripe retries for days and does not keep order): each domain function
 at the locked order's state, so any order of events ends in the same state. A
 ``charge.refunded`` before the payment's success applies the success first; a cancel
 after a success is ignored; a success after a cancel or an expiry sells from the stock
-left, or flags NEEDS_ATTENTION. Refund rules: `provider_events`.
+left, or flags NEEDS_ATTENTION. Refund rules: `provider_events`. The route that calls
+it: `webhooks.stripe` (docs/adr/0016-one-of-each.md).
 """
 
 from __future__ import annotations
