@@ -106,10 +106,13 @@ class Services:
     async def after_commit(self, done: Announcements) -> None:
         """What follows every committed transaction (`uow.run_in_transaction` and the
         reserve group commit alike): count it, log its NEEDS_ATTENTION orders at WARNING
-        (``order.needs_attention``), cancel the payments of the orders it cancelled
-        (outside any lock; a refusal is logged and recorded), then publish its stock
-        movements and the orders whose status changed."""
+        (``order.needs_attention``), have this process read a catalog change back
+        (`readmodel.reads.ReadModel.catalog_changed`), cancel the payments of the orders
+        it cancelled (outside any lock; a refusal is logged and recorded), then publish
+        its stock movements and the orders whose status changed."""
         metrics.count_committed(done)
+        if done.catalog_changed and self.live is not None and self.live.reads is not None:
+            self.live.reads.catalog_changed()  # read-your-writes: before the response is built
         for order_id, reason in done.attention:
             metrics.ORDERS_NEEDING_ATTENTION.inc()
             log.warning("order.needs_attention", order_id=str(order_id), reason=reason)

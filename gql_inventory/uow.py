@@ -24,7 +24,8 @@ async def run_in_transaction(
     ``system`` or ``import``, see `domain.uow`); commit, then announce what it did
     through `Services.after_commit` (the one after-commit function, shared with the
     reserve group commit): publish its movements and changed orders, log its
-    NEEDS_ATTENTION orders, cancel the payments of orders it cancelled.
+    NEEDS_ATTENTION orders, cancel the payments of orders it cancelled, and read a
+    catalog change back (`uow.catalog_changed`) in this process.
 
     Any exception (a `DomainError` included) rolls everything back, and then
     nothing is announced (DESIGN.md invariant 3).

@@ -215,3 +215,62 @@ def test_reserve_stock_has_one_result_type() -> None:
     assert get_type_hints(reserve_stock)["return"] is ReservationRow
     source = (PACKAGE / "resolvers" / "reservations.py").read_text()
     assert "isinstance(reserved" not in source
+
+
+def test_the_stripe_route_verifies_calls_one_use_case_and_answers() -> None:
+    """Issue 15: the handler table, the savepoint and its rewind, and payment-event writes
+    are the domain's (`orders.stripe_events`); the route is short."""
+    route = PACKAGE / "webhooks" / "stripe.py"
+    source = route.read_text()
+    assert len(source.splitlines()) < 120
+    for domain_work in ("begin_nested", "rewind", "record_payment_event", "HANDLERS"):
+        assert domain_work not in source, domain_work
+    called = {
+        name for name in _imports(route) if name.startswith("gql_inventory.orders.stripe_events.")
+    }
+    assert "gql_inventory.orders.stripe_events.apply_event" in called
+
+
+def _package_modules() -> dict[str, ast.AST]:
+    return {
+        str(p.relative_to(PACKAGE)): ast.parse(p.read_text())
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if "migrations" not in p.parts
+    }
+
+
+def test_one_lru() -> None:
+    """Issue 15: one least-recently-used store (`kit.lru.LRU`); `lru_cache` only for the
+    process's one settings object."""
+    ordered, memoized = set(), set()
+    for name, tree in _package_modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name | ast.Attribute):
+                word = node.id if isinstance(node, ast.Name) else node.attr
+                if word in ("OrderedDict", "move_to_end", "popitem"):
+                    ordered.add(name)
+                if word == "lru_cache":
+                    memoized.add(name)
+    assert ordered == {"kit/lru.py"}
+    assert memoized == {"settings.py"}
+
+
+def test_one_re_cancel_loop() -> None:
+    """Issue 15: cancelling until a task ends is written once (`kit.tasks.reap`)."""
+    looping = set()
+    for name, tree in _package_modules().items():
+        for loop in ast.walk(tree):
+            if not isinstance(loop, ast.While):
+                continue
+            for node in ast.walk(loop):
+                call = node.func if isinstance(node, ast.Call) else None
+                if isinstance(call, ast.Attribute) and call.attr == "cancel":
+                    looping.add(name)
+    assert looping == {"kit/tasks.py"}
+
+
+def test_one_location_source() -> None:
+    """Issue 15: events and queries read locations from the catalog snapshot (through
+    `readmodel.loaders`); no per-process TTL location cache."""
+    assert importlib.util.find_spec("gql_inventory.readmodel.locations") is None
+    assert "monotonic" not in (PACKAGE / "schema" / "events.py").read_text()

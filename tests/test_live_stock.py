@@ -254,3 +254,28 @@ async def test_connection_and_subscription_limits(
         assert (await reserve_on(server, ("MUG", 1)))["userErrors"] == []
         (event,) = await first.events(op, 1)
         assert (event["sku"], event["reservedDelta"]) == ("MUG", 1)
+
+
+async def test_an_event_and_a_query_name_a_renamed_location_alike(
+    server: LiveServer, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """One location source (issue 15): events take locations from the catalog snapshot
+    queries read, so once a query shows a rename, the next event shows it too."""
+    async with GraphQLWS.connect(server.ws_url) as client:
+        op = await client.subscribe(STOCK_CHANGED, {"skus": ["MUG"]})
+        assert (await reserve_on(server, ("MUG", 1)))["userErrors"] == []
+        (event,) = await client.events(op, 1)
+        assert event["location"]["name"] == "Main"
+        async with sessions.begin() as session:
+            await session.execute(
+                text("UPDATE locations SET name = 'Main hall' WHERE name = 'Main'")
+            )
+
+        async def query_shows_the_rename() -> bool:
+            body = await server.graphql("{ locations { name } }")
+            return "Main hall" in [loc["name"] for loc in body["data"]["locations"]]
+
+        await eventually(query_shows_the_rename, what="a query to show the renamed location")
+        assert (await reserve_on(server, ("MUG", 1)))["userErrors"] == []
+        (event,) = await client.events(op, 1)
+        assert event["location"]["name"] == "Main hall"

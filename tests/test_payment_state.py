@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gql_inventory.models import Order, PaymentEvent, Refund
 from gql_inventory.orders import event_checks, payment_outcomes, payment_progress, provider_events
 from gql_inventory.orders import pending_payments as payment_check
+from gql_inventory.orders import stripe_events as stripe_webhook
 from gql_inventory.orders.payment_states import Outcome, PaymentEventKind, RefundSource
-from gql_inventory.webhooks import stripe as stripe_webhook
 from tests.conftest import GraphQLCaller
 from tests.support.catalog import Catalog
 from tests.support.payments import REFUND, pending_order, refunds_of, send

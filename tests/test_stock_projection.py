@@ -9,9 +9,10 @@ server.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.app import create_app
+from gql_inventory.catalog import import_shopify_files
 from gql_inventory.domain.rows import LevelRow
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.live.runtime import LiveEvents
@@ -30,9 +32,13 @@ from gql_inventory.readmodel.projection import StockProjection
 from gql_inventory.readmodel.reads import ReadModel
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings
+from gql_inventory.stock import low_stock
 from gql_inventory.stock.ledger import apply_movement
+from gql_inventory.uow import run_in_transaction
 from tests.support.catalog import Catalog
 from tests.support.live import eventually
+
+MULTI_OPTION_CSV = Path(__file__).parent / "data" / "catalog" / "multi-option.csv"
 
 VARIANT = """query($sku: String!) { variant(sku: $sku) {
   sku title lowStockThreshold onHand reserved available
@@ -336,3 +342,49 @@ async def test_without_the_projection_reads_query_the_database(
         )
     assert (await running.variant("MUG"))["onHand"] == 52
     assert "_levels_by_variant" in no_sql
+
+
+@pytest.mark.parametrize("running", [{"live_poll_seconds": 60}], indirect=True)
+async def test_a_threshold_set_through_the_domain_is_read_back_at_once(running: Running) -> None:
+    """Catalog read-your-writes is the unit of work's (issue 15): any domain function that
+    changes the catalog, run in `run_in_transaction`, is seen by the next read here, with
+    no resolver calling anything by hand (no snapshot reload happens meanwhile)."""
+    await run_in_transaction(
+        running.services,
+        lambda uow: low_stock.set_low_stock_threshold(uow, sku="CAP", threshold=4),
+        actor="system",
+    )
+    assert (await running.variant("CAP"))["lowStockThreshold"] == 4
+
+
+@pytest.mark.parametrize("running", [{"live_poll_seconds": 60}], indirect=True)
+async def test_a_catalog_import_is_read_back_at_once(running: Running, tmp_path: Path) -> None:
+    """The CSV import path (`write_catalog`) marks the catalog changed as well."""
+    original = MULTI_OPTION_CSV.read_text(encoding="utf-8-sig")
+    await run_in_transaction(
+        running.services,
+        lambda uow: import_shopify_files(uow, [MULTI_OPTION_CSV]),
+        actor="import",
+    )
+    assert await _price(running, "CT-BLK-S") == "19.99"
+    await eventually(_snapshot_holds(running, "CT-BLK-S"), what="the snapshot to hold CT-BLK-S")
+    edited = tmp_path / "edited.csv"
+    edited.write_text(original.replace(",19.99,", ",29.99,", 1), encoding="utf-8")
+    await run_in_transaction(
+        running.services, lambda uow: import_shopify_files(uow, [edited]), actor="import"
+    )
+    assert await _price(running, "CT-BLK-S") == "29.99"
+
+
+async def _price(running: Running, sku: str) -> str:
+    query = "query($sku: String!) { variant(sku: $sku) { price { amount } } }"
+    amount: str = (await running.gql(query, {"sku": sku}))["variant"]["price"]["amount"]
+    return amount
+
+
+def _snapshot_holds(running: Running, sku: str) -> Callable[[], Awaitable[bool]]:
+    async def holds() -> bool:
+        snapshot = running.reads.catalog()
+        return snapshot is not None and sku in snapshot.variants_by_sku
+
+    return holds

@@ -317,9 +317,11 @@ async def write_catalog(
     `count_existing`: then it gets a COUNT to the figure through
     `ledger.set_on_hand`, which writes nothing when the figure already matches and
     refuses a figure below the reserved units (`refused_counts`). Movements carry
-    `reason`. `location_name` is only reported. Does not commit.
+    `reason`. `location_name` is only reported. Does not commit; marks the unit of
+    work's catalog changed.
     """
     session = uow.session
+    uow.mark_catalog_changed()  # products, variants, maybe a location: read back afresh
     product_ids, products_created, products_updated = await _upsert_products(
         session, products, update_existing=update_existing
     )

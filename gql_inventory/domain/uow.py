@@ -4,7 +4,8 @@ will announce once it commits.
 The domain never commits: the caller (`gql_inventory.uow.run_in_transaction`, or the
 reserve group commit in `gql_inventory.reserving`) opens the transaction, and after the
 commit one function (`Services.after_commit`) publishes `movements` and
-`orders_changed`, cancels `payment_cancels` at the provider and logs `attention`.
+`orders_changed`, cancels `payment_cancels` at the provider, logs `attention` and, when
+`catalog_changed`, has the process read the catalog afresh.
 A rolled-back transaction announces nothing (DESIGN.md invariant 3).
 """
 
@@ -107,13 +108,21 @@ class Announcements:
     `orders_changed`: ids of orders whose status changed (`orderStatusChanged`).
     `payment_cancels`: payments of orders it cancelled, cancelled at the provider
     after the commit, outside any lock. `attention`: orders it made NEEDS_ATTENTION
-    (logged at WARNING after the commit).
+    (logged at WARNING after the commit). `catalog_changed`: set by the domain functions
+    that write products, variants (thresholds included) or locations, so that this
+    process reads its own catalog write (`mark_catalog_changed`; a savepoint rolled back
+    leaves it set: one needless reload at worst).
     """
 
     movements: list[AppliedMovement] = field(default_factory=list, kw_only=True)
     orders_changed: list[uuid.UUID] = field(default_factory=list, kw_only=True)
     payment_cancels: list[PaymentCancel] = field(default_factory=list, kw_only=True)
     attention: list[Attention] = field(default_factory=list, kw_only=True)
+    catalog_changed: bool = field(default=False, kw_only=True)
+
+    def mark_catalog_changed(self) -> None:
+        """The work wrote the catalog (products, variants, locations)."""
+        self.catalog_changed = True
 
     def mark(self) -> Mark:
         """Where the lists end now; `rewind` to it when a savepoint rolls back."""

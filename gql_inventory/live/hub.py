@@ -7,8 +7,9 @@ parts and runs them; each part is one module:
 - `listener`: the backend subscription, its heartbeat and reconnection backoff;
 - `catchup`: dispatch strictly in position order, gaps and polls read from the ledger;
 - `subscribers`: the registry of stock and alert subscribers, and the fan-out;
-- `orders`: `orderStatusChanged` watchers (announced after commit, polled as a backstop);
-- `locations`: the per-process location cache.
+- `orders`: `orderStatusChanged` watchers (announced after commit, polled as a backstop).
+
+An event's location is read where queries read it (`readmodel.loaders`), not here.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gql_inventory.domain.rows import LocationRow
 from gql_inventory.kit.logs import get_logger
-from gql_inventory.kit.tasks import stop_task
+from gql_inventory.kit.tasks import reap
 from gql_inventory.live.buffers import EventBuffer
 from gql_inventory.live.catchup import LedgerCatchUp
 from gql_inventory.live.ledger import pages_after
@@ -32,7 +32,6 @@ from gql_inventory.live.orders import OrderWatch, OrderWatches
 from gql_inventory.live.pubsub import PubSub
 from gql_inventory.live.subscribers import AlertSubscriber, StockSubscriber, Subscribers
 from gql_inventory.live.wire import StockEvent, encode_orders, encode_stock
-from gql_inventory.readmodel.locations import LocationCache
 
 log = get_logger(__name__)
 
@@ -48,7 +47,6 @@ class HubSettings:
     poll_seconds: float = 1.0
     heartbeat_seconds: float = 2.0
     order_poll_seconds: float = 2.0
-    location_ttl_seconds: float = 60.0
 
 
 class Hub:
@@ -63,7 +61,6 @@ class Hub:
         self.config = config
         self.subscribers = Subscribers(engine, config.buffer_size)
         self.orders = OrderWatches(engine, config.order_poll_seconds)
-        self.locations = LocationCache(engine, config.location_ttl_seconds)
         self.listener = Listener(
             pubsub,
             channel,
@@ -107,10 +104,7 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop the tasks, close every subscriber and the backend connection."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            await stop_task(task)  # re-cancels: a library may swallow the first one
+        await reap(self._tasks)  # re-cancels: a library may swallow the first one
         self.subscribers.close_all("server shutting down")
         self.orders.close_feeds("server shutting down")
         await self.pubsub.close()
@@ -183,10 +177,6 @@ class Hub:
     ) -> AsyncIterator[list[StockEvent]]:
         """Pages of ledger events after `after` (for a resuming subscriber)."""
         return pages_after(self.engine, after, variant_ids)
-
-    async def location(self, location_id: int) -> LocationRow:
-        """A location by id, from a per-process cache refreshed every minute."""
-        return await self.locations.get(location_id)
 
     # ------------------------------------------------------------ publishing
 

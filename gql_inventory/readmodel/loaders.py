@@ -95,12 +95,6 @@ class Loaders:
         live = services.live
         return cls(services.engine, live.reads if live is not None else None)
 
-    def catalog_changed(self) -> None:
-        """This process just committed a catalog change (e.g. a low-stock threshold):
-        catalog reads go to the database until the snapshot has it."""
-        if self._reads is not None:
-            self._reads.catalog_changed()
-
     # ------------------------------------------------------------ read-model answers
 
     def _catalog(self) -> CatalogSnapshot | None:

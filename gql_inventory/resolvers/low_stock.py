@@ -90,7 +90,6 @@ async def set_low_stock_threshold(
     except DomainError as error:
         return SetLowStockThresholdPayload(variant=None, user_errors=user_errors(error))
     log.info("variant.threshold_set", sku=input.sku, threshold=input.threshold)
-    info.context.loaders.catalog_changed()  # read our own write, not the snapshot
     row = await info.context.loaders.variant_by_id.load(variant_id)
     variant = VariantType.from_row(row) if row is not None else None
     return SetLowStockThresholdPayload(variant=variant, user_errors=[])

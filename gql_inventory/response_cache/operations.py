@@ -8,7 +8,6 @@ is named here, and a field is named here only when its resolvers read through
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,6 +25,8 @@ from graphql import (
     SelectionSetNode,
     parse,
 )
+
+from gql_inventory.kit.lru import LRU
 
 #: Root fields of `Query` whose answers come from the read model (projection + snapshot).
 READ_FIELDS = frozenset({"product", "products", "variant", "variants", "locations"})
@@ -53,7 +54,9 @@ class ReadOperations:
         self.max_tokens = max_tokens
         self.memo_entries = memo_entries
         self.memo_text = memo_text
-        self._memo: OrderedDict[tuple[str, str | None], bool] = OrderedDict()
+        self._memo: LRU[tuple[str, str | None], bool] = LRU(
+            max_bytes=memo_entries * memo_text, max_entry_bytes=memo_text, max_entries=memo_entries
+        )
 
     def post(self, body: bytes) -> bool:
         """True for a JSON object body naming a whitelisted read (``query``, optional
@@ -91,18 +94,9 @@ class ReadOperations:
     def document(self, query: str, operation_name: str | None) -> bool:
         """True when the operation `operation_name` picks (the only one when None) is a
         query whose root selections, through fragments, are all whitelisted fields."""
-        key = (query, operation_name)
-        memo = self._memo
-        verdict = memo.get(key)
-        if verdict is not None:
-            memo.move_to_end(key)
-            return verdict
-        verdict = self._classify(query, operation_name)
-        if len(query) <= self.memo_text and self.memo_entries > 0:
-            memo[key] = verdict
-            if len(memo) > self.memo_entries:
-                memo.popitem(last=False)
-        return verdict
+        return self._memo.memo(
+            (query, operation_name), len(query), lambda: self._classify(query, operation_name)
+        )
 
     def _classify(self, query: str, operation_name: str | None) -> bool:
         try:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+
+from gql_inventory.kit.lru import LRU
 
 #: Bookkeeping per entry beyond its key's and response's bytes (dict slot, objects).
 ENTRY_OVERHEAD = 256
@@ -12,6 +13,9 @@ ENTRY_OVERHEAD = 256
 #: ``(epoch, catalog version)`` of the read model an entry was computed under
 #: (`gql_inventory.readmodel.reads.ReadModel.tag`).
 Tag = tuple[int, int]
+#: Raw ASGI headers (`bytes` is a property of `ResponseStore`).
+Headers = tuple[tuple[bytes, bytes], ...]
+_Body = bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,30 +36,31 @@ class ResponseStore:
     least recently used entries; `get` refreshes an entry's recency.
     """
 
-    __slots__ = ("_entries", "bytes", "max_bytes", "max_entries", "max_entry_bytes")
+    __slots__ = ("_entries", "max_bytes", "max_entries", "max_entry_bytes")
 
     def __init__(self, *, max_entries: int, max_bytes: int) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.max_entry_bytes = max_bytes // 16
-        self.bytes = 0
-        self._entries: OrderedDict[Hashable, CachedResponse] = OrderedDict()
+        self._entries: LRU[Hashable, CachedResponse] = LRU(
+            max_bytes=max_bytes, max_entry_bytes=self.max_entry_bytes, max_entries=max_entries
+        )
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def bytes(self) -> int:
+        """Bytes held (keys, bodies, headers and `ENTRY_OVERHEAD` each)."""
+        return self._entries.bytes
+
     def get(self, key: Hashable, tag: Tag) -> CachedResponse | None:
         """The entry under `key` if it was computed at `tag`, else None (an entry of
         another tag is stale for good, as tags never come back, and is dropped)."""
-        entries = self._entries
-        found = entries.get(key)
-        if found is None:
+        found = self._entries.get(key)
+        if found is not None and found.tag != tag:
+            self._entries.pop(key)
             return None
-        if found.tag != tag:
-            del entries[key]
-            self.bytes -= found.size
-            return None
-        entries.move_to_end(key)
         return found
 
     def put(
@@ -64,26 +69,16 @@ class ResponseStore:
         key_bytes: int,
         tag: Tag,
         status: int,
-        headers: tuple[tuple[bytes, bytes], ...],
-        body: bytes,
+        headers: Headers,
+        body: _Body,
     ) -> bool:
         """Keep a response under `key` (whose own size is `key_bytes`); False when it is
         too big to keep. Older entries are dropped until both limits hold."""
         size = key_bytes + len(body) + sum(len(k) + len(v) for k, v in headers) + ENTRY_OVERHEAD
-        if size > self.max_entry_bytes or self.max_entries <= 0:
+        if self.max_entries <= 0:
             return False
-        entries = self._entries
-        old = entries.pop(key, None)
-        if old is not None:
-            self.bytes -= old.size
-        entries[key] = CachedResponse(tag, status, headers, body, size)
-        self.bytes += size
-        while len(entries) > self.max_entries or self.bytes > self.max_bytes:
-            _, dropped = entries.popitem(last=False)
-            self.bytes -= dropped.size
-        return True
+        return self._entries.put(key, CachedResponse(tag, status, headers, body, size), size)
 
     def clear(self) -> None:
         """Drop every entry."""
         self._entries.clear()
-        self.bytes = 0

@@ -5,7 +5,6 @@ store, and errors (masking, database outages as 503); `schema.prepared` runs the
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +17,7 @@ from graphql import (
 from starlette.responses import Response
 from strawberry.extensions import MaskErrors
 
+from gql_inventory.kit.lru import LRU
 from gql_inventory.kit.outage import is_database_outage
 from gql_inventory.schema.errors import PublicError, ServiceUnavailable, should_mask
 
@@ -26,6 +26,8 @@ from gql_inventory.schema.errors import PublicError, ServiceUnavailable, should_
 # plus a fixed part.
 _BYTES_PER_TOKEN = 450
 _ENTRY_OVERHEAD = 2048
+#: A document's key: the SHA-256 digest of its text (`bytes` is a property below).
+_Key = bytes
 
 
 @dataclass
@@ -45,39 +47,30 @@ class DocumentCache:
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.bytes = 0
-        self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
+        self._entries: LRU[_Key, _Entry] = LRU(max_bytes=max_bytes, max_entry_bytes=max_bytes // 8)
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    @property
+    def bytes(self) -> int:
+        """Estimated bytes held."""
+        return self._entries.bytes
+
     @staticmethod
-    def key(query: str) -> bytes:
+    def key(query: str) -> _Key:
         """SHA-256 digest of the query text (lone surrogates kept as they are)."""
         return hashlib.sha256(query.encode("utf-8", "surrogatepass")).digest()
 
-    def get(self, key: bytes) -> _Entry | None:
+    def get(self, key: _Key) -> _Entry | None:
         """The entry for `key`, marked as just used; None if absent."""
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._entries.move_to_end(key)
-        return entry
+        return self._entries.get(key)
 
-    def put(self, key: bytes, document: DocumentNode, query_bytes: int) -> _Entry | None:
+    def put(self, key: _Key, document: DocumentNode, query_bytes: int) -> _Entry | None:
         """Keep `document`; None (not kept) if it alone would take over an eighth of it all."""
         size = _ENTRY_OVERHEAD + query_bytes + _BYTES_PER_TOKEN * _tokens(document)
-        if size > self.max_bytes // 8:
-            return None
         entry = _Entry(document, size)
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.bytes -= old.size
-        self._entries[key] = entry
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            _, evicted = self._entries.popitem(last=False)
-            self.bytes -= evicted.size
-        return entry
+        return entry if self._entries.put(key, entry, size) else None
 
 
 def _tokens(document: DocumentNode) -> int:

@@ -10,6 +10,7 @@ from strawberry.types import Info
 from gql_inventory.context import Context
 from gql_inventory.live.alerts import LowStockAlertEvent
 from gql_inventory.live.wire import StockEvent
+from gql_inventory.readmodel.loaders import Loaders
 from gql_inventory.schema.catalog import LocationType, VariantType
 from gql_inventory.schema.docs import described_field
 from gql_inventory.schema.enums import LowStockState, MovementKind
@@ -45,12 +46,13 @@ class StockChangeEventType:
 
     @described_field("Where the level is.")
     async def location(self, info: Info[Context, None]) -> LocationType:
-        """Where the level is."""
-        live = info.context.services.live
-        hub = live.running_hub if live is not None else None
-        if hub is None:  # pragma: no cover - events only flow while the hub runs
-            raise LookupError("live events are not running")
-        return LocationType.from_row(await hub.location(self.location_id))
+        """Where the level is: read as queries read it (the catalog snapshot while it is
+        trusted, else the database), with loaders of its own, since a subscription's
+        context lives as long as its connection and must not keep an old row."""
+        row = await Loaders.of(info.context.services).location_by_id.load(self.location_id)
+        if row is None:  # pragma: no cover - a foreign key makes this impossible
+            raise LookupError(f"location {self.location_id} vanished")
+        return LocationType.from_row(row)
 
     @classmethod
     def from_event(cls, event: StockEvent) -> StockChangeEventType:

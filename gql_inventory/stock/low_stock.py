@@ -52,6 +52,7 @@ async def set_low_stock_threshold(uow: UnitOfWork, *, sku: str, threshold: int) 
     variant_id = (await uow.session.execute(stmt)).scalar_one_or_none()
     if variant_id is None:
         raise UnknownSku(sku, field=in_input("sku"))
+    uow.mark_catalog_changed()
     return int(variant_id)
 
 

@@ -35,6 +35,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
 )
 
 from gql_inventory.kit.logs import get_logger
+from gql_inventory.kit.tasks import reap as tasks_reap
 from gql_inventory.websocket.fanout import (
     CatchUp,
     Member,
@@ -54,33 +55,9 @@ MAX_CANCELS = 10
 
 
 async def reap(tasks: Iterable[asyncio.Task[Any]], *, interval: float = RECANCEL_SECONDS) -> int:
-    """Cancel `kit.tasks` and wait until they are done, cancelling again those that swallowed
-    the cancellation (every `interval` seconds, at most `MAX_CANCELS` times). Returns how
-    many had to be cancelled more than once. If the caller is cancelled meanwhile, the
-    tasks are cancelled once more and the cancellation propagates."""
-    pending = {task for task in tasks if not task.done()}
-    for task in pending:
-        task.cancel()
-    again = 0
-    attempts = 1
-    try:
-        while pending:
-            _, pending = await asyncio.wait(pending, timeout=interval)
-            if not pending:
-                break
-            if attempts >= MAX_CANCELS:
-                log.error("websocket.operation_not_cancellable", tasks=len(pending))
-                break
-            attempts += 1
-            for task in pending:
-                again += 1
-                log.warning("websocket.operation_cancel_lost", task=task.get_name())
-                task.cancel()
-    except asyncio.CancelledError:
-        for task in pending:
-            task.cancel()
-        raise
-    return again
+    """`kit.tasks.reap` with this edge's pace: every `interval` seconds, `MAX_CANCELS`
+    cancellations at most (a task still running is logged and left behind)."""
+    return await tasks_reap(tasks, interval=interval, max_cancels=MAX_CANCELS)
 
 
 async def _no_receive() -> Any:

@@ -7,7 +7,6 @@ docs/adr/0010-shared-subscription-execution.md for the rules.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from typing import Any
 
 from graphql import (
@@ -20,6 +19,8 @@ from graphql import (
 )
 from graphql.utilities import get_operation_ast
 
+from gql_inventory.kit.lru import LRU
+
 #: Root fields that may share: field -> (metrics kind, arguments that need a run of their
 #: own when set). Such a field yields nothing when it starts (a late joiner misses
 #: nothing) and its events depend only on its arguments and the caller's role.
@@ -29,16 +30,24 @@ MAX_SHARED_DOCUMENT = 8192
 
 #: (document, operation name, variables as canonical JSON without the cursor, admin?)
 GroupKey = tuple[str, str | None, str, bool]
+Shape = tuple[str, tuple[str, ...]]
+#: Shapes of the 256 documents last asked about (each at most `MAX_SHARED_DOCUMENT`).
+_SHAPES: LRU[tuple[str, str | None], Shape | None] = LRU(
+    max_bytes=256 * MAX_SHARED_DOCUMENT, max_entry_bytes=MAX_SHARED_DOCUMENT, max_entries=256
+)
 
 
-@lru_cache(maxsize=256)
-def shared_shape(query: str, operation_name: str | None) -> tuple[str, tuple[str, ...]] | None:
+def shared_shape(query: str, operation_name: str | None) -> Shape | None:
     """``(metrics kind, variables that force a run of its own when non-null)`` when the
     operation may share, else None: it must parse, be a subscription whose only root
     selection is a `SHAREABLE` field without directives, and give its solo-only
     arguments as null or as variables without a non-null default."""
     if len(query) > MAX_SHARED_DOCUMENT:
         return None
+    return _SHAPES.memo((query, operation_name), len(query), lambda: _shape(query, operation_name))
+
+
+def _shape(query: str, operation_name: str | None) -> Shape | None:
     try:
         document = parse(query, no_location=True)
     except GraphQLError:

@@ -1,4 +1,4 @@
-"""Reading the fields of a verified Stripe event, checked before anything acts on them.
+"""Reading a verified Stripe event and its fields, checked before anything acts on them.
 
 Two kinds of bad field, answered differently by the webhook:
 
@@ -19,10 +19,12 @@ far inside PostgreSQL's bigint. Ids are Stripe's ``prefix_alphanumerics``, at mo
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from gql_inventory.orders.payment_states import RefundStatus
+from gql_inventory.orders.payment_states import PaymentEventKind, RefundStatus
 from gql_inventory.orders.provider_events import ReportedRefund
 
 #: Largest amount Stripe can charge or refund, in minor units (12 digits: IDR).
@@ -57,6 +59,41 @@ class InvalidEvent(ValueError):
         self.field = field
         self.value = value
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class StripeEvent:
+    """The parts of a verified event the handlers use; `obj` is ``data.object``."""
+
+    id: str
+    type: str
+    obj: dict[str, Any]
+
+    @property
+    def kind(self) -> PaymentEventKind:
+        """The event's type as recorded in the order's history. Raises `ValueError` for a
+        type not handled (handlers are only called for types of `stripe_events.HANDLERS`)."""
+        return PaymentEventKind(self.type)
+
+
+def read_event(payload: bytes) -> StripeEvent:
+    """Read a verified body as plain JSON (no StripeObject is built: nothing recursive
+    runs on a deeply nested body). Raises `MalformedEvent` (not JSON, nested too deeply,
+    not an object, no storable id or type, no ``data.object``)."""
+    try:
+        values = json.loads(payload)
+    except (ValueError, RecursionError) as exc:  # not JSON, or nested past the stack
+        raise MalformedEvent(f"not a Stripe event: {type(exc).__name__}") from exc
+    if not isinstance(values, dict):
+        raise MalformedEvent("an event is a JSON object")
+    data = values.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    event_id, type_ = values.get("id"), values.get("type")
+    if not (is_event_id(event_id) and is_event_type(type_)):
+        raise MalformedEvent("an event needs a Stripe id and a type")
+    if not isinstance(obj, dict):
+        raise MalformedEvent("an event needs data.object")
+    return StripeEvent(id=str(event_id), type=str(type_), obj=obj)
 
 
 def is_event_id(value: object) -> bool:
@@ -174,6 +211,7 @@ __all__ = [
     "MAX_AMOUNT",
     "InvalidEvent",
     "MalformedEvent",
+    "StripeEvent",
     "amount",
     "currency",
     "integer",
@@ -181,6 +219,7 @@ __all__ = [
     "is_event_type",
     "listed_refunds",
     "optional_amount",
+    "read_event",
     "refund",
     "required_id",
     "stripe_id",
