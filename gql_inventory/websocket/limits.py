@@ -31,6 +31,8 @@ GOING_AWAY = 1001
 SLOW_CLOSE_CODE = 4008
 #: Scope key set once the server has started closing a connection (nothing more is sent).
 _SCOPE_CLOSING = "gql_inventory.closing"
+#: Scope key of the task closing the connection (`close_soon`).
+_SCOPE_CLOSE_TASK = "gql_inventory.close_task"
 
 SignalHandler = Callable[[int, FrameType | None], Any]
 
@@ -50,9 +52,6 @@ def is_closing(websocket: WebSocket) -> bool:
     )
 
 
-_closing_tasks: set[asyncio.Task[None]] = set()
-
-
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     with contextlib.suppress(Exception):  # already gone: nothing to tell
         await websocket.close(code=code, reason=reason[:120])
@@ -64,9 +63,10 @@ def close_soon(websocket: WebSocket, code: int, reason: str) -> bool:
     Returns False when it was already closing."""
     if not mark_closing(websocket):
         return False
-    task = asyncio.get_running_loop().create_task(_close(websocket, code, reason))
-    _closing_tasks.add(task)
-    task.add_done_callback(_closing_tasks.discard)
+    # The connection's scope keeps the task alive until it is done (no module registry).
+    websocket.scope[_SCOPE_CLOSE_TASK] = asyncio.get_running_loop().create_task(
+        _close(websocket, code, reason)
+    )
     return True
 
 
