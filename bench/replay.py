@@ -118,8 +118,7 @@ async def main(events: int, env: dict[str, str]) -> dict[str, Any]:
         quiet = await reads(serve.base, 300)
         answers: dict[str, int] = {}
         clients = [asyncio.create_task(forged(serve.ws_url, 20, answers)) for _ in range(3)]
-        await asyncio.sleep(0.2)
-        loaded = await reads(serve.base, 300)
+        loaded = await reads(serve.base, 300)  # from the moment the subscriptions go out
         for client in clients:
             client.cancel()
         await asyncio.gather(*clients, return_exceptions=True)

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
         description="The same window for admin subscriptions (events).",
     )
     replay_concurrency: int = Field(
-        default=4, ge=1, description="Cursor replays running at once per process; more wait."
+        default=2, ge=1, description="Cursor replays running at once per process; more wait."
     )
     replay_per_connection: int = Field(
         default=2, ge=1, description="Cursor replays running at once per websocket; more wait."
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         description="Longest wait of a replay for its slots; then REPLAY_BUSY (retry).",
     )
     replay_chunk_events: int = Field(
-        default=50, ge=1, description="Events a replay sends between yields to the event loop."
+        default=10, ge=1, description="Events a replay sends between yields to the event loop."
     )
     live_poll_seconds: float = Field(
         default=1.0,

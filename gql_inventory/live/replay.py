@@ -49,9 +49,9 @@ class ReplayLimits:
 
     max_events: int = 10_000
     max_events_admin: int = 100_000
-    concurrency: int = 4
+    concurrency: int = 2
     queue_seconds: float = 10.0
-    chunk_events: int = 50
+    chunk_events: int = 10
 
 
 class ReplayGate:
