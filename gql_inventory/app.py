@@ -3,6 +3,7 @@ and the Stripe webhook."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, nullcontext
@@ -35,6 +36,7 @@ from gql_inventory.schema import build_schema
 from gql_inventory.services import Services
 from gql_inventory.settings import Settings, get_settings
 from gql_inventory.webhooks.stripe import stripe_webhook
+from gql_inventory.websocket.fanout import SharedSubscriptions
 from gql_inventory.websocket.handler import InventoryTransportWSHandler
 from gql_inventory.websocket.limits import OpenWebSockets, WebSocketLimit, going_away_on_signal
 
@@ -61,11 +63,20 @@ class InventoryGraphQL(GraphQL[Context, None]):
         super().__init__(build_schema(services.settings), **kwargs)
         self.services = services
         self.sockets = OpenWebSockets()
+        #: The process's shared subscriptions, handed to each connection's handler.
+        self.fanout = SharedSubscriptions(
+            services.settings.subscriber_buffer_size, self.encode_json_string
+        )
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> Context:
-        return Context(request=request, services=self.services, response=response)
+        slots = None
+        if isinstance(request, WebSocket):
+            slots = asyncio.Semaphore(self.services.settings.replay_per_connection)
+        return Context(
+            request=request, services=self.services, response=response, replay_slots=slots
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,6 +18,7 @@ from gql_inventory.settings import Settings
 
 if TYPE_CHECKING:
     from gql_inventory.services import Services
+    from gql_inventory.websocket.fanout import Run
 
 
 def bearer_token(value: str | None) -> str | None:
@@ -61,15 +63,20 @@ class Context:
     """What every resolver gets as `info.context`.
 
     `connection_params` is the websocket `connection_init` payload (strawberry
-    sets it); admin rights come from the HTTP `Authorization` header or from its
-    `authorization` key. Building one costs next to nothing: the DataLoaders are made
-    on first use (`readmodel.loaders`), so a request that needs none never builds them.
+    sets it); `fanout` is the subscription run (`gql_inventory.websocket.fanout`) whose
+    own context this is (None: a request, or a connection's context). Admin rights come
+    from the HTTP `Authorization` header or from its `authorization` key. Building one
+    costs next to nothing: the DataLoaders are made on first use (`readmodel.loaders`),
+    so a request that needs none never builds them.
     """
 
     request: Request | WebSocket
     services: Services
     connection_params: dict[str, Any] | None = None
     response: Any = None
+    fanout: Run | None = None
+    #: The websocket connection's replay slots (`Settings.replay_per_connection`).
+    replay_slots: asyncio.Semaphore | None = None
 
     @cached_property
     def loaders(self) -> Loaders:

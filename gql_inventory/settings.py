@@ -61,6 +61,32 @@ class Settings(BaseSettings):
         description="Offer per-message deflate on websockets (`serve`): ~37 KiB more per "
         "connection and a compression per socket per event.",
     )
+    replay_max_events: int = Field(
+        default=10_000,
+        ge=0,
+        description="How far behind the ledger's head a storefront `stockChanged(after:)` "
+        "cursor may be (events); older or forged ones get CURSOR_EXPIRED "
+        "(docs/adr/0014-explicit-fan-out.md).",
+    )
+    replay_max_events_admin: int = Field(
+        default=100_000,
+        ge=0,
+        description="The same window for admin subscriptions (events).",
+    )
+    replay_concurrency: int = Field(
+        default=2, ge=1, description="Cursor replays running at once per process; more wait."
+    )
+    replay_per_connection: int = Field(
+        default=2, ge=1, description="Cursor replays running at once per websocket; more wait."
+    )
+    replay_queue_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait of a replay for its slots; then REPLAY_BUSY (retry).",
+    )
+    replay_chunk_events: int = Field(
+        default=10, ge=1, description="Events a replay sends between yields to the event loop."
+    )
     live_poll_seconds: float = Field(
         default=1.0,
         gt=0,

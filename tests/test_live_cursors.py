@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gql_inventory.live.cursors import InvalidCursor, decode_cursor, encode_cursor
 from gql_inventory.live.ledger import check_cursor
+from gql_inventory.live.replay import ReplayGate, ReplayLimits
 from gql_inventory.resolvers import cursors as edge
 from gql_inventory.schema.errors import BadCursor, PublicError
 
@@ -50,7 +51,8 @@ async def test_the_graphql_edge_maps_it_to_bad_cursor(engine: AsyncEngine) -> No
         edge.decode_cursor("product", "garbage")
     assert (malformed.value.code, str(malformed.value)) == ("BAD_CURSOR", "invalid product cursor")
     assert isinstance(malformed.value.__cause__, InvalidCursor)
+    gate = ReplayGate(engine, ReplayLimits(max_events=0))
     async with engine.connect() as conn:
         with pytest.raises(BadCursor) as ahead:
-            await edge.check_stock_cursor(conn, encode_cursor("stock", 7))
+            await edge.check_stock_cursor(conn, encode_cursor("stock", 7), gate, admin=False)
     assert "beyond" in str(ahead.value)

@@ -18,7 +18,8 @@ import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocketState
 
-from gql_inventory.websocket.fanout import Member, SharedSubscriptions
+from gql_inventory.websocket.fanout import Run, SharedSubscriptions
+from gql_inventory.websocket.members import Member
 from gql_inventory.websocket.sharing import group_key
 from tests.support.catalog import Catalog, make_catalog, make_product
 from tests.support.live import (
@@ -31,6 +32,7 @@ from tests.support.live import (
     cursor_at,
     eventually,
     position_of,
+    wait_hub_at,
     wait_positioned,
 )
 from tests.test_edge_websocket import change_stock
@@ -42,7 +44,7 @@ MEMBERS = 12
 @pytest.fixture
 async def server(servers: ServerFactory, catalog: Catalog, engine: AsyncEngine) -> LiveServer:
     started = await servers.start(LIVE_POLL_SECONDS="0.2")
-    await wait_positioned(engine)
+    await wait_hub_at(started, await wait_positioned(engine))
     return started
 
 
@@ -252,7 +254,9 @@ async def test_a_slow_member_is_closed_alone(
     server = await servers.start(
         "--ws-ping-interval", "600", "--ws-ping-timeout", "600", SUBSCRIBER_BUFFER_SIZE="64"
     )
-    await wait_positioned(engine)
+    # The catalog's movements must have reached the hub before anyone subscribes: one the
+    # hub dispatches after the group registered is (rightly) delivered, one event more.
+    await wait_hub_at(server, await wait_positioned(engine))
     received: list[dict[str, Any]] = []
     async with GraphQLWS.connect(server.ws_url) as healthy:
         await healthy.subscribe(FAT, op_id="fat")
@@ -365,7 +369,7 @@ async def test_members_leave_no_reference_behind() -> None:
             stopped.set()
         yield None  # pragma: no cover
 
-    async def stream() -> AsyncIterator[Any]:
+    async def stream(run: Run) -> AsyncIterator[Any]:
         return results()
 
     registry = SharedSubscriptions(4, json.dumps)
@@ -376,7 +380,7 @@ async def test_members_leave_no_reference_behind() -> None:
         sockets = [_Socket(), _Socket()]
         alive = [weakref.ref(s) for s in sockets]
         members = [Member(s, f"op{i}", lambda m: None) for i, s in enumerate(sockets)]  # type: ignore[arg-type]
-        groups = {registry.join(key[0], key[1], m, lambda: stream) for m in members}
+        groups = {registry.join(key[0], key[1], m, stream) for m in members}
         assert len(groups) == 1
         assert len(registry) == 1
         group = groups.pop()

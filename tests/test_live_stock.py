@@ -30,6 +30,7 @@ from tests.support.live import (
     eventually,
     position_of,
     reserve_on,
+    wait_hub_at,
     wait_positioned,
 )
 
@@ -48,7 +49,7 @@ ORDER_STATUS = """subscription($id: ID!, $rid: ID) {
 @pytest.fixture
 async def server(servers: ServerFactory, catalog: Catalog, engine: AsyncEngine) -> LiveServer:
     started = await servers.start()
-    await wait_positioned(engine)
+    await wait_hub_at(started, await wait_positioned(engine))  # the catalog's events are old
     return started
 
 

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,10 +26,10 @@ from gql_inventory.kit.logs import get_logger
 from gql_inventory.kit.tasks import reap
 from gql_inventory.live.buffers import EventBuffer
 from gql_inventory.live.catchup import LedgerCatchUp
-from gql_inventory.live.ledger import pages_after
 from gql_inventory.live.listener import Listener
 from gql_inventory.live.orders import OrderWatch, OrderWatches
 from gql_inventory.live.pubsub import PubSub
+from gql_inventory.live.replay import ReplayGate, ReplayLimits
 from gql_inventory.live.subscribers import AlertSubscriber, StockSubscriber, Subscribers
 from gql_inventory.live.wire import StockEvent, encode_orders, encode_stock
 
@@ -47,6 +47,7 @@ class HubSettings:
     poll_seconds: float = 1.0
     heartbeat_seconds: float = 2.0
     order_poll_seconds: float = 2.0
+    replay: ReplayLimits = field(default_factory=ReplayLimits)
 
 
 class Hub:
@@ -80,6 +81,8 @@ class Hub:
             on_progress=self.listener.touch,
             poll_seconds=config.poll_seconds,
         )
+        #: Bounds on resuming from a cursor (window, budgets, chunks).
+        self.replays = ReplayGate(engine, config.replay)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -172,11 +175,10 @@ class Hub:
         """Forget an `ordersChanged` feed (idempotent)."""
         self.orders.unfeed(feed)
 
-    def replay(
-        self, after: int, variant_ids: frozenset[int] | None
-    ) -> AsyncIterator[list[StockEvent]]:
-        """Pages of ledger events after `after` (for a resuming subscriber)."""
-        return pages_after(self.engine, after, variant_ids)
+    def replay(self, after: int, variant_ids: frozenset[int] | None) -> AsyncIterator[StockEvent]:
+        """Ledger events after `after` (for a resuming subscriber), in chunks that yield
+        to the loop (`replays`)."""
+        return self.replays.events(after, variant_ids)
 
     # ------------------------------------------------------------ publishing
 

@@ -77,13 +77,19 @@ async def check_cursor(conn: AsyncConnection, cursor: str) -> int:
     issued by this database: "ahead"), or older than the oldest retained event
     ("expired").
     """
+    return (await check_cursor_at_head(conn, cursor))[0]
+
+
+async def check_cursor_at_head(conn: AsyncConnection, cursor: str) -> tuple[int, int]:
+    """``(position inside the cursor, the ledger's last position)``; raises like
+    `check_cursor`."""
     position = decode_cursor(CURSOR_KIND, cursor)
     low, high = await position_bounds(conn)
     if position > high:
         raise InvalidCursor(CURSOR_KIND, "ahead", position=position, bound=high)
     if low and position < low - 1:
         raise InvalidCursor(CURSOR_KIND, "expired", position=position, bound=low)
-    return position
+    return position, high
 
 
 async def pages_after(

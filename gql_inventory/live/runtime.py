@@ -23,6 +23,7 @@ from gql_inventory.kit.tasks import stop_task
 from gql_inventory.live.hub import Hub, HubSettings
 from gql_inventory.live.pubsub import PubSub, PubSubError, backend_url
 from gql_inventory.live.relay import Relay
+from gql_inventory.live.replay import ReplayLimits
 from gql_inventory.live.wire import channel_for
 from gql_inventory.readmodel.reads import ReadModel
 
@@ -43,6 +44,13 @@ def hub_settings(settings: Settings) -> HubSettings:
         poll_seconds=settings.live_poll_seconds,
         heartbeat_seconds=settings.broadcast_heartbeat_seconds,
         order_poll_seconds=max(settings.live_poll_seconds, 1.0),
+        replay=ReplayLimits(
+            max_events=settings.replay_max_events,
+            max_events_admin=settings.replay_max_events_admin,
+            concurrency=settings.replay_concurrency,
+            queue_seconds=settings.replay_queue_seconds,
+            chunk_events=settings.replay_chunk_events,
+        ),
     )
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import strawberry
 from starlette.websockets import WebSocket
@@ -26,16 +27,17 @@ from gql_inventory.kit import metrics
 from gql_inventory.live.buffers import SubscriberClosed
 from gql_inventory.live.hub import Hub
 from gql_inventory.live.ledger import max_position
+from gql_inventory.live.replay import ReplayLease, ReplayRefused
 from gql_inventory.live.wire import CURSOR_KIND
 from gql_inventory.orders import orders
 from gql_inventory.readmodel.loaders import Loaders
 from gql_inventory.resolvers.cursors import check_stock_cursor, encode_cursor
-from gql_inventory.schema.errors import BadRequest, Forbidden, PublicError
+from gql_inventory.schema.errors import BadRequest, Forbidden, PublicError, ReplayBusy
 from gql_inventory.schema.events import LowStockAlertType, StockChangeEventType
 from gql_inventory.schema.orders import OrderType
 from gql_inventory.stock.products import variant_ids_of
-from gql_inventory.websocket.fanout import current_catch_up, current_group
-from gql_inventory.websocket.limits import SLOW_CLOSE_CODE, close_soon, is_closing
+from gql_inventory.websocket.limits import SLOW_CLOSE_CODE
+from gql_inventory.websocket.link import Alone, StreamLink
 
 __all__ = ["SLOW_CLOSE_CODE"]
 
@@ -68,30 +70,16 @@ async def _hub(info: Info[Context, None]) -> Hub:
     return hub
 
 
-def _closer(info: Info[Context, None]) -> Callable[[str], None]:
-    """What to do when this subscriber overflows: close the websocket once (a shared
-    group's execution: close every member's)."""
-    group = current_group()
-    if group is not None:
-        return group.overflowed
-    request = info.context.request
-
-    def close(reason: str) -> None:
-        if isinstance(request, WebSocket):
-            close_soon(request, SLOW_CLOSE_CODE, reason)
-
-    return close
+def _link(info: Info[Context, None], kind: str) -> StreamLink:
+    """The stream's link to what writes its results: its run, or its own operation."""
+    run = info.context.fanout
+    return run if run is not None else Alone(info.context.request, kind)
 
 
-async def _after_close(info: Info[Context, None], closed: SubscriberClosed) -> None:
-    """A dropped subscriber: when its connection (its group's) is being closed, wait to
-    be cancelled (sending anything more would race the close); otherwise report why."""
-    group = current_group()
-    request = info.context.request
-    if group is not None:
-        if group.closing:
-            await asyncio.Event().wait()
-    elif isinstance(request, WebSocket) and is_closing(request):
+async def _after_close(link: StreamLink, closed: SubscriberClosed) -> None:
+    """A dropped subscriber: when its socket(s) are being closed, wait to be cancelled
+    (sending anything more would race the close); otherwise report why."""
+    if link.closing:
         await asyncio.Event().wait()
     raise SubscriptionClosed(closed.reason)
 
@@ -129,8 +117,21 @@ async def stock_changed(
             if unknown:
                 raise BadRequest(f"unknown SKUs: {', '.join(unknown[:20])}")
             variant_ids = frozenset(found.values())
-        position = await check_stock_cursor(conn, after) if after is not None else None
-    return _stock_events(info, hub, variant_ids, position)
+        position = None
+        if after is not None:
+            position = await check_stock_cursor(
+                conn, after, hub.replays, admin=info.context.is_admin
+            )
+    lease = None
+    if position is not None:
+        try:
+            lease = await hub.replays.acquire(info.context.replay_slots)
+        except ReplayRefused as exc:
+            raise ReplayBusy(retry_after=max(1, int(exc.limit))) from exc
+    events = _stock_events(info, hub, variant_ids, position, lease)
+    if lease is not None:
+        weakref.finalize(events, lease.release)  # a stream never started gives it back
+    return events
 
 
 async def _stock_events(
@@ -138,50 +139,48 @@ async def _stock_events(
     hub: Hub,
     variant_ids: frozenset[int] | None,
     after: int | None,
+    lease: ReplayLease | None,
 ) -> AsyncGenerator[StockChangeEventType, None]:
     # Register first, so every event dispatched from now on is buffered; then replay
-    # the ledger after the cursor; then the buffer, skipping what the replay sent.
-    group = current_group()
+    # the ledger after the cursor (holding a replay slot); then the buffer, skipping what
+    # the replay sent.
+    link = _link(info, "stock")
     sub = hub.subscribe_stock(
-        variant_ids, _closer(info), replaying=after is not None, counted=group is None
+        variant_ids, link.overflowed, replaying=after is not None, counted=link.counted_by_hub
     )
-    if group is not None:
-        group.went_live()  # its members count as subscribers; it counts what it sends
-    sent = metrics.EVENTS_SENT.labels("stock")
-    own = group is None  # a group counts the messages it writes itself
+    link.attached()
     try:
         last = sub.start_position if after is None else after
         if after is not None:
             while True:
-                async for page in hub.replay(last, variant_ids):
-                    for event in page:
-                        yield StockChangeEventType.from_event(event)
-                        if own:
-                            sent.inc()
-                        last = event.position
+                async for event in hub.replay(last, variant_ids):
+                    link.sending(event.position)
+                    yield StockChangeEventType.from_event(event)
+                    link.sent()
+                    last = event.position
                 if sub.buffer.go_live():
                     break  # else the buffer overflowed while replaying: read on from the ledger
-        catch_up = current_catch_up()
+        if lease is not None:
+            lease.release()
         while True:
-            if catch_up is not None and not len(sub.buffer) and catch_up.try_join(last):
+            if not len(sub.buffer) and link.hand_over(last):
                 return  # caught up: its group sends what comes after `last`
             try:
                 event = await sub.buffer.get()
             except SubscriberClosed as closed:
-                await _after_close(info, closed)
+                await _after_close(link, closed)
                 return
             if event.position <= last:
                 continue
-            if group is not None:
-                group.position = event.position
+            link.sending(event.position)
             yield StockChangeEventType.from_event(event)
-            if own:
-                sent.inc()
+            link.sent()
             last = event.position
     finally:
+        if lease is not None:
+            lease.release()
         hub.unsubscribe_stock(sub)
-        if group is not None:
-            group.stopped()
+        link.detached()
 
 
 # ---------------------------------------------------------------- lowStockAlerts
@@ -197,18 +196,18 @@ async def low_stock_alerts(info: Info[Context, None]) -> AsyncIterator[LowStockA
 async def _alert_events(
     info: Info[Context, None], hub: Hub
 ) -> AsyncGenerator[LowStockAlertType, None]:
-    sub = hub.subscribe_alerts(_closer(info))
-    sent = metrics.EVENTS_SENT.labels("alerts")
+    link = _link(info, "alerts")
+    sub = hub.subscribe_alerts(link.overflowed)
     try:
         while True:
             try:
                 alert = await sub.buffer.get()
             except SubscriberClosed as closed:
-                await _after_close(info, closed)
+                await _after_close(link, closed)
                 return
             _fresh_loaders(info)
             yield LowStockAlertType.from_event(alert)
-            sent.inc()
+            link.sent()
     finally:
         hub.unsubscribe_alerts(sub)
 
@@ -271,21 +270,21 @@ async def orders_changed(info: Info[Context, None]) -> AsyncIterator[OrderType]:
 
 
 async def _all_order_events(info: Info[Context, None], hub: Hub) -> AsyncGenerator[OrderType, None]:
-    feed = hub.subscribe_orders(_closer(info))
-    sent = metrics.EVENTS_SENT.labels("orders_changed")
+    link = _link(info, "orders_changed")
+    feed = hub.subscribe_orders(link.overflowed)
     try:
         while True:
             try:
                 order_id = await feed.get()
             except SubscriberClosed as closed:
-                await _after_close(info, closed)
+                await _after_close(link, closed)
                 return
             _fresh_loaders(info)
             row = await info.context.loaders.orders.order_by_id.load(order_id)
             if row is None:  # pragma: no cover - orders are never deleted
                 continue
             yield OrderType.from_row(row)
-            sent.inc()
+            link.sent()
     finally:
         hub.unsubscribe_orders(feed)
 

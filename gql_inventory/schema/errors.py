@@ -33,6 +33,25 @@ class BadCursor(PublicError):
         super().__init__(message, "BAD_CURSOR")
 
 
+class CursorExpired(PublicError):
+    """A resume cursor too far behind the ledger's head to replay from (or before what is
+    kept): re-read the state and subscribe without a cursor (code ``CURSOR_EXPIRED``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "CURSOR_EXPIRED")
+
+
+class ReplayBusy(PublicError):
+    """Too many replays at once: retry after `retry_after` seconds (code ``REPLAY_BUSY``)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many subscriptions are resuming from a cursor right now; retry shortly",
+            "REPLAY_BUSY",
+            retryAfter=retry_after,
+        )
+
+
 class BadRequest(PublicError):
     """An argument outside what the operation accepts (e.g. `first` too large)."""
 

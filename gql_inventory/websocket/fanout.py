@@ -1,156 +1,60 @@
-"""Shared subscriptions: identical operations are executed once per event, and the same
+"""Subscription runs: identical operations are executed once per event, and the same
 bytes are written to every socket, only the operation id differing.
 
-Subscribe operations with the same document, operation name, variables and role
-(admin or storefront) form a `SharedGroup`. The group runs the subscription once
-(Strawberry's `schema.stream`, one task per group), encodes each result once, and
-writes it to every member socket in turn. A write that completes at once (the
-usual case: uvicorn writes to the transport without waiting) costs no task; a
-socket whose transport is paused gets a bounded backlog and one drain task until it
-catches up; a backlog past `limit` closes the socket with 4008, like an overflowing
-subscriber buffer (docs/adr/0006-websocket-close-paths.md). Which operations may
-share, and under which key: `gql_inventory.websocket.sharing`
-(docs/adr/0010-shared-subscription-execution.md).
+A `Run` executes one subscription (Strawberry's `schema.stream`, one task per run) on
+behalf of its members, with a GraphQL context of its own whose `fanout` is the run: the
+explicit object the stream talks to (`StreamLink`), never a context variable.
+
+- `SharedGroup`: subscribe operations with the same document, operation name, variables
+  and role (admin or storefront); kept in `SharedSubscriptions`, the registry of one
+  GraphQL view (made by the view, handed to each connection's handler).
+- `CatchUp`: a shareable operation with a resume cursor runs alone (its own ledger
+  replay), writes paced by its socket, and hands its member over to the live group of
+  its key once caught up (`hand_over`).
+- `gql_inventory.websocket.link.Alone`: the same link for an operation Strawberry runs
+  itself (one that cannot share).
+
+Each result is encoded once and written to every member socket in turn. A write that
+completes at once (the usual case: uvicorn writes to the transport without waiting)
+costs no task; a socket whose transport is paused gets a bounded backlog and one drain
+task until it catches up; a backlog past `limit` closes the socket with 4008, like an
+overflowing subscriber buffer (docs/adr/0006-websocket-close-paths.md). Which operations
+may share, and under which key: `gql_inventory.websocket.sharing`
+(docs/adr/0010-shared-subscription-execution.md, docs/adr/0014-explicit-fan-out.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import json
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from starlette.websockets import WebSocket
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from gql_inventory.kit import metrics
 from gql_inventory.kit.logs import get_logger
 from gql_inventory.websocket.limits import SLOW_CLOSE_CODE, close_soon, is_closing
+from gql_inventory.websocket.members import Continue, Member
 from gql_inventory.websocket.sharing import GroupKey
 
 log = get_logger(__name__)
 
-#: The group whose execution is running in this task (None: a per-operation run).
-_CURRENT: contextvars.ContextVar[SharedGroup | None] = contextvars.ContextVar(
-    "gql_inventory_shared_group", default=None
-)
-
-#: The resuming subscription running alone in this task, to hand over once caught up.
-_CATCH_UP: contextvars.ContextVar[CatchUp | None] = contextvars.ContextVar(
-    "gql_inventory_catch_up", default=None
-)
-
-StreamFactory = Callable[[], Coroutine[Any, Any, AsyncIterator[Any]]]
+#: How a run starts its execution: Strawberry's result stream, for a context whose
+#: `fanout` is the given run.
+StreamFactory = Callable[["Run"], Awaitable[AsyncIterator[Any]]]
 
 
-def current_group() -> SharedGroup | None:
-    """The shared group whose subscription is executing in this task, if any."""
-    return _CURRENT.get()
+class Run:
+    """One execution of a subscription and the members it writes to (the `StreamLink`
+    its stream gets as `info.context.fanout`). Subclasses: `SharedGroup`, `CatchUp`."""
 
-
-def current_catch_up() -> CatchUp | None:
-    """The hand-over of the resuming subscription running in this task, if any."""
-    return _CATCH_UP.get()
-
-
-class CatchUp:
-    """A subscription with a resume cursor runs alone (its own ledger replay); once it
-    has sent everything dispatched so far it may join the live group of its key.
-
-    `join(group, position)` makes the operation a member that skips what the group
-    sends up to `position` (the subscriber already sent it).
-    """
-
-    __slots__ = ("join", "key", "registry")
-
-    def __init__(
-        self,
-        registry: SharedSubscriptions,
-        key: GroupKey,
-        join: Callable[[SharedGroup, int], None],
-    ) -> None:
-        self.registry = registry
-        self.key = key
-        self.join = join
-
-    def enter(self) -> None:
-        """Make this the hand-over of the current task (its operation's run)."""
-        _CATCH_UP.set(self)
-
-    def try_join(self, position: int) -> bool:
-        """Join the live group of the key, if there is one (call it when every event up
-        to `position` was sent and none is waiting); True when joined: the caller's
-        stream ends without a `complete`."""
-        group = self.registry.live_group(self.key)
-        if group is None:
-            return False
-        self.join(group, position)
-        return True
-
-
-class _Continue:
-    """Awaitable finishing a coroutine that was stepped once by hand and suspended on
-    `first` (what `asyncio.eager_task_factory` does in Python 3.12)."""
-
-    __slots__ = ("coro", "first")
-
-    def __init__(self, coro: Coroutine[Any, Any, None], first: Any) -> None:
-        self.coro = coro
-        self.first = first
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        suspended = self.first
-        while True:
-            try:
-                value = yield suspended
-            except BaseException as exc:  # cancellation included: hand it to the coroutine
-                try:
-                    suspended = self.coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    suspended = self.coro.send(value)
-                except StopIteration:
-                    return
-
-
-class Member:
-    """One subscribe operation in a group: its socket, its id, and (while its socket
-    is slow) a backlog of encoded messages with the task draining it."""
-
-    __slots__ = (
-        "backlog",
-        "counted",
-        "drain",
-        "id_json",
-        "on_end",
-        "op_id",
-        "skip_through",
-        "websocket",
-    )
-
-    def __init__(
-        self,
-        websocket: WebSocket,
-        op_id: str,
-        on_end: Callable[[Member], None],
-        skip_through: int = 0,
-    ) -> None:
-        self.websocket = websocket
-        self.skip_through = skip_through
-        self.op_id = op_id
-        self.id_json = json.dumps(op_id)
-        self.on_end = on_end
-        self.backlog: deque[str] | None = None
-        self.drain: asyncio.Task[None] | None = None
-        self.counted = False
-
-
-class SharedGroup:
-    """The members of one shared subscription and the one task executing it."""
+    #: Whether writes wait for a slow socket before the next result is pulled (a run
+    #: with one member, replaying: backpressure instead of a 4008 close).
+    paced = False
+    #: Whether the shared-subscription gauges count this run and its members.
+    shared = False
+    counted_by_hub = False
 
     def __init__(self, registry: SharedSubscriptions, key: GroupKey, kind: str) -> None:
         self.registry = registry
@@ -160,28 +64,28 @@ class SharedGroup:
         self.live = False
         self.closing = False
         self.executions = 0
-        #: Ledger position of the event being executed (set by the resolver).
+        #: Ledger position of the event being executed (`sending`).
         self.position = 0
         self.task: asyncio.Task[None] | None = None
 
     def start(self, stream: StreamFactory) -> None:
-        """Run the subscription (`stream()` gives Strawberry's result stream)."""
+        """Run the subscription (`stream(self)` gives Strawberry's result stream)."""
         self.task = asyncio.get_running_loop().create_task(
-            self._run(stream), name="shared-subscription"
+            self._run(stream), name=f"subscription-{type(self).__name__}"
         )
 
     def join(self, member: Member) -> None:
         """Add a member; it gets every result from the next one on."""
         self.members[member] = None
-        metrics.SHARED_MEMBERS.inc()
+        member.run = self
+        if self.shared:
+            metrics.SHARED_MEMBERS.inc()
         if self.live:
             self._count(member)
 
     def leave(self, member: Member) -> None:
         """Remove a member (idempotent); the last one out stops the execution."""
-        if self.members.pop(member, False) is not False:
-            metrics.SHARED_MEMBERS.dec()
-            self._uncount(member)
+        if self._release(member):
             self._drop_backlog(member)
             if not self.members:
                 self.registry.forget(self)
@@ -189,15 +93,24 @@ class SharedGroup:
                 if task is not None:
                     task.cancel()
 
-    # ---------------------------------------------------------------- resolver side
+    def _release(self, member: Member) -> bool:
+        """Take `member` out (its gauges); False when it was not in."""
+        if self.members.pop(member, False) is False:
+            return False
+        if self.shared:
+            metrics.SHARED_MEMBERS.dec()
+        self._uncount(member)
+        return True
 
-    def went_live(self) -> None:
+    # ---------------------------------------------------------------- stream side
+
+    def attached(self) -> None:
         """The execution registered with the hub: members count as subscribers now."""
         self.live = True
         for member in self.members:
             self._count(member)
 
-    def stopped(self) -> None:
+    def detached(self) -> None:
         """The execution left the hub."""
         self.live = False
         for member in self.members:
@@ -209,13 +122,24 @@ class SharedGroup:
         for member in list(self.members):
             self._close_slow(member, reason)
 
+    def sending(self, position: int) -> None:
+        """The next result is the ledger event at `position` (members that caught up
+        alone past it skip it)."""
+        self.position = position
+
+    def sent(self) -> None:
+        """Nothing to do: the run counts what it writes."""
+
+    def hand_over(self, position: int) -> bool:
+        """Only a `CatchUp` hands over."""
+        return False
+
     # ---------------------------------------------------------------- execution
 
     async def _run(self, stream: StreamFactory) -> None:
-        _CURRENT.set(self)
         first = True
         try:
-            source = await stream()
+            source = await stream(self)
             try:
                 async for result in source:
                     if first and isinstance(result, PreExecutionError):
@@ -224,6 +148,8 @@ class SharedGroup:
                     first = False
                     if isinstance(result, ExecutionResult):
                         self._broadcast_next(result)
+                        if self.paced:
+                            await self._wait_for_sockets()
             finally:
                 aclose = getattr(source, "aclose", None)
                 if aclose is not None:
@@ -237,6 +163,12 @@ class SharedGroup:
         finally:
             self.registry.forget(self)
 
+    async def _wait_for_sockets(self) -> None:
+        """Until every member's backlog is written (a cancelled drain included)."""
+        drains = {m.drain for m in self.members if m.drain is not None}
+        if drains:
+            await asyncio.wait(drains)
+
     def _broadcast_next(self, result: ExecutionResult) -> None:
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
@@ -245,7 +177,8 @@ class SharedGroup:
             payload["extensions"] = result.extensions
         body = ',"type":"next","payload":' + self.registry.encode(payload) + "}"
         self.executions += 1
-        metrics.SHARED_EXECUTIONS.inc()
+        if self.shared:
+            metrics.SHARED_EXECUTIONS.inc()
         written = 0
         position = self.position
         for member in list(self.members):
@@ -262,9 +195,7 @@ class SharedGroup:
             tail += ',"payload":' + self.registry.encode(payload)
         for member in list(self.members):
             self._write(member, '{"id":' + member.id_json + tail + "}")
-            del self.members[member]
-            metrics.SHARED_MEMBERS.dec()
-            self._uncount(member)
+            self._release(member)
             member.on_end(member)
 
     def _write(self, member: Member, text: str) -> bool:
@@ -287,11 +218,11 @@ class SharedGroup:
             return False
         member.backlog = deque()
         member.drain = asyncio.get_running_loop().create_task(
-            self._drain(member, _Continue(coro, suspended)), name="shared-subscription-drain"
+            self._drain(member, Continue(coro, suspended)), name="shared-subscription-drain"
         )
         return True
 
-    async def _drain(self, member: Member, pending: _Continue) -> None:
+    async def _drain(self, member: Member, pending: Continue) -> None:
         try:
             await pending
             while member.backlog:
@@ -312,7 +243,9 @@ class SharedGroup:
         connection ends."""
         self.leave(member)
         metrics.SLOW_SUBSCRIBERS_DROPPED.inc()
-        log.warning("live.slow_subscriber_dropped", buffer_size=self.registry.limit, shared=True)
+        log.warning(
+            "live.slow_subscriber_dropped", buffer_size=self.registry.limit, shared=self.shared
+        )
         close_soon(member.websocket, SLOW_CLOSE_CODE, reason)
 
     def _drop_backlog(self, member: Member) -> None:
@@ -338,6 +271,34 @@ class SharedGroup:
             metrics.SUBSCRIBERS.labels(self.kind).dec()
 
 
+class SharedGroup(Run):
+    """The members of one shared subscription (same key) and the one task executing it."""
+
+    shared = True
+
+
+class CatchUp(Run):
+    """A shareable subscription with a resume cursor, run alone for its one member (its
+    own ledger replay, writes paced by the socket) until it has caught up; then its member
+    moves to the live group of `key` (docs/adr/0010-shared-subscription-execution.md)."""
+
+    paced = True
+
+    def hand_over(self, position: int) -> bool:
+        """Move the member to the live group of the key, skipping what that group sends
+        up to `position` (already sent here), when there is such a group and nothing
+        waits for the socket; True when moved. Nothing runs between the check and the
+        join, and the group registered with the hub before: no event falls between."""
+        group = self.registry.live_group(self.key)
+        if group is None or any(m.backlog is not None for m in self.members):
+            return False
+        for member in list(self.members):
+            self._release(member)
+            member.skip_through = position
+            group.join(member)
+        return True
+
+
 def _slow_reason(limit: int) -> str:
     return (
         f"subscriber too slow: more than {limit} events waiting; "
@@ -346,7 +307,8 @@ def _slow_reason(limit: int) -> str:
 
 
 class SharedSubscriptions:
-    """The shared groups of one process (one registry per GraphQL view).
+    """The shared groups of one process (one registry per GraphQL view, which hands it to
+    each connection's handler).
 
     `limit`: messages a slow socket may have waiting before it is closed (4008);
     `encode`: the JSON encoder of the view (a str per value).
@@ -360,29 +322,35 @@ class SharedSubscriptions:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def join(
-        self, key: GroupKey, kind: str, member: Member, stream: Callable[[], StreamFactory]
-    ) -> SharedGroup:
-        """Add `member` to the group of `key`, starting the group (with `stream()`'s
-        factory) when there is none."""
+    def join(self, key: GroupKey, kind: str, member: Member, stream: StreamFactory) -> Run:
+        """Add `member` to the group of `key`, starting the group (with `stream`) when
+        there is none."""
         group = self._groups.get(key)
         if group is None or group.closing:
             group = SharedGroup(self, key, kind)
             self._groups[key] = group
             metrics.SHARED_GROUPS.inc()
             group.join(member)
-            group.start(stream())
+            group.start(stream)
         else:
             group.join(member)
         return group
+
+    def catch_up(self, key: GroupKey, kind: str, member: Member, stream: StreamFactory) -> Run:
+        """Start a `CatchUp` run for `member` (a resuming subscription), which joins the
+        group of `key` once caught up."""
+        run = CatchUp(self, key, kind)
+        run.join(member)
+        run.start(stream)
+        return run
 
     def live_group(self, key: GroupKey) -> SharedGroup | None:
         """The group of `key` if it is registered with the hub and not closing."""
         group = self._groups.get(key)
         return group if group is not None and group.live and not group.closing else None
 
-    def forget(self, group: SharedGroup) -> None:
-        """Drop `group` from the registry (idempotent)."""
-        if self._groups.get(group.key) is group:
-            del self._groups[group.key]
+    def forget(self, run: Run) -> None:
+        """Drop `run` from the registry (idempotent; a catch-up is never in it)."""
+        if self._groups.get(run.key) is run:
+            del self._groups[run.key]
             metrics.SHARED_GROUPS.dec()

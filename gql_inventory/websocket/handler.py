@@ -10,19 +10,21 @@ for it. Here the tasks are cancelled again until they end (bounded), and nothing
 sent on a connection the server is closing.
 
 Identical subscribe operations (same document, variables and role) join a shared group
-(`gql_inventory.websocket.fanout`): executed once per event for all of them, without a task
-per operation (docs/adr/0010-shared-subscription-execution.md).
+(`gql_inventory.websocket.fanout`): executed once per event for all of them. Strawberry's
+own `handle_subscribe` checks every subscribe message (acknowledged connection, unique id,
+the per-connection limit); only `run_operation`, the hook that executes an accepted
+operation, is ours: a shareable one joins its group (or starts its catch-up) and its task
+ends at once (docs/adr/0010-shared-subscription-execution.md,
+docs/adr/0014-explicit-fan-out.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from graphql import GraphQLError
 from starlette.websockets import WebSocket
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -31,19 +33,14 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     ConnectionInitMessage,
     Message,
-    SubscribeMessage,
 )
 
+from gql_inventory.context import Context
 from gql_inventory.kit.logs import get_logger
 from gql_inventory.kit.tasks import reap as tasks_reap
-from gql_inventory.websocket.fanout import (
-    CatchUp,
-    Member,
-    SharedGroup,
-    SharedSubscriptions,
-    StreamFactory,
-)
+from gql_inventory.websocket.fanout import Run, SharedSubscriptions, StreamFactory
 from gql_inventory.websocket.limits import is_closing, mark_closing
+from gql_inventory.websocket.members import Member
 from gql_inventory.websocket.sharing import GroupKey, group_key
 
 log = get_logger(__name__)
@@ -69,7 +66,7 @@ async def _no_send(message: Any) -> None:
 
 
 def detached(websocket: WebSocket) -> WebSocket:
-    """A WebSocket with `websocket`'s path and headers but no connection: what a group's
+    """A WebSocket with `websocket`'s path and headers but no connection: what a run's
     context sees as its request (the role comes from the headers)."""
     scope = websocket.scope
     return WebSocket(
@@ -84,25 +81,18 @@ def detached(websocket: WebSocket) -> WebSocket:
     )
 
 
-_registries: weakref.WeakKeyDictionary[Any, SharedSubscriptions] = weakref.WeakKeyDictionary()
+@runtime_checkable
+class FanoutView(Protocol):
+    """A GraphQL view that keeps the shared subscriptions of its process (the app's)."""
+
+    fanout: SharedSubscriptions
 
 
-def shared_subscriptions(view: Any, limit: int) -> SharedSubscriptions:
-    """The registry of shared groups of one GraphQL view (made on first use; `limit` is
-    the backlog of a slow socket before it is closed with 4008)."""
-    registry = _registries.get(view)
-    if registry is None:
-        registry = SharedSubscriptions(limit, view.encode_json_string)
-        _registries[view] = registry
-    return registry
-
-
-class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
+class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws (Strawberry's) whose every close path frees its operations,
     and whose identical subscriptions share one execution."""
 
-    _shared: dict[str, tuple[Member, Any]] | None = None
-    _resuming: dict[str, tuple[GroupKey, str]] | None = None
+    _members: dict[str, Member] | None = None
 
     @property
     def _socket(self) -> WebSocket | None:
@@ -120,7 +110,10 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
                 await self.connection_init_timeout_task
         tasks = [op.task for op in self.operations.values() if op.task is not None]
         self.operations.clear()
-        self._leave_all()
+        members, self._members = self._members, None
+        for member in (members or {}).values():
+            if member.run is not None:
+                member.run.leave(member)
         await reap(tasks)
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
@@ -130,121 +123,83 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         if task is not None and task.done():
             self.connection_init_timeout_task = None
 
-    async def handle_subscribe(self, message: SubscribeMessage) -> None:
-        """Strawberry's, except that a shareable operation joins its shared group (one
-        with a resume cursor runs alone until caught up: `run_operation`)."""
-        op_id = message["id"]
-        if self._resuming:
-            self._resuming.pop(op_id, None)
-        shared = self._shared_key(message)
-        if shared is None:
-            resuming = self._shared_key(message, resuming=True)
-            if resuming is not None:
-                if self._resuming is None:
-                    self._resuming = {}
-                self._resuming[op_id] = resuming
-            await super().handle_subscribe(message)
-            return
-        key, kind = shared
-        if op_id in self.operations:
-            await self.websocket.close(code=4409, reason=f"Subscriber for {op_id} already exists")
-            return
-        limit = self.max_subscriptions_per_connection
-        if limit is not None and len(self.operations) >= limit:
-            error = GraphQLError("Subscription limit reached")
-            await self.send_message({"id": op_id, "type": "error", "payload": [error.formatted]})
-            return
-        socket = self._socket
-        assert socket is not None  # _shared_key is None without one
-        payload = message["payload"]
-        # The group keeps the document and variables: the member shares its key's text.
-        operation = Operation(self, op_id, key[0], None, key[1])
-        self.operations[op_id] = operation
-        member = Member(socket, op_id, self._ended)
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """Strawberry's, except for a shareable subscription: it joins its shared group
+        (or, with a resume cursor, starts a catch-up run that joins once caught up), and
+        this task ends at once."""
+        plan = self._plan(operation)
         registry = self._registry()
-        variables = payload.get("variables")
-        group = registry.join(key, kind, member, lambda: self._stream_factory(operation, variables))
-        if self._shared is None:
-            self._shared = {}
-        self._shared[op_id] = (member, group)
-
-    async def run_operation(self, operation: Operation[Any, None]) -> None:
-        """Strawberry's; a resuming shareable subscription may hand itself over to its
-        group once caught up (`gql_inventory.websocket.fanout.CatchUp`)."""
-        resuming = self._resuming.pop(operation.id, None) if self._resuming else None
-        if resuming is not None:
-            CatchUp(
-                self._registry(),
-                resuming[0],
-                lambda group, position: self._joined(operation, group, position),
-            ).enter()
-        await super().run_operation(operation)
-
-    def _joined(self, operation: Operation[Any, None], group: SharedGroup, position: int) -> None:
-        """A caught-up operation becomes a member of `group` (skipping up to `position`);
-        its own stream then ends without a `complete`."""
         socket = self._socket
-        assert socket is not None  # only websocket operations resume
-        op_id = operation.id
-        member = Member(socket, op_id, self._ended, position)
-        operation.completed = True
-        operation.task = None
-        group.join(member)
-        if self._shared is None:
-            self._shared = {}
-        self._shared[op_id] = (member, group)
+        if plan is None or registry is None or socket is None:
+            await super().run_operation(operation)
+            return
+        (key, kind), resuming, variables = plan
+        member = Member(socket, operation.id, self._ended)
+        if self._members is None:
+            self._members = {}
+        self._members[operation.id] = member
+        # The run keeps the document and variables: the operation keeps neither.
+        operation.query, operation.variables, operation.task = key[0], None, None
+        stream = self._stream_factory(key[0], operation.operation_name, variables)
+        if resuming:
+            registry.catch_up(key, kind, member, stream)
+        else:
+            registry.join(key, kind, member, stream)
 
-    def _registry(self) -> SharedSubscriptions:
-        return shared_subscriptions(self.view, self.context.settings.subscriber_buffer_size)
+    def _plan(
+        self, operation: Operation[Context, None]
+    ) -> tuple[tuple[GroupKey, str], bool, dict[str, Any] | None] | None:
+        """``((group key, metrics kind), resuming, variables)`` when `operation` may share
+        (resuming: it has a resume cursor, and joins once caught up), else None."""
+        variables = operation.variables
+        name = operation.operation_name
+        if variables is not None and not isinstance(variables, dict):
+            return None
+        if name is not None and not isinstance(name, str):
+            return None
+        if not isinstance(operation.query, str):
+            return None
+        admin = self.context.is_admin
+        for resuming in (False, True):
+            found = group_key(operation.query, name, variables, admin, resuming=resuming)
+            if found is not None:
+                return found, resuming, variables
+        return None
+
+    def _registry(self) -> SharedSubscriptions | None:
+        view = self.view
+        return view.fanout if isinstance(view, FanoutView) else None
 
     async def cleanup_operation(self, operation_id: str) -> None:
         """A client `complete` (or the end of the connection): leave the shared group, or
         cancel the operation's own task (Strawberry's)."""
-        shared = self._shared.pop(operation_id, None) if self._shared else None
-        if shared is not None:
+        member = self._members.pop(operation_id, None) if self._members else None
+        if member is not None:
             self.operations.pop(operation_id, None)
-            member, group = shared
-            group.leave(member)
+            if member.run is not None:
+                member.run.leave(member)
             return
         await super().cleanup_operation(operation_id)
 
-    def _shared_key(
-        self, message: SubscribeMessage, *, resuming: bool = False
-    ) -> tuple[GroupKey, str] | None:
-        """``(group key, metrics kind)`` when `message` may share (`resuming`: once its
-        resume cursor's catch-up is done), else None."""
-        if not self.connection_acknowledged or self._socket is None:
-            return None
-        payload = message.get("payload")
-        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-            return None
-        variables = payload.get("variables")
-        operation_name = payload.get("operationName")
-        if variables is not None and not isinstance(variables, dict):
-            return None
-        if operation_name is not None and not isinstance(operation_name, str):
-            return None
-        return group_key(
-            payload["query"], operation_name, variables, self.context.is_admin, resuming=resuming
-        )
-
     def _stream_factory(
-        self, operation: Operation[Any, None], variables: dict[str, Any] | None
+        self, query: str, operation_name: str | None, variables: dict[str, Any] | None
     ) -> StreamFactory:
-        """How the group starts: Strawberry's stream of the operation, with a context of
-        its own on a detached copy of the founder's request (the same headers and
-        connection parameters: the same role). It keeps no reference to the founder's
-        connection, which may leave before the group ends."""
+        """How a run starts: Strawberry's stream of the operation, with a context of its
+        own (`fanout` = the run) on a detached copy of the founder's request (the same
+        headers and connection parameters: the same role). It keeps no reference to the
+        founder's connection, which may leave before the run ends."""
         socket = self._socket
         assert socket is not None
         request = detached(socket)
-        params = getattr(self.context, "connection_params", None)
+        params = self.context.connection_params
+        slots = self.context.replay_slots  # the connection's, not the run context's own
         view, schema, root_value = self.view, self.schema, self.root_value
-        query, operation_name = operation.query, operation.operation_name
 
-        async def stream() -> Any:
+        async def stream(run: Run) -> Any:
             context = await view.get_context(request, request)
             context.connection_params = params
+            context.fanout = run
+            context.replay_slots = slots
             return await schema.stream(
                 query,
                 variable_values=variables,
@@ -256,16 +211,11 @@ class InventoryTransportWSHandler(BaseGraphQLTransportWSHandler[Any, None]):
         return stream
 
     def _ended(self, member: Member) -> None:
-        """The group sent the member's last message (complete or error)."""
+        """The run sent the member's last message (complete or error)."""
         op_id = member.op_id
-        if self._shared and self._shared.get(op_id, (None,))[0] is member:
-            del self._shared[op_id]
+        if self._members and self._members.get(op_id) is member:
+            del self._members[op_id]
             self.operations.pop(op_id, None)
-
-    def _leave_all(self) -> None:
-        shared, self._shared = self._shared, None
-        for member, group in (shared or {}).values():
-            group.leave(member)
 
     async def send_message(self, message: Message) -> None:
         """Send unless the server is closing the connection (the close frame went first)."""

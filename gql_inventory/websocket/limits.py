@@ -9,6 +9,7 @@ import ctypes
 import ctypes.util
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from types import FrameType
 from typing import Any
@@ -30,6 +31,8 @@ GOING_AWAY = 1001
 SLOW_CLOSE_CODE = 4008
 #: Scope key set once the server has started closing a connection (nothing more is sent).
 _SCOPE_CLOSING = "gql_inventory.closing"
+#: Scope key of the task closing the connection (`close_soon`).
+_SCOPE_CLOSE_TASK = "gql_inventory.close_task"
 
 SignalHandler = Callable[[int, FrameType | None], Any]
 
@@ -49,9 +52,6 @@ def is_closing(websocket: WebSocket) -> bool:
     )
 
 
-_closing_tasks: set[asyncio.Task[None]] = set()
-
-
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     with contextlib.suppress(Exception):  # already gone: nothing to tell
         await websocket.close(code=code, reason=reason[:120])
@@ -63,9 +63,10 @@ def close_soon(websocket: WebSocket, code: int, reason: str) -> bool:
     Returns False when it was already closing."""
     if not mark_closing(websocket):
         return False
-    task = asyncio.get_running_loop().create_task(_close(websocket, code, reason))
-    _closing_tasks.add(task)
-    task.add_done_callback(_closing_tasks.discard)
+    # The connection's scope keeps the task alive until it is done (no module registry).
+    websocket.scope[_SCOPE_CLOSE_TASK] = asyncio.get_running_loop().create_task(
+        _close(websocket, code, reason)
+    )
     return True
 
 
@@ -116,8 +117,9 @@ def _malloc_trim() -> Callable[[], object] | None:
 
 class HeapTrimmer:
     """Once `threshold` websockets have closed since the last trim, trim the C heap
-    `delay` seconds later: the memory of many departed connections (freed at once by
-    Python) goes back to the OS instead of staying in the process's free lists."""
+    `delay` seconds later, in a worker thread (never on the event loop, and without a
+    cyclic collection): the memory of many departed connections goes back to the OS
+    instead of staying in the process's free lists (docs/adr/0014-explicit-fan-out.md)."""
 
     def __init__(self, threshold: int = 500, delay: float = 2.0) -> None:
         self.threshold = threshold
@@ -125,28 +127,44 @@ class HeapTrimmer:
         self.trims = 0
         self._closed = 0
         self._pending: asyncio.TimerHandle | None = None
+        self._running: asyncio.Future[float] | None = None
         self._trim = _malloc_trim()
 
     def closed(self) -> None:
         """One websocket closed."""
         self._closed += 1
-        if self._closed >= self.threshold and self._pending is None and self._trim is not None:
-            self._pending = asyncio.get_running_loop().call_later(self.delay, self._run)
+        if (
+            self._closed >= self.threshold
+            and self._pending is None
+            and self._running is None
+            and self._trim is not None
+        ):
+            self._pending = asyncio.get_running_loop().call_later(self.delay, self._start)
 
-    def _run(self) -> None:
+    def _start(self) -> None:
         self._pending = None
         self._closed = 0
-        if self._trim is not None:
-            import gc
-            import time
+        running = asyncio.get_running_loop().run_in_executor(None, self._timed_trim)
+        self._running = running
+        running.add_done_callback(self._finished)
 
-            t0 = time.perf_counter()
-            found = gc.collect()
-            t1 = time.perf_counter()
+    def _timed_trim(self) -> float:
+        """Runs in a worker thread (ctypes releases the GIL); the trim's milliseconds."""
+        started = time.perf_counter()
+        if self._trim is not None:
             self._trim()
-            t2 = time.perf_counter()
-            log.warning("DEBUG trim", gc_ms=(t1 - t0) * 1000, found=found, trim_ms=(t2 - t1) * 1000)
-            self.trims += 1
+        return (time.perf_counter() - started) * 1000
+
+    def _finished(self, running: asyncio.Future[float]) -> None:
+        self._running = None
+        if running.cancelled():
+            return
+        error = running.exception()
+        if error is not None:
+            log.info("websocket.heap_trim_failed", error=repr(error))
+            return
+        self.trims += 1
+        log.debug("websocket.heap_trimmed", ms=round(running.result(), 3))
 
 
 class OpenWebSockets:

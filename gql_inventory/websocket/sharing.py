@@ -7,6 +7,8 @@ docs/adr/0010-shared-subscription-execution.md for the rules.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from graphql import (
@@ -24,7 +26,9 @@ from gql_inventory.kit.lru import LRU
 #: Root fields that may share: field -> (metrics kind, arguments that need a run of their
 #: own when set). Such a field yields nothing when it starts (a late joiner misses
 #: nothing) and its events depend only on its arguments and the caller's role.
-SHAREABLE: dict[str, tuple[str, tuple[str, ...]]] = {"stockChanged": ("stock", ("after",))}
+SHAREABLE: Mapping[str, tuple[str, tuple[str, ...]]] = MappingProxyType(
+    {"stockChanged": ("stock", ("after",))}
+)
 #: Documents longer than this run alone (the shape cache holds the text).
 MAX_SHARED_DOCUMENT = 8192
 

@@ -231,6 +231,16 @@ async def wait_positioned(engine: AsyncEngine) -> int:
     return int(top)
 
 
+async def wait_hub_at(server: LiveServer, position: int) -> None:
+    """Wait until `server`'s hub has dispatched `position` (a subscription registered
+    after that receives nothing older: wait_positioned only checks the database)."""
+
+    async def dispatched() -> bool:
+        return await server.metric("gql_inventory_hub_position") >= position
+
+    await eventually(dispatched, what=f"the hub to dispatch position {position}")
+
+
 class GraphQLWS:
     """A graphql-transport-ws client over one websocket connection."""
 
