@@ -86,7 +86,9 @@ async def _stock(sessions: Sessions, units: int) -> None:
     catalog = Catalog()
     async with sessions.begin() as session:
         catalog.locations["Main"] = await make_location(session, "Main", default=True)
-        await make_product(session, catalog, "hot", "Hot", [("HOT", "Default Title", 100, {"Main": units})])
+        await make_product(
+            session, catalog, "hot", "Hot", [("HOT", "Default Title", 100, {"Main": units})]
+        )
 
 
 async def test_400_keyed_and_unkeyed_buyers_over_200_connections_are_all_answered(

@@ -144,7 +144,7 @@ class LiveServer:
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            preexec_fn=set_limits if limit is not None else None,  # noqa: PLW1509
+            preexec_fn=set_limits if limit is not None else None,
         )
 
     def log(self) -> str:
