@@ -76,8 +76,9 @@ async def eventually(
 
 
 class LiveServer:
-    """`gql-inventory serve` in a subprocess (uvicorn options such as ``--workers 2``
-    pass through), its data folder and pid file beside `log_path`. `open_files`: the
+    """`gql-inventory serve` in a subprocess (``--workers 2`` passes through; with
+    uvicorn's ``--ws-*`` options, plain uvicorn with the edge protocol), its data folder
+    and pid file beside `log_path`. `open_files`: the
     subprocess's RLIMIT_NOFILE (soft and hard), as a deployment's ``ulimit -n``."""
 
     def __init__(
@@ -128,18 +129,16 @@ class LiveServer:
             if limit is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
 
+        address = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if any(arg.startswith("--ws-") for arg in serve_args):
+            # uvicorn's websocket options, which `serve` does not offer: plain uvicorn,
+            # with the edge protocol named as a user would (docs/edge.md)
+            command = ["uvicorn", "gql_inventory.app:create_app", "--factory", "--http"]
+            command += ["gql_inventory.edge.connections:EdgeHttpProtocol", "--log-level", "warning"]
+        else:
+            command = ["gql_inventory.cli", "serve"]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gql_inventory.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                *serve_args,
-            ],
+            [sys.executable, "-m", *command, *address, *serve_args],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
