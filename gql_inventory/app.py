@@ -14,7 +14,7 @@ import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from sqlalchemy import text
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -89,6 +89,8 @@ class InventoryGraphQL(GraphQL[Context, None]):
             return
         try:
             response = await self.run(Request(scope, receive=receive))
+        except ClientDisconnect:
+            return  # the body never came whole: the edge logged why (edge/connections.py)
         except HTTPException as exc:
             code = _HTTP_ERROR_CODES.get(exc.status_code, "BAD_REQUEST")
             response = Response(

@@ -254,6 +254,41 @@ class Settings(BaseSettings):
         description="Memory (bytes) of those responses and their keys; one response may "
         "take a sixteenth of it at most; 0 turns the response cache off.",
     )
+    # The connection edge (issue 15): what the server closes, when (docs/edge.md, ADR 0015).
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        description="An idle kept-alive HTTP connection is closed after this long; longer "
+        "than clients' own (httpx 5 s) and than a load balancer's idle timeout (set it "
+        "shorter than this), so no client reuses a connection as the server closes it.",
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="A request's head (request line and headers) must arrive within this "
+        "long of the connection opening or of its first byte; else the connection is "
+        "closed. 0 turns it off.",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="A request's body must arrive within this long of its head; else 408 "
+        "and the connection is closed. 0 turns it off.",
+    )
+    max_connections: int | None = Field(
+        default=None,
+        ge=0,
+        description="Open connections per process (HTTP and websocket); at the cap the "
+        "connection idle or waiting for a request head the longest is closed for a new "
+        "one. Unset: the open-files limit (ulimit -n) minus 128; 0: no cap.",
+    )
+    max_connections_per_client: int = Field(
+        default=256,
+        ge=0,
+        description="Open HTTP connections per client address; more are closed at once. "
+        "Behind a load balancer or proxy every connection has its address: raise it above "
+        "the proxy's connection count, or 0 turns it off.",
+    )
     outage_retry_after_seconds: int = Field(
         default=5,
         ge=1,

@@ -110,11 +110,15 @@ def uvicorn_options(
 
     uvloop and httptools by name (both come with ``uvicorn[standard]``; naming them
     makes a missing one fail at start-up instead of silently falling back to the
-    slower pure-Python loop and parser), the access log only with `ACCESS_LOG`, and
+    slower pure-Python loop and parser): httptools as `EdgeHttpProtocol`, which adds
+    the keep-alive, read timeouts and connection caps of docs/edge.md, `KEEP_ALIVE_SECONDS`
+    also given to uvicorn as its own; the access log only with `ACCESS_LOG`, and
     uvicorn's own records through our structlog format. Each of the `workers`
     processes builds its own app, so its own pool of `DB_POOL_SIZE` (+
     `DB_MAX_OVERFLOW`) connections: see docs/scaling.md for the connection budget.
     """
+    from gql_inventory.edge.connections import EdgeHttpProtocol
+
     return {
         "factory": True,
         "host": host,
@@ -122,7 +126,9 @@ def uvicorn_options(
         "workers": workers,
         "reload": reload,
         "loop": "uvloop",
-        "http": "httptools",
+        # uvicorn's httptools protocol with our timeouts and caps (docs/edge.md)
+        "http": EdgeHttpProtocol,
+        "timeout_keep_alive": settings.keep_alive_seconds,
         "access_log": settings.access_log,
         "log_level": "info",
         "log_config": None,  # uvicorn's records go through our structlog format

@@ -31,7 +31,7 @@ async def catalog(sessions: async_sessionmaker[AsyncSession]) -> Catalog:
 async def servers(
     database_url: str, engine: AsyncEngine, tmp_path: Path
 ) -> AsyncIterator[ServerFactory]:
-    """Starts live uvicorn servers on the test database; stops them all after the test."""
+    """Starts live servers (`gql-inventory serve`) on the test database; stops them after."""
     factory = ServerFactory(database_url, tmp_path)
     yield factory
     await factory.stop_all()

@@ -1,7 +1,8 @@
 """Real servers and real websocket clients for the live-subscription tests.
 
-`LiveServer` runs uvicorn in a subprocess on a free loopback port against the
-test database; `GraphQLWS` speaks graphql-transport-ws over `websockets`.
+`LiveServer` runs `gql-inventory serve` (the app under uvicorn, as users run it) in a
+subprocess on a free loopback port against the test database; `GraphQLWS` speaks
+graphql-transport-ws over `websockets`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -74,10 +76,16 @@ async def eventually(
 
 
 class LiveServer:
-    """uvicorn serving the app in a subprocess."""
+    """`gql-inventory serve` in a subprocess (``--workers 2`` passes through; with
+    uvicorn's ``--ws-*`` options, plain uvicorn with the edge protocol), its data folder
+    and pid file beside `log_path`. `open_files`: the
+    subprocess's RLIMIT_NOFILE (soft and hard), as a deployment's ``ulimit -n``."""
 
-    def __init__(self, database_url: str, log_path: Path, **env: str) -> None:
+    def __init__(
+        self, database_url: str, log_path: Path, *, open_files: int | None = None, **env: str
+    ) -> None:
         self.port = free_port()
+        self.open_files = open_files
         self.http_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/graphql"
         self.log_path = log_path
@@ -89,6 +97,7 @@ class LiveServer:
             "GRAPHIQL": "false",
             "LOG_LEVEL": "INFO",
             "BROADCAST_HEARTBEAT_SECONDS": "0.5",
+            "DATA_DIR": str(log_path.with_suffix(".data") / "pgdata"),  # serve.pid goes beside
             **env,
         }
         if "BROADCAST_URL" not in env:
@@ -96,9 +105,9 @@ class LiveServer:
         self.process: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
-    async def start(self, *uvicorn_args: str) -> LiveServer:
+    async def start(self, *serve_args: str) -> LiveServer:
         """Start and wait until `/readyz` answers 200."""
-        self._spawn(uvicorn_args)
+        self._spawn(serve_args)
         async with httpx.AsyncClient(base_url=self.http_url) as client:
 
             async def ready() -> bool:
@@ -112,27 +121,29 @@ class LiveServer:
             await eventually(ready, what="server start")
         return self
 
-    def _spawn(self, uvicorn_args: tuple[str, ...]) -> None:
+    def _spawn(self, serve_args: tuple[str, ...]) -> None:
         self._log = self.log_path.open("ab")
+        limit = self.open_files
+
+        def set_limits() -> None:  # in the child, before exec
+            if limit is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        address = ["--host", "127.0.0.1", "--port", str(self.port)]
+        if any(arg.startswith("--ws-") for arg in serve_args):
+            # uvicorn's websocket options, which `serve` does not offer: plain uvicorn,
+            # with the edge protocol named as a user would (docs/edge.md)
+            command = ["uvicorn", "gql_inventory.app:create_app", "--factory", "--http"]
+            command += ["gql_inventory.edge.connections:EdgeHttpProtocol", "--log-level", "warning"]
+        else:
+            command = ["gql_inventory.cli", "serve"]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "gql_inventory.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                *uvicorn_args,
-            ],
+            [sys.executable, "-m", *command, *address, *serve_args],
             cwd=ROOT,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=set_limits if limit is not None else None,
         )
 
     def log(self) -> str:
@@ -198,12 +209,15 @@ class ServerFactory:
         self.tmp_path = tmp_path
         self.servers: list[LiveServer] = []
 
-    async def start(self, *uvicorn_args: str, **env: str) -> LiveServer:
-        """A new server (env: settings overrides such as BROADCAST_URL)."""
+    async def start(
+        self, *serve_args: str, open_files: int | None = None, **env: str
+    ) -> LiveServer:
+        """A new `serve` process (env: settings overrides such as BROADCAST_URL;
+        `open_files`: its ``ulimit -n``)."""
         log = self.tmp_path / f"server-{len(self.servers)}.log"
-        server = LiveServer(self.database_url, log, **env)
+        server = LiveServer(self.database_url, log, open_files=open_files, **env)
         self.servers.append(server)
-        return await server.start(*uvicorn_args)
+        return await server.start(*serve_args)
 
     async def stop_all(self) -> None:
         """Stop every server started."""
