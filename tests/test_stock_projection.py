@@ -309,17 +309,29 @@ async def test_reads_use_the_database_while_the_hub_is_out_of_sync(
     running: Running, engine: AsyncEngine, catalog: Catalog, no_sql: list[str]
 ) -> None:
     assert running.live is not None
-    running.live.pubsub.mark_lost("test: backend gone")
-    assert running.reads.stock() is None
-    async with engine.begin() as conn:  # not through the ledger: only SQL can see it
-        await conn.execute(
-            update(StockLevel)
-            .where(StockLevel.variant_id == catalog.variants["MUG"])
-            .values(on_hand=StockLevel.on_hand + 1)
-        )
-    variant = await running.variant("MUG")
-    assert variant["onHand"] == 51
-    assert "_levels_by_variant" in no_sql
+    pubsub = running.live.pubsub
+    reconnect, backend_back = pubsub.connect, asyncio.Event()
+
+    async def held_connect() -> None:  # the backend stays gone until the reads are checked
+        await backend_back.wait()
+        await reconnect()
+
+    pubsub.connect = held_connect  # type: ignore[method-assign]
+    try:
+        pubsub.mark_lost("test: backend gone")
+        assert running.reads.stock() is None
+        async with engine.begin() as conn:  # not through the ledger: only SQL can see it
+            await conn.execute(
+                update(StockLevel)
+                .where(StockLevel.variant_id == catalog.variants["MUG"])
+                .values(on_hand=StockLevel.on_hand + 1)
+            )
+        variant = await running.variant("MUG")
+        assert variant["onHand"] == 51
+        assert "_levels_by_variant" in no_sql
+    finally:
+        backend_back.set()
+        pubsub.connect = reconnect  # type: ignore[method-assign]
 
     async def back() -> bool:
         return running.reads.stock() is not None
