@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket
 
 from gql_inventory.domain.idempotency import STOREFRONT
 from gql_inventory.readmodel.loaders import Loaders
+from gql_inventory.response_cache.trace import trace_of
 from gql_inventory.settings import Settings
 
 if TYPE_CHECKING:
@@ -80,8 +81,9 @@ class Context:
 
     @cached_property
     def loaders(self) -> Loaders:
-        """This request's (or websocket connection's) DataLoaders, made on first use."""
-        return Loaders.of(self.services)
+        """This request's (or websocket connection's) DataLoaders, made on first use;
+        SQL reads are reported to the response cache's trace of the request, if any."""
+        return Loaders.of(self.services, trace_of(self.request.scope))
 
     @property
     def settings(self) -> Settings:

@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from gql_inventory.response_cache.asgi import ResponseCache
 from gql_inventory.response_cache.operations import ReadOperations
 from gql_inventory.response_cache.store import ENTRY_OVERHEAD, ResponseStore, Tag
-from gql_inventory.response_cache.trace import note_database_read
+from gql_inventory.response_cache.trace import trace_of
 
 READ = "query($sku: String!) { variant(sku: $sku) { available } }"
 
@@ -128,7 +128,9 @@ class FakeView:
             while (await receive()).get("more_body"):
                 pass
         if self.database:
-            note_database_read()
+            trace = trace_of(scope)
+            assert trace is not None  # the cache opened it for this request
+            trace.note_database_read()
         data: dict[str, Any] = {"data": {"n": self.calls}}
         if self.errors:
             data["errors"] = [{"message": "no"}]

@@ -49,7 +49,7 @@ from gql_inventory.models import (
     Variant,
 )
 from gql_inventory.readmodel.lookup import MISS, Lookup, Miss
-from gql_inventory.response_cache.trace import note_database_read
+from gql_inventory.response_cache.trace import ReadTrace
 from gql_inventory.stock.locations import locations_by_priority
 from gql_inventory.stock.products import ProductPage, product_by_handle, product_page
 
@@ -82,18 +82,30 @@ class Loaders:
     """The loaders of one request (`Loaders.of(services)`; caches are per request).
 
     `reads` is the process's read model (None: live events off, every read queries
-    the database); each loader is built when a resolver first uses it.
+    the database); `trace` is the request's read trace (`response_cache.trace`; None:
+    not traced), told of every read that goes to SQL. Each loader is built when a
+    resolver first uses it.
     """
 
-    def __init__(self, engine: AsyncEngine, reads: ReadModel | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        reads: ReadModel | None = None,
+        trace: ReadTrace | None = None,
+    ) -> None:
         self._engine = engine
         self._reads = reads
+        self._trace = trace
 
     @classmethod
-    def of(cls, services: Services) -> Loaders:
-        """The loaders of one request served by `services`."""
+    def of(cls, services: Services, trace: ReadTrace | None = None) -> Loaders:
+        """The loaders of one request served by `services`, reporting to `trace`."""
         live = services.live
-        return cls(services.engine, live.reads if live is not None else None)
+        return cls(services.engine, live.reads if live is not None else None, trace)
+
+    def _note_database_read(self) -> None:
+        if self._trace is not None:
+            self._trace.note_database_read()
 
     # ------------------------------------------------------------ read-model answers
 
@@ -180,7 +192,7 @@ class Loaders:
     @cached_property
     def orders(self) -> OrderLoaders:
         """Reservations, orders and their lines."""
-        return OrderLoaders(self._engine)
+        return OrderLoaders(self._engine, self._trace)
 
     # ------------------------------------------------------------ catalog reads
 
@@ -192,7 +204,7 @@ class Loaders:
         snapshot = None if query or low_stock_only else self._catalog()
         if snapshot is not None:
             return snapshot.product_page(first=first, after_id=after_id)
-        note_database_read()
+        self._note_database_read()
         async with self._engine.connect() as conn:
             return await product_page(
                 conn, first=first, after_id=after_id, query=query, low_stock_only=low_stock_only
@@ -204,7 +216,7 @@ class Loaders:
         found = snapshot.products_by_handle.get(handle) if snapshot is not None else None
         if found is not None:
             return found
-        note_database_read()
+        self._note_database_read()
         async with self._engine.connect() as conn:
             return await product_by_handle(conn, handle)
 
@@ -213,14 +225,14 @@ class Loaders:
         snapshot = self._catalog()
         if snapshot is not None:
             return list(snapshot.locations_by_priority)
-        note_database_read()
+        self._note_database_read()
         async with self._engine.connect() as conn:
             return await locations_by_priority(conn)
 
     # ------------------------------------------------------------ batches (SQL)
 
     async def _rows(self, stmt: Executable) -> Sequence[Any]:
-        note_database_read()
+        self._note_database_read()
         async with self._engine.connect() as conn:
             result = await conn.execute(stmt)
             return [r._mapping for r in result]
@@ -297,10 +309,12 @@ class Loaders:
 
 
 class OrderLoaders:
-    """Per-request loaders for reservations, orders and their lines (rows as mappings)."""
+    """Per-request loaders for reservations, orders and their lines (rows as mappings);
+    reads are reported to the request's `trace` (as `Loaders`)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, trace: ReadTrace | None = None) -> None:
         self._engine = engine
+        self._trace = trace
 
     @cached_property
     def reservation_by_id(self) -> DataLoader[Any, RowMapping | None]:
@@ -323,7 +337,8 @@ class OrderLoaders:
         return DataLoader[Any, list[RowMapping]](self._payment_events)
 
     async def _rows(self, stmt: Executable) -> list[RowMapping]:
-        note_database_read()
+        if self._trace is not None:
+            self._trace.note_database_read()
         async with self._engine.connect() as conn:
             return [r._mapping for r in await conn.execute(stmt)]
 

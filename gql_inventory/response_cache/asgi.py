@@ -30,7 +30,7 @@ from gql_inventory.kit.metrics import (
 )
 from gql_inventory.response_cache.operations import ReadOperations
 from gql_inventory.response_cache.store import ResponseStore, Tag
-from gql_inventory.response_cache.trace import read_trace
+from gql_inventory.response_cache.trace import open_trace
 
 if TYPE_CHECKING:
     from gql_inventory.services import Services
@@ -165,8 +165,8 @@ class ResponseCache:
                 whole = False
             await send(message)
 
-        with read_trace() as trace:
-            await self.app(scope, receive, capture)
+        trace = open_trace(scope)
+        await self.app(scope, receive, capture)
         if start is None or not whole or trace.database or start["status"] != 200:
             return
         headers = tuple((bytes(k), bytes(v)) for k, v in start.get("headers", ()))

@@ -1,18 +1,20 @@
 """Which requests read the database: a per-request flag the loaders set (no imports of ours).
 
-The response cache (`gql_inventory.response_cache.asgi`) opens a `ReadTrace` around one
-execution; a loader that answers from SQL instead of the read model calls
-`note_database_read()`, and the response is then not cached (the read model's tag says
-nothing about what SQL returned). The trace lives in a context variable, so DataLoader
-batches (tasks made inside the request's context) mark the right request; outside a
-trace the call does nothing.
+The response cache (`gql_inventory.response_cache.asgi`) puts a fresh `ReadTrace` in the
+ASGI scope of each request it may cache (`open_trace`); the request's `Context` takes it
+from there (`trace_of`) and hands it to its loaders, and a loader that answers from SQL
+instead of the read model calls `ReadTrace.note_database_read`: the response is then not
+cached (the read model's tag says nothing about what SQL returned). The trace travels as
+an argument, never through a context variable or a module global.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import MutableMapping
+from typing import Any
+
+#: The ASGI scope key of a request's trace (an extension key of ours).
+SCOPE_KEY = "gql_inventory.read_trace"
 
 
 class ReadTrace:
@@ -23,23 +25,18 @@ class ReadTrace:
     def __init__(self) -> None:
         self.database = False
 
-
-_CURRENT: ContextVar[ReadTrace | None] = ContextVar("gql_inventory_read_trace", default=None)
-
-
-def note_database_read() -> None:
-    """A read of the current request went to the database (no-op outside a trace)."""
-    trace = _CURRENT.get()
-    if trace is not None:
-        trace.database = True
+    def note_database_read(self) -> None:
+        """A read of this request went to the database."""
+        self.database = True
 
 
-@contextmanager
-def read_trace() -> Iterator[ReadTrace]:
-    """A fresh `ReadTrace` for the code run inside the block (and the tasks it starts)."""
-    trace = ReadTrace()
-    token = _CURRENT.set(trace)
-    try:
-        yield trace
-    finally:
-        _CURRENT.reset(token)
+def open_trace(scope: MutableMapping[str, Any]) -> ReadTrace:
+    """A fresh `ReadTrace` for the request of `scope`, stored in it under `SCOPE_KEY`."""
+    trace = scope[SCOPE_KEY] = ReadTrace()
+    return trace
+
+
+def trace_of(scope: MutableMapping[str, Any]) -> ReadTrace | None:
+    """The trace the response cache opened for this request's `scope` (None: not traced)."""
+    trace = scope.get(SCOPE_KEY)
+    return trace if isinstance(trace, ReadTrace) else None
