@@ -1,1 +1,1 @@
-"""The HTTP edge: body limits, pages the app serves (GraphiQL, /admin)."""
+"""The HTTP edge: connection timeouts and caps, body limits, pages the app serves."""

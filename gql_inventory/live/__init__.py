@@ -1,5 +1,5 @@
-"""Live events: the relay that positions committed movements, the per-process hub that
-fans them out to websocket subscribers, and the websocket edge that serves them.
+"""Live events: committed movements -> relay (positions) -> broadcast -> the per-process
+hub -> subscribers (the websocket edge that serves them is `gql_inventory.websocket`).
 
 The services need only `LiveEvents` (built with them, run by the app's lifespan)
 and the `Hub` type.
