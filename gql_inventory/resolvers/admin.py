@@ -1,4 +1,5 @@
-"""Admin mutations and queries: adjustStock, setStock, refundOrder, cancelOrder, stockMovements.
+"""Admin mutations and queries: adjustStock, setStock, moveStockState, refundOrder,
+cancelOrder, stockMovements.
 
 Their fields declare the `IsAdmin` permission (`schema.query`, `schema.mutation`):
 without an admin token, a FORBIDDEN GraphQL error before any of this runs.
@@ -24,6 +25,7 @@ from gql_inventory.schema.errors import BadRequest
 from gql_inventory.schema.inputs import (
     AdjustStockInput,
     CancelOrderInput,
+    MoveStockStateInput,
     RefundOrderInput,
     SetStockInput,
 )
@@ -34,7 +36,7 @@ from gql_inventory.schema.payloads import (
     RefundOrderPayload,
     user_errors,
 )
-from gql_inventory.stock import adjust
+from gql_inventory.stock import adjust, states
 from gql_inventory.stock.adjust import AdjustResult
 from gql_inventory.stock.levels import LineRequest
 from gql_inventory.stock.movements import movement_by_id, movement_page
@@ -90,6 +92,30 @@ async def set_stock(info: Info[Context, None], input: SetStockInput) -> AdjustSt
                 on_hand=input.on_hand,
                 reason=reason or adjust.AdjustmentReason.CYCLE_COUNT,
                 expected_on_hand=input.expected_on_hand,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
+            ),
+            actor=info.context.actor,
+        )
+    except DomainError as error:
+        return AdjustStockPayload(stock_level=None, movement=None, user_errors=user_errors(error))
+    return await _adjust_payload(info, result)
+
+
+async def move_stock_state(
+    info: Info[Context, None], input: MoveStockStateInput
+) -> AdjustStockPayload:
+    """Move on-hand units between states at a location (admin; ADR 0017)."""
+    try:
+        result = await run_in_transaction(
+            info.context.services,
+            lambda s: states.move_stock_state(
+                s,
+                sku=input.sku,
+                location_id=input.location_id,
+                quantity=input.quantity,
+                source=input.from_,
+                target=input.to,
+                reason=input.reason,
                 idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
             ),
             actor=info.context.actor,
