@@ -307,8 +307,14 @@ async def test_a_move_to_damaged_raises_a_low_stock_alert(
     alert = await tracker.apply(event)
     assert alert is not None
     assert alert.state is LowStockState.BACK_IN_STOCK
-    fresh = AlertTracker(engine)  # loaded from the ledger: counts the states too
-    await _move(gql, quantity=10, **{"from": "AVAILABLE", "to": "DAMAGED"})
+    await _move(gql, quantity=6, **{"from": "AVAILABLE", "to": "DAMAGED"})  # 4 left: LOW
+    [event] = await _positioned(engine)
+    assert await tracker.apply(event) is not None
+    fresh = AlertTracker(engine)  # loads the ledger's figures before the event: states count
+    await _move(gql, quantity=1, **{"from": "AVAILABLE", "to": "SAFETY_STOCK"})
+    [event] = await _positioned(engine)
+    assert await fresh.apply(event) is None  # 4 -> 3: still LOW, no new alert
+    await _move(gql, quantity=3, **{"from": "AVAILABLE", "to": "DAMAGED"})
     [event] = await _positioned(engine)
     alert = await fresh.apply(event)
     assert alert is not None
