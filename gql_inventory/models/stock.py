@@ -35,6 +35,7 @@ class MovementKind(enum.StrEnum):
     SALE = "SALE"
     RETURN = "RETURN"
     STATE_CHANGE = "STATE_CHANGE"
+    TRANSFER = "TRANSFER"
 
 
 class StockState(enum.StrEnum):

@@ -1,5 +1,5 @@
-"""Admin mutations and queries: adjustStock, setStock, moveStockState, refundOrder,
-cancelOrder, stockMovements.
+"""Admin mutations and queries: adjustStock, setStock, moveStockState, transferStock,
+refundOrder, cancelOrder, stockMovements.
 
 Their fields declare the `IsAdmin` permission (`schema.query`, `schema.mutation`):
 without an admin token, a FORBIDDEN GraphQL error before any of this runs.
@@ -28,15 +28,17 @@ from gql_inventory.schema.inputs import (
     MoveStockStateInput,
     RefundOrderInput,
     SetStockInput,
+    TransferStockInput,
 )
 from gql_inventory.schema.orders import StockMovementType
 from gql_inventory.schema.payloads import (
     AdjustStockPayload,
     CancelOrderPayload,
     RefundOrderPayload,
+    TransferStockPayload,
     user_errors,
 )
-from gql_inventory.stock import adjust, states
+from gql_inventory.stock import adjust, states, transfers
 from gql_inventory.stock.adjust import AdjustResult
 from gql_inventory.stock.levels import LineRequest
 from gql_inventory.stock.movements import movement_by_id, movement_page
@@ -123,6 +125,42 @@ async def move_stock_state(
     except DomainError as error:
         return AdjustStockPayload(stock_level=None, movement=None, user_errors=user_errors(error))
     return await _adjust_payload(info, result)
+
+
+async def transfer_stock(
+    info: Info[Context, None], input: TransferStockInput
+) -> TransferStockPayload:
+    """Move units between two locations in one transaction (admin)."""
+    try:
+        result = await run_in_transaction(
+            info.context.services,
+            lambda s: transfers.transfer_stock(
+                s,
+                sku=input.sku,
+                from_location_id=input.from_location_id,
+                to_location_id=input.to_location_id,
+                quantity=input.quantity,
+                reason=input.reason,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
+            ),
+            actor=info.context.actor,
+        )
+    except DomainError as error:
+        return TransferStockPayload(
+            from_=None, to=None, movements=[], user_errors=user_errors(error)
+        )
+    movements = []
+    async with info.context.engine.connect() as conn:
+        for movement_id in result.movement_ids:
+            entry = await movement_by_id(conn, movement_id)
+            if entry is not None:
+                movements.append(StockMovementType.build(entry.movement, entry.sku))
+    return TransferStockPayload(
+        from_=await level_payload(info, result.from_level_id),
+        to=await level_payload(info, result.to_level_id),
+        movements=movements,
+        user_errors=[],
+    )
 
 
 async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> RefundOrderPayload:

@@ -66,6 +66,8 @@ describe_enum(
         "SALE": "A payment succeeded: onHand -n and reserved -n.",
         "RETURN": "A refund or cancellation of a paid order with restock: onHand +n at the "
         "location the units were sold from.",
+        "TRANSFER": "Units moved between two locations (transferStock): two rows with one "
+        "reference (transfer:<id>), onHand -n at the source and +n at the destination.",
         "STATE_CHANGE": "Units moved between states at one location (moveStockState): onHand "
         "and reserved unchanged; fromState and toState say which, available changes when one "
         "of them is AVAILABLE.",

@@ -179,6 +179,28 @@ class MoveStockStateInput:
     idempotency_key: str | None = strawberry.field(default=None, description=_ADMIN_IDEMPOTENCY_KEY)
 
 
+@strawberry.input(
+    description="Admin: move units between two locations in one transaction (transferStock)."
+)
+class TransferStockInput:
+    """Admin: move `quantity` available units of a SKU from one location to another."""
+
+    sku: str = strawberry.field(description="The variant's SKU.")
+    from_location_id: strawberry.ID = strawberry.field(
+        description="Location.id the units leave; they must be available there (onHand - "
+        "reserved - unavailable)."
+    )
+    to_location_id: strawberry.ID = strawberry.field(
+        description="Location.id the units arrive at; not fromLocationId. Its level is "
+        "created when the SKU has none there."
+    )
+    quantity: int = strawberry.field(description="Units to move, 1 to 1000000.")
+    reason: str | None = strawberry.field(
+        default=None, description="Free text kept in both movements' reason."
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description=_ADMIN_IDEMPOTENCY_KEY)
+
+
 @strawberry.input(description="Admin: refund units of a PAID or PARTIALLY_REFUNDED order.")
 class RefundOrderInput:
     """Admin: refund lines (null: everything not yet refunded), restocking by default."""

@@ -15,6 +15,7 @@ from gql_inventory.schema.payloads import (
     RefundOrderPayload,
     ReleaseReservationPayload,
     ReserveStockPayload,
+    TransferStockPayload,
 )
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error and "
@@ -162,4 +163,18 @@ class Mutation:
             "IDEMPOTENCY_CONFLICT.",
         ),
         input="The SKU, location, quantity and the two states.",
+    )
+    transfer_stock: TransferStockPayload = with_arguments(
+        strawberry.field(
+            resolver=admin.transfer_stock,
+            extensions=admin_only(),
+            description=_ADMIN + "Move units of one SKU between two locations in one "
+            "transaction: two TRANSFER ledger rows sharing one reference (transfer:<id>), "
+            "onHand -n at the source and +n at the destination (its level created if "
+            "missing). Both levels are locked in id order. Only available units move "
+            "(onHand - reserved - unavailable at the source). userErrors: INVALID_INPUT "
+            "(quantity below 1, the same location twice), UNKNOWN_SKU, UNKNOWN_LOCATION, "
+            "INSUFFICIENT_STOCK (`available` at the source), IDEMPOTENCY_CONFLICT.",
+        ),
+        input="The SKU, both locations and the quantity.",
     )

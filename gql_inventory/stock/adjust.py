@@ -74,9 +74,11 @@ class AdminLevel:
     location: str
 
 
-async def level_for(session: AsyncSession, sku: str, location_id: str | None) -> AdminLevel:
+async def level_for(
+    session: AsyncSession, sku: str, location_id: str | None, *, field: str = "location_id"
+) -> AdminLevel:
     """The level of `sku` at a location (None: the default one), created at zero if missing.
-    Raises `UnknownSku`, `UnknownLocation`."""
+    Raises `UnknownSku`, `UnknownLocation` (naming the input `field`)."""
     variant_id = (await session.execute(select(Variant.id).where(Variant.sku == sku))).scalar()
     if variant_id is None:
         raise UnknownSku(sku, field=in_input("sku"))
@@ -84,7 +86,7 @@ async def level_for(session: AsyncSession, sku: str, location_id: str | None) ->
     if location_id is None:
         loc = (await session.execute(columns.where(Location.is_default.is_(True)))).first()
         if loc is None:
-            raise UnknownLocation("no default location", field=in_input("location_id"))
+            raise UnknownLocation("no default location", field=in_input(field))
     else:
         loc = (
             (await session.execute(columns.where(Location.id == int(location_id)))).first()
@@ -92,9 +94,7 @@ async def level_for(session: AsyncSession, sku: str, location_id: str | None) ->
             else None
         )
         if loc is None:
-            raise UnknownLocation(
-                f"unknown location {location_id!r}", field=in_input("location_id")
-            )
+            raise UnknownLocation(f"unknown location {location_id!r}", field=in_input(field))
     level_id = await ensure_level(session, variant_id=int(variant_id), location_id=int(loc.id))
     return AdminLevel(id=level_id, location_id=int(loc.id), location=str(loc.name))
 

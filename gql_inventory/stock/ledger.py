@@ -245,6 +245,7 @@ async def lock_levels_held_by(session: AsyncSession, reservation_ids: Sequence[u
 _LOCK_LEVEL_IDS = text(
     """
     SELECT l.id, l.on_hand, l.reserved,
+           l.damaged + l.quality_control + l.safety_stock AS unavailable,
            EXISTS (SELECT 1 FROM stock_movements m WHERE m.stock_level_id = l.id) AS has_movements
       FROM stock_levels l
      WHERE l.id = ANY(:ids)
@@ -256,7 +257,7 @@ _LOCK_LEVEL_IDS = text(
 
 async def lock_level_ids(session: AsyncSession, level_ids: Iterable[int]) -> list[Row[Any]]:
     """Lock these levels for a change in ascending id order; rows ``(id, on_hand, reserved,
-    has_movements)`` (whether the level has any ledger row yet)."""
+    unavailable, has_movements)`` (whether the level has any ledger row yet)."""
     ids = sorted(set(level_ids))
     if not ids:
         return []
