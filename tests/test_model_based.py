@@ -1,7 +1,7 @@
 """Model-based test of the stock domain: random operation sequences, PostgreSQL vs a plain model.
 
 Hypothesis drives reserve / updateReservation / release / checkout / payment outcomes /
-cancel / expiry / adjust / set / refund against the real database and against an
+cancel / expiry / adjust / set / refund / moveStockState against the real database and against an
 in-memory model of the documented rules (DESIGN.md "Stock model" and "Lifecycle";
 allocation as in `stock.allocate`, release order as in `update_reservation`, returns to
 the levels sold from, late payments as in `payment_outcomes.payment_succeeded`). After
@@ -44,9 +44,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gql_inventory.domain.errors import DomainError, DomainErrors
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.kit.db import create_engine, make_sessionmaker
+from gql_inventory.models import StockState
 from gql_inventory.orders import checkout, orders, payment_outcomes, refunds
 from gql_inventory.payments.offline import OfflinePaymentProvider
 from gql_inventory.stock import adjust, expiry, reservations
+from gql_inventory.stock import states as stock_states
 from gql_inventory.stock.invariants import find_violations
 from gql_inventory.stock.levels import LineRequest
 from gql_inventory.stock.reservations import ReservationLimits
@@ -58,6 +60,15 @@ T = TypeVar("T")
 SKUS = ("TEE", "MUG", "CAP")
 PRICES = {"TEE": 1500, "MUG": 999, "CAP": 2500}
 LOCATIONS = ("North", "South")
+UNAVAILABLE = (StockState.DAMAGED, StockState.QUALITY_CONTROL, StockState.SAFETY_STOCK)
+STATE_MOVES = [
+    (StockState.AVAILABLE, StockState.DAMAGED),
+    (StockState.DAMAGED, StockState.AVAILABLE),
+    (StockState.AVAILABLE, StockState.SAFETY_STOCK),
+    (StockState.SAFETY_STOCK, StockState.AVAILABLE),
+    (StockState.DAMAGED, StockState.QUALITY_CONTROL),
+    (StockState.QUALITY_CONTROL, StockState.AVAILABLE),
+]
 LIMITS = ReservationLimits()
 PROVIDER = OfflinePaymentProvider()
 PAYMENT_WINDOW_SECONDS = 900  # checkout holds the stock at least this long
@@ -88,10 +99,16 @@ class MLevel:
     id: int
     on_hand: int = 0
     reserved: int = 0
+    #: units in DAMAGED, QUALITY_CONTROL, SAFETY_STOCK (ADR 0017)
+    states: dict[StockState, int] = field(default_factory=lambda: dict.fromkeys(UNAVAILABLE, 0))
+
+    @property
+    def unavailable(self) -> int:
+        return sum(self.states.values())
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.reserved
+        return self.on_hand - self.reserved - self.unavailable
 
 
 @dataclass
@@ -136,7 +153,8 @@ class Model:
         level = self.levels.setdefault(key, MLevel(id=-1))
         level.on_hand += on_hand
         level.reserved += reserved
-        assert 0 <= level.reserved <= level.on_hand, f"the model broke a CHECK on {key}"
+        assert level.reserved >= 0, f"the model broke a CHECK on {key}"
+        assert level.reserved + level.unavailable <= level.on_hand, f"a CHECK broke on {key}"
         self.moves.append((kind, key, on_hand, reserved))
 
     # -- allocation
@@ -393,19 +411,35 @@ class Model:
 
     def adjust(self, key: LevelKey, delta: int, reason: adjust.AdjustmentReason) -> None:
         level = self.levels.get(key, MLevel(id=-1))
-        if level.on_hand + delta < level.reserved:
+        if level.on_hand + delta < level.reserved + level.unavailable:
             raise Refused(("INSUFFICIENT_STOCK", key[0]))
         kind = {"RECEIVED": "RECEIPT", "CYCLE_COUNT": "COUNT"}.get(reason.value, "ADJUSTMENT")
         self.move(kind, key, on_hand=delta)
 
     def set(self, key: LevelKey, on_hand: int) -> None:
         level = self.levels.get(key, MLevel(id=-1))
-        if on_hand < level.reserved:
+        if on_hand < level.reserved + level.unavailable:
             raise Refused(("INSUFFICIENT_STOCK", key[0]))
         if on_hand == level.on_hand:  # a count that changes nothing writes no row
             self.levels.setdefault(key, level)
         else:
             self.move("COUNT", key, on_hand=on_hand - level.on_hand)
+
+    def move_state(
+        self, key: LevelKey, quantity: int, source: StockState, target: StockState
+    ) -> None:
+        """moveStockState: the source state (AVAILABLE: the available units) must hold
+        `quantity`; one STATE_CHANGE row, on hand and reserved unchanged."""
+        level = self.levels.get(key, MLevel(id=-1))
+        held = level.available if source is StockState.AVAILABLE else level.states[source]
+        if held < quantity:
+            raise Refused(("INSUFFICIENT_STOCK", key[0]))
+        level = self.levels.setdefault(key, level)
+        if source is not StockState.AVAILABLE:
+            level.states[source] -= quantity
+        if target is not StockState.AVAILABLE:
+            level.states[target] += quantity
+        self.moves.append(("STATE_CHANGE", key, 0, 0))
 
 
 # ---------------------------------------------------------------- the database side
@@ -419,6 +453,7 @@ def _errors(exc: DomainError) -> Errors:
 @dataclass
 class Snapshot:
     levels: dict[LevelKey, tuple[int, int]]
+    states: dict[LevelKey, tuple[int, int, int]]
     level_ids: dict[LevelKey, int]
     reservations: dict[uuid.UUID, str]
     orders: dict[uuid.UUID, tuple[str, int]]
@@ -431,7 +466,8 @@ class Snapshot:
 
 _LEVELS = text(
     """
-    SELECT v.sku, l.name, sl.id, sl.on_hand, sl.reserved
+    SELECT v.sku, l.name, sl.id, sl.on_hand, sl.reserved, sl.damaged, sl.quality_control,
+           sl.safety_stock
       FROM stock_levels sl
       JOIN variants v ON v.id = sl.variant_id
       JOIN locations l ON l.id = sl.location_id
@@ -485,6 +521,7 @@ async def snapshot(session: AsyncSession, after: int) -> Snapshot:
         )
     return Snapshot(
         levels={(r.sku, r.name): (r.on_hand, r.reserved) for r in levels},
+        states={(r.sku, r.name): (r.damaged, r.quality_control, r.safety_stock) for r in levels},
         level_ids={(r.sku, r.name): r.id for r in levels},
         moves=[(r.kind, (r.sku, r.name), r.on_hand_delta, r.reserved_delta) for r in moves],
         last_movement_id=max((r.id for r in moves), default=after),
@@ -889,6 +926,35 @@ class StockMachine(RuleBasedStateMachine):
             self.expect("set", errors, lambda: self.model.set((sku, location), figure))
         self.refresh_level_ids()
 
+    @rule(
+        sku=skus,
+        location=locations,
+        quantity=st.sampled_from([1, 2, 3, 5]),
+        states=st.sampled_from(STATE_MOVES),
+    )
+    def move_state(
+        self, sku: str, location: str, quantity: int, states: tuple[StockState, StockState]
+    ) -> None:
+        """moveStockState between AVAILABLE and a state, or between two states."""
+        loc = str(self.model.location_ids[location])
+        source, target = states
+        _, errors = self.attempt(
+            lambda s: stock_states.move_stock_state(
+                UnitOfWork(s, actor="system"),
+                sku=sku,
+                location_id=loc,
+                quantity=quantity,
+                source=source,
+                target=target,
+            )
+        )
+        self.expect(
+            "move_state",
+            errors,
+            lambda: self.model.move_state((sku, location), quantity, source, target),
+        )
+        self.refresh_level_ids()
+
     # -- after every step
 
     @invariant()
@@ -900,6 +966,9 @@ class StockMachine(RuleBasedStateMachine):
         assert sorted(snap.moves) == sorted(model.moves), "ledger rows of the last step"
         model.moves.clear()
         assert snap.levels == {k: (lv.on_hand, lv.reserved) for k, lv in model.levels.items()}
+        assert snap.states == {
+            k: tuple(lv.states[s] for s in UNAVAILABLE) for k, lv in model.levels.items()
+        }
         assert snap.reservations == {rid: r.status for rid, r in model.reservations.items()}
         assert snap.orders == {oid: (o.status, o.total) for oid, o in model.orders.items()}
         assert snap.order_lines == {

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.kit.csvcells import guard_cell
 from gql_inventory.models import Location, StockLevel, Variant
+from gql_inventory.stock.levels import available_units
 
 __all__ = ["EXPORT_HEADER", "export_stock_csv"]
 
@@ -19,9 +20,9 @@ EXPORT_HEADER = ("sku", "location", "on_hand", "reserved", "available")
 async def export_stock_csv(session: AsyncSession, out: TextIO) -> int:
     """Write every stock level to `out` as CSV; return the number of data rows.
 
-    Header ``sku,location,on_hand,reserved,available`` (units; available =
-    on_hand - reserved), then one row per level ordered by SKU, then location
-    name. Lines end with ``\\n``; open a file with ``newline=""`` to keep them so.
+    Header ``sku,location,on_hand,reserved,available`` (units; available = on_hand -
+    reserved - unavailable, ADR 0017), then one row per level ordered by SKU, then
+    location name. Lines end with ``\\n``; open a file with ``newline=""`` to keep them so.
     A SKU or location name that starts like a spreadsheet formula is written with a
     quote in front (`kit.csvcells.guard_cell`).
     Reads in one statement (a consistent snapshot) and streams the rows.
@@ -34,7 +35,7 @@ async def export_stock_csv(session: AsyncSession, out: TextIO) -> int:
             Location.name,
             StockLevel.on_hand,
             StockLevel.reserved,
-            (StockLevel.on_hand - StockLevel.reserved).label("available"),
+            available_units().label("available"),
         )
         .join(Variant, Variant.id == StockLevel.variant_id)
         .join(Location, Location.id == StockLevel.location_id)

@@ -148,8 +148,8 @@ class ShortAcrossLocations(InsufficientStock):
 class RemovalExceedsAvailable(InsufficientStock):
     """adjustStock would remove more than one location's on hand minus reserved.
 
-    `requested` is the units to remove, `available` is `on_hand - reserved` at
-    the location `location` (name) with id `location_id`.
+    `requested` is the units to remove, `available` is `on_hand - reserved -
+    unavailable` at the location `location` (name) with id `location_id` (ADR 0017).
     """
 
     def __init__(
@@ -161,16 +161,19 @@ class RemovalExceedsAvailable(InsufficientStock):
         remove: int,
         on_hand: int,
         reserved: int,
+        unavailable: int = 0,
         field: FieldPath | None = None,
     ) -> None:
+        held = f", {unavailable} unavailable" if unavailable else ""
         super().__init__(
             f"cannot remove {remove} of {sku!r} at {location}: {on_hand} on hand, "
-            f"{reserved} reserved ({on_hand - reserved} available)",
+            f"{reserved} reserved{held} ({on_hand - reserved - unavailable} available)",
             sku=sku,
             requested=remove,
-            available=on_hand - reserved,
+            available=on_hand - reserved - unavailable,
             field=field,
         )
+        self.unavailable = unavailable
         self.location_id = location_id
         self.location = location
         self.on_hand = on_hand
@@ -178,7 +181,8 @@ class RemovalExceedsAvailable(InsufficientStock):
 
 
 class OnHandBelowReserved(InsufficientStock):
-    """setStock would put one location's on hand below the units reserved there.
+    """setStock would put one location's on hand below the units reserved there plus its
+    unavailable units (ADR 0017); `reserved` counts both.
 
     `requested` is the units the count would remove (`on_hand_before - on_hand`),
     `available` the units that could go (`on_hand_before - reserved`).
@@ -206,6 +210,35 @@ class OnHandBelowReserved(InsufficientStock):
         self.location = location
         self.on_hand = on_hand
         self.reserved = reserved
+
+
+class StateShort(InsufficientStock):
+    """moveStockState asks for more units than the source state holds at one location.
+
+    `requested` is the units to move, `available` the units in state `state` there
+    (for AVAILABLE: `on_hand - reserved - unavailable`), ADR 0017.
+    """
+
+    def __init__(
+        self,
+        *,
+        sku: str,
+        location: str,
+        state: str,
+        requested: int,
+        available: int,
+        field: FieldPath | None = None,
+    ) -> None:
+        super().__init__(
+            f"cannot move {requested} of {sku!r} out of {state} at {location}: "
+            f"only {available} there",
+            sku=sku,
+            requested=requested,
+            available=available,
+            field=field,
+        )
+        self.location = location
+        self.state = state
 
 
 class ReservationNotFound(DomainError):

@@ -50,7 +50,7 @@ class LocationRow:
 
 @dataclass(frozen=True, slots=True)
 class LevelRow:
-    """A stock level's figures (units)."""
+    """A stock level's figures (units); the states are on hand but not for sale (ADR 0017)."""
 
     id: int
     variant_id: int
@@ -58,11 +58,19 @@ class LevelRow:
     on_hand: int
     reserved: int
     version: int
+    damaged: int = 0
+    quality_control: int = 0
+    safety_stock: int = 0
+
+    @property
+    def unavailable(self) -> int:
+        """`damaged + quality_control + safety_stock`."""
+        return self.damaged + self.quality_control + self.safety_stock
 
     @property
     def available(self) -> int:
-        """`on_hand - reserved`."""
-        return self.on_hand - self.reserved
+        """`on_hand - reserved - unavailable`."""
+        return self.on_hand - self.reserved - self.unavailable
 
 
 PRODUCT_COLUMNS = (Product.id, Product.handle, Product.title)
@@ -84,6 +92,9 @@ LEVEL_COLUMNS = (
     StockLevel.on_hand,
     StockLevel.reserved,
     StockLevel.version,
+    StockLevel.damaged,
+    StockLevel.quality_control,
+    StockLevel.safety_stock,
 )
 
 
@@ -122,6 +133,9 @@ def level_row(m: Any) -> LevelRow:
         on_hand=m["on_hand"],
         reserved=m["reserved"],
         version=m["version"],
+        damaged=m["damaged"],
+        quality_control=m["quality_control"],
+        safety_stock=m["safety_stock"],
     )
 
 

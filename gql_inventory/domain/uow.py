@@ -34,6 +34,14 @@ def admin_actor(name: str) -> str:
     return f"{ADMIN_PREFIX}{name}"
 
 
+#: The `stock_movements` columns `AppliedMovement.from_row` reads (every ledger write
+#: returns them).
+MOVEMENT_COLUMNS = """id, stock_level_id, variant_id, location_id, kind, on_hand_delta,
+    reserved_delta, on_hand_after, reserved_after, damaged_after, quality_control_after,
+    safety_stock_after, from_state, to_state, quantity, version, reason, reference, actor,
+    txid, occurred_at"""
+
+
 @dataclass(frozen=True, slots=True)
 class AppliedMovement:
     """A ledger row as written: the deltas and the level's figures after the change."""
@@ -53,6 +61,19 @@ class AppliedMovement:
     actor: str
     txid: int
     occurred_at: datetime
+    #: The level's unavailable states after the change (ADR 0017).
+    damaged_after: int = 0
+    quality_control_after: int = 0
+    safety_stock_after: int = 0
+    #: STATE_CHANGE only: the states moved between and the units moved.
+    from_state: str | None = None
+    to_state: str | None = None
+    quantity: int | None = None
+
+    @property
+    def unavailable_after(self) -> int:
+        """damaged + quality control + safety stock after the change."""
+        return self.damaged_after + self.quality_control_after + self.safety_stock_after
 
     @classmethod
     def from_row(cls, row: Any) -> AppliedMovement:
@@ -74,6 +95,12 @@ class AppliedMovement:
             actor=m["actor"],
             txid=m["txid"],
             occurred_at=m["occurred_at"],
+            damaged_after=m["damaged_after"],
+            quality_control_after=m["quality_control_after"],
+            safety_stock_after=m["safety_stock_after"],
+            from_state=m["from_state"],
+            to_state=m["to_state"],
+            quantity=m["quantity"],
         )
 
 

@@ -49,11 +49,20 @@ class StockEvent:
     reserved: int
     version: int
     occurred_at: datetime
+    #: The level's unavailable states after the change (ADR 0017).
+    damaged: int = 0
+    quality_control: int = 0
+    safety_stock: int = 0
+
+    @property
+    def unavailable(self) -> int:
+        """`damaged + quality_control + safety_stock` after the change."""
+        return self.damaged + self.quality_control + self.safety_stock
 
     @property
     def available(self) -> int:
-        """`on_hand - reserved` after the change."""
-        return self.on_hand - self.reserved
+        """`on_hand - reserved - unavailable` after the change."""
+        return self.on_hand - self.reserved - self.unavailable
 
     @property
     def cursor(self) -> str:
@@ -78,6 +87,9 @@ class StockEvent:
             reserved=m["reserved_after"],
             version=m["version"],
             occurred_at=m["occurred_at"],
+            damaged=m["damaged_after"],
+            quality_control=m["quality_control_after"],
+            safety_stock=m["safety_stock_after"],
         )
 
     def to_wire(self) -> list[Any]:
@@ -96,12 +108,16 @@ class StockEvent:
             self.reserved,
             self.version,
             self.occurred_at.isoformat(),
+            self.damaged,
+            self.quality_control,
+            self.safety_stock,
         ]
 
     @classmethod
     def from_wire(cls, item: Sequence[Any]) -> StockEvent:
         """Inverse of `to_wire`."""
-        (pos, mid, level, variant, sku, loc, kind, ohd, rd, oh, r, version, at) = item
+        (pos, mid, level, variant, sku, loc, kind, ohd, rd, oh, r, version, at, *states) = item
+        damaged, quality_control, safety_stock = (int(n) for n in states) if states else (0, 0, 0)
         return cls(
             position=int(pos),
             movement_id=int(mid),
@@ -116,6 +132,9 @@ class StockEvent:
             reserved=int(r),
             version=int(version),
             occurred_at=datetime.fromisoformat(str(at)),
+            damaged=damaged,
+            quality_control=quality_control,
+            safety_stock=safety_stock,
         )
 
 

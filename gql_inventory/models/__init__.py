@@ -18,9 +18,16 @@ from gql_inventory.models.orders import (
     ReservationStatus,
     WebhookEvent,
 )
-from gql_inventory.models.stock import MovementKind, StockLevel, StockMovement
+from gql_inventory.models.stock import (
+    STATE_COLUMNS,
+    MovementKind,
+    StockLevel,
+    StockMovement,
+    StockState,
+)
 
 __all__ = [
+    "STATE_COLUMNS",
     "Base",
     "IdempotencyRecord",
     "Location",
@@ -40,6 +47,7 @@ __all__ = [
     "ReservationStatus",
     "StockLevel",
     "StockMovement",
+    "StockState",
     "Variant",
     "WebhookEvent",
 ]

@@ -34,12 +34,37 @@ class MovementKind(enum.StrEnum):
     EXPIRY = "EXPIRY"
     SALE = "SALE"
     RETURN = "RETURN"
+    STATE_CHANGE = "STATE_CHANGE"
+    TRANSFER = "TRANSFER"
+
+
+class StockState(enum.StrEnum):
+    """Which state on-hand units are in: sellable (AVAILABLE) or held back from sale
+    (docs/adr/0017-stock-states.md)."""
+
+    AVAILABLE = "AVAILABLE"
+    DAMAGED = "DAMAGED"
+    QUALITY_CONTROL = "QUALITY_CONTROL"
+    SAFETY_STOCK = "SAFETY_STOCK"
+
+
+#: The `stock_levels` column holding each unavailable state's units.
+STATE_COLUMNS: dict[StockState, str] = {
+    StockState.DAMAGED: "damaged",
+    StockState.QUALITY_CONTROL: "quality_control",
+    StockState.SAFETY_STOCK: "safety_stock",
+}
+
+#: Reserved and unavailable units together stay within on hand (ADR 0017).
+HELD_WITHIN_ON_HAND = "reserved + damaged + quality_control + safety_stock <= on_hand"
+_STATE_NAMES = ", ".join(f"'{s.value}'" for s in StockState)
 
 
 class StockLevel(Base):
     """Units of one variant at one location.
 
-    `available` is derived (``on_hand - reserved``). CHECK constraints make
+    `available` is derived (``on_hand - reserved - unavailable``, where unavailable is
+    ``damaged + quality_control + safety_stock``). CHECK constraints make
     overselling impossible whatever the code does. `version` grows by one with
     every change, so a client can notice a missed event.
     """
@@ -49,7 +74,10 @@ class StockLevel(Base):
         UniqueConstraint("variant_id", "location_id", name="uq_stock_levels_variant_location"),
         CheckConstraint("on_hand >= 0", name="on_hand_non_negative"),
         CheckConstraint("reserved >= 0", name="reserved_non_negative"),
-        CheckConstraint("reserved <= on_hand", name="reserved_within_on_hand"),
+        CheckConstraint("damaged >= 0", name="damaged_non_negative"),
+        CheckConstraint("quality_control >= 0", name="quality_control_non_negative"),
+        CheckConstraint("safety_stock >= 0", name="safety_stock_non_negative"),
+        CheckConstraint(HELD_WITHIN_ON_HAND, name="held_within_on_hand"),
         Index("ix_stock_levels_location_id", "location_id"),
     )
 
@@ -58,6 +86,9 @@ class StockLevel(Base):
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
     on_hand: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     reserved: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    damaged: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    quality_control: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    safety_stock: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -87,6 +118,11 @@ class StockMovement(Base):
         Index("ix_stock_movements_unpositioned", "id", postgresql_where=text("position IS NULL")),
         Index("ix_stock_movements_variant_id_position", "variant_id", "position"),
         CheckConstraint(ACTOR_CHECK, name="actor_known"),
+        CheckConstraint(
+            f"(from_state IS NULL OR from_state IN ({_STATE_NAMES}))"
+            f" AND (to_state IS NULL OR to_state IN ({_STATE_NAMES}))",
+            name="states_known",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -100,6 +136,14 @@ class StockMovement(Base):
     reserved_delta: Mapped[int] = mapped_column(Integer)
     on_hand_after: Mapped[int] = mapped_column(Integer)
     reserved_after: Mapped[int] = mapped_column(Integer)
+    #: The level's unavailable states after the change (0 before migration 0007).
+    damaged_after: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    quality_control_after: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    safety_stock_after: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: STATE_CHANGE only: the states moved between and the units moved (else NULL).
+    from_state: Mapped[str | None] = mapped_column(Text, nullable=True)
+    to_state: Mapped[str | None] = mapped_column(Text, nullable=True)
+    quantity: Mapped[int | None] = mapped_column(Integer, nullable=True)
     version: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str | None] = mapped_column(Text)
     reference: Mapped[str | None] = mapped_column(Text)

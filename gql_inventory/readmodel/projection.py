@@ -49,6 +49,9 @@ class StockProjection:
         on_hand: int,
         reserved: int,
         version: int,
+        damaged: int = 0,
+        quality_control: int = 0,
+        safety_stock: int = 0,
     ) -> bool:
         """Take the level's figures at `version` unless a version as new is held.
 
@@ -59,11 +62,27 @@ class StockProjection:
             if version <= held.version:
                 return False
             self._levels[level_id] = LevelRow(
-                level_id, held.variant_id, held.location_id, on_hand, reserved, version
+                level_id,
+                held.variant_id,
+                held.location_id,
+                on_hand,
+                reserved,
+                version,
+                damaged,
+                quality_control,
+                safety_stock,
             )
             return True
         self._levels[level_id] = LevelRow(
-            level_id, variant_id, location_id, on_hand, reserved, version
+            level_id,
+            variant_id,
+            location_id,
+            on_hand,
+            reserved,
+            version,
+            damaged,
+            quality_control,
+            safety_stock,
         )
         ids = self._by_variant.setdefault(variant_id, [])
         ids.append(level_id)
@@ -76,7 +95,15 @@ class StockProjection:
         taken = 0
         for row in rows:
             if self.apply(
-                row.id, row.variant_id, row.location_id, row.on_hand, row.reserved, row.version
+                row.id,
+                row.variant_id,
+                row.location_id,
+                row.on_hand,
+                row.reserved,
+                row.version,
+                row.damaged,
+                row.quality_control,
+                row.safety_stock,
             ):
                 taken += 1
         return taken

@@ -42,7 +42,7 @@ log = get_logger(__name__)
 
 #: What one movement says of its level: (level id, variant id, location id, on hand,
 #: reserved, version), as `StockProjection.apply` takes them.
-_Figures = tuple[int, int, int, int, int, int]
+_Figures = tuple[int, int, int, int, int, int, int, int, int]
 
 
 class ReadModel:
@@ -117,6 +117,9 @@ class ReadModel:
                 event.on_hand,
                 event.reserved,
                 event.version,
+                event.damaged,
+                event.quality_control,
+                event.safety_stock,
             )
         )
 
@@ -131,6 +134,9 @@ class ReadModel:
                     m.on_hand_after,
                     m.reserved_after,
                     m.version,
+                    m.damaged_after,
+                    m.quality_control_after,
+                    m.safety_stock_after,
                 )
             )
 

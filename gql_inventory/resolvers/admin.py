@@ -1,4 +1,5 @@
-"""Admin mutations and queries: adjustStock, setStock, refundOrder, cancelOrder, stockMovements.
+"""Admin mutations and queries: adjustStock, setStock, moveStockState, transferStock,
+refundOrder, cancelOrder, stockMovements.
 
 Their fields declare the `IsAdmin` permission (`schema.query`, `schema.mutation`):
 without an admin token, a FORBIDDEN GraphQL error before any of this runs.
@@ -24,17 +25,20 @@ from gql_inventory.schema.errors import BadRequest
 from gql_inventory.schema.inputs import (
     AdjustStockInput,
     CancelOrderInput,
+    MoveStockStateInput,
     RefundOrderInput,
     SetStockInput,
+    TransferStockInput,
 )
 from gql_inventory.schema.orders import StockMovementType
 from gql_inventory.schema.payloads import (
     AdjustStockPayload,
     CancelOrderPayload,
     RefundOrderPayload,
+    TransferStockPayload,
     user_errors,
 )
-from gql_inventory.stock import adjust
+from gql_inventory.stock import adjust, states, transfers
 from gql_inventory.stock.adjust import AdjustResult
 from gql_inventory.stock.levels import LineRequest
 from gql_inventory.stock.movements import movement_by_id, movement_page
@@ -97,6 +101,66 @@ async def set_stock(info: Info[Context, None], input: SetStockInput) -> AdjustSt
     except DomainError as error:
         return AdjustStockPayload(stock_level=None, movement=None, user_errors=user_errors(error))
     return await _adjust_payload(info, result)
+
+
+async def move_stock_state(
+    info: Info[Context, None], input: MoveStockStateInput
+) -> AdjustStockPayload:
+    """Move on-hand units between states at a location (admin; ADR 0017)."""
+    try:
+        result = await run_in_transaction(
+            info.context.services,
+            lambda s: states.move_stock_state(
+                s,
+                sku=input.sku,
+                location_id=input.location_id,
+                quantity=input.quantity,
+                source=input.from_,
+                target=input.to,
+                reason=input.reason,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
+            ),
+            actor=info.context.actor,
+        )
+    except DomainError as error:
+        return AdjustStockPayload(stock_level=None, movement=None, user_errors=user_errors(error))
+    return await _adjust_payload(info, result)
+
+
+async def transfer_stock(
+    info: Info[Context, None], input: TransferStockInput
+) -> TransferStockPayload:
+    """Move units between two locations in one transaction (admin)."""
+    try:
+        result = await run_in_transaction(
+            info.context.services,
+            lambda s: transfers.transfer_stock(
+                s,
+                sku=input.sku,
+                from_location_id=input.from_location_id,
+                to_location_id=input.to_location_id,
+                quantity=input.quantity,
+                reason=input.reason,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
+            ),
+            actor=info.context.actor,
+        )
+    except DomainError as error:
+        return TransferStockPayload(
+            from_=None, to=None, movements=[], user_errors=user_errors(error)
+        )
+    movements = []
+    async with info.context.engine.connect() as conn:
+        for movement_id in result.movement_ids:
+            entry = await movement_by_id(conn, movement_id)
+            if entry is not None:
+                movements.append(StockMovementType.build(entry.movement, entry.sku))
+    return TransferStockPayload(
+        from_=await level_payload(info, result.from_level_id),
+        to=await level_payload(info, result.to_level_id),
+        movements=movements,
+        user_errors=[],
+    )
 
 
 async def refund_order(info: Info[Context, None], input: RefundOrderInput) -> RefundOrderPayload:

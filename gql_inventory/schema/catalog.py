@@ -66,8 +66,16 @@ class StockLevelType:
         description="Units held here by ACTIVE reservations (carts and unpaid orders)."
     )
     available: int = strawberry.field(
-        description="onHand - reserved: what a new reservation may take from here."
+        description="onHand - reserved - unavailable: what a new reservation may take from here."
     )
+    unavailable: int = strawberry.field(
+        description="damaged + qualityControl + safetyStock: on hand here, never reserved or sold."
+    )
+    damaged: int = strawberry.field(description="Units on hand here in state DAMAGED.")
+    quality_control: int = strawberry.field(
+        description="Units on hand here in state QUALITY_CONTROL."
+    )
+    safety_stock: int = strawberry.field(description="Units on hand here in state SAFETY_STOCK.")
     version: int = strawberry.field(
         description="Grows by one with each change to this level (each StockMovement)."
     )
@@ -85,6 +93,10 @@ class StockLevelType:
             on_hand=row.on_hand,
             reserved=row.reserved,
             available=row.available,
+            unavailable=row.unavailable,
+            damaged=row.damaged,
+            quality_control=row.quality_control,
+            safety_stock=row.safety_stock,
             version=row.version,
             location_id=row.location_id,
         )
@@ -184,12 +196,20 @@ class VariantType:
         return sum(level.reserved for level in await self._levels(info))
 
     @described_field(
-        "onHand - reserved, summed over locations: what reserveStock may take "
+        "onHand - reserved - unavailable, summed over locations: what reserveStock may take "
         "(it splits across locations by priority)."
     )
     async def available(self, info: Info[Context, None]) -> int:
-        """Summed over locations: onHand - reserved."""
+        """Summed over locations: onHand - reserved - unavailable."""
         return sum(level.available for level in await self._levels(info))
+
+    @described_field(
+        "Units on hand but not for sale (damaged + qualityControl + safetyStock), summed "
+        "over locations."
+    )
+    async def unavailable(self, info: Info[Context, None]) -> int:
+        """Summed over locations: damaged + quality control + safety stock."""
+        return sum(level.unavailable for level in await self._levels(info))
 
     @described_field(
         "available <= lowStockThreshold, when lowStockThreshold is above 0 (0 turns "

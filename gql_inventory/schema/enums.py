@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from gql_inventory.models import MovementKind, OrderStatus, ReservationStatus
+from gql_inventory.models import MovementKind, OrderStatus, ReservationStatus, StockState
 from gql_inventory.schema.docs import describe_enum
 from gql_inventory.stock.adjust import AdjustmentReason
 
@@ -14,6 +14,7 @@ __all__ = [
     "MovementKind",
     "OrderStatus",
     "ReservationStatus",
+    "StockState",
     "UserErrorCode",
 ]
 
@@ -65,6 +66,22 @@ describe_enum(
         "SALE": "A payment succeeded: onHand -n and reserved -n.",
         "RETURN": "A refund or cancellation of a paid order with restock: onHand +n at the "
         "location the units were sold from.",
+        "TRANSFER": "Units moved between two locations (transferStock): two rows with one "
+        "reference (transfer:<id>), onHand -n at the source and +n at the destination.",
+        "STATE_CHANGE": "Units moved between states at one location (moveStockState): onHand "
+        "and reserved unchanged; fromState and toState say which, available changes when one "
+        "of them is AVAILABLE.",
+    },
+)
+describe_enum(
+    StockState,
+    description="The state of on-hand units at a location. Only AVAILABLE units can be "
+    "reserved or sold; the others count in `unavailable`.",
+    values={
+        "AVAILABLE": "For sale: onHand - reserved - unavailable.",
+        "DAMAGED": "Damaged, kept on hand (e.g. awaiting return to the supplier); never sold.",
+        "QUALITY_CONTROL": "Held for inspection; never sold until moved back to AVAILABLE.",
+        "SAFETY_STOCK": "A buffer kept back from sale on purpose.",
     },
 )
 describe_enum(

@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types.arguments import InputContext
 from strawberry.types.base import get_object_definition
 
-from gql_inventory.schema.enums import AdjustmentReason
+from gql_inventory.schema.enums import AdjustmentReason, StockState
 
 _IDEMPOTENCY_KEY = (
     "Optional. Send a random UUIDv4 and reuse it when retrying: the same key with the same "
@@ -153,6 +153,50 @@ class SetStockInput:
         default=None,
         description="Compare-and-set: refuse with STOCK_CHANGED unless onHand at the location "
         "is exactly this now.",
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description=_ADMIN_IDEMPOTENCY_KEY)
+
+
+@strawberry.input(
+    description="Admin: move on-hand units between states at one location (moveStockState)."
+)
+class MoveStockStateInput:
+    """Admin: move `quantity` units at a location from one state to another."""
+
+    sku: str = strawberry.field(description="The variant's SKU.")
+    location_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Location.id; null: the default location."
+    )
+    quantity: int = strawberry.field(
+        description="Units to move, 1 to 1000000; at most what the `from` state holds "
+        "(AVAILABLE: onHand - reserved - unavailable) at the location."
+    )
+    from_: StockState = strawberry.field(name="from", description="The state units leave.")
+    to: StockState = strawberry.field(description="The state units enter; not `from`.")
+    reason: str | None = strawberry.field(
+        default=None, description="Free text kept in the movement's reason."
+    )
+    idempotency_key: str | None = strawberry.field(default=None, description=_ADMIN_IDEMPOTENCY_KEY)
+
+
+@strawberry.input(
+    description="Admin: move units between two locations in one transaction (transferStock)."
+)
+class TransferStockInput:
+    """Admin: move `quantity` available units of a SKU from one location to another."""
+
+    sku: str = strawberry.field(description="The variant's SKU.")
+    from_location_id: strawberry.ID = strawberry.field(
+        description="Location.id the units leave; they must be available there (onHand - "
+        "reserved - unavailable)."
+    )
+    to_location_id: strawberry.ID = strawberry.field(
+        description="Location.id the units arrive at; not fromLocationId. Its level is "
+        "created when the SKU has none there."
+    )
+    quantity: int = strawberry.field(description="Units to move, 1 to 1000000.")
+    reason: str | None = strawberry.field(
+        default=None, description="Free text kept in both movements' reason."
     )
     idempotency_key: str | None = strawberry.field(default=None, description=_ADMIN_IDEMPOTENCY_KEY)
 

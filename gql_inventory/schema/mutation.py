@@ -15,6 +15,7 @@ from gql_inventory.schema.payloads import (
     RefundOrderPayload,
     ReleaseReservationPayload,
     ReserveStockPayload,
+    TransferStockPayload,
 )
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error and "
@@ -82,8 +83,8 @@ class Mutation:
             resolver=admin.adjust_stock,
             extensions=admin_only(),
             description=_ADMIN + "Add or remove units at one location, writing one ledger "
-            "row. A removal may only take available units (onHand - reserved at that "
-            "location): reserved units are promised to buyers. userErrors: INVALID_INPUT, "
+            "row. A removal may only take available units (onHand - reserved - unavailable "
+            "at that location): reserved units are promised to buyers. userErrors: INVALID_INPUT, "
             "UNKNOWN_SKU, UNKNOWN_LOCATION, INSUFFICIENT_STOCK (figures at the location in "
             "`locationId`), STOCK_CHANGED, IDEMPOTENCY_CONFLICT.",
         ),
@@ -96,7 +97,7 @@ class Mutation:
             description=_ADMIN + "Set onHand at one location to a counted figure, writing "
             "one ledger row of the difference (the same figure writes none). userErrors: "
             "INVALID_INPUT, UNKNOWN_SKU, UNKNOWN_LOCATION, INSUFFICIENT_STOCK (below what is "
-            "reserved at that location), STOCK_CHANGED, IDEMPOTENCY_CONFLICT.",
+            "reserved plus unavailable at that location), STOCK_CHANGED, IDEMPOTENCY_CONFLICT.",
         ),
         input="The SKU, location and counted figure.",
     )
@@ -148,4 +149,32 @@ class Mutation:
             "than 500 lines, a SKU and location given twice, or a line with an idempotencyKey.",
         ),
         input="The lines and whether they apply all or none.",
+    )
+    move_stock_state: AdjustStockPayload = with_arguments(
+        strawberry.field(
+            resolver=admin.move_stock_state,
+            extensions=admin_only(),
+            description=_ADMIN + "Move on-hand units at one location between AVAILABLE and "
+            "DAMAGED / QUALITY_CONTROL / SAFETY_STOCK (or between two of those), writing one "
+            "STATE_CHANGE ledger row (onHand and reserved unchanged). Units out of AVAILABLE "
+            "are never reserved or sold until moved back. userErrors: INVALID_INPUT (quantity "
+            "below 1, from = to), UNKNOWN_SKU, UNKNOWN_LOCATION, INSUFFICIENT_STOCK (the "
+            "`from` state holds fewer units at that location; `available` says how many), "
+            "IDEMPOTENCY_CONFLICT.",
+        ),
+        input="The SKU, location, quantity and the two states.",
+    )
+    transfer_stock: TransferStockPayload = with_arguments(
+        strawberry.field(
+            resolver=admin.transfer_stock,
+            extensions=admin_only(),
+            description=_ADMIN + "Move units of one SKU between two locations in one "
+            "transaction: two TRANSFER ledger rows sharing one reference (transfer:<id>), "
+            "onHand -n at the source and +n at the destination (its level created if "
+            "missing). Both levels are locked in id order. Only available units move "
+            "(onHand - reserved - unavailable at the source). userErrors: INVALID_INPUT "
+            "(quantity below 1, the same location twice), UNKNOWN_SKU, UNKNOWN_LOCATION, "
+            "INSUFFICIENT_STOCK (`available` at the source), IDEMPOTENCY_CONFLICT.",
+        ),
+        input="The SKU, both locations and the quantity.",
     )

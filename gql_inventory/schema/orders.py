@@ -19,7 +19,7 @@ from gql_inventory.schema.catalog import (
     load_location,
 )
 from gql_inventory.schema.docs import described_field
-from gql_inventory.schema.enums import MovementKind, OrderStatus, ReservationStatus
+from gql_inventory.schema.enums import MovementKind, OrderStatus, ReservationStatus, StockState
 from gql_inventory.stock.ledger import AppliedMovement
 
 
@@ -265,6 +265,12 @@ class StockMovementType:
         '"import" (catalog imports). Rows written before this was recorded carry a best guess '
         '(migration 0005), "admin:unknown" for admin changes.'
     )
+    from_state: StockState | None = strawberry.field(
+        description="STATE_CHANGE only: the state the units left; null for other kinds."
+    )
+    to_state: StockState | None = strawberry.field(
+        description="STATE_CHANGE only: the state the units entered; null for other kinds."
+    )
     occurred_at: datetime = strawberry.field(description="When the change was made.")
     location_id: strawberry.Private[int]
 
@@ -288,6 +294,8 @@ class StockMovementType:
             reason=m.reason,
             reference=m.reference,
             actor=m.actor,
+            from_state=StockState(m.from_state) if m.from_state else None,
+            to_state=StockState(m.to_state) if m.to_state else None,
             occurred_at=m.occurred_at,
             location_id=m.location_id,
         )

@@ -131,7 +131,7 @@ class CheckoutPayload:
     user_errors: list[UserError] = strawberry.field(description=_USER_ERRORS)
 
 
-@strawberry.type(description="The stock level after adjustStock or setStock.")
+@strawberry.type(description="The stock level after adjustStock, setStock or moveStockState.")
 class AdjustStockPayload:
     """The level after the change and the movement written (null when nothing changed)."""
 
@@ -141,6 +141,23 @@ class AdjustStockPayload:
     movement: StockMovementType | None = strawberry.field(
         description="The ledger row written; null when refused or when nothing changed "
         "(setStock to the current figure)."
+    )
+    user_errors: list[UserError] = strawberry.field(description=_USER_ERRORS)
+
+
+@strawberry.type(description="Both levels after transferStock and its two movements.")
+class TransferStockPayload:
+    """The source and destination levels after the transfer, and its ledger rows."""
+
+    from_: StockLevelType | None = strawberry.field(
+        name="from", description="The source level after the transfer; null when refused."
+    )
+    to: StockLevelType | None = strawberry.field(
+        description="The destination level after the transfer; null when refused."
+    )
+    movements: list[StockMovementType] = strawberry.field(
+        description="The two TRANSFER rows (source first), sharing one reference; empty when "
+        "refused."
     )
     user_errors: list[UserError] = strawberry.field(description=_USER_ERRORS)
 

@@ -66,7 +66,7 @@ def _is_id(raw: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Level:
+class AdminLevel:
     """The stock level an admin change is about, and its location (for messages)."""
 
     id: int
@@ -74,8 +74,11 @@ class _Level:
     location: str
 
 
-async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -> _Level:
-    """The level of `sku` at a location (None: the default one), created at zero if missing."""
+async def level_for(
+    session: AsyncSession, sku: str, location_id: str | None, *, field: str = "location_id"
+) -> AdminLevel:
+    """The level of `sku` at a location (None: the default one), created at zero if missing.
+    Raises `UnknownSku`, `UnknownLocation` (naming the input `field`)."""
     variant_id = (await session.execute(select(Variant.id).where(Variant.sku == sku))).scalar()
     if variant_id is None:
         raise UnknownSku(sku, field=in_input("sku"))
@@ -83,7 +86,7 @@ async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -
     if location_id is None:
         loc = (await session.execute(columns.where(Location.is_default.is_(True)))).first()
         if loc is None:
-            raise UnknownLocation("no default location", field=in_input("location_id"))
+            raise UnknownLocation("no default location", field=in_input(field))
     else:
         loc = (
             (await session.execute(columns.where(Location.id == int(location_id)))).first()
@@ -91,17 +94,15 @@ async def _level_for(session: AsyncSession, sku: str, location_id: str | None) -
             else None
         )
         if loc is None:
-            raise UnknownLocation(
-                f"unknown location {location_id!r}", field=in_input("location_id")
-            )
+            raise UnknownLocation(f"unknown location {location_id!r}", field=in_input(field))
     level_id = await ensure_level(session, variant_id=int(variant_id), location_id=int(loc.id))
-    return _Level(id=level_id, location_id=int(loc.id), location=str(loc.name))
+    return AdminLevel(id=level_id, location_id=int(loc.id), location=str(loc.name))
 
 
 async def level_id_for(session: AsyncSession, sku: str, location_id: str | None) -> int:
     """The id of `sku`'s level at a location (None: the default one), created at zero if
     missing. Raises `UnknownSku`, `UnknownLocation`."""
-    return (await _level_for(session, sku, location_id)).id
+    return (await level_for(session, sku, location_id)).id
 
 
 def _reason_text(reason: AdjustmentReason, note: str | None) -> str:
@@ -123,8 +124,9 @@ async def adjust_stock(
 
     With `expected_on_hand`, refuses with `StockChanged` unless on hand is
     exactly that (compare-and-set). Removing more than is available (on hand
-    minus reserved) is `RemovalExceedsAvailable` (an `InsufficientStock`):
-    reserved units are promised. Per-level refusals name the location.
+    minus reserved minus unavailable, ADR 0017) is `RemovalExceedsAvailable` (an
+    `InsufficientStock`): reserved units are promised,
+    unavailable ones held back. Per-level refusals name the location.
     Raises `InvalidInput` (delta 0 or beyond 1,000,000), `UnknownSku`,
     `UnknownLocation`, `IdempotencyConflict`.
     """
@@ -142,9 +144,9 @@ async def adjust_stock(
         )
         if replay is not None:
             return AdjustResult(level_id=replay["level_id"], movement_id=replay["movement_id"])
-    level = await _level_for(session, sku, location_id)
+    level = await level_for(session, sku, location_id)
     level_id = level.id
-    on_hand, reserved = await lock_level(session, level_id)
+    on_hand, reserved, unavailable = await lock_level(session, level_id)
     if expected_on_hand is not None and expected_on_hand != on_hand:
         raise StockChanged(
             sku=sku,
@@ -169,6 +171,7 @@ async def adjust_stock(
             remove=-delta,
             on_hand=on_hand,
             reserved=reserved,
+            unavailable=unavailable,
             field=in_input("delta"),
         )
     result = AdjustResult(level_id=level_id, movement_id=movement.id)
@@ -196,7 +199,8 @@ async def set_stock(
 
     Raises `InvalidInput` (negative or huge figure), `UnknownSku`,
     `UnknownLocation`, `StockChanged` (compare-and-set), `OnHandBelowReserved`
-    (an `InsufficientStock`: below what is reserved), `IdempotencyConflict`.
+    (an `InsufficientStock`: below what is reserved plus unavailable, ADR 0017),
+    `IdempotencyConflict`.
     """
     session = uow.session
     if not 0 <= on_hand <= MAX_ADJUSTMENT:
@@ -212,7 +216,7 @@ async def set_stock(
         )
         if replay is not None:
             return AdjustResult(level_id=replay["level_id"], movement_id=replay["movement_id"])
-    level = await _level_for(session, sku, location_id)
+    level = await level_for(session, sku, location_id)
     level_id = level.id
     movement: AppliedMovement | None
     movement, before, reserved = await set_on_hand(

@@ -1,4 +1,5 @@
-"""DESIGN.md invariants 1 and 2, checked from the database (CLI and every test scenario)."""
+"""DESIGN.md invariants 1 and 2, checked from the database (CLI and every test scenario),
+with the stock states of docs/adr/0017-stock-states.md."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ _CHECK = text(
     """
     WITH ledger AS (
         SELECT stock_level_id, sum(on_hand_delta) AS on_hand, sum(reserved_delta) AS reserved,
-               count(*) AS movements, max(version) AS last_version
+               count(*) AS movements, max(version) AS last_version,
+               sum(CASE WHEN to_state = 'DAMAGED' THEN quantity ELSE 0 END)
+                 - sum(CASE WHEN from_state = 'DAMAGED' THEN quantity ELSE 0 END) AS damaged,
+               sum(CASE WHEN to_state = 'QUALITY_CONTROL' THEN quantity ELSE 0 END)
+                 - sum(CASE WHEN from_state = 'QUALITY_CONTROL' THEN quantity ELSE 0 END)
+                 AS quality_control,
+               sum(CASE WHEN to_state = 'SAFETY_STOCK' THEN quantity ELSE 0 END)
+                 - sum(CASE WHEN from_state = 'SAFETY_STOCK' THEN quantity ELSE 0 END)
+                 AS safety_stock
           FROM stock_movements GROUP BY stock_level_id
     ), held AS (
         SELECT rl.stock_level_id, sum(rl.quantity) AS reserved
@@ -20,6 +29,10 @@ _CHECK = text(
          GROUP BY rl.stock_level_id
     )
     SELECT sl.id, v.sku, l.name AS location, sl.on_hand, sl.reserved, sl.version,
+           sl.damaged, sl.quality_control, sl.safety_stock,
+           coalesce(ledger.damaged, 0) AS ledger_damaged,
+           coalesce(ledger.quality_control, 0) AS ledger_quality_control,
+           coalesce(ledger.safety_stock, 0) AS ledger_safety_stock,
            coalesce(ledger.on_hand, 0) AS ledger_on_hand,
            coalesce(ledger.reserved, 0) AS ledger_reserved,
            coalesce(held.reserved, 0) AS held_reserved,
@@ -30,7 +43,12 @@ _CHECK = text(
       JOIN locations l ON l.id = sl.location_id
       LEFT JOIN ledger ON ledger.stock_level_id = sl.id
       LEFT JOIN held ON held.stock_level_id = sl.id
-     WHERE sl.on_hand < 0 OR sl.reserved < 0 OR sl.reserved > sl.on_hand
+     WHERE sl.on_hand < 0 OR sl.reserved < 0
+        OR sl.damaged < 0 OR sl.quality_control < 0 OR sl.safety_stock < 0
+        OR sl.reserved + sl.damaged + sl.quality_control + sl.safety_stock > sl.on_hand
+        OR sl.damaged <> coalesce(ledger.damaged, 0)
+        OR sl.quality_control <> coalesce(ledger.quality_control, 0)
+        OR sl.safety_stock <> coalesce(ledger.safety_stock, 0)
         OR sl.on_hand <> coalesce(ledger.on_hand, 0)
         OR sl.reserved <> coalesce(ledger.reserved, 0)
         OR sl.reserved <> coalesce(held.reserved, 0)
@@ -43,7 +61,9 @@ _CHECK = text(
 
 @dataclass(frozen=True, slots=True)
 class Violation:
-    """A level whose figures disagree with its ledger or with its active reservations."""
+    """A level whose figures break a CHECK, or disagree with its ledger or with its active
+    reservations. States (`damaged`, ...) are as held; `ledger_states` as the ledger's
+    STATE_CHANGE rows sum them (damaged, quality control, safety stock)."""
 
     level_id: int
     sku: str
@@ -55,19 +75,24 @@ class Violation:
     ledger_reserved: int
     held_reserved: int
     movements: int
+    states: tuple[int, int, int] = (0, 0, 0)
+    ledger_states: tuple[int, int, int] = (0, 0, 0)
 
     def describe(self) -> str:
         """One line for humans: what disagrees with what."""
         return (
             f"{self.sku} @ {self.location}: on hand {self.on_hand} (ledger {self.ledger_on_hand}), "
             f"reserved {self.reserved} (ledger {self.ledger_reserved}, active reservations "
-            f"{self.held_reserved}), version {self.version} ({self.movements} movements)"
+            f"{self.held_reserved}), version {self.version} ({self.movements} movements), "
+            f"damaged/quality control/safety stock {self.states} (ledger {self.ledger_states})"
         )
 
 
 async def find_violations(conn: AsyncConnection | AsyncSession) -> list[Violation]:
-    """Every level breaking: CHECKs; on hand = ledger sum; reserved = ledger sum =
-    active reservation lines; version = its number of movements (one row per change)."""
+    """Every level breaking: CHECKs (every figure >= 0, reserved + unavailable <= on hand);
+    on hand = ledger sum; reserved = ledger sum = active reservation lines; each state =
+    its STATE_CHANGE sum (ADR 0017); version = its number of movements (one row per
+    change)."""
     rows = await conn.execute(_CHECK)
     return [
         Violation(
@@ -81,6 +106,12 @@ async def find_violations(conn: AsyncConnection | AsyncSession) -> list[Violatio
             ledger_reserved=int(r.ledger_reserved),
             held_reserved=int(r.held_reserved),
             movements=int(r.movements),
+            states=(int(r.damaged), int(r.quality_control), int(r.safety_stock)),
+            ledger_states=(
+                int(r.ledger_damaged),
+                int(r.ledger_quality_control),
+                int(r.ledger_safety_stock),
+            ),
         )
         for r in rows
     ]

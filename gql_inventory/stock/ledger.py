@@ -22,8 +22,6 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, bindparam, text
@@ -31,14 +29,15 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gql_inventory.domain.uow import MOVEMENT_COLUMNS, UnitOfWork
 from gql_inventory.domain.uow import AppliedMovement as AppliedMovement
-from gql_inventory.domain.uow import UnitOfWork
-from gql_inventory.models import MovementKind, ReservationStatus
+from gql_inventory.models import STATE_COLUMNS, MovementKind, ReservationStatus, StockState
 from gql_inventory.stock.levels import LockedLevel
 from gql_inventory.stock.levels import ensure_level as ensure_level
+from gql_inventory.stock.reserve_writes import ReservationWrites, ReserveLocks, RunningLevel
 
 _APPLY = text(
-    """
+    f"""
     WITH level AS (
         UPDATE stock_levels
            SET on_hand = on_hand + :on_hand_delta,
@@ -48,18 +47,20 @@ _APPLY = text(
          WHERE id = :level_id
            AND on_hand + :on_hand_delta >= 0
            AND reserved + :reserved_delta >= 0
-           AND reserved + :reserved_delta <= on_hand + :on_hand_delta
-        RETURNING id, variant_id, location_id, on_hand, reserved, version
+           AND reserved + :reserved_delta + damaged + quality_control + safety_stock
+               <= on_hand + :on_hand_delta
+        RETURNING id, variant_id, location_id, on_hand, reserved, version, damaged,
+                  quality_control, safety_stock
     )
     INSERT INTO stock_movements (
         stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-        on_hand_after, reserved_after, version, reason, reference, actor)
+        on_hand_after, reserved_after, damaged_after, quality_control_after,
+        safety_stock_after, version, reason, reference, actor)
     SELECT id, variant_id, location_id, :kind, :on_hand_delta, :reserved_delta,
-           on_hand, reserved, version, :reason, :reference, :actor
+           on_hand, reserved, damaged, quality_control, safety_stock, version, :reason,
+           :reference, :actor
       FROM level
-    RETURNING id, stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-              on_hand_after, reserved_after, version, reason, reference, actor, txid,
-              occurred_at
+    RETURNING {MOVEMENT_COLUMNS}
     """
 )
 
@@ -76,13 +77,12 @@ async def apply_movement(
 ) -> AppliedMovement | None:
     """Change one stock level and write its ledger row, or change nothing.
 
-    Deltas are in units. Returns the written movement, or None when the change
-    would break a CHECK constraint (`on_hand >= 0`, `reserved >= 0`,
-    `reserved <= on_hand`), e.g. reserving more than is available. The caller
-    decides what a refusal means. Takes the level's row lock until the
-    transaction ends; callers touching several levels call in ascending
-    `level_id` order so two transactions can never deadlock. The row's `actor` is
-    `uow.actor` (who caused the change).
+    Deltas are in units. Returns the written movement, or None when the change would
+    break a CHECK (`on_hand >= 0`, `reserved >= 0`, `reserved + unavailable <= on_hand`,
+    ADR 0017), e.g. reserving more than is available. The caller decides what a refusal
+    means. Takes the level's row lock until the transaction ends; callers touching
+    several levels call in ascending `level_id` order so two transactions can never
+    deadlock. The row's `actor` is `uow.actor` (who caused the change).
     """
     session = uow.session
     if on_hand_delta == 0 and reserved_delta == 0:
@@ -107,7 +107,84 @@ async def apply_movement(
     return movement
 
 
-_LOCK_LEVEL = text("SELECT on_hand, reserved FROM stock_levels WHERE id = :level_id FOR UPDATE")
+def _move_state_statement(source: StockState, target: StockState) -> Any:
+    """The guarded UPDATE + STATE_CHANGE ledger row moving units from `source` to `target`
+    (column names come from `STATE_COLUMNS`, never from input)."""
+    sets = []
+    if source is StockState.AVAILABLE:
+        guard = "reserved + damaged + quality_control + safety_stock + :quantity <= on_hand"
+    else:
+        column = STATE_COLUMNS[source]
+        guard = f"{column} >= :quantity"
+        sets.append(f"{column} = {column} - :quantity")
+    if target is not StockState.AVAILABLE:
+        column = STATE_COLUMNS[target]
+        sets.append(f"{column} = {column} + :quantity")
+    return text(
+        f"""
+        WITH level AS (
+            UPDATE stock_levels
+               SET {", ".join(sets)}, version = version + 1, updated_at = now()
+             WHERE id = :level_id AND {guard}
+            RETURNING id, variant_id, location_id, on_hand, reserved, version, damaged,
+                      quality_control, safety_stock
+        )
+        INSERT INTO stock_movements (
+            stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
+            on_hand_after, reserved_after, damaged_after, quality_control_after,
+            safety_stock_after, from_state, to_state, quantity, version, reason, reference,
+            actor)
+        SELECT id, variant_id, location_id, '{MovementKind.STATE_CHANGE.value}', 0, 0,
+               on_hand, reserved, damaged, quality_control, safety_stock, :from_state,
+               :to_state, :quantity, version, :reason, :reference, :actor
+          FROM level
+        RETURNING {MOVEMENT_COLUMNS}
+        """
+    )
+
+
+async def move_state(
+    uow: UnitOfWork,
+    *,
+    level_id: int,
+    source: StockState,
+    target: StockState,
+    quantity: int,
+    reason: str | None = None,
+    reference: str | None = None,
+) -> AppliedMovement | None:
+    """Move `quantity` on-hand units of one level from state `source` to `target` and
+    write its STATE_CHANGE ledger row (on hand and reserved unchanged), or change nothing.
+
+    Returns None when `source` holds fewer than `quantity` units (for AVAILABLE:
+    ``on_hand - reserved - unavailable``). Takes the level's row lock. ADR 0017.
+    """
+    if quantity <= 0 or source is target:
+        raise ValueError("a state move needs a positive quantity and two different states")
+    result = await uow.session.execute(
+        _move_state_statement(source, target),
+        {
+            "level_id": level_id,
+            "quantity": quantity,
+            "from_state": source.value,
+            "to_state": target.value,
+            "reason": reason,
+            "reference": reference,
+            "actor": uow.actor,
+        },
+    )
+    row = result.first()
+    if row is None:
+        return None
+    movement = AppliedMovement.from_row(row)
+    uow.movements.append(movement)
+    return movement
+
+
+_LOCK_LEVEL = text(
+    "SELECT on_hand, reserved, damaged + quality_control + safety_stock AS unavailable"
+    " FROM stock_levels WHERE id = :level_id FOR UPDATE"
+)
 
 
 async def set_on_hand(
@@ -123,16 +200,18 @@ async def set_on_hand(
     """Set a level's on-hand figure to an absolute `on_hand` (a count).
 
     Locks the row, then applies the difference through `apply_movement`.
-    Returns ``(movement, on_hand_before, reserved)``; movement is None when the
+    Returns ``(movement, on_hand_before, held)`` where `held` is reserved + unavailable
+    units (what on hand may not go below, ADR 0017); movement is None when the
     figure already matches (no change, no ledger row), when `expected_on_hand`
     differs from the current figure (caller reports STOCK_CHANGED), or when
-    `on_hand` is below `reserved` (caller reports INSUFFICIENT_STOCK).
+    `on_hand` is below `held` (caller reports INSUFFICIENT_STOCK).
     """
-    before, reserved = await lock_level(uow.session, level_id)
+    before, reserved, unavailable = await lock_level(uow.session, level_id)
+    held = reserved + unavailable
     if expected_on_hand is not None and expected_on_hand != before:
-        return None, before, reserved
-    if on_hand == before or on_hand < reserved:
-        return None, before, reserved
+        return None, before, held
+    if on_hand == before or on_hand < held:
+        return None, before, held
     movement = await apply_movement(
         uow,
         level_id=level_id,
@@ -141,14 +220,14 @@ async def set_on_hand(
         reason=reason,
         reference=reference,
     )
-    return movement, before, reserved
+    return movement, before, held
 
 
-async def lock_level(session: AsyncSession, level_id: int) -> tuple[int, int]:
+async def lock_level(session: AsyncSession, level_id: int) -> tuple[int, int, int]:
     """Lock one level for a change (until the transaction ends); its ``(on_hand,
-    reserved)`` in units."""
+    reserved, unavailable)`` in units."""
     row = (await session.execute(_LOCK_LEVEL, {"level_id": level_id})).one()
-    return int(row.on_hand), int(row.reserved)
+    return int(row.on_hand), int(row.reserved), int(row.unavailable)
 
 
 _LOCK_HELD_LEVELS = text(
@@ -166,6 +245,7 @@ async def lock_levels_held_by(session: AsyncSession, reservation_ids: Sequence[u
 _LOCK_LEVEL_IDS = text(
     """
     SELECT l.id, l.on_hand, l.reserved,
+           l.damaged + l.quality_control + l.safety_stock AS unavailable,
            EXISTS (SELECT 1 FROM stock_movements m WHERE m.stock_level_id = l.id) AS has_movements
       FROM stock_levels l
      WHERE l.id = ANY(:ids)
@@ -177,7 +257,7 @@ _LOCK_LEVEL_IDS = text(
 
 async def lock_level_ids(session: AsyncSession, level_ids: Iterable[int]) -> list[Row[Any]]:
     """Lock these levels for a change in ascending id order; rows ``(id, on_hand, reserved,
-    has_movements)`` (whether the level has any ledger row yet)."""
+    unavailable, has_movements)`` (whether the level has any ledger row yet)."""
     ids = sorted(set(level_ids))
     if not ids:
         return []
@@ -186,7 +266,8 @@ async def lock_level_ids(session: AsyncSession, level_ids: Iterable[int]) -> lis
 
 _LOCK_LEVELS = text(
     """
-    SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved
+    SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved,
+           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable
       FROM stock_levels sl
       JOIN locations l ON l.id = sl.location_id
      WHERE sl.variant_id = ANY(:variant_ids)
@@ -205,7 +286,9 @@ async def lock_levels_by_variant(
     grouped: defaultdict[int, list[LockedLevel]] = defaultdict(list)
     ids = sorted(set(variant_ids))
     for r in (await session.execute(_LOCK_LEVELS, {"variant_ids": ids})).all() if ids else []:
-        level = LockedLevel(r.id, r.variant_id, r.location_id, r.priority, r.on_hand, r.reserved)
+        level = LockedLevel(
+            r.id, r.variant_id, r.location_id, r.priority, r.on_hand, r.reserved, r.unavailable
+        )
         grouped[level.variant_id].append(level)
     return grouped
 
@@ -217,7 +300,7 @@ async def lock_levels_by_variant(
 _LOCK_FOR_RESERVE = """
 WITH locked AS MATERIALIZED (
     SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved,
-           sl.version
+           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable, sl.version
       FROM stock_levels sl
       JOIN locations l ON l.id = sl.location_id
      WHERE sl.variant_id IN (SELECT id FROM variants WHERE sku = ANY($1::text[]))
@@ -225,7 +308,7 @@ WITH locked AS MATERIALIZED (
        FOR UPDATE OF sl
 )
 SELECT v.sku, v.id AS variant_id, k.id, k.location_id, k.priority, k.on_hand, k.reserved,
-       k.version, now() AS tx_now
+       k.unavailable, k.version, now() AS tx_now
   FROM variants v
   LEFT JOIN locked k ON k.variant_id = v.id
  WHERE v.sku = ANY($1::text[])
@@ -257,45 +340,16 @@ WITH reservations_in AS (
 )
 INSERT INTO stock_movements (
     stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-    on_hand_after, reserved_after, version, reference, actor)
-SELECT level_id, variant_id, location_id, '{MovementKind.RESERVATION.value}', 0, quantity,
-       on_hand, reserved, version, 'reservation:' || reservation_id::text, actor
-  FROM rows
- ORDER BY ord
-RETURNING id, stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-          on_hand_after, reserved_after, version, reason, reference, actor, txid, occurred_at
+    on_hand_after, reserved_after, damaged_after, quality_control_after, safety_stock_after,
+    version, reference, actor)
+SELECT m.level_id, m.variant_id, m.location_id, '{MovementKind.RESERVATION.value}', 0,
+       m.quantity, m.on_hand, m.reserved, sl.damaged, sl.quality_control, sl.safety_stock,
+       m.version, 'reservation:' || m.reservation_id::text, m.actor
+  FROM rows m
+  JOIN stock_levels sl ON sl.id = m.level_id  -- states as locked: a reservation keeps them
+ ORDER BY m.ord
+RETURNING {MOVEMENT_COLUMNS}
 """
-
-
-@dataclass(slots=True)
-class RunningLevel:
-    """A level locked for new reservations, with its figures as the reservations planned
-    so far leave them (`level`), its next `version`, and what they add."""
-
-    level: LockedLevel
-    version: int
-    movements: int = 0
-    added: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ReserveLocks:
-    """What `lock_for_reserve` found: ``{sku: variant_id}`` of the SKUs that exist,
-    ``{variant_id: [level_id ...]}`` and each locked level's running figures; `now` is
-    the transaction's time (the new rows' ``created_at``)."""
-
-    variant_ids: dict[str, int]
-    per_variant: dict[int, list[int]]
-    levels: dict[int, RunningLevel]
-    now: datetime | None
-
-    def current(self, variant_ids: Iterable[int]) -> dict[int, list[LockedLevel]]:
-        """The running figures of these variants' levels (`allocation.plan_reservation`'s
-        `per_variant`)."""
-        return {
-            vid: [self.levels[i].level for i in self.per_variant.get(vid, ())]
-            for vid in variant_ids
-        }
 
 
 async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
@@ -317,66 +371,11 @@ async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
             priority=r["priority"],
             on_hand=r["on_hand"],
             reserved=r["reserved"],
+            unavailable=r["unavailable"],
         )
         levels[level.id] = RunningLevel(level=level, version=r["version"])
         per_variant.setdefault(level.variant_id, []).append(level.id)
     return ReserveLocks(variant_ids, per_variant, levels, rows[0]["tx_now"] if rows else None)
-
-
-@dataclass
-class ReservationWrites:
-    """The rows new reservations will write (`write_reservations`), built one accepted
-    reservation at a time (`add`) against the running figures of `locks`."""
-
-    locks: ReserveLocks
-    reservations: tuple[list[uuid.UUID], list[datetime], list[int], list[str | None]] = field(
-        default_factory=lambda: ([], [], [], [])
-    )
-    rows: tuple[list[Any], ...] = field(default_factory=lambda: tuple([] for _ in range(10)))
-
-    def add(
-        self,
-        reservation_id: uuid.UUID,
-        expires_at: datetime,
-        ttl: int,
-        idempotency_key: str | None,
-        changes: dict[int, tuple[LockedLevel, int]],
-        actor: str,
-    ) -> None:
-        """Record one accepted reservation (`changes` is ``{level_id: (level, units)}``)
-        and move the running figures on.
-
-        Ledger rows in level-id order (lock order), each with the level's figures after
-        this reservation and its next version, exactly as applying the reservations
-        one transaction after another would write them; lines in the plan's order.
-        """
-        line_ord = {level_id: n for n, level_id in enumerate(changes, len(self.rows[0]))}
-        ids, expiries, ttls, keys = self.reservations
-        ids.append(reservation_id)
-        expiries.append(expires_at)
-        ttls.append(ttl)
-        keys.append(idempotency_key)
-        for level_id, (level, units) in sorted(changes.items()):
-            state = self.locks.levels[level_id]
-            state.level = replace(state.level, reserved=state.level.reserved + units)
-            state.version += 1
-            state.movements += 1
-            state.added += units
-            after = state.level
-            values = (
-                reservation_id,
-                level_id,
-                level.variant_id,
-                level.location_id,
-                units,
-                after.on_hand,
-                after.reserved,
-                state.version,
-                actor,
-                line_ord[level_id],
-            )
-            for column, value in zip(self.rows, values, strict=True):
-                column.append(value)
 
 
 async def write_reservations(conn: Any, writes: ReservationWrites) -> list[AppliedMovement]:

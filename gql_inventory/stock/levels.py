@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.domain.errors import (
@@ -17,6 +17,19 @@ from gql_inventory.domain.errors import (
     UnknownSku,
     raise_all,
 )
+from gql_inventory.models import STATE_COLUMNS, StockLevel, StockState
+
+
+def available_units() -> ColumnElement[int]:
+    """SQL for a level's available units: ``on_hand - reserved - damaged - quality_control
+    - safety_stock`` (ADR 0017)."""
+    return (
+        StockLevel.on_hand
+        - StockLevel.reserved
+        - StockLevel.damaged
+        - StockLevel.quality_control
+        - StockLevel.safety_stock
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +50,13 @@ class LockedLevel:
     priority: int
     on_hand: int
     reserved: int
+    #: damaged + quality_control + safety_stock: on hand, never reserved (ADR 0017).
+    unavailable: int = 0
 
     @property
     def available(self) -> int:
-        """`on_hand - reserved`."""
-        return self.on_hand - self.reserved
+        """`on_hand - reserved - unavailable`."""
+        return self.on_hand - self.reserved - self.unavailable
 
 
 def merge_lines(
@@ -198,3 +213,17 @@ async def ensure_level(session: AsyncSession, *, variant_id: int, location_id: i
         )
         level_id = result.scalar_one()
     return int(level_id)
+
+
+_LEVEL_STATES = text(
+    "SELECT on_hand, reserved, damaged, quality_control, safety_stock FROM stock_levels"
+    " WHERE id = :level_id"
+)
+
+
+async def level_states(session: AsyncSession, level_id: int) -> dict[StockState, int]:
+    """Units of one level in each state (AVAILABLE: ``on_hand - reserved - unavailable``)."""
+    r = (await session.execute(_LEVEL_STATES, {"level_id": level_id})).one()
+    states = {state: int(getattr(r, column)) for state, column in STATE_COLUMNS.items()}
+    states[StockState.AVAILABLE] = int(r.on_hand) - int(r.reserved) - sum(states.values())
+    return states

@@ -19,6 +19,7 @@ from gql_inventory.domain.errors import InvalidInput, UnknownSku, in_input
 from gql_inventory.domain.rows import VARIANT_COLUMNS, VariantRow, variant_row
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import StockLevel, Variant
+from gql_inventory.stock.levels import available_units
 
 #: The highest threshold accepted (units), as for one adjustment.
 MAX_THRESHOLD = 1_000_000
@@ -89,7 +90,7 @@ def unpack_key(key: int) -> tuple[int, int]:
 
 
 def _available(location_id: int | None) -> ColumnElement[int]:
-    levels = select(func.coalesce(func.sum(StockLevel.on_hand - StockLevel.reserved), 0)).where(
+    levels = select(func.coalesce(func.sum(available_units()), 0)).where(
         StockLevel.variant_id == Variant.id
     )
     if location_id is not None:

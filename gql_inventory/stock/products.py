@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gql_inventory.domain.rows import PRODUCT_COLUMNS, ProductRow, product_row
 from gql_inventory.models import Product, StockLevel, Variant
+from gql_inventory.stock.levels import available_units
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ async def product_page(
         )
     if low_stock_only:
         available = (
-            select(func.coalesce(func.sum(StockLevel.on_hand - StockLevel.reserved), 0))
+            select(func.coalesce(func.sum(available_units()), 0))
             .where(StockLevel.variant_id == Variant.id)
             .scalar_subquery()
         )

@@ -167,14 +167,18 @@ WITH base AS (
   SELECT l.variant_id, sum(last.available) AS available
   FROM stock_levels l
   JOIN LATERAL (
-    SELECT m.on_hand_after - m.reserved_after AS available
+    SELECT m.on_hand_after - m.reserved_after - m.damaged_after - m.quality_control_after
+           - m.safety_stock_after AS available
     FROM stock_movements m
     WHERE m.stock_level_id = l.id AND m.occurred_at < :start
     ORDER BY m.version DESC LIMIT 1
   ) last ON true
   GROUP BY l.variant_id
 ), moved AS (
-  SELECT variant_id, occurred_at, sum(on_hand_delta - reserved_delta) AS delta
+  SELECT variant_id, occurred_at,
+         sum(on_hand_delta - reserved_delta
+             + CASE WHEN from_state = 'AVAILABLE' THEN -quantity
+                    WHEN to_state = 'AVAILABLE' THEN quantity ELSE 0 END) AS delta
   FROM stock_movements
   WHERE occurred_at >= :start AND occurred_at < :end
   GROUP BY variant_id, occurred_at
@@ -279,11 +283,13 @@ MAX_LOW_STOCK = 200
 
 _LOW_STOCK = text(
     """
-SELECT v.sku, coalesce(sum(l.on_hand - l.reserved), 0) AS available,
+SELECT v.sku, coalesce(sum(l.on_hand - l.reserved - l.damaged - l.quality_control
+                          - l.safety_stock), 0) AS available,
        v.low_stock_threshold AS threshold
 FROM variants v LEFT JOIN stock_levels l ON l.variant_id = v.id
 GROUP BY v.id
-HAVING coalesce(sum(l.on_hand - l.reserved), 0) <= v.low_stock_threshold
+HAVING coalesce(sum(l.on_hand - l.reserved - l.damaged - l.quality_control
+                    - l.safety_stock), 0) <= v.low_stock_threshold
 ORDER BY available, v.sku
 LIMIT :limit
 """

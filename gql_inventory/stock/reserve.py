@@ -37,8 +37,9 @@ from gql_inventory.domain.rows import RESERVATION_COLUMNS, ReservationRow, reser
 from gql_inventory.domain.uow import AppliedMovement, UnitOfWork
 from gql_inventory.models import ReservationStatus
 from gql_inventory.stock.allocation import ReservationLimits, checked_request, plan_reservation
-from gql_inventory.stock.ledger import ReservationWrites, lock_for_reserve, write_reservations
+from gql_inventory.stock.ledger import lock_for_reserve, write_reservations
 from gql_inventory.stock.levels import LineRequest, check_known, line_positions
+from gql_inventory.stock.reserve_writes import ReservationWrites
 
 #: The `idempotency_records.scope` of reserveStock.
 SCOPE = "reserveStock"

@@ -226,11 +226,13 @@ async def movement_counts(sessions: async_sessionmaker[AsyncSession], sku: str) 
 async def assert_history_sound(sessions: async_sessionmaker[AsyncSession], sku: str) -> None:
     """Replaying a SKU's ledger: versions run 1..n per level with no gap, every delta
     leads from the previous figures to the recorded ones, and no recorded state ever
-    had reserved above on hand (nor either below zero)."""
+    had reserved plus unavailable above on hand (nor either below zero, ADR 0017)."""
     rows = await fetch_all(
         sessions,
         """SELECT m.stock_level_id, m.version, m.on_hand_delta, m.reserved_delta,
-                  m.on_hand_after, m.reserved_after
+                  m.on_hand_after, m.reserved_after,
+                  m.damaged_after + m.quality_control_after + m.safety_stock_after
+                    AS unavailable_after
              FROM stock_movements m JOIN variants v ON v.id = m.variant_id
             WHERE v.sku = :sku ORDER BY m.stock_level_id, m.version""",
         sku=sku,
@@ -243,5 +245,5 @@ async def assert_history_sound(sessions: async_sessionmaker[AsyncSession], sku: 
             on_hand + r.on_hand_delta,
             reserved + r.reserved_delta,
         ), r
-        assert 0 <= r.reserved_after <= r.on_hand_after, r
+        assert 0 <= r.reserved_after <= r.reserved_after + r.unavailable_after <= r.on_hand_after, r
         state[r.stock_level_id] = (r.version, r.on_hand_after, r.reserved_after)

@@ -1,0 +1,101 @@
+"""The in-memory side of writing new reservations: each locked level's running figures
+(`ReserveLocks`, filled by `ledger.lock_for_reserve`) and the rows the accepted
+reservations will write (`ReservationWrites`, written by `ledger.write_reservations`).
+No SQL here: the statements live in `stock.ledger` (ADR 0013)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from gql_inventory.stock.levels import LockedLevel
+
+
+@dataclass(slots=True)
+class RunningLevel:
+    """A level locked for new reservations, with its figures as the reservations planned
+    so far leave them (`level`), its next `version`, and what they add."""
+
+    level: LockedLevel
+    version: int
+    movements: int = 0
+    added: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveLocks:
+    """What `lock_for_reserve` found: ``{sku: variant_id}`` of the SKUs that exist,
+    ``{variant_id: [level_id ...]}`` and each locked level's running figures; `now` is
+    the transaction's time (the new rows' ``created_at``)."""
+
+    variant_ids: dict[str, int]
+    per_variant: dict[int, list[int]]
+    levels: dict[int, RunningLevel]
+    now: datetime | None
+
+    def current(self, variant_ids: Iterable[int]) -> dict[int, list[LockedLevel]]:
+        """The running figures of these variants' levels (`allocation.plan_reservation`'s
+        `per_variant`)."""
+        return {
+            vid: [self.levels[i].level for i in self.per_variant.get(vid, ())]
+            for vid in variant_ids
+        }
+
+
+@dataclass
+class ReservationWrites:
+    """The rows new reservations will write (`write_reservations`), built one accepted
+    reservation at a time (`add`) against the running figures of `locks`."""
+
+    locks: ReserveLocks
+    reservations: tuple[list[uuid.UUID], list[datetime], list[int], list[str | None]] = field(
+        default_factory=lambda: ([], [], [], [])
+    )
+    rows: tuple[list[Any], ...] = field(default_factory=lambda: tuple([] for _ in range(10)))
+
+    def add(
+        self,
+        reservation_id: uuid.UUID,
+        expires_at: datetime,
+        ttl: int,
+        idempotency_key: str | None,
+        changes: dict[int, tuple[LockedLevel, int]],
+        actor: str,
+    ) -> None:
+        """Record one accepted reservation (`changes` is ``{level_id: (level, units)}``)
+        and move the running figures on.
+
+        Ledger rows in level-id order (lock order), each with the level's figures after
+        this reservation and its next version, exactly as applying the reservations
+        one transaction after another would write them; lines in the plan's order.
+        """
+        line_ord = {level_id: n for n, level_id in enumerate(changes, len(self.rows[0]))}
+        ids, expiries, ttls, keys = self.reservations
+        ids.append(reservation_id)
+        expiries.append(expires_at)
+        ttls.append(ttl)
+        keys.append(idempotency_key)
+        for level_id, (level, units) in sorted(changes.items()):
+            state = self.locks.levels[level_id]
+            state.level = replace(state.level, reserved=state.level.reserved + units)
+            state.version += 1
+            state.movements += 1
+            state.added += units
+            after = state.level
+            values = (
+                reservation_id,
+                level_id,
+                level.variant_id,
+                level.location_id,
+                units,
+                after.on_hand,
+                after.reserved,
+                state.version,
+                actor,
+                line_ord[level_id],
+            )
+            for column, value in zip(self.rows, values, strict=True):
+                column.append(value)
