@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gql_inventory.domain.figures import StockFigures
 from gql_inventory.models import Location, Product, ReservationStatus, StockLevel, Variant
 
 
@@ -49,7 +50,7 @@ class LocationRow:
 
 
 @dataclass(frozen=True, slots=True)
-class LevelRow:
+class LevelRow(StockFigures):
     """A stock level's figures (units); the states are on hand but not for sale (ADR 0017)."""
 
     id: int
@@ -61,16 +62,6 @@ class LevelRow:
     damaged: int = 0
     quality_control: int = 0
     safety_stock: int = 0
-
-    @property
-    def unavailable(self) -> int:
-        """`damaged + quality_control + safety_stock`."""
-        return self.damaged + self.quality_control + self.safety_stock
-
-    @property
-    def available(self) -> int:
-        """`on_hand - reserved - unavailable`."""
-        return self.on_hand - self.reserved - self.unavailable
 
 
 PRODUCT_COLUMNS = (Product.id, Product.handle, Product.title)

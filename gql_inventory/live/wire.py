@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from gql_inventory.domain.figures import StockFigures
 from gql_inventory.live.cursors import encode_cursor
 
 #: Cursor kind of stock events: ``encode_cursor("stock", position)``.
@@ -33,7 +34,7 @@ def channel_for(database_url: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class StockEvent:
+class StockEvent(StockFigures):
     """A positioned ledger row with the level's figures after the change."""
 
     position: int
@@ -53,16 +54,6 @@ class StockEvent:
     damaged: int = 0
     quality_control: int = 0
     safety_stock: int = 0
-
-    @property
-    def unavailable(self) -> int:
-        """`damaged + quality_control + safety_stock` after the change."""
-        return self.damaged + self.quality_control + self.safety_stock
-
-    @property
-    def available(self) -> int:
-        """`on_hand - reserved - unavailable` after the change."""
-        return self.on_hand - self.reserved - self.unavailable
 
     @property
     def cursor(self) -> str:
