@@ -23,7 +23,6 @@ NOT_YET_SERVED: set[str] = {
     "Argument Query.products(inStockOnly:) was removed.",
     "Argument Query.reservations(sku:) was removed.",
     "CreateInboundShipmentInput was removed.",
-    "Enum value MovementKind.BACKORDER_FILL was removed.",
     "Enum value UserErrorCode.INVALID_SHIPMENT_STATE was removed.",
     "Enum value UserErrorCode.PURCHASE_LIMIT_EXCEEDED was removed.",
     "Enum value UserErrorCode.SHIPMENT_NOT_FOUND was removed.",

@@ -1,7 +1,7 @@
 """SQLAlchemy tables only: no behaviour lives here."""
 
 from gql_inventory.models.base import Base
-from gql_inventory.models.catalog import Location, Product, Variant
+from gql_inventory.models.catalog import InventoryPolicy, Location, Product, Variant
 from gql_inventory.models.orders import (
     IdempotencyRecord,
     Order,
@@ -20,6 +20,9 @@ from gql_inventory.models.orders import (
 )
 from gql_inventory.models.stock import (
     STATE_COLUMNS,
+    InboundShipment,
+    InboundShipmentLine,
+    InboundShipmentStatus,
     MovementKind,
     StockLevel,
     StockMovement,
@@ -30,6 +33,10 @@ __all__ = [
     "STATE_COLUMNS",
     "Base",
     "IdempotencyRecord",
+    "InboundShipment",
+    "InboundShipmentLine",
+    "InboundShipmentStatus",
+    "InventoryPolicy",
     "Location",
     "MovementKind",
     "Order",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -35,12 +36,22 @@ class Product(Base):
     created_at: Mapped[datetime] = created_at_column()
 
 
+class InventoryPolicy(enum.StrEnum):
+    """Whether a variant keeps selling past zero (Shopify's `inventoryPolicy`)."""
+
+    DENY = "DENY"
+    CONTINUE = "CONTINUE"
+
+
 class Variant(Base):
     """A SKU: one product in one combination of options.
 
     `options` is a JSON list of ``{"name": "Size", "value": "Medium"}`` in the
     product's option order. `price_amount` is in the currency's minor units
-    (cents for USD, yen for JPY).
+    (cents for USD, yen for JPY). `inventory_policy` CONTINUE keeps selling past zero
+    up to `backorder_limit` units promised beyond stock (NULL: no limit);
+    `max_per_order` caps the units of this variant in one reservation (NULL: no cap).
+    docs/adr/0018-backorders.md.
     """
 
     __tablename__ = "variants"
@@ -48,6 +59,13 @@ class Variant(Base):
         CheckConstraint("price_amount >= 0", name="price_non_negative"),
         CheckConstraint("low_stock_threshold >= 0", name="threshold_non_negative"),
         CheckConstraint("char_length(currency_code) = 3", name="currency_iso4217"),
+        CheckConstraint("inventory_policy IN ('DENY', 'CONTINUE')", name="inventory_policy_known"),
+        CheckConstraint(
+            "backorder_limit IS NULL OR backorder_limit >= 0", name="backorder_limit_non_negative"
+        ),
+        CheckConstraint(
+            "max_per_order IS NULL OR max_per_order >= 1", name="max_per_order_positive"
+        ),
         Index("ix_variants_product_id_position", "product_id", "position"),
     )
 
@@ -60,6 +78,9 @@ class Variant(Base):
     price_amount: Mapped[int] = mapped_column(BigInteger)
     currency_code: Mapped[str] = mapped_column(String(3), server_default=text("'USD'"))
     low_stock_threshold: Mapped[int] = mapped_column(Integer, server_default=text("5"))
+    inventory_policy: Mapped[str] = mapped_column(String(16), server_default=text("'DENY'"))
+    backorder_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_per_order: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = created_at_column()
 
 

@@ -149,6 +149,10 @@ class ReservationLine(Base):
             "reservation_id", "stock_level_id", name="uq_reservation_lines_reservation_level"
         ),
         CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "backordered_quantity >= 0 AND backordered_quantity <= quantity",
+            name="backorder_within_quantity",
+        ),
         Index("ix_reservation_lines_stock_level_id", "stock_level_id"),
     )
 
@@ -160,6 +164,8 @@ class ReservationLine(Base):
     variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="RESTRICT"))
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
     quantity: Mapped[int] = mapped_column(Integer)
+    #: The part of `quantity` not covered by stock on hand (CONTINUE policy, ADR 0018).
+    backordered_quantity: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class Order(Base):
@@ -213,11 +219,23 @@ class OrderLine(Base):
 
 
 class OrderAllocation(Base):
-    """Where the units of an order line were sold from, so a restock returns them there."""
+    """Where the units of an order line were sold from, so a restock returns them there.
+
+    `quantity` units left on hand at payment or by a backorder fill; `backordered_quantity`
+    units are still awaited at this level (filled oldest paid order first, ADR 0018).
+    """
 
     __tablename__ = "order_allocations"
     __table_args__ = (
-        CheckConstraint("quantity > 0", name="quantity_positive"),
+        CheckConstraint(
+            "quantity >= 0 AND backordered_quantity >= 0 AND quantity + backordered_quantity > 0",
+            name="quantity_positive",
+        ),
+        Index(
+            "ix_order_allocations_waiting",
+            "stock_level_id",
+            postgresql_where=text("backordered_quantity > 0"),
+        ),
         CheckConstraint(
             "returned_quantity >= 0 AND returned_quantity <= quantity",
             name="return_within_quantity",
@@ -230,6 +248,7 @@ class OrderAllocation(Base):
     stock_level_id: Mapped[int] = mapped_column(ForeignKey("stock_levels.id", ondelete="RESTRICT"))
     quantity: Mapped[int] = mapped_column(Integer)
     returned_quantity: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    backordered_quantity: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class Refund(Base):

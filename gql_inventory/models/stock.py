@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 
 from sqlalchemy import (
@@ -13,14 +14,16 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    String,
     Text,
     UniqueConstraint,
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gql_inventory.models.base import Base
+from gql_inventory.models.base import Base, created_at_column
 
 
 class MovementKind(enum.StrEnum):
@@ -36,6 +39,7 @@ class MovementKind(enum.StrEnum):
     RETURN = "RETURN"
     STATE_CHANGE = "STATE_CHANGE"
     TRANSFER = "TRANSFER"
+    BACKORDER_FILL = "BACKORDER_FILL"
 
 
 class StockState(enum.StrEnum):
@@ -78,6 +82,7 @@ class StockLevel(Base):
         CheckConstraint("quality_control >= 0", name="quality_control_non_negative"),
         CheckConstraint("safety_stock >= 0", name="safety_stock_non_negative"),
         CheckConstraint(HELD_WITHIN_ON_HAND, name="held_within_on_hand"),
+        CheckConstraint("backordered >= 0", name="backordered_non_negative"),
         Index("ix_stock_levels_location_id", "location_id"),
     )
 
@@ -89,6 +94,8 @@ class StockLevel(Base):
     damaged: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     quality_control: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     safety_stock: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: Units promised to reservations and orders beyond what is on hand (ADR 0018).
+    backordered: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     version: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -140,6 +147,9 @@ class StockMovement(Base):
     damaged_after: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     quality_control_after: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     safety_stock_after: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: Change of the level's backordered units, and the figure after (0 before 0008).
+    backordered_delta: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    backordered_after: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     #: STATE_CHANGE only: the states moved between and the units moved (else NULL).
     from_state: Mapped[str | None] = mapped_column(Text, nullable=True)
     to_state: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -157,3 +167,66 @@ class StockMovement(Base):
     #: Commit-safe order of the event log, assigned by the relay after commit (None until
     #: then). Gap-free and append-only: a resume cursor is a position.
     position: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class InboundShipmentStatus(enum.StrEnum):
+    """An inbound shipment's state: OPEN until something arrives, then PARTIALLY_RECEIVED,
+    RECEIVED when every line is in; CANCELLED stops expecting what is left."""
+
+    OPEN = "OPEN"
+    PARTIALLY_RECEIVED = "PARTIALLY_RECEIVED"
+    RECEIVED = "RECEIVED"
+    CANCELLED = "CANCELLED"
+
+
+_SHIPMENT_STATUSES = ", ".join(f"'{s.value}'" for s in InboundShipmentStatus)
+
+
+class InboundShipment(Base):
+    """Stock expected at one location (a purchase order, a transfer on its way).
+
+    Its open lines' remaining units are the location's `incoming`. `actor` is who
+    created it (`domain.uow.UnitOfWork.actor`).
+    """
+
+    __tablename__ = "inbound_shipments"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_SHIPMENT_STATUSES})", name="status_known"),
+        Index("ix_inbound_shipments_created_at", "created_at", "id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    reference: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(24), server_default=text("'OPEN'"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id", ondelete="RESTRICT"))
+    expected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    actor: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class InboundShipmentLine(Base):
+    """Units of one variant expected on one shipment, and how many arrived (units)."""
+
+    __tablename__ = "inbound_shipment_lines"
+    __table_args__ = (
+        CheckConstraint("quantity_expected > 0", name="expected_positive"),
+        CheckConstraint(
+            "quantity_received >= 0 AND quantity_received <= quantity_expected",
+            name="received_within_expected",
+        ),
+        UniqueConstraint(
+            "shipment_id", "variant_id", name="uq_inbound_shipment_lines_shipment_variant"
+        ),
+        Index("ix_inbound_shipment_lines_variant_id", "variant_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    shipment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("inbound_shipments.id", ondelete="CASCADE")
+    )
+    variant_id: Mapped[int] = mapped_column(ForeignKey("variants.id", ondelete="RESTRICT"))
+    #: The line's place in the shipment as created (lines are listed in this order).
+    position: Mapped[int] = mapped_column(Integer)
+    quantity_expected: Mapped[int] = mapped_column(Integer)
+    quantity_received: Mapped[int] = mapped_column(Integer, server_default=text("0"))

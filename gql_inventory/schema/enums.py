@@ -71,6 +71,8 @@ describe_enum(
         "STATE_CHANGE": "Units moved between states at one location (moveStockState): onHand "
         "and reserved unchanged; fromState and toState say which, available changes when one "
         "of them is AVAILABLE.",
+        "BACKORDER_FILL": "Units that arrived went to a paid order waiting for them (oldest "
+        "paid order first): onHand -n and backordered -n; reference order:<id>.",
     },
 )
 describe_enum(
