@@ -30,6 +30,7 @@ class ErrorCode(enum.StrEnum):
     STOCK_CHANGED = "STOCK_CHANGED"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     PAYMENT_PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
+    PURCHASE_LIMIT_EXCEEDED = "PURCHASE_LIMIT_EXCEEDED"
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,37 @@ class StateShort(InsufficientStock):
         )
         self.location = location
         self.state = state
+
+
+class PurchaseLimitExceeded(DomainError):
+    """A reservation would hold more units of `sku` than the variant's `max_per_order`.
+
+    `requested` is the units the reservation would hold of `sku` in total (the merged
+    lines of a new reservation, the absolute quantity of updateReservation); `available`
+    is the most it may hold: the limit, or the `held` units it already has when a lowered
+    limit left it above (it keeps them; only an increase is refused).
+    """
+
+    code = ErrorCode.PURCHASE_LIMIT_EXCEEDED
+
+    def __init__(
+        self,
+        *,
+        sku: str,
+        requested: int,
+        limit: int,
+        held: int = 0,
+        field: FieldPath | None = None,
+    ) -> None:
+        kept = f" (this reservation already holds {held}, more than the limit)" if held > limit else ""
+        super().__init__(
+            f"at most {limit} of {sku!r} per order{kept}, {requested} requested", field=field
+        )
+        self.sku = sku
+        self.requested = requested
+        self.limit = limit
+        self.held = held
+        self.available = max(limit, held)
 
 
 class ReservationNotFound(DomainError):

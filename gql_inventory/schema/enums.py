@@ -115,6 +115,7 @@ class UserErrorCode(enum.Enum):
     STOCK_CHANGED = "STOCK_CHANGED"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     PAYMENT_PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
+    PURCHASE_LIMIT_EXCEEDED = "PURCHASE_LIMIT_EXCEEDED"
 
 
 describe_enum(
@@ -144,6 +145,11 @@ describe_enum(
         "IDEMPOTENCY_CONFLICT": "The idempotency key was used before with a different input.",
         "PAYMENT_PROVIDER_ERROR": "The payment provider (Stripe) refused or failed; nothing "
         "was changed here, so the call may be retried.",
+        "PURCHASE_LIMIT_EXCEEDED": "The reservation would hold more units of the SKU in "
+        "`sku` than the variant's maxPerOrder. `requested` is the units it would hold in "
+        "all (lines of one SKU summed; updateReservation: the new quantity), `available` the "
+        "most it may hold: the limit, or what it already holds when the limit was lowered "
+        "under it (kept; only an increase is refused).",
     },
 )
 
