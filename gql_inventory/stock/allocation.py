@@ -1,8 +1,10 @@
-"""Planning a new reservation in memory: input checks and allocation, no SQL.
+"""Planning a new reservation in memory: input checks, purchase limits and allocation,
+no SQL.
 
 Shared by new reservations (`stock.reserve`) and `reservations.update_reservation`, so
 both refuse the same input with the same errors, field paths and figures, and take units
-from the same levels.
+from the same levels. The figures and limits come from the levels as locked
+(`stock.ledger`), so a check holds until the transaction ends.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from gql_inventory.domain.errors import (
     DomainError,
     InvalidInput,
+    PurchaseLimitExceeded,
     ShortAcrossLocations,
     in_input,
     raise_all,
@@ -53,6 +56,28 @@ def checked_request(
     return ttl, merge_lines(lines, max_lines=limits.max_lines, max_quantity=limits.max_quantity)
 
 
+def check_purchase_limit(
+    sku: str, levels: list[LockedLevel], quantity: int, index: int, *, held: int = 0
+) -> PurchaseLimitExceeded | None:
+    """The refusal for line `index` when a reservation would hold `quantity` units of
+    `sku` in all (`held` now) past the variant's `max_per_order`, else None.
+
+    The limit is the one its locked `levels` carry (a variant without any level has none
+    to give and no unit to reserve). Only an increase can be refused: a reservation that
+    holds more than a limit lowered since keeps them (`quantity <= held` passes).
+    """
+    limit = levels[0].max_per_order if levels else None
+    if limit is None or quantity <= max(limit, held):
+        return None
+    return PurchaseLimitExceeded(
+        sku=sku,
+        requested=quantity,
+        limit=limit,
+        held=held,
+        field=in_input("lines", index, "quantity"),
+    )
+
+
 def plan_increase(
     sku: str,
     levels: list[LockedLevel],
@@ -60,12 +85,16 @@ def plan_increase(
     index: int,
     *,
     held: int = 0,
-) -> list[tuple[LockedLevel, int]] | ShortAcrossLocations:
-    """Allocate `quantity` more units of `sku`, or the refusal for line `index`.
+) -> list[tuple[LockedLevel, int]] | ShortAcrossLocations | PurchaseLimitExceeded:
+    """Allocate `quantity` more units of `sku`, or the refusal for line `index`: past
+    the variant's purchase limit (`check_purchase_limit`, checked first), or short.
 
     `held` is what the reservation already holds of `sku` (updateReservation):
     the refusal then counts it in both the requested and the available units.
     """
+    over = check_purchase_limit(sku, levels, held + quantity, index, held=held)
+    if over is not None:
+        return over
     plan = allocate(levels, quantity)
     if plan is None:
         return ShortAcrossLocations(
@@ -90,7 +119,8 @@ def plan_reservation(
     `wanted` is ``{sku: quantity}`` (`merge_lines`), `positions` each SKU's first input
     line (`line_positions`), `variant_ids` ``{sku: variant_id}`` of every SKU and
     `per_variant` the current figures of each variant's levels (missing: no levels).
-    Raises `ShortAcrossLocations` for each SKU that does not fit (all of them together,
+    Raises `PurchaseLimitExceeded` for each SKU past its variant's `max_per_order` and
+    `ShortAcrossLocations` for each other SKU that does not fit (all of them together,
     through `raise_all`).
     """
     errors: list[DomainError] = []
@@ -98,7 +128,7 @@ def plan_reservation(
     for sku, quantity in wanted.items():
         levels = per_variant.get(variant_ids[sku], [])
         plan = plan_increase(sku, levels, quantity, positions[sku])
-        if isinstance(plan, ShortAcrossLocations):
+        if isinstance(plan, DomainError):
             errors.append(plan)
             continue
         for level, units in plan:

@@ -267,9 +267,10 @@ async def lock_level_ids(session: AsyncSession, level_ids: Iterable[int]) -> lis
 _LOCK_LEVELS = text(
     """
     SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved,
-           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable
+           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable, v.max_per_order
       FROM stock_levels sl
       JOIN locations l ON l.id = sl.location_id
+      JOIN variants v ON v.id = sl.variant_id
      WHERE sl.variant_id = ANY(:variant_ids)
      ORDER BY sl.id
        FOR UPDATE OF sl
@@ -282,13 +283,12 @@ async def lock_levels_by_variant(
 ) -> defaultdict[int, list[LockedLevel]]:
     """Lock every level of these variants in ascending id order (the global lock order: two
     transactions lock the levels they share in the same order, so they never deadlock);
-    ``{variant_id: [level, ...]}`` (missing variants: ``[]``)."""
+    ``{variant_id: [level, ...]}`` (missing variants: ``[]``), each level carrying its
+    variant's `max_per_order`."""
     grouped: defaultdict[int, list[LockedLevel]] = defaultdict(list)
     ids = sorted(set(variant_ids))
     for r in (await session.execute(_LOCK_LEVELS, {"variant_ids": ids})).all() if ids else []:
-        level = LockedLevel(
-            r.id, r.variant_id, r.location_id, r.priority, r.on_hand, r.reserved, r.unavailable
-        )
+        level = LockedLevel(**r._mapping)  # the columns are named as its fields
         grouped[level.variant_id].append(level)
     return grouped
 
@@ -308,7 +308,7 @@ WITH locked AS MATERIALIZED (
        FOR UPDATE OF sl
 )
 SELECT v.sku, v.id AS variant_id, k.id, k.location_id, k.priority, k.on_hand, k.reserved,
-       k.unavailable, k.version, now() AS tx_now
+       k.unavailable, k.version, now() AS tx_now, v.max_per_order
   FROM variants v
   LEFT JOIN locked k ON k.variant_id = v.id
  WHERE v.sku = ANY($1::text[])
@@ -354,7 +354,8 @@ RETURNING {MOVEMENT_COLUMNS}
 
 async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
     """In one statement on the asyncpg connection `conn` (in a transaction): resolve
-    `skus` and lock every level of their variants FOR UPDATE in ascending id order."""
+    `skus` and lock every level of their variants FOR UPDATE in ascending id order; each
+    `LockedLevel` carries its variant's `max_per_order`."""
     wanted = sorted(set(skus))
     rows = await conn.fetch(_LOCK_FOR_RESERVE, wanted) if wanted else []
     variant_ids: dict[str, int] = {}
@@ -372,6 +373,7 @@ async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
             on_hand=r["on_hand"],
             reserved=r["reserved"],
             unavailable=r["unavailable"],
+            max_per_order=r["max_per_order"],
         )
         levels[level.id] = RunningLevel(level=level, version=r["version"])
         per_variant.setdefault(level.variant_id, []).append(level.id)

@@ -52,6 +52,9 @@ class LockedLevel:
     reserved: int
     #: damaged + quality_control + safety_stock: on hand, never reserved (ADR 0017).
     unavailable: int = 0
+    #: The variant's `max_per_order` (units in one reservation; None: no limit), read by
+    #: the statement that locked the level.
+    max_per_order: int | None = None
 
     @property
     def available(self) -> int:

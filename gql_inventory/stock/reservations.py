@@ -22,7 +22,6 @@ from gql_inventory.domain.errors import (
     InvalidOrderState,
     ReservationNotActive,
     ReservationNotFound,
-    ShortAcrossLocations,
     argument,
     in_input,
     raise_all,
@@ -114,8 +113,10 @@ async def update_reservation(
     priority location first). The expiry moves to now + the reservation's TTL.
     All or nothing. Raises `ReservationNotFound`, `ReservationNotActive`,
     `InvalidOrderState` (checked out: its order's lines and amount are frozen),
-    `InvalidInput`, `UnknownSku`, `ShortAcrossLocations` (an `InsufficientStock`
-    whose figures count the units the reservation already holds).
+    `InvalidInput`, `UnknownSku`, `PurchaseLimitExceeded` (an increase past the
+    variant's `max_per_order`; a reservation above a limit lowered since keeps its units
+    and may decrease), `ShortAcrossLocations` (an `InsufficientStock` whose figures count
+    the units the reservation already holds).
     """
     session = uow.session
     wanted = merge_lines(
@@ -145,7 +146,7 @@ async def update_reservation(
         diff = wanted[sku] - current
         if diff > 0:
             plan = plan_increase(sku, variant_levels, diff, index, held=current)
-            if isinstance(plan, ShortAcrossLocations):
+            if isinstance(plan, DomainError):
                 errors.append(plan)
                 continue
             for level, units in plan:

@@ -216,7 +216,8 @@ async def reserve(
 
     Lines of the same SKU are merged; units come from locations by priority and may
     be split across them; the reservation expires `ttl_seconds` (default and cap from
-    `limits`) from now. Raises `InvalidInput`, `UnknownSku`, `ShortAcrossLocations`
+    `limits`) from now. Raises `InvalidInput`, `UnknownSku`, `PurchaseLimitExceeded`
+    (more of a SKU than its variant's `max_per_order`), `ShortAcrossLocations`
     (an `InsufficientStock`; one per short SKU, grouped in `DomainErrors`),
     `IdempotencyConflict`.
     """
