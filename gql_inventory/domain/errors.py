@@ -262,7 +262,9 @@ class PurchaseLimitExceeded(DomainError):
         held: int = 0,
         field: FieldPath | None = None,
     ) -> None:
-        kept = f" (this reservation already holds {held}, more than the limit)" if held > limit else ""
+        kept = ""
+        if held > limit:  # a limit lowered under this reservation: it keeps what it has
+            kept = f" (this reservation already holds {held}, more than the limit)"
         super().__init__(
             f"at most {limit} of {sku!r} per order{kept}, {requested} requested", field=field
         )

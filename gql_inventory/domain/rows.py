@@ -13,7 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from gql_inventory.domain.figures import StockFigures
-from gql_inventory.models import Location, Product, ReservationStatus, StockLevel, Variant
+from gql_inventory.models import (
+    InventoryPolicy,
+    Location,
+    Product,
+    ReservationStatus,
+    StockLevel,
+    Variant,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +34,9 @@ class ProductRow:
 
 @dataclass(frozen=True, slots=True)
 class VariantRow:
-    """A variant; `price_amount` in minor units of `currency_code`."""
+    """A variant; `price_amount` in minor units of `currency_code`. Inventory settings:
+    `inventory_policy`, `backorder_limit` (units beyond stock, CONTINUE only; None: no
+    limit), `max_per_order` (units in one reservation; None: no limit)."""
 
     id: int
     product_id: int
@@ -37,6 +46,9 @@ class VariantRow:
     price_amount: int
     currency_code: str
     low_stock_threshold: int
+    inventory_policy: InventoryPolicy = InventoryPolicy.DENY
+    backorder_limit: int | None = None
+    max_per_order: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +86,9 @@ VARIANT_COLUMNS = (
     Variant.price_amount,
     Variant.currency_code,
     Variant.low_stock_threshold,
+    Variant.inventory_policy,
+    Variant.backorder_limit,
+    Variant.max_per_order,
 )
 LOCATION_COLUMNS = (Location.id, Location.name, Location.is_default, Location.priority)
 LEVEL_COLUMNS = (
@@ -105,6 +120,9 @@ def variant_row(m: Any) -> VariantRow:
         price_amount=m["price_amount"],
         currency_code=m["currency_code"],
         low_stock_threshold=m["low_stock_threshold"],
+        inventory_policy=InventoryPolicy(m["inventory_policy"]),
+        backorder_limit=m["backorder_limit"],
+        max_per_order=m["max_per_order"],
     )
 
 

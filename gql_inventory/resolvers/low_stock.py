@@ -1,16 +1,19 @@
-"""Admin: lowStockVariants, setLowStockThreshold and bulkAdjustStock (thin: the logic is in
-`stock.low_stock` and `stock.bulk_adjust`).
+"""Admin: lowStockVariants, setLowStockThreshold, updateVariantInventory and bulkAdjustStock
+(thin: the logic is in `stock.low_stock`, `stock.variant_settings` and `stock.bulk_adjust`).
 
 Their fields declare the `IsAdmin` permission (`schema.query`, `schema.mutation`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 from strawberry.types import Info
 
 from gql_inventory.context import Context
 from gql_inventory.domain.errors import DomainError
+from gql_inventory.domain.idempotency import IdempotencyKey
 from gql_inventory.kit.logs import get_logger
 from gql_inventory.resolvers.cursors import decode_cursor
 from gql_inventory.schema.catalog import VariantType
@@ -26,10 +29,15 @@ from gql_inventory.schema.low_stock import (
 )
 from gql_inventory.schema.orders import StockMovementType
 from gql_inventory.schema.payloads import UserError, user_errors
-from gql_inventory.stock import bulk_adjust, low_stock
+from gql_inventory.schema.variant_inventory import (
+    UpdateVariantInventoryInput,
+    UpdateVariantInventoryPayload,
+)
+from gql_inventory.stock import bulk_adjust, low_stock, variant_settings
 from gql_inventory.stock.adjust import AdjustResult
 from gql_inventory.stock.bulk_adjust import BulkLine
 from gql_inventory.stock.movements import movements_by_ids
+from gql_inventory.stock.variant_settings import KEEP, InventorySettings
 from gql_inventory.uow import run_in_transaction
 
 log = get_logger(__name__)
@@ -93,6 +101,41 @@ async def set_low_stock_threshold(
     row = await info.context.loaders.variant_by_id.load(variant_id)
     variant = VariantType.from_row(row) if row is not None else None
     return SetLowStockThresholdPayload(variant=variant, user_errors=[])
+
+
+def _setting(value: Any) -> Any:
+    """A GraphQL input field as the domain takes it: left out (UNSET) is `KEEP`."""
+    return KEEP if value is strawberry.UNSET else value
+
+
+async def update_variant_inventory(
+    info: Info[Context, None], input: UpdateVariantInventoryInput
+) -> UpdateVariantInventoryPayload:
+    """Set a variant's inventory policy, backorder limit, per-order limit and low-stock
+    threshold in one call (admin)."""
+    settings = InventorySettings(
+        inventory_policy=_setting(input.inventory_policy),
+        backorder_limit=_setting(input.backorder_limit),
+        max_per_order=_setting(input.max_per_order),
+        low_stock_threshold=_setting(input.low_stock_threshold),
+    )
+    try:
+        variant_id = await run_in_transaction(
+            info.context.services,
+            lambda uow: variant_settings.update_variant_inventory(
+                uow,
+                sku=input.sku,
+                settings=settings,
+                idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
+            ),
+            actor=info.context.actor,
+        )
+    except DomainError as error:
+        return UpdateVariantInventoryPayload(variant=None, user_errors=user_errors(error))
+    log.info("variant.inventory_updated", sku=input.sku, **settings.given())
+    row = await info.context.loaders.variant_by_id.load(variant_id)
+    variant = VariantType.from_row(row) if row is not None else None
+    return UpdateVariantInventoryPayload(variant=variant, user_errors=[])
 
 
 async def _movements(

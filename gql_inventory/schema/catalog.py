@@ -11,6 +11,7 @@ from gql_inventory.context import Context
 from gql_inventory.domain.rows import LevelRow, LocationRow, ProductRow, VariantRow
 from gql_inventory.kit.money import to_decimal
 from gql_inventory.schema.docs import described_field
+from gql_inventory.schema.enums import InventoryPolicy
 from gql_inventory.stock.low_stock import is_low
 
 
@@ -149,7 +150,20 @@ class VariantType:
     low_stock_threshold: int = strawberry.field(
         description="Units: `isLowStock` is true, and lowStockAlerts sends LOW, when "
         "`available` is at or under this. 0: alerts off (never low, never listed, no alert); "
-        "change it with setLowStockThreshold."
+        "change it with setLowStockThreshold or updateVariantInventory."
+    )
+    inventory_policy: InventoryPolicy = strawberry.field(
+        description="DENY (default): sell only what is available. CONTINUE: keep selling "
+        "past zero, up to backorderLimit. Change it with updateVariantInventory."
+    )
+    backorder_limit: int | None = strawberry.field(
+        description="CONTINUE only: the most units promised beyond stock; null: no limit. "
+        "Kept but unused while the policy is DENY."
+    )
+    max_per_order: int | None = strawberry.field(
+        description="The most units of this variant one reservation may hold (lines of it "
+        "summed); null: no limit. More is PURCHASE_LIMIT_EXCEEDED. A reservation holding "
+        "more than a limit lowered since keeps its units; only an increase is refused."
     )
     row: strawberry.Private[VariantRow]
 
@@ -161,6 +175,9 @@ class VariantType:
             sku=row.sku,
             title=row.title,
             low_stock_threshold=row.low_stock_threshold,
+            inventory_policy=row.inventory_policy,
+            backorder_limit=row.backorder_limit,
+            max_per_order=row.max_per_order,
             row=row,
         )
 

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import enum
 
-from gql_inventory.models import MovementKind, OrderStatus, ReservationStatus, StockState
+from gql_inventory.models import (
+    InventoryPolicy,
+    MovementKind,
+    OrderStatus,
+    ReservationStatus,
+    StockState,
+)
 from gql_inventory.schema.docs import describe_enum
 from gql_inventory.stock.adjust import AdjustmentReason
 
 __all__ = [
     "AdjustmentReason",
+    "InventoryPolicy",
     "LowStockState",
     "MovementKind",
     "OrderStatus",
@@ -84,6 +91,17 @@ describe_enum(
         "DAMAGED": "Damaged, kept on hand (e.g. awaiting return to the supplier); never sold.",
         "QUALITY_CONTROL": "Held for inspection; never sold until moved back to AVAILABLE.",
         "SAFETY_STOCK": "A buffer kept back from sale on purpose.",
+    },
+)
+describe_enum(
+    InventoryPolicy,
+    description="Whether a variant keeps selling past zero (Shopify's inventoryPolicy); set "
+    "with updateVariantInventory.",
+    values={
+        "DENY": "Sell only what is available (the default): a reservation never takes more "
+        "than onHand - reserved - unavailable.",
+        "CONTINUE": "Keep selling past zero (backorders, preorders), promising at most "
+        "backorderLimit units beyond stock (null: no limit).",
     },
 )
 describe_enum(

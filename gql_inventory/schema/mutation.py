@@ -17,6 +17,7 @@ from gql_inventory.schema.payloads import (
     ReserveStockPayload,
     TransferStockPayload,
 )
+from gql_inventory.schema.variant_inventory import UpdateVariantInventoryPayload
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error and "
 _ADMIN += "nothing changes. "
@@ -137,6 +138,20 @@ class Mutation:
             "(below 0 or above 1000000), UNKNOWN_SKU.",
         ),
         input="The SKU and its new threshold.",
+    )
+    update_variant_inventory: UpdateVariantInventoryPayload = with_arguments(
+        strawberry.field(
+            resolver=low_stock.update_variant_inventory,
+            extensions=admin_only(),
+            description=_ADMIN + "Set a variant's inventoryPolicy, backorderLimit, "
+            "maxPerOrder and lowStockThreshold in one call; a field left out keeps its "
+            "value. Not a stock change: no ledger row. A new maxPerOrder applies to the next "
+            "reserveStock or updateReservation (PURCHASE_LIMIT_EXCEEDED past it); carts "
+            "already holding more keep their units. userErrors: INVALID_INPUT (a number "
+            "below 0 or above 1000000, a null policy or threshold, a backorderLimit with "
+            "DENY), UNKNOWN_SKU, IDEMPOTENCY_CONFLICT.",
+        ),
+        input="The SKU and the settings to change.",
     )
     bulk_adjust_stock: BulkAdjustStockPayload = with_arguments(
         strawberry.field(

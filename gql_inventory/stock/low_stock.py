@@ -12,17 +12,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, func, select, true, tuple_, update
+from sqlalchemy import ColumnElement, and_, func, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gql_inventory.domain.errors import InvalidInput, UnknownSku, in_input
+from gql_inventory.domain.errors import in_input
 from gql_inventory.domain.rows import VARIANT_COLUMNS, VariantRow, variant_row
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import StockLevel, Variant
 from gql_inventory.stock.levels import available_units
+from gql_inventory.stock.variant_settings import (
+    MAX_UNITS,
+    InventorySettings,
+    check_units,
+    update_variant_inventory,
+)
 
 #: The highest threshold accepted (units), as for one adjustment.
-MAX_THRESHOLD = 1_000_000
+MAX_THRESHOLD = MAX_UNITS
 
 #: Keys of the (available, variant id) keyset pack into one integer: available << 63 | id.
 _ID_BITS = 63
@@ -36,25 +42,15 @@ def is_low(available: int, threshold: int) -> bool:
 async def set_low_stock_threshold(uow: UnitOfWork, *, sku: str, threshold: int) -> int:
     """Set the low-stock threshold (units) of the variant `sku`; returns its id.
 
-    Not a stock movement: no ledger row. The live alert tracker re-reads the
-    threshold with each stock event (`live.alerts`), so it applies from the next
+    The write of `variant_settings.update_variant_inventory` (one path for a variant's
+    settings). Not a stock movement: no ledger row. The live alert tracker re-reads
+    the threshold with each stock event (`live.alerts`), so it applies from the next
     event. Raises `InvalidInput` (below 0 or above `MAX_THRESHOLD`), `UnknownSku`.
     """
-    if not 0 <= threshold <= MAX_THRESHOLD:
-        raise InvalidInput(
-            f"threshold must be between 0 and {MAX_THRESHOLD}", field=in_input("threshold")
-        )
-    stmt = (
-        update(Variant)
-        .where(Variant.sku == sku)
-        .values(low_stock_threshold=threshold)
-        .returning(Variant.id)
+    check_units(threshold, name="threshold", field=in_input("threshold"))
+    return await update_variant_inventory(
+        uow, sku=sku, settings=InventorySettings(low_stock_threshold=threshold)
     )
-    variant_id = (await uow.session.execute(stmt)).scalar_one_or_none()
-    if variant_id is None:
-        raise UnknownSku(sku, field=in_input("sku"))
-    uow.mark_catalog_changed()
-    return int(variant_id)
 
 
 @dataclass(frozen=True, slots=True)
