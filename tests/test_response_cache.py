@@ -215,6 +215,30 @@ async def test_catalog_changes_invalidate_entries(
     assert again["lowStockThreshold"] == 7
 
 
+async def test_variant_inventory_settings_are_read_back_at_once(running: Running) -> None:
+    """updateVariantInventory is a catalog write: the cached read of the variant is not
+    served again; the next read shows the new settings (read-your-writes)."""
+    policy = (
+        'query { variant(sku: "MUG") { inventoryPolicy backorderLimit maxPerOrder '
+        "lowStockThreshold } }"
+    )
+    before = await _same_three_ways(running, policy, None, admin=False)
+    assert b'"maxPerOrder":null' in before
+    update_ = (
+        'mutation { updateVariantInventory(input: {sku: "MUG", inventoryPolicy: CONTINUE, '
+        "backorderLimit: 4, maxPerOrder: 2, lowStockThreshold: 3}) { userErrors { code } } }"
+    )
+    body = (await running.post(update_, admin=True)).json()
+    assert body["data"]["updateVariantInventory"]["userErrors"] == [], body
+    after = (await running.post(policy)).json()["data"]["variant"]
+    assert after == {
+        "inventoryPolicy": "CONTINUE",
+        "backorderLimit": 4,
+        "maxPerOrder": 2,
+        "lowStockThreshold": 3,
+    }
+
+
 async def test_a_change_during_execution_is_never_served(
     running: Running, catalog: Catalog
 ) -> None:
