@@ -183,9 +183,7 @@ async def test_no_limit_and_a_removed_limit_refuse_nothing(
     gql: GraphQLCaller, sessions: Sessions, catalog: Catalog
 ) -> None:
     await _limit(sessions, "MUG", 1)
-    assert _figures(await _reserve(gql, [("MUG", 2)])) == [
-        ("PURCHASE_LIMIT_EXCEEDED", "MUG", 2, 1)
-    ]
+    assert _figures(await _reserve(gql, [("MUG", 2)])) == [("PURCHASE_LIMIT_EXCEEDED", "MUG", 2, 1)]
     await _limit(sessions, "MUG", None)
     assert _held(await reserve(gql, {"MUG": 40})) == {"MUG": 40}
 

@@ -36,7 +36,8 @@ class Mutation:
             description="Public. Reserve every line or none (a cart): the units count as "
             "reserved until the reservation expires (ttlSeconds), is released, or its order "
             "is paid. Units come from locations in priority order and may be split across "
-            "them. userErrors: INVALID_INPUT, UNKNOWN_SKU, INSUFFICIENT_STOCK (one per short "
+            "them. userErrors: INVALID_INPUT, UNKNOWN_SKU, PURCHASE_LIMIT_EXCEEDED (more of a "
+            "SKU than its maxPerOrder, lines of it summed), INSUFFICIENT_STOCK (one per short "
             "SKU; figures summed over all locations), IDEMPOTENCY_CONFLICT.",
         ),
         input="The lines, and optionally a TTL and an idempotency key.",
@@ -51,8 +52,10 @@ class Mutation:
             "on success the expiry restarts at now + the reservation's ttlSeconds. "
             "userErrors: RESERVATION_NOT_FOUND, RESERVATION_NOT_ACTIVE, INVALID_ORDER_STATE "
             "(checked out: the order's lines are frozen), INVALID_INPUT (no lines, a SKU "
-            "twice, a quantity out of range), UNKNOWN_SKU, INSUFFICIENT_STOCK (figures summed "
-            "over all locations, counting what the reservation already holds).",
+            "twice, a quantity out of range), UNKNOWN_SKU, PURCHASE_LIMIT_EXCEEDED (an increase "
+            "past the variant's maxPerOrder; units held above a limit lowered since are "
+            "kept), INSUFFICIENT_STOCK (figures summed over all locations, counting what the "
+            "reservation already holds).",
         ),
         input="The reservation and its new quantities.",
     )

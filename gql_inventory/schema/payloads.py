@@ -39,13 +39,14 @@ class UserError:
     )
     requested: int | None = strawberry.field(
         default=None,
-        description="Units asked for (INSUFFICIENT_STOCK, REFUND_EXCEEDS_QUANTITY). setStock: "
-        "units the count would remove.",
+        description="Units asked for (INSUFFICIENT_STOCK, REFUND_EXCEEDS_QUANTITY, "
+        "PURCHASE_LIMIT_EXCEEDED). setStock: units the count would remove.",
     )
     available: int | None = strawberry.field(
         default=None,
         description="Units there were: over every location for a reservation, at `locationId` "
-        "for adjustStock/setStock, still refundable for REFUND_EXCEEDS_QUANTITY.",
+        "for adjustStock/setStock, still refundable for REFUND_EXCEEDS_QUANTITY, the most the "
+        "reservation may hold for PURCHASE_LIMIT_EXCEEDED.",
     )
     location_id: strawberry.ID | None = strawberry.field(
         default=None,
