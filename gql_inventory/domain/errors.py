@@ -30,6 +30,8 @@ class ErrorCode(enum.StrEnum):
     STOCK_CHANGED = "STOCK_CHANGED"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     PAYMENT_PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
+    SHIPMENT_NOT_FOUND = "SHIPMENT_NOT_FOUND"
+    INVALID_SHIPMENT_STATE = "INVALID_SHIPMENT_STATE"
 
 
 @dataclass(frozen=True)
@@ -328,6 +330,23 @@ class PaymentProviderError(DomainError):
     """The payment provider refused or failed; nothing was changed locally."""
 
     code = ErrorCode.PAYMENT_PROVIDER_ERROR
+
+
+class ShipmentNotFound(DomainError):
+    """No inbound shipment has this id (or the id is not one we could have issued)."""
+
+    code = ErrorCode.SHIPMENT_NOT_FOUND
+
+
+class InvalidShipmentState(DomainError):
+    """The inbound shipment's status (RECEIVED, CANCELLED) does not allow the operation."""
+
+    code = ErrorCode.INVALID_SHIPMENT_STATE
+
+    def __init__(self, status: str, action: str, *, field: FieldPath | None = None) -> None:
+        super().__init__(f"cannot {action} an inbound shipment that is {status}", field=field)
+        self.status = status
+        self.action = action
 
 
 class DomainErrors(DomainError):

@@ -115,6 +115,8 @@ class UserErrorCode(enum.Enum):
     STOCK_CHANGED = "STOCK_CHANGED"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     PAYMENT_PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
+    SHIPMENT_NOT_FOUND = "SHIPMENT_NOT_FOUND"
+    INVALID_SHIPMENT_STATE = "INVALID_SHIPMENT_STATE"
 
 
 describe_enum(
@@ -144,6 +146,9 @@ describe_enum(
         "IDEMPOTENCY_CONFLICT": "The idempotency key was used before with a different input.",
         "PAYMENT_PROVIDER_ERROR": "The payment provider (Stripe) refused or failed; nothing "
         "was changed here, so the call may be retried.",
+        "SHIPMENT_NOT_FOUND": "No inbound shipment has this id.",
+        "INVALID_SHIPMENT_STATE": "The inbound shipment is RECEIVED or CANCELLED: nothing is "
+        "expected on it any more (the message says which).",
     },
 )
 

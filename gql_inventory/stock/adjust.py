@@ -77,14 +77,11 @@ class AdminLevel:
     location: str
 
 
-async def level_for(
-    session: AsyncSession, sku: str, location_id: str | None, *, field: str = "location_id"
-) -> AdminLevel:
-    """The level of `sku` at a location (None: the default one), created at zero if missing.
-    Raises `UnknownSku`, `UnknownLocation` (naming the input `field`)."""
-    variant_id = (await session.execute(select(Variant.id).where(Variant.sku == sku))).scalar()
-    if variant_id is None:
-        raise UnknownSku(sku, field=in_input("sku"))
+async def location_for(
+    session: AsyncSession, location_id: str | None, *, field: str = "location_id"
+) -> tuple[int, str]:
+    """``(id, name)`` of a location named by its id as sent (None: the default one).
+    Raises `UnknownLocation` (naming the input `field`)."""
     columns = select(Location.id, Location.name)
     if location_id is None:
         loc = (await session.execute(columns.where(Location.is_default.is_(True)))).first()
@@ -98,8 +95,20 @@ async def level_for(
         )
         if loc is None:
             raise UnknownLocation(f"unknown location {location_id!r}", field=in_input(field))
-    level_id = await ensure_level(session, variant_id=int(variant_id), location_id=int(loc.id))
-    return AdminLevel(id=level_id, location_id=int(loc.id), location=str(loc.name))
+    return int(loc.id), str(loc.name)
+
+
+async def level_for(
+    session: AsyncSession, sku: str, location_id: str | None, *, field: str = "location_id"
+) -> AdminLevel:
+    """The level of `sku` at a location (None: the default one), created at zero if missing.
+    Raises `UnknownSku`, `UnknownLocation` (naming the input `field`)."""
+    variant_id = (await session.execute(select(Variant.id).where(Variant.sku == sku))).scalar()
+    if variant_id is None:
+        raise UnknownSku(sku, field=in_input("sku"))
+    loc_id, loc_name = await location_for(session, location_id, field=field)
+    level_id = await ensure_level(session, variant_id=int(variant_id), location_id=loc_id)
+    return AdminLevel(id=level_id, location_id=loc_id, location=loc_name)
 
 
 async def level_id_for(session: AsyncSession, sku: str, location_id: str | None) -> int:
