@@ -53,7 +53,8 @@ describe_enum(
     MovementKind,
     description="Why a stock level changed: the kind of a ledger row (StockMovement).",
     values={
-        "RECEIPT": "Goods received (adjustStock, reason RECEIVED): onHand +n.",
+        "RECEIPT": "Goods received (adjustStock, reason RECEIVED, or receiveInboundShipment "
+        "with reference shipment:<id>): onHand +n.",
         "ADJUSTMENT": "A manual correction (adjustStock, reason CORRECTION, DAMAGED, LOST or "
         "FOUND): onHand +n or -n.",
         "COUNT": "A count set an absolute figure (setStock, or adjustStock with reason "
