@@ -21,12 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.domain.errors import (
     IdempotencyConflict,
-    InsufficientStock,
     InvalidOrderState,
     ReservationNotActive,
     StockChanged,
 )
 from gql_inventory.domain.idempotency import IdempotencyKey
+from gql_inventory.domain.shortages import (
+    InsufficientStock,
+)
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.orders import checkout, orders, payment_outcomes, refunds
 from gql_inventory.payments.offline import OfflinePaymentProvider

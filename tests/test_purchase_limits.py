@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gql_inventory.domain.errors import (
     DomainError,
     DomainErrors,
+)
+from gql_inventory.domain.shortages import (
     InsufficientStock,
     PurchaseLimitExceeded,
 )

@@ -22,9 +22,15 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_inventory.domain.errors import DomainError, DomainErrors, InsufficientStock
+from gql_inventory.domain.errors import (
+    DomainError,
+    DomainErrors,
+)
 from gql_inventory.domain.idempotency import IdempotencyKey
 from gql_inventory.domain.rows import ReservationRow
+from gql_inventory.domain.shortages import (
+    InsufficientStock,
+)
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.kit.db import create_engine, make_sessionmaker
 from gql_inventory.reserving.batcher import ReserveBatcher

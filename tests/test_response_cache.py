@@ -364,3 +364,43 @@ async def test_concurrent_readers_see_every_commit_in_order(
         assert figures == sorted(figures, reverse=True)
     assert _count("hit") > 0
     await assert_invariants(sessions)
+
+
+INCOMING = (
+    'query { variant(sku: "MUG") { available incoming nextIncomingAt stockLevels { incoming } } }'
+)
+CREATE_SHIPMENT = (
+    'mutation { createInboundShipment(input: {lines: [{sku: "MUG", quantity: 7}], '
+    'expectedAt: "2027-03-01T00:00:00+00:00"}) { shipment { id } userErrors { code } } }'
+)
+
+
+async def test_incoming_is_never_served_stale_after_a_shipment(running: Running) -> None:
+    """`incoming` and `nextIncomingAt` are not in the read model: a response holding them
+    is never kept, so a shipment created (no stock movement, no new tag) shows at once."""
+    for admin in (False, True):
+        assert running.cache is not None
+        stored = len(running.cache.store)
+        first = (await running.post(INCOMING, admin=admin)).json()["data"]["variant"]
+        again = (await running.post(INCOMING, admin=admin)).json()["data"]["variant"]
+        assert (
+            first
+            == again
+            == {
+                "available": 50,
+                "incoming": 0,
+                "nextIncomingAt": None,
+                "stockLevels": [{"incoming": 0}],
+            }
+        )
+        assert len(running.cache.store) == stored  # not kept
+    created = (await running.post(CREATE_SHIPMENT, admin=True)).json()
+    assert created["data"]["createInboundShipment"]["userErrors"] == []
+    for admin in (False, True):
+        after = (await running.post(INCOMING, admin=admin)).json()["data"]["variant"]
+        assert after == {
+            "available": 50,
+            "incoming": 7,
+            "nextIncomingAt": "2027-03-01T00:00:00+00:00",
+            "stockLevels": [{"incoming": 7}],
+        }

@@ -12,7 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_inventory.domain.errors import InsufficientStock
+from gql_inventory.domain.shortages import (
+    InsufficientStock,
+)
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.live.alerts import AlertTracker, LowStockState
 from gql_inventory.live.relay import assign_positions

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gql_inventory.domain.errors import InsufficientStock
+from gql_inventory.domain.shortages import (
+    InsufficientStock,
+)
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.stock import adjust, reservations, transfers
 from gql_inventory.stock.adjust import AdjustmentReason

@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gql_inventory.domain.errors import (
     DomainError,
     ErrorCode,
-    InsufficientStock,
     argument,
     in_input,
+)
+from gql_inventory.domain.shortages import (
+    InsufficientStock,
 )
 from gql_inventory.domain.uow import PaymentCancel, UnitOfWork
 from gql_inventory.models import MovementKind, Order

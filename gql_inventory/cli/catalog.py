@@ -1,8 +1,9 @@
-"""Catalog commands: import-shopify, seed-demo, export-stock."""
+"""Catalog commands: import-shopify, import-shipment, seed-demo, export-stock."""
 
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -58,6 +59,60 @@ def import_shopify(
             f"{refused.reserved} reserved",
             err=True,
         )
+
+
+def _moment(value: str | None) -> datetime | None:
+    """An ISO 8601 instant with its offset (typer callback); None stays None."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an ISO 8601 date and time") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give the offset too, e.g. 2027-01-10T09:00:00+00:00")
+    return moment
+
+
+def import_shipment(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    location: Annotated[
+        str | None, typer.Option(help="Name of the receiving location; default: the default one.")
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="The supplier's or shop's own number.")
+    ] = None,
+    expected_at: Annotated[
+        str | None,
+        typer.Option(help="When it should arrive: ISO 8601 with offset.", callback=_moment),
+    ] = None,
+) -> None:
+    """Create an OPEN inbound shipment from a CSV file (columns SKU or Variant SKU, and
+    Quantity or Incoming); a bad file is refused whole (exit 1), every problem listed."""
+    from gql_inventory.catalog.shipment_csv import import_shipment_file
+    from gql_inventory.catalog.shopify import CatalogImportError
+    from gql_inventory.domain.errors import DomainError
+
+    try:
+        done = in_unit_of_work(
+            lambda uow: import_shipment_file(
+                uow,
+                file,
+                location_name=location,
+                reference=reference,
+                expected_at=expected_at,  # type: ignore[arg-type]  # parsed by _moment
+            ),
+            actor=IMPORT,
+        )
+    except CatalogImportError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        typer.echo(f"refused: {len(exc.problems)} problem(s), nothing imported", err=True)
+        raise typer.Exit(1) from exc
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.message}, nothing imported", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"inbound shipment {done.shipment_id}: {done.lines} lines, {done.units} units")
 
 
 def _kept(levels: int, *, hint: str = "") -> str:

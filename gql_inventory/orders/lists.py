@@ -43,7 +43,7 @@ def as_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-async def _page(
+async def keyset_page(
     conn: AsyncConnection,
     filtered: Select[tuple[object, ...]],
     *,
@@ -52,8 +52,9 @@ async def _page(
     sort_column: str,
     descending: bool,
 ) -> ListPage:
-    """One statement: the count of `filtered` and its page after `after`, sorted by
-    (`sort_column`, id), descending or ascending."""
+    """One statement: the count of `filtered` (any table with an `id`) and its page after
+    `after`, sorted by (`sort_column`, id), descending or ascending (also the inbound
+    shipments' list, `stock.shipment_reads`)."""
     rows_cte = filtered.cte("filtered")
     total = select(func.count().label("total_count")).select_from(rows_cte).subquery("total")
     at, key = rows_cte.c[sort_column], rows_cte.c.id
@@ -98,7 +99,7 @@ async def order_page(
         filtered = filtered.where(Order.created_at > as_utc(created_after))
     if created_before is not None:
         filtered = filtered.where(Order.created_at < as_utc(created_before))
-    return await _page(
+    return await keyset_page(
         conn, filtered, first=first, after=after, sort_column="created_at", descending=True
     )
 
@@ -118,6 +119,6 @@ async def reservation_page(
         filtered = filtered.where(Reservation.status.in_(list(statuses)))
     if expires_before is not None:
         filtered = filtered.where(Reservation.expires_at < as_utc(expires_before))
-    return await _page(
+    return await keyset_page(
         conn, filtered, first=first, after=after, sort_column="expires_at", descending=False
     )

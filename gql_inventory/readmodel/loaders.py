@@ -49,6 +49,7 @@ from gql_inventory.models import (
     Variant,
 )
 from gql_inventory.readmodel.lookup import MISS, Lookup, Miss
+from gql_inventory.readmodel.shipments import ShipmentLoaders
 from gql_inventory.response_cache.trace import ReadTrace
 from gql_inventory.stock.locations import locations_by_priority
 from gql_inventory.stock.products import ProductPage, product_by_handle, product_page
@@ -193,6 +194,11 @@ class Loaders:
     def orders(self) -> OrderLoaders:
         """Reservations, orders and their lines."""
         return OrderLoaders(self._engine, self._trace)
+
+    @cached_property
+    def shipments(self) -> ShipmentLoaders:
+        """Inbound shipments, their lines, and what they still expect per variant."""
+        return ShipmentLoaders(self._engine, self._trace)
 
     # ------------------------------------------------------------ catalog reads
 

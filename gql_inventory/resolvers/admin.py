@@ -73,6 +73,7 @@ async def adjust_stock(info: Info[Context, None], input: AdjustStockInput) -> Ad
                 note=input.note,
                 expected_on_hand=input.expected_on_hand,
                 idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
+                state=input.state,
             ),
             actor=info.context.actor,
         )
@@ -95,6 +96,7 @@ async def set_stock(info: Info[Context, None], input: SetStockInput) -> AdjustSt
                 reason=reason or adjust.AdjustmentReason.CYCLE_COUNT,
                 expected_on_hand=input.expected_on_hand,
                 idempotency_key=IdempotencyKey.of(input.idempotency_key, owner=info.context.actor),
+                state=input.state,
             ),
             actor=info.context.actor,
         )

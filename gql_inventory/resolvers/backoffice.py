@@ -31,7 +31,8 @@ MAX_LIST_PAGE = 250
 DEFAULT_LIST_PAGE = 50
 
 
-def _first(first: int | None) -> int:
+def list_page_size(first: int | None) -> int:
+    """`first` of a back-office list (null: 50); outside 0..250 a BAD_USER_INPUT error."""
     first = DEFAULT_LIST_PAGE if first is None else first
     if not 0 <= first <= MAX_LIST_PAGE:
         raise BadRequest(f"first must be between 0 and {MAX_LIST_PAGE}")
@@ -54,7 +55,7 @@ async def orders(
     after: str | None = None,
 ) -> OrderConnection:
     """Orders newest first, filtered by status and creation time (exclusive bounds)."""
-    size, start = _first(first), _after("order", after)
+    size, start = list_page_size(first), _after("order", after)
     async with info.context.engine.connect() as conn:
         page = await order_page(
             conn,
@@ -85,7 +86,7 @@ async def reservations(
     after: str | None = None,
 ) -> ReservationConnection:
     """Reservations soonest expiry first, filtered by status and expiry (exclusive)."""
-    size, start = _first(first), _after("reservation", after)
+    size, start = list_page_size(first), _after("reservation", after)
     async with info.context.engine.connect() as conn:
         page = await reservation_page(
             conn,

@@ -160,6 +160,7 @@ async def bulk_adjust_stock(
             note=ln.note,
             expected_on_hand=ln.expected_on_hand,
             has_idempotency_key=ln.idempotency_key is not None,
+            state=ln.state,
         )
         for ln in input.lines
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import strawberry
@@ -81,11 +82,21 @@ class StockLevelType:
         description="Grows by one with each change to this level (each StockMovement)."
     )
     location_id: strawberry.Private[int]
+    variant_id: strawberry.Private[int]
 
     @described_field("Where the units are.")
     async def location(self, info: Info[Context, None]) -> LocationType:
         """Where the units are."""
         return await load_location(info, self.location_id)
+
+    @described_field(
+        "Units still expected here on OPEN or PARTIALLY_RECEIVED inbound shipments: not on "
+        "hand, never reserved or sold."
+    )
+    async def incoming(self, info: Info[Context, None]) -> int:
+        """Units open shipments still expect at this location."""
+        expected = await info.context.loaders.shipments.incoming.load(self.variant_id)
+        return expected.by_location.get(self.location_id, 0)
 
     @classmethod
     def from_row(cls, row: LevelRow) -> StockLevelType:
@@ -100,6 +111,7 @@ class StockLevelType:
             safety_stock=row.safety_stock,
             version=row.version,
             location_id=row.location_id,
+            variant_id=row.variant_id,
         )
 
 
@@ -237,6 +249,22 @@ class VariantType:
         """available <= lowStockThreshold, and never with a threshold of 0 (`low_stock.is_low`)"""
         available = sum(level.available for level in await self._levels(info))
         return is_low(available, self.row.low_stock_threshold)
+
+    @described_field(
+        "Units still expected on OPEN or PARTIALLY_RECEIVED inbound shipments, summed over "
+        "locations (a location without a stock level yet counts too)."
+    )
+    async def incoming(self, info: Info[Context, None]) -> int:
+        """Units open shipments still expect, over every location."""
+        return (await info.context.loaders.shipments.incoming.load(self.row.id)).total
+
+    @described_field(
+        "The earliest expectedAt of an OPEN or PARTIALLY_RECEIVED inbound shipment still "
+        "expecting this variant; null when none is (or none has a date)."
+    )
+    async def next_incoming_at(self, info: Info[Context, None]) -> datetime | None:
+        """Earliest expected arrival of an open shipment holding it."""
+        return (await info.context.loaders.shipments.incoming.load(self.row.id)).next_at
 
     @described_field("One level per location holding this variant, by location priority.")
     async def stock_levels(self, info: Info[Context, None]) -> list[StockLevelType]:

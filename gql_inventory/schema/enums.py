@@ -60,7 +60,8 @@ describe_enum(
     MovementKind,
     description="Why a stock level changed: the kind of a ledger row (StockMovement).",
     values={
-        "RECEIPT": "Goods received (adjustStock, reason RECEIVED): onHand +n.",
+        "RECEIPT": "Goods received (adjustStock, reason RECEIVED, or receiveInboundShipment "
+        "with reference shipment:<id>): onHand +n.",
         "ADJUSTMENT": "A manual correction (adjustStock, reason CORRECTION, DAMAGED, LOST or "
         "FOUND): onHand +n or -n.",
         "COUNT": "A count set an absolute figure (setStock, or adjustStock with reason "
@@ -134,6 +135,8 @@ class UserErrorCode(enum.Enum):
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     PAYMENT_PROVIDER_ERROR = "PAYMENT_PROVIDER_ERROR"
     PURCHASE_LIMIT_EXCEEDED = "PURCHASE_LIMIT_EXCEEDED"
+    SHIPMENT_NOT_FOUND = "SHIPMENT_NOT_FOUND"
+    INVALID_SHIPMENT_STATE = "INVALID_SHIPMENT_STATE"
 
 
 describe_enum(
@@ -168,6 +171,9 @@ describe_enum(
         "all (lines of one SKU summed; updateReservation: the new quantity), `available` the "
         "most it may hold: the limit, or what it already holds when the limit was lowered "
         "under it (kept; only an increase is refused).",
+        "SHIPMENT_NOT_FOUND": "No inbound shipment has this id.",
+        "INVALID_SHIPMENT_STATE": "The inbound shipment is RECEIVED or CANCELLED: nothing is "
+        "expected on it any more (the message says which).",
     },
 )
 

@@ -132,6 +132,12 @@ class AdjustStockInput:
         "is exactly this before the change.",
     )
     idempotency_key: str | None = strawberry.field(default=None, description=_ADMIN_IDEMPOTENCY_KEY)
+    state: StockState = strawberry.field(
+        default=StockState.AVAILABLE,
+        description="The state the units arrive in or leave (default AVAILABLE). DAMAGED with "
+        "delta +3: 3 units arrive damaged (onHand and damaged +3, available unchanged); -3 "
+        "writes 3 damaged units off, refused with INSUFFICIENT_STOCK when fewer are damaged.",
+    )
 
 
 @strawberry.input(description="Admin: set the on-hand figure of one location (a count).")
@@ -152,9 +158,15 @@ class SetStockInput:
     expected_on_hand: int | None = strawberry.field(
         default=None,
         description="Compare-and-set: refuse with STOCK_CHANGED unless onHand at the location "
-        "is exactly this now.",
+        "(with a state other than AVAILABLE: that state's units) is exactly this now.",
     )
     idempotency_key: str | None = strawberry.field(default=None, description=_ADMIN_IDEMPOTENCY_KEY)
+    state: StockState = strawberry.field(
+        default=StockState.AVAILABLE,
+        description="Which figure was counted (default AVAILABLE: the level's onHand). "
+        "DAMAGED, QUALITY_CONTROL or SAFETY_STOCK: `onHand` is that state's counted units; "
+        "onHand changes by the same difference.",
+    )
 
 
 @strawberry.input(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from gql_inventory.resolvers import admin, low_stock, reservations
+from gql_inventory.resolvers import admin, low_stock, reservations, shipments
 from gql_inventory.resolvers.access import admin_only
 from gql_inventory.schema.docs import with_arguments
 from gql_inventory.schema.low_stock import BulkAdjustStockPayload, SetLowStockThresholdPayload
@@ -17,6 +17,7 @@ from gql_inventory.schema.payloads import (
     ReserveStockPayload,
     TransferStockPayload,
 )
+from gql_inventory.schema.shipments import InboundShipmentPayload
 from gql_inventory.schema.variant_inventory import UpdateVariantInventoryPayload
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error and "
@@ -195,4 +196,40 @@ class Mutation:
             "INSUFFICIENT_STOCK (`available` at the source), IDEMPOTENCY_CONFLICT.",
         ),
         input="The SKU, both locations and the quantity.",
+    )
+    create_inbound_shipment: InboundShipmentPayload = with_arguments(
+        strawberry.field(
+            resolver=shipments.create_inbound_shipment,
+            extensions=admin_only(),
+            description=_ADMIN + "Create an OPEN inbound shipment to one location: its lines' "
+            "units count as `incoming` there (never reserved or sold) until received or "
+            "cancelled; no stock movement yet. userErrors: INVALID_INPUT (no or over 1000 "
+            "lines, a SKU twice, quantity not 1 to 1000000), UNKNOWN_SKU, UNKNOWN_LOCATION, "
+            "IDEMPOTENCY_CONFLICT; every line's refusal is listed.",
+        ),
+        input="The lines, location, reference and expected date.",
+    )
+    receive_inbound_shipment: InboundShipmentPayload = with_arguments(
+        strawberry.field(
+            resolver=shipments.receive_inbound_shipment,
+            extensions=admin_only(),
+            description=_ADMIN + "Receive units of an OPEN or PARTIALLY_RECEIVED shipment: "
+            "one RECEIPT movement per stock level (reference shipment:<id>), "
+            "quantityReceived raised, status PARTIALLY_RECEIVED, or RECEIVED once every line "
+            "is in. The shipment is locked first, so two receipts never receive a unit twice. "
+            "userErrors: SHIPMENT_NOT_FOUND, INVALID_SHIPMENT_STATE (RECEIVED or CANCELLED), "
+            "INVALID_INPUT (a SKU not on the shipment, more than still expected), "
+            "IDEMPOTENCY_CONFLICT.",
+        ),
+        input="The shipment and what arrived (null lines: everything still expected).",
+    )
+    cancel_inbound_shipment: InboundShipmentPayload = with_arguments(
+        strawberry.field(
+            resolver=shipments.cancel_inbound_shipment,
+            extensions=admin_only(),
+            description=_ADMIN + "Cancel an OPEN or PARTIALLY_RECEIVED shipment: what it still "
+            "expects is no longer incoming; units received before stay on hand. userErrors: "
+            "SHIPMENT_NOT_FOUND, INVALID_SHIPMENT_STATE (already RECEIVED or CANCELLED).",
+        ),
+        shipment_id="InboundShipment.id.",
     )

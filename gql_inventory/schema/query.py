@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import strawberry
 
-from gql_inventory.resolvers import admin, backoffice, catalog, live, low_stock, reservations
+from gql_inventory.resolvers import (
+    admin,
+    backoffice,
+    catalog,
+    live,
+    low_stock,
+    reservations,
+    shipments,
+)
 from gql_inventory.resolvers import report as report_resolvers
 from gql_inventory.resolvers.access import admin_only
 from gql_inventory.schema.catalog import LocationType, ProductType, VariantType
@@ -18,6 +26,7 @@ from gql_inventory.schema.docs import with_arguments
 from gql_inventory.schema.low_stock import VariantConnection
 from gql_inventory.schema.orders import OrderType, ReservationType
 from gql_inventory.schema.report import InventoryReportType
+from gql_inventory.schema.shipments import InboundShipmentConnection, InboundShipmentType
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error. "
 
@@ -160,4 +169,24 @@ class Query:
         ),
         from_="Start of the window (included), ISO 8601 with an offset.",
         to="End of the window (excluded), ISO 8601 with an offset.",
+    )
+    inbound_shipments: InboundShipmentConnection = with_arguments(
+        strawberry.field(
+            resolver=shipments.inbound_shipments,
+            extensions=admin_only(),
+            description=_ADMIN + "Inbound shipments, newest first (createdAt, then id), e.g. "
+            "the OPEN and PARTIALLY_RECEIVED ones still expected.",
+        ),
+        status="Only shipments in one of these statuses; null: every status.",
+        first="Page size, 0 to 250; null: 50. Beyond: BAD_USER_INPUT.",
+        after="`pageInfo.endCursor` of the previous page: read on with older shipments; a "
+        "cursor not issued here: BAD_CURSOR.",
+    )
+    inbound_shipment: InboundShipmentType | None = with_arguments(
+        strawberry.field(
+            resolver=shipments.inbound_shipment,
+            extensions=admin_only(),
+            description=_ADMIN + "One inbound shipment, or null when none has this id.",
+        ),
+        id="InboundShipment.id.",
     )

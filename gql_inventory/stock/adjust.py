@@ -11,23 +11,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_inventory.domain import idempotency
 from gql_inventory.domain.errors import (
     InvalidInput,
-    OnHandBelowReserved,
-    RemovalExceedsAvailable,
     StockChanged,
     UnknownLocation,
     UnknownSku,
     in_input,
 )
 from gql_inventory.domain.idempotency import IdempotencyKey
+from gql_inventory.domain.shortages import (
+    OnHandBelowReserved,
+    RemovalExceedsAvailable,
+    StateShort,
+)
 from gql_inventory.domain.uow import UnitOfWork
-from gql_inventory.models import Location, MovementKind, Variant
+from gql_inventory.models import Location, MovementKind, StockState, Variant
 from gql_inventory.stock.ledger import (
     AppliedMovement,
     apply_movement,
     ensure_level,
+    into_state,
     lock_level,
     set_on_hand,
 )
+from gql_inventory.stock.levels import level_states
 
 MAX_ADJUSTMENT = 1_000_000
 
@@ -74,14 +79,11 @@ class AdminLevel:
     location: str
 
 
-async def level_for(
-    session: AsyncSession, sku: str, location_id: str | None, *, field: str = "location_id"
-) -> AdminLevel:
-    """The level of `sku` at a location (None: the default one), created at zero if missing.
-    Raises `UnknownSku`, `UnknownLocation` (naming the input `field`)."""
-    variant_id = (await session.execute(select(Variant.id).where(Variant.sku == sku))).scalar()
-    if variant_id is None:
-        raise UnknownSku(sku, field=in_input("sku"))
+async def location_for(
+    session: AsyncSession, location_id: str | None, *, field: str = "location_id"
+) -> tuple[int, str]:
+    """``(id, name)`` of a location named by its id as sent (None: the default one).
+    Raises `UnknownLocation` (naming the input `field`)."""
     columns = select(Location.id, Location.name)
     if location_id is None:
         loc = (await session.execute(columns.where(Location.is_default.is_(True)))).first()
@@ -95,8 +97,20 @@ async def level_for(
         )
         if loc is None:
             raise UnknownLocation(f"unknown location {location_id!r}", field=in_input(field))
-    level_id = await ensure_level(session, variant_id=int(variant_id), location_id=int(loc.id))
-    return AdminLevel(id=level_id, location_id=int(loc.id), location=str(loc.name))
+    return int(loc.id), str(loc.name)
+
+
+async def level_for(
+    session: AsyncSession, sku: str, location_id: str | None, *, field: str = "location_id"
+) -> AdminLevel:
+    """The level of `sku` at a location (None: the default one), created at zero if missing.
+    Raises `UnknownSku`, `UnknownLocation` (naming the input `field`)."""
+    variant_id = (await session.execute(select(Variant.id).where(Variant.sku == sku))).scalar()
+    if variant_id is None:
+        raise UnknownSku(sku, field=in_input("sku"))
+    loc_id, loc_name = await location_for(session, location_id, field=field)
+    level_id = await ensure_level(session, variant_id=int(variant_id), location_id=loc_id)
+    return AdminLevel(id=level_id, location_id=loc_id, location=loc_name)
 
 
 async def level_id_for(session: AsyncSession, sku: str, location_id: str | None) -> int:
@@ -119,14 +133,17 @@ async def adjust_stock(
     note: str | None = None,
     expected_on_hand: int | None = None,
     idempotency_key: IdempotencyKey | None = None,
+    state: StockState = StockState.AVAILABLE,
 ) -> AdjustResult:
     """Add `delta` units (negative removes) to on hand at a location (default: the default one).
 
-    With `expected_on_hand`, refuses with `StockChanged` unless on hand is
-    exactly that (compare-and-set). Removing more than is available (on hand
-    minus reserved minus unavailable, ADR 0017) is `RemovalExceedsAvailable` (an
-    `InsufficientStock`): reserved units are promised,
-    unavailable ones held back. Per-level refusals name the location.
+    The units are in `state`: +3 DAMAGED are 3 units arriving damaged (on hand and damaged
+    +3), -3 DAMAGED writes 3 damaged units off (ADR 0017). With `expected_on_hand`, refuses
+    with `StockChanged` unless on hand is exactly that (compare-and-set). Removing more
+    than is available (on hand minus reserved minus unavailable) is
+    `RemovalExceedsAvailable`, more than an unavailable `state` holds `StateShort` (both
+    `InsufficientStock`): reserved units are promised, unavailable ones held back.
+    Per-level refusals name the location.
     Raises `InvalidInput` (delta 0 or beyond 1,000,000), `UnknownSku`,
     `UnknownLocation`, `IdempotencyConflict`.
     """
@@ -140,7 +157,8 @@ async def adjust_stock(
             session,
             scope="adjustStock",
             key=idempotency_key,
-            payload=[sku, location_id, delta, reason.value, note, expected_on_hand],
+            payload=[sku, location_id, delta, reason.value, note, expected_on_hand]
+            + ([] if state is StockState.AVAILABLE else [state.value]),
         )
         if replay is not None:
             return AdjustResult(level_id=replay["level_id"], movement_id=replay["movement_id"])
@@ -161,8 +179,18 @@ async def adjust_stock(
         level_id=level_id,
         kind=movement_kind(reason),
         on_hand_delta=delta,
+        **into_state(state, delta),
         reason=_reason_text(reason, note),
     )
+    if movement is None and state is not StockState.AVAILABLE:
+        raise StateShort(
+            sku=sku,
+            location=level.location,
+            state=state.value,
+            requested=-delta,
+            available=(await level_states(session, level_id))[state],
+            field=in_input("delta"),
+        )
     if movement is None:
         raise RemovalExceedsAvailable(
             sku=sku,
@@ -194,8 +222,12 @@ async def set_stock(
     reason: AdjustmentReason = AdjustmentReason.CYCLE_COUNT,
     expected_on_hand: int | None = None,
     idempotency_key: IdempotencyKey | None = None,
+    state: StockState = StockState.AVAILABLE,
 ) -> AdjustResult:
     """Set on hand to an absolute figure (a count). No change writes no movement.
+
+    With an unavailable `state`, `on_hand` and `expected_on_hand` are that state's units:
+    the count sets them and on hand moves by the same difference (ADR 0017).
 
     Raises `InvalidInput` (negative or huge figure), `UnknownSku`,
     `UnknownLocation`, `StockChanged` (compare-and-set), `OnHandBelowReserved`
@@ -212,7 +244,8 @@ async def set_stock(
             session,
             scope="setStock",
             key=idempotency_key,
-            payload=[sku, location_id, on_hand, reason.value, expected_on_hand],
+            payload=[sku, location_id, on_hand, reason.value, expected_on_hand]
+            + ([] if state is StockState.AVAILABLE else [state.value]),
         )
         if replay is not None:
             return AdjustResult(level_id=replay["level_id"], movement_id=replay["movement_id"])
@@ -224,6 +257,7 @@ async def set_stock(
         level_id=level_id,
         on_hand=on_hand,
         kind=movement_kind(reason),
+        state=state,
         reason=reason.value,
         expected_on_hand=expected_on_hand,
     )

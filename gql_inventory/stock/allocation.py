@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from gql_inventory.domain.errors import (
     DomainError,
     InvalidInput,
-    PurchaseLimitExceeded,
-    ShortAcrossLocations,
     in_input,
     raise_all,
+)
+from gql_inventory.domain.shortages import (
+    PurchaseLimitExceeded,
+    ShortAcrossLocations,
 )
 from gql_inventory.stock.levels import LineRequest, LockedLevel, allocate, merge_lines
 

@@ -25,6 +25,7 @@ from gql_inventory.domain.errors import (
     raise_all,
 )
 from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.models import StockState
 from gql_inventory.stock.adjust import (
     AdjustmentReason,
     AdjustResult,
@@ -48,6 +49,7 @@ class BulkLine:
     note: str | None = None
     expected_on_hand: int | None = None
     has_idempotency_key: bool = False
+    state: StockState = StockState.AVAILABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ async def _adjust(uow: UnitOfWork, *, line: BulkLine) -> AdjustResult:
         reason=line.reason,
         note=line.note,
         expected_on_hand=line.expected_on_hand,
+        state=line.state,
     )
 
 

@@ -63,7 +63,7 @@ _CHECK = text(
 class Violation:
     """A level whose figures break a CHECK, or disagree with its ledger or with its active
     reservations. States (`damaged`, ...) are as held; `ledger_states` as the ledger's
-    STATE_CHANGE rows sum them (damaged, quality control, safety stock)."""
+    rows naming a state sum them (damaged, quality control, safety stock)."""
 
     level_id: int
     sku: str
@@ -91,8 +91,8 @@ class Violation:
 async def find_violations(conn: AsyncConnection | AsyncSession) -> list[Violation]:
     """Every level breaking: CHECKs (every figure >= 0, reserved + unavailable <= on hand);
     on hand = ledger sum; reserved = ledger sum = active reservation lines; each state =
-    its STATE_CHANGE sum (ADR 0017); version = its number of movements (one row per
-    change)."""
+    its rows' units in minus out (`to_state`/`from_state`, any kind, ADR 0017); version =
+    its number of movements (one row per change)."""
     rows = await conn.execute(_CHECK)
     return [
         Violation(

@@ -4,8 +4,9 @@ with its ledger row in the same statement (ADR 0013).
 Two forms of one statement family:
 
 - `apply_movement`: one level, one guarded UPDATE plus its ledger row (adjustments,
-  counts, releases, sales...). The guard is the CHECK constraints on the new figures,
-  so a refused change is "no row", not a constraint violation aborting the transaction.
+  counts, releases, sales, state moves and adjustments naming a state...). The guard
+  is the CHECK constraints on the new figures, so a refused change is "no row", not a
+  constraint violation aborting the transaction.
 - `ReservationWrites` + `write_reservations`: new reservations, as arrays: their
   rows, lines, one UPDATE per touched level and one ledger row per (reservation,
   level), in one statement. A lone reservation is a batch of one; the group commit
@@ -32,9 +33,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_inventory.domain.uow import MOVEMENT_COLUMNS, UnitOfWork
 from gql_inventory.domain.uow import AppliedMovement as AppliedMovement
 from gql_inventory.models import STATE_COLUMNS, MovementKind, ReservationStatus, StockState
-from gql_inventory.stock.levels import LockedLevel
+from gql_inventory.stock.levels import LockedLevel, level_states
 from gql_inventory.stock.levels import ensure_level as ensure_level
 from gql_inventory.stock.reserve_writes import ReservationWrites, ReserveLocks, RunningLevel
+
+#: Each unavailable state's column changes by its own parameter (``:damaged_delta``...);
+#: names come from `STATE_COLUMNS`, never from input.
+_STATE_SETS = "".join(f"{c} = {c} + :{c}_delta, " for c in STATE_COLUMNS.values())
+_STATE_GUARDS = "".join(f" AND {c} + :{c}_delta >= 0" for c in STATE_COLUMNS.values())
+_HELD_AFTER = " + ".join(f"{c} + :{c}_delta" for c in STATE_COLUMNS.values())
 
 _APPLY = text(
     f"""
@@ -42,27 +49,36 @@ _APPLY = text(
         UPDATE stock_levels
            SET on_hand = on_hand + :on_hand_delta,
                reserved = reserved + :reserved_delta,
+               {_STATE_SETS}
                version = version + 1,
                updated_at = now()
          WHERE id = :level_id
            AND on_hand + :on_hand_delta >= 0
-           AND reserved + :reserved_delta >= 0
-           AND reserved + :reserved_delta + damaged + quality_control + safety_stock
-               <= on_hand + :on_hand_delta
+           AND reserved + :reserved_delta >= 0{_STATE_GUARDS}
+           AND reserved + :reserved_delta + {_HELD_AFTER} <= on_hand + :on_hand_delta
         RETURNING id, variant_id, location_id, on_hand, reserved, version, damaged,
                   quality_control, safety_stock
     )
     INSERT INTO stock_movements (
         stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
         on_hand_after, reserved_after, damaged_after, quality_control_after,
-        safety_stock_after, version, reason, reference, actor)
+        safety_stock_after, from_state, to_state, quantity, version, reason, reference, actor)
     SELECT id, variant_id, location_id, :kind, :on_hand_delta, :reserved_delta,
-           on_hand, reserved, damaged, quality_control, safety_stock, version, :reason,
-           :reference, :actor
+           on_hand, reserved, damaged, quality_control, safety_stock, :from_state, :to_state,
+           :quantity, version, :reason, :reference, :actor
       FROM level
     RETURNING {MOVEMENT_COLUMNS}
     """
 )
+
+
+def into_state(state: StockState, delta: int) -> dict[str, Any]:
+    """`apply_movement`'s state arguments for `delta` on-hand units (+ arriving, - leaving)
+    in `state`: none for AVAILABLE, else ``to_state`` or ``from_state`` and ``quantity``."""
+    if state is StockState.AVAILABLE or delta == 0:
+        return {}
+    side = "to_state" if delta > 0 else "from_state"
+    return {side: state, "quantity": abs(delta)}
 
 
 async def apply_movement(
@@ -72,102 +88,43 @@ async def apply_movement(
     kind: MovementKind,
     on_hand_delta: int = 0,
     reserved_delta: int = 0,
+    from_state: StockState | None = None,
+    to_state: StockState | None = None,
+    quantity: int | None = None,
     reason: str | None = None,
     reference: str | None = None,
 ) -> AppliedMovement | None:
     """Change one stock level and write its ledger row, or change nothing.
 
-    Deltas are in units. Returns the written movement, or None when the change would
-    break a CHECK (`on_hand >= 0`, `reserved >= 0`, `reserved + unavailable <= on_hand`,
-    ADR 0017), e.g. reserving more than is available. The caller decides what a refusal
+    Deltas are in units. `quantity` units leave `from_state` and enter `to_state` (either
+    may be None: units arriving or leaving on hand, `into_state`); an unavailable state's
+    column changes by them, AVAILABLE has no column. The row records the three, so each
+    state = its rows' units in minus out (ADR 0017). Returns the written movement, or None
+    when the change would break a CHECK (every figure >= 0, ``reserved + unavailable <=
+    on_hand``), e.g. reserving more than is available. The caller decides what a refusal
     means. Takes the level's row lock until the transaction ends; callers touching
     several levels call in ascending `level_id` order so two transactions can never
     deadlock. The row's `actor` is `uow.actor` (who caused the change).
     """
-    session = uow.session
-    if on_hand_delta == 0 and reserved_delta == 0:
-        raise ValueError("a movement must change on hand or reserved")
-    result = await session.execute(
+    moved = quantity or 0
+    states = {
+        f"{column}_delta": (moved if to_state is state else 0)
+        - (moved if from_state is state else 0)
+        for state, column in STATE_COLUMNS.items()
+    }
+    if on_hand_delta == 0 and reserved_delta == 0 and not any(states.values()):
+        raise ValueError("a movement must change on hand, reserved or a state")
+    result = await uow.session.execute(
         _APPLY,
         {
             "level_id": level_id,
             "kind": kind.value,
             "on_hand_delta": on_hand_delta,
             "reserved_delta": reserved_delta,
-            "reason": reason,
-            "reference": reference,
-            "actor": uow.actor,
-        },
-    )
-    row = result.first()
-    if row is None:
-        return None
-    movement = AppliedMovement.from_row(row)
-    uow.movements.append(movement)
-    return movement
-
-
-def _move_state_statement(source: StockState, target: StockState) -> Any:
-    """The guarded UPDATE + STATE_CHANGE ledger row moving units from `source` to `target`
-    (column names come from `STATE_COLUMNS`, never from input)."""
-    sets = []
-    if source is StockState.AVAILABLE:
-        guard = "reserved + damaged + quality_control + safety_stock + :quantity <= on_hand"
-    else:
-        column = STATE_COLUMNS[source]
-        guard = f"{column} >= :quantity"
-        sets.append(f"{column} = {column} - :quantity")
-    if target is not StockState.AVAILABLE:
-        column = STATE_COLUMNS[target]
-        sets.append(f"{column} = {column} + :quantity")
-    return text(
-        f"""
-        WITH level AS (
-            UPDATE stock_levels
-               SET {", ".join(sets)}, version = version + 1, updated_at = now()
-             WHERE id = :level_id AND {guard}
-            RETURNING id, variant_id, location_id, on_hand, reserved, version, damaged,
-                      quality_control, safety_stock
-        )
-        INSERT INTO stock_movements (
-            stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-            on_hand_after, reserved_after, damaged_after, quality_control_after,
-            safety_stock_after, from_state, to_state, quantity, version, reason, reference,
-            actor)
-        SELECT id, variant_id, location_id, '{MovementKind.STATE_CHANGE.value}', 0, 0,
-               on_hand, reserved, damaged, quality_control, safety_stock, :from_state,
-               :to_state, :quantity, version, :reason, :reference, :actor
-          FROM level
-        RETURNING {MOVEMENT_COLUMNS}
-        """
-    )
-
-
-async def move_state(
-    uow: UnitOfWork,
-    *,
-    level_id: int,
-    source: StockState,
-    target: StockState,
-    quantity: int,
-    reason: str | None = None,
-    reference: str | None = None,
-) -> AppliedMovement | None:
-    """Move `quantity` on-hand units of one level from state `source` to `target` and
-    write its STATE_CHANGE ledger row (on hand and reserved unchanged), or change nothing.
-
-    Returns None when `source` holds fewer than `quantity` units (for AVAILABLE:
-    ``on_hand - reserved - unavailable``). Takes the level's row lock. ADR 0017.
-    """
-    if quantity <= 0 or source is target:
-        raise ValueError("a state move needs a positive quantity and two different states")
-    result = await uow.session.execute(
-        _move_state_statement(source, target),
-        {
-            "level_id": level_id,
+            **states,
+            "from_state": from_state.value if from_state is not None else None,
+            "to_state": to_state.value if to_state is not None else None,
             "quantity": quantity,
-            "from_state": source.value,
-            "to_state": target.value,
             "reason": reason,
             "reference": reference,
             "actor": uow.actor,
@@ -193,21 +150,25 @@ async def set_on_hand(
     level_id: int,
     on_hand: int,
     kind: MovementKind,
+    state: StockState = StockState.AVAILABLE,
     reason: str | None = None,
     reference: str | None = None,
     expected_on_hand: int | None = None,
 ) -> tuple[AppliedMovement | None, int, int]:
-    """Set a level's on-hand figure to an absolute `on_hand` (a count).
+    """Set a level's figure to an absolute `on_hand` (a count): its on hand, or with an
+    unavailable `state` that state's units (on hand changes by the same difference).
 
     Locks the row, then applies the difference through `apply_movement`.
-    Returns ``(movement, on_hand_before, held)`` where `held` is reserved + unavailable
-    units (what on hand may not go below, ADR 0017); movement is None when the
-    figure already matches (no change, no ledger row), when `expected_on_hand`
-    differs from the current figure (caller reports STOCK_CHANGED), or when
-    `on_hand` is below `held` (caller reports INSUFFICIENT_STOCK).
+    Returns ``(movement, before, held)``: the figure before, and `held`, what it may not
+    go below (on hand: reserved + unavailable units, ADR 0017; a state: 0); movement is
+    None when the figure already matches (no change, no ledger row), when
+    `expected_on_hand` differs from the figure before (caller reports STOCK_CHANGED), or
+    when `on_hand` is below `held` (caller reports INSUFFICIENT_STOCK).
     """
     before, reserved, unavailable = await lock_level(uow.session, level_id)
     held = reserved + unavailable
+    if state is not StockState.AVAILABLE:
+        before, held = (await level_states(uow.session, level_id))[state], 0
     if expected_on_hand is not None and expected_on_hand != before:
         return None, before, held
     if on_hand == before or on_hand < held:
@@ -217,6 +178,7 @@ async def set_on_hand(
         level_id=level_id,
         kind=kind,
         on_hand_delta=on_hand - before,
+        **into_state(state, on_hand - before),
         reason=reason,
         reference=reference,
     )

@@ -4,12 +4,18 @@ unavailable states (DAMAGED, QUALITY_CONTROL, SAFETY_STOCK), docs/adr/0017-stock
 from __future__ import annotations
 
 from gql_inventory.domain import idempotency
-from gql_inventory.domain.errors import InvalidInput, StateShort, in_input
+from gql_inventory.domain.errors import (
+    InvalidInput,
+    in_input,
+)
 from gql_inventory.domain.idempotency import IdempotencyKey
+from gql_inventory.domain.shortages import (
+    StateShort,
+)
 from gql_inventory.domain.uow import UnitOfWork
-from gql_inventory.models import StockState
+from gql_inventory.models import MovementKind, StockState
 from gql_inventory.stock.adjust import MAX_ADJUSTMENT, AdjustResult, level_for
-from gql_inventory.stock.ledger import move_state
+from gql_inventory.stock.ledger import apply_movement
 from gql_inventory.stock.levels import level_states
 
 _SCOPE = "moveStockState"
@@ -51,8 +57,14 @@ async def move_stock_state(
         if replay is not None:
             return AdjustResult(level_id=replay["level_id"], movement_id=replay["movement_id"])
     level = await level_for(session, sku, location_id)
-    movement = await move_state(
-        uow, level_id=level.id, source=source, target=target, quantity=quantity, reason=reason
+    movement = await apply_movement(
+        uow,
+        level_id=level.id,
+        kind=MovementKind.STATE_CHANGE,
+        from_state=source,
+        to_state=target,
+        quantity=quantity,
+        reason=reason,
     )
     if movement is None:
         states = await level_states(session, level.id)

@@ -7,8 +7,14 @@ import uuid
 from dataclasses import dataclass
 
 from gql_inventory.domain import idempotency
-from gql_inventory.domain.errors import InvalidInput, RemovalExceedsAvailable, in_input
+from gql_inventory.domain.errors import (
+    InvalidInput,
+    in_input,
+)
 from gql_inventory.domain.idempotency import IdempotencyKey
+from gql_inventory.domain.shortages import (
+    RemovalExceedsAvailable,
+)
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
 from gql_inventory.stock.adjust import MAX_ADJUSTMENT, level_for

@@ -76,10 +76,28 @@ class Row:
         return read_cell(self.cells[index])
 
 
-def read_rows(path: Path, problems: list[ImportProblem]) -> list[Row]:
-    """The non-blank data rows of one file, or none (with problems) if unusable."""
+def read_rows(
+    path: Path,
+    problems: list[ImportProblem],
+    *,
+    required: Sequence[str | tuple[str, ...]] = REQUIRED_COLUMNS,
+    max_bytes: int | None = None,
+    max_rows: int | None = None,
+) -> list[Row]:
+    """The non-blank data rows of one file, or none (with problems) if unusable.
+
+    `required`: columns the header must name (a tuple: one of them); `max_bytes` and
+    `max_rows` (data rows) refuse a bigger file before or while reading it (None: no
+    limit, the Shopify import's case). The shipment import uses all three.
+    """
     name = str(path)
     try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            problems.append(
+                ImportProblem(name, 0, f"the file has {size} bytes, more than {max_bytes}")
+            )
+            return []
         raw = path.read_bytes()
     except OSError as exc:
         problems.append(ImportProblem(name, 0, f"cannot read the file: {exc.strerror or exc}"))
@@ -101,7 +119,13 @@ def read_rows(path: Path, problems: list[ImportProblem]) -> list[Row]:
                 columns = {}
                 for index, header in enumerate(cells):
                     columns.setdefault(header.strip().casefold(), index)
-                missing = [c for c in REQUIRED_COLUMNS if c.casefold() not in columns]
+                missing = [
+                    " or ".join(c) if isinstance(c, tuple) else c
+                    for c in required
+                    if not any(
+                        a.casefold() in columns for a in (c if isinstance(c, tuple) else (c,))
+                    )
+                ]
                 if missing:
                     problems.append(
                         ImportProblem(
@@ -111,6 +135,9 @@ def read_rows(path: Path, problems: list[ImportProblem]) -> list[Row]:
                     return []
                 continue
             if any(cell.strip() for cell in cells):
+                if max_rows is not None and len(rows) == max_rows:
+                    problems.append(ImportProblem(name, line, f"more than {max_rows} rows"))
+                    return []
                 rows.append(Row(name, line, tuple(cells), columns))
     except csv.Error as exc:
         problems.append(ImportProblem(name, start, f"malformed CSV: {exc}"))
