@@ -50,6 +50,11 @@ class Query:
         "(case-insensitive); null or empty: all.",
         low_stock_only="Keeps products with at least one variant whose available units "
         "(summed over locations) are at or under its lowStockThreshold.",
+        in_stock_only="Keeps products with a variant sellable now: one of its locations has "
+        "units a buyer may reserve (onHand - reserved - unavailable - backordered above 0), "
+        "or its inventoryPolicy is CONTINUE and its backordered units are under its "
+        "backorderLimit (null: no limit). Pages walk the filtered products by id: none "
+        "skipped or repeated when stock changes between pages.",
     )
     variant: VariantType | None = with_arguments(
         strawberry.field(
