@@ -76,9 +76,7 @@ async def product_page(
             )
         )
     if in_stock_only:
-        stmt = stmt.where(
-            exists().where(and_(Variant.product_id == Product.id, sellable_now()))
-        )
+        stmt = stmt.where(exists().where(and_(Variant.product_id == Product.id, sellable_now())))
     rows = [product_row(r._mapping) for r in await conn.execute(stmt)]
     return ProductPage(products=rows[:first], has_next_page=len(rows) > first)
 
