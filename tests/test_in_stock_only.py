@@ -223,9 +223,11 @@ async def test_in_stock_pages_never_skip_or_repeat_while_stock_changes(
                 assert result["data"]["adjustStock"]["userErrors"] == [], result
             else:
                 await reserve(gql, {sku: n})
-    assert seen == sorted(seen) and len(seen) == len(set(seen))
+    assert seen == sorted(seen)
+    assert len(seen) == len(set(seen))
     handles = {v: k for k, v in catalog.products.items()}
     listed = [handles[i] for i in seen]
-    assert "p-09" in listed and "p-10" not in listed and "p-11" not in listed
-    assert "p-00" not in listed and "white-mug" in listed
-    assert changes == [] and pages >= 4
+    assert {"p-09", "white-mug"} <= set(listed)
+    assert not {"p-00", "p-10", "p-11"} & set(listed)
+    assert changes == []
+    assert pages >= 4
