@@ -22,7 +22,13 @@ from typer.testing import CliRunner
 from gql_inventory import cli
 from gql_inventory.domain.errors import InvalidInput
 from gql_inventory.settings import get_settings
-from gql_inventory.stock.report import InventoryReport, VariantStockouts, inventory_report
+from gql_inventory.stock.report import (
+    InventoryReport,
+    UnitsByState,
+    VariantSales,
+    VariantStockouts,
+    inventory_report,
+)
 from tests.conftest import GraphQLCaller
 from tests.support.report_history import END, T0, write_history
 
@@ -98,6 +104,11 @@ async def test_report_figures_match_the_hand_worked_answers(
         ],
         count_discrepancy_units=DISCREPANCY,
         orders_needing_attention=NEEDING_ATTENTION,
+        # A's SALE movements at 2 h and 3 h (B's at -1 h is outside)
+        top_sellers=[VariantSales(history["RPT-A"], "RPT-A", UNITS_SOLD)],
+        orders_cancelled=0,  # no cancellation event in the history
+        units_reserved_now=0,  # A's 2 reserved units were sold
+        unavailable_now=UnitsByState(),
     )
     assert report.conversion_rate == 4 / 11
     assert report.expiry_rate == 3 / 11
@@ -243,7 +254,9 @@ async def test_report_command_prints_an_aligned_table(
     assert lines[2].split() == ["reservationsCreated", "11"]
     value_columns = {len(line) - len(line.split()[-1]) for line in lines}
     assert len(value_columns) == 1  # every value starts in the same column
-    assert lines[-1].split() == ["ordersNeedingAttention", "1"]
+    assert lines[-1].split() == ["unitsUnavailableByState:safetyStock", "0"]
+    assert ["ordersNeedingAttention", "1"] in [line.split() for line in lines]
+    assert ["topSellers:RPT-A:unitsSold", "5"] in [line.split() for line in lines]
 
 
 async def test_report_command_refuses_a_bad_window(cli_env: None, engine: AsyncEngine) -> None:

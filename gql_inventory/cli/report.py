@@ -75,12 +75,22 @@ def report_fields(report: InventoryReport) -> dict[str, Any]:
         ],
         "countDiscrepancyUnits": report.count_discrepancy_units,
         "ordersNeedingAttention": report.orders_needing_attention,
+        "topSellers": [{"sku": v.sku, "unitsSold": v.units_sold} for v in report.top_sellers],
+        "ordersCancelled": report.orders_cancelled,
+        "unitsReservedNow": report.units_reserved_now,
+        "unitsUnavailableByState": {
+            "damaged": report.unavailable_now.damaged,
+            "qualityControl": report.unavailable_now.quality_control,
+            "safetyStock": report.unavailable_now.safety_stock,
+        },
     }
 
 
 def _rows(fields: dict[str, Any]) -> list[tuple[str, str]]:
     """(metric, value) pairs: revenue as ``revenue:<currency>``, top stockouts as
-    ``topStockouts:<sku>:stockouts`` and ``topStockouts:<sku>:outOfStockSeconds``."""
+    ``topStockouts:<sku>:stockouts`` and ``topStockouts:<sku>:outOfStockSeconds``, top
+    sellers as ``topSellers:<sku>:unitsSold``, unavailable units as
+    ``unitsUnavailableByState:<state>``."""
     rows: list[tuple[str, str]] = []
     for name, value in fields.items():
         if name == "revenue":
@@ -91,6 +101,10 @@ def _rows(fields: dict[str, Any]) -> list[tuple[str, str]]:
                 rows.append(
                     (f"topStockouts:{v['sku']}:outOfStockSeconds", str(v["outOfStockSeconds"]))
                 )
+        elif name == "topSellers":
+            rows += [(f"topSellers:{v['sku']}:unitsSold", str(v["unitsSold"])) for v in value]
+        elif name == "unitsUnavailableByState":
+            rows += [(f"{name}:{state}", str(units)) for state, units in value.items()]
         elif name == "lowStock":
             rows += [(f"lowStock:{v['sku']}", f"{v['available']}/{v['threshold']}") for v in value]
         elif isinstance(value, float):

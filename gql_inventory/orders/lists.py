@@ -14,10 +14,10 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import RowMapping, Select, func, select, true, tuple_
+from sqlalchemy import RowMapping, Select, and_, exists, func, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gql_inventory.models import Order, Reservation
+from gql_inventory.models import Order, Reservation, ReservationLine, Variant
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +111,25 @@ async def reservation_page(
     after: Keyset | None,
     statuses: Collection[str] | None,
     expires_before: datetime | None,
+    sku: str | None = None,
 ) -> ListPage:
     """Reservations soonest expiry first (`expires_at`, then id, ascending), after the
-    cursor's row. `statuses` None: all (empty: none); `expires_before` is exclusive."""
+    cursor's row. `statuses` None: all, EXPIRED and the other ended ones included (empty:
+    none); `expires_before` is exclusive; `sku` keeps reservations with a line of that
+    variant (exact SKU; unknown: none), each listed once however many lines it has."""
     filtered = select(Reservation.__table__)
     if statuses is not None:
         filtered = filtered.where(Reservation.status.in_(list(statuses)))
+    if sku is not None:
+        filtered = filtered.where(
+            exists().where(
+                and_(
+                    ReservationLine.reservation_id == Reservation.id,
+                    ReservationLine.variant_id == Variant.id,
+                    Variant.sku == sku,
+                )
+            )
+        )
     if expires_before is not None:
         filtered = filtered.where(Reservation.expires_at < as_utc(expires_before))
     return await keyset_page(

@@ -203,17 +203,29 @@ class Loaders:
     # ------------------------------------------------------------ catalog reads
 
     async def product_page(
-        self, *, first: int, after_id: int | None, query: str | None, low_stock_only: bool
+        self,
+        *,
+        first: int,
+        after_id: int | None,
+        query: str | None,
+        low_stock_only: bool,
+        in_stock_only: bool = False,
     ) -> ProductPage:
         """A page of products by id (`stock.products.product_page`); from the catalog
         snapshot when there is no filter and it may be trusted."""
-        snapshot = None if query or low_stock_only else self._catalog()
+        filtered = bool(query) or low_stock_only or in_stock_only
+        snapshot = None if filtered else self._catalog()
         if snapshot is not None:
             return snapshot.product_page(first=first, after_id=after_id)
         self._note_database_read()
         async with self._engine.connect() as conn:
             return await product_page(
-                conn, first=first, after_id=after_id, query=query, low_stock_only=low_stock_only
+                conn,
+                first=first,
+                after_id=after_id,
+                query=query,
+                low_stock_only=low_stock_only,
+                in_stock_only=in_stock_only,
             )
 
     async def product_by_handle(self, handle: str) -> ProductRow | None:

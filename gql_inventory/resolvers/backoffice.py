@@ -82,10 +82,11 @@ async def reservations(
     info: Info[Context, None],
     status: list[ReservationStatus] | None = None,
     expires_before: datetime | None = None,
+    sku: str | None = None,
     first: int | None = DEFAULT_LIST_PAGE,
     after: str | None = None,
 ) -> ReservationConnection:
-    """Reservations soonest expiry first, filtered by status and expiry (exclusive)."""
+    """Reservations soonest expiry first, filtered by status, expiry (exclusive) and SKU."""
     size, start = list_page_size(first), _after("reservation", after)
     async with info.context.engine.connect() as conn:
         page = await reservation_page(
@@ -94,6 +95,7 @@ async def reservations(
             after=start,
             statuses=None if status is None else [s.value for s in status],
             expires_before=expires_before,
+            sku=sku,
         )
     for row in page.rows:
         info.context.loaders.orders.reservation_by_id.prime(row["id"], row)

@@ -37,6 +37,7 @@ async def products(
     after: str | None = None,
     query: str | None = None,
     low_stock_only: bool | None = False,
+    in_stock_only: bool | None = False,
 ) -> ProductConnection:
     """A forward Relay page of products ordered by id; `first` from 0 to 100 (null: 20)."""
     first = 20 if first is None else first
@@ -44,7 +45,11 @@ async def products(
         raise BadRequest(f"first must be between 0 and {MAX_PAGE_SIZE}")
     after_id = decode_cursor("product", after) if after is not None else None
     page = await info.context.loaders.product_page(
-        first=first, after_id=after_id, query=query, low_stock_only=bool(low_stock_only)
+        first=first,
+        after_id=after_id,
+        query=query,
+        low_stock_only=bool(low_stock_only),
+        in_stock_only=bool(in_stock_only),
     )
     for row in page.products:
         info.context.loaders.product_by_id.prime(row.id, row)

@@ -59,6 +59,11 @@ class Query:
         "(case-insensitive); null or empty: all.",
         low_stock_only="Keeps products with at least one variant whose available units "
         "(summed over locations) are at or under its lowStockThreshold.",
+        in_stock_only="Keeps products with a variant sellable now: one of its locations has "
+        "units a buyer may reserve (onHand - reserved - unavailable - backordered above 0), "
+        "or its inventoryPolicy is CONTINUE and its backordered units are under its "
+        "backorderLimit (null: no limit). Pages walk the filtered products by id: none "
+        "skipped or repeated when stock changes between pages.",
     )
     variant: VariantType | None = with_arguments(
         strawberry.field(
@@ -143,11 +148,16 @@ class Query:
             resolver=backoffice.reservations,
             extensions=admin_only(),
             description=_ADMIN + "Reservations, soonest expiry first (then by id), e.g. "
-            "the ACTIVE ones holding stock, or the EXPIRED ones.",
+            "the ACTIVE ones holding stock, or the EXPIRED ones. Without `status` every "
+            "reservation is listed, ended ones (COMPLETED, RELEASED, EXPIRED) included. A "
+            "reservation past its expiresAt stays ACTIVE, holding its units, until the "
+            "expiry sweep makes it EXPIRED.",
         ),
         status="Only reservations in one of these statuses; null: every status.",
         expires_before="Only reservations whose expiresAt is strictly before this instant "
         "(no offset: UTC).",
+        sku="Only reservations with a line of the variant with this exact SKU (each listed "
+        "once); an unknown SKU gives an empty list. Null: every SKU.",
         first="Page size, 0 to 250; null: 50. Beyond: BAD_USER_INPUT.",
         after="`pageInfo.endCursor` of the previous page: read on with later expiries; a "
         "cursor not issued here: BAD_CURSOR.",

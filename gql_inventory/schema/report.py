@@ -1,4 +1,5 @@
-"""InventoryReport and VariantStockouts (admin reports; figures: `stock.report`)."""
+"""InventoryReport, VariantStockouts, VariantSales and UnitsByState (admin reports;
+figures: `stock.report`)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,51 @@ class VariantStockoutsType:
     async def variant(self, info: Info[Context, None]) -> VariantType:
         """The variant."""
         return await load_variant(info, self.variant_id)
+
+
+@strawberry.type(
+    name="VariantSales",
+    description="Units of one variant sold in the window (SALE movements, gross of returns).",
+)
+class VariantSalesType:
+    """One variant's units sold."""
+
+    units_sold: int = strawberry.field(
+        description="Units of its SALE movements" + _WINDOW + "; a later refund or return "
+        "does not lower it (those are InventoryReport.unitsReturned)."
+    )
+    variant_id: strawberry.Private[int]
+
+    @described_field("The variant.")
+    async def variant(self, info: Info[Context, None]) -> VariantType:
+        """The variant."""
+        return await load_variant(info, self.variant_id)
+
+
+@strawberry.type(
+    name="UnitsByState",
+    description="Units on hand that are not for sale, per state, summed over every stock "
+    "level (moveStockState puts units in and out of these states).",
+)
+class UnitsByStateType:
+    """Unavailable units per state."""
+
+    damaged: int = strawberry.field(description="Units in the DAMAGED state.")
+    quality_control: int = strawberry.field(description="Units in the QUALITY_CONTROL state.")
+    safety_stock: int = strawberry.field(description="Units in the SAFETY_STOCK state.")
+    total: int = strawberry.field(
+        description="damaged + qualityControl + safetyStock: the unavailable units."
+    )
+
+    @classmethod
+    def build(cls, units: domain.UnitsByState) -> UnitsByStateType:
+        """Map the domain figures (units)."""
+        return cls(
+            damaged=units.damaged,
+            quality_control=units.quality_control,
+            safety_stock=units.safety_stock,
+            total=units.total,
+        )
 
 
 def _rate(text: str) -> str:
@@ -101,6 +147,23 @@ class InventoryReportType:
         description="Orders NEEDS_ATTENTION made before `to` (today's status: the status "
         "history is not kept)."
     )
+    top_sellers: list[VariantSalesType] = strawberry.field(
+        description=f"Up to {domain.TOP_SELLERS} variants with the most units sold in the "
+        "window, most units first, then SKU. Gross units (SALE movements): with no limit "
+        "they would add up to unitsSold."
+    )
+    orders_cancelled: int = strawberry.field(
+        description="Orders that became CANCELLED" + _WINDOW + ": by cancelOrder, by the "
+        "expiry of their reservation, or by a canceled payment (each order once)."
+    )
+    units_reserved_now: int = strawberry.field(
+        description="Units held by ACTIVE reservations now, over every stock level (today's "
+        "figure, whatever the window)."
+    )
+    units_unavailable_by_state: UnitsByStateType = strawberry.field(
+        description="Units on hand but not for sale now, per state, over every stock level "
+        "(today's figures, whatever the window)."
+    )
 
     @classmethod
     def build(cls, r: domain.InventoryReport) -> InventoryReportType:
@@ -130,4 +193,11 @@ class InventoryReportType:
             ],
             count_discrepancy_units=r.count_discrepancy_units,
             orders_needing_attention=r.orders_needing_attention,
+            top_sellers=[
+                VariantSalesType(units_sold=v.units_sold, variant_id=v.variant_id)
+                for v in r.top_sellers
+            ],
+            orders_cancelled=r.orders_cancelled,
+            units_reserved_now=r.units_reserved_now,
+            units_unavailable_by_state=UnitsByStateType.build(r.unavailable_now),
         )

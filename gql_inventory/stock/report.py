@@ -31,6 +31,14 @@ Definitions (what each figure counts):
   movements whose reason is LOST, DAMAGED or FOUND, in the window.
 - ordersNeedingAttention: orders NEEDS_ATTENTION now that were created before `to`
   (status history is not kept, so "at `to`" reads today's status).
+- topSellers: units of SALE movements in the window per variant (gross: a later refund or
+  RETURN does not lower them, so they add up to unitsSold; returns are unitsReturned),
+  most units first, then SKU; at most `TOP_SELLERS`.
+- ordersCancelled: orders that became CANCELLED in the window: the first cancellation
+  event of each order (``order.cancelled``: cancelOrder or its reservation's expiry;
+  ``payment_intent.canceled``: the payment was canceled) lies in the window.
+- unitsReservedNow and unavailableNow: today's figures (not the window's), summed over
+  every stock level: reserved units, and damaged / quality_control / safety_stock units.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ from gql_inventory.domain.errors import InvalidInput, argument
 MAX_WINDOW = timedelta(days=366)
 #: Variants listed in `topStockouts`.
 TOP_STOCKOUTS = 10
+#: Variants listed in `topSellers`.
+TOP_SELLERS = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,29 @@ class VariantStockouts:
     sku: str
     stockouts: int
     out_of_stock_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class VariantSales:
+    """One variant's units sold in the window (SALE movements, gross of returns)."""
+
+    variant_id: int
+    sku: str
+    units_sold: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnitsByState:
+    """Units on hand but not for sale, per state, summed over every level (ADR 0017)."""
+
+    damaged: int = 0
+    quality_control: int = 0
+    safety_stock: int = 0
+
+    @property
+    def total(self) -> int:
+        """All unavailable units: damaged + quality_control + safety_stock."""
+        return self.damaged + self.quality_control + self.safety_stock
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +111,10 @@ class InventoryReport:
     top_stockouts: list[VariantStockouts]
     count_discrepancy_units: int
     orders_needing_attention: int
+    top_sellers: list[VariantSales]
+    orders_cancelled: int
+    units_reserved_now: int
+    unavailable_now: UnitsByState
 
     @property
     def conversion_rate(self) -> float:
@@ -132,8 +169,32 @@ WITH res AS (
 ), attention AS (
   SELECT count(*) AS needing FROM orders
   WHERE status = 'NEEDS_ATTENTION' AND created_at < :end
+), cancelled AS (
+  SELECT count(*) AS orders_cancelled FROM (
+    SELECT order_id FROM payment_events
+    WHERE type IN ('order.cancelled', 'payment_intent.canceled') AND created_at < :end
+    GROUP BY order_id HAVING min(created_at) >= :start
+  ) first_cancel
+), held AS (
+  SELECT coalesce(sum(reserved), 0) AS reserved_now,
+         coalesce(sum(damaged), 0) AS damaged_now,
+         coalesce(sum(quality_control), 0) AS quality_control_now,
+         coalesce(sum(safety_stock), 0) AS safety_stock_now
+  FROM stock_levels
 )
-SELECT * FROM res, paid, ledger, returned, attention
+SELECT * FROM res, paid, ledger, returned, attention, cancelled, held
+"""
+)
+
+_TOP_SELLERS = text(
+    """
+SELECT m.variant_id, v.sku, -sum(m.on_hand_delta) AS units
+FROM stock_movements m JOIN variants v ON v.id = m.variant_id
+WHERE m.kind = 'SALE' AND m.occurred_at >= :start AND m.occurred_at < :end
+GROUP BY m.variant_id, v.sku
+HAVING -sum(m.on_hand_delta) > 0
+ORDER BY units DESC, v.sku
+LIMIT :limit
 """
 )
 
@@ -233,7 +294,7 @@ async def inventory_report(
 ) -> InventoryReport:
     """Every figure of the report for ``[start, end)`` (definitions: module docstring).
 
-    Three read statements. Raises `InvalidInput` for a bad window (`check_window`).
+    Four read statements. Raises `InvalidInput` for a bad window (`check_window`).
     """
     check_window(start, end)
     params = {"start": start, "end": end}
@@ -249,6 +310,10 @@ async def inventory_report(
             out_of_stock_seconds=int(row.seconds),
         )
         for row in (await conn.execute(_STOCKOUTS, params)).all()
+    ]
+    sellers = [
+        VariantSales(variant_id=row.variant_id, sku=row.sku, units_sold=int(row.units))
+        for row in (await conn.execute(_TOP_SELLERS, {**params, "limit": TOP_SELLERS})).all()
     ]
     return InventoryReport(
         start=start,
@@ -266,6 +331,14 @@ async def inventory_report(
         top_stockouts=variants[:TOP_STOCKOUTS],
         count_discrepancy_units=int(counts["discrepancy"]),
         orders_needing_attention=int(counts["needing"]),
+        top_sellers=sellers,
+        orders_cancelled=int(counts["orders_cancelled"]),
+        units_reserved_now=int(counts["reserved_now"]),
+        unavailable_now=UnitsByState(
+            damaged=int(counts["damaged_now"]),
+            quality_control=int(counts["quality_control_now"]),
+            safety_stock=int(counts["safety_stock_now"]),
+        ),
     )
 
 

@@ -77,10 +77,14 @@
   }
 
   // ---------- stock table ----------
+  // <table id="stock" data-incoming="on">: the server serves StockLevel.incoming (shipments)
+  var INCOMING = document.getElementById("stock").dataset.incoming === "on";
+  var LEVEL = "onHand reserved available damaged qualityControl safetyStock unavailable " +
+    (INCOMING ? "incoming " : "") + "version location { id name }";
   var CATALOG = "query($after: String) { products(first: 100, after: $after) { " +
-    "edges { node { title variants { sku title lowStockThreshold stockLevels { " +
-    "onHand reserved available version location { id name } } } } } " +
-    "pageInfo { hasNextPage endCursor } } }";
+    "edges { node { title variants { sku title lowStockThreshold stockLevels { " + LEVEL +
+    " } } } } pageInfo { hasNextPage endCursor } } }";
+  var LEVELS = "query($sku: String!) { variant(sku: $sku) { stockLevels { " + LEVEL + " } } }";
 
   function loadCatalog() {
     var rows = [];
@@ -119,6 +123,11 @@
     cell(tr, "num on-hand", level.onHand);
     cell(tr, "num reserved", level.reserved);
     cell(tr, "num available", level.available);
+    cell(tr, "num damaged", level.damaged);
+    cell(tr, "num quality-control", level.qualityControl);
+    cell(tr, "num safety-stock", level.safetyStock);
+    cell(tr, "num unavailable", level.unavailable);
+    if (INCOMING) cell(tr, "num incoming", level.incoming);
     tr.addEventListener("click", function () { pickLevel(sku, level.location.id); });
     $("#stock tbody").appendChild(tr);
     state.levels.set(sku + "|" + level.location.id, { row: tr, level: level });
@@ -142,17 +151,46 @@
     void td.offsetWidth; // restart the highlight animation
     td.classList.add("changed");
   }
+  function showLevel(entry, level) {
+    entry.level = level;
+    var row = entry.row;
+    flash(row.querySelector(".on-hand"), level.onHand);
+    flash(row.querySelector(".reserved"), level.reserved);
+    flash(row.querySelector(".available"), level.available);
+    flash(row.querySelector(".damaged"), level.damaged);
+    flash(row.querySelector(".quality-control"), level.qualityControl);
+    flash(row.querySelector(".safety-stock"), level.safetyStock);
+    flash(row.querySelector(".unavailable"), level.unavailable);
+    if (INCOMING) flash(row.querySelector(".incoming"), level.incoming);
+  }
+  // An event carries onHand, reserved and available: the states' split is read again
+  // (one variant) when their sum (onHand - reserved - available) changed.
+  function refreshLevels(sku) {
+    return gql(LEVELS, { sku: sku }).then(function (body) {
+      if (body.errors || !body.data.variant) return;
+      body.data.variant.stockLevels.forEach(function (level) {
+        var entry = state.levels.get(sku + "|" + level.location.id);
+        if (entry && level.version >= entry.level.version) showLevel(entry, level);
+      });
+    });
+  }
   function applyEvent(ev) {
     state.lastCursor = ev.cursor;
     var key = ev.sku + "|" + ev.location.id;
     var entry = state.levels.get(key);
-    var level = { onHand: ev.onHand, reserved: ev.reserved, available: ev.available, version: ev.version, location: ev.location };
-    if (!entry) { addRow(ev.sku, level); entry = state.levels.get(key); flashRow(entry.row); }
-    else if (ev.version > entry.level.version) {
-      entry.level = level;
-      flash(entry.row.querySelector(".on-hand"), ev.onHand);
-      flash(entry.row.querySelector(".reserved"), ev.reserved);
-      flash(entry.row.querySelector(".available"), ev.available);
+    var unavailable = ev.onHand - ev.reserved - ev.available;
+    if (!entry) {
+      addRow(ev.sku, { onHand: ev.onHand, reserved: ev.reserved, available: ev.available,
+        damaged: "", qualityControl: "", safetyStock: "", unavailable: unavailable,
+        incoming: "", version: ev.version, location: ev.location });
+      flashRow(state.levels.get(key).row);
+      refreshLevels(ev.sku);
+    } else if (ev.version > entry.level.version) {
+      var was = entry.level;
+      showLevel(entry, { onHand: ev.onHand, reserved: ev.reserved, available: ev.available,
+        damaged: was.damaged, qualityControl: was.qualityControl, safetyStock: was.safetyStock,
+        unavailable: unavailable, incoming: was.incoming, version: ev.version, location: ev.location });
+      if (unavailable !== was.unavailable) refreshLevels(ev.sku);
       markLow(ev.sku);
     }
     scheduleLedger();
@@ -326,6 +364,10 @@
     $: $, gql: gql, state: state, cell: cell, errorCode: errorCode, isValidationError: isValidationError,
     clearErrors: clearErrors, showUserErrors: showUserErrors, intOrNull: intOrNull, markLow: markLow,
   });
+  var stockOps = window.gqlAdminStockOps({
+    $: $, gql: gql, state: state, errorCode: errorCode, clearErrors: clearErrors,
+    showUserErrors: showUserErrors, intOrNull: intOrNull, loadLedger: loadLedger,
+  });
   function loadFeatures() { return sections.loadFeatures(); }
 
   // ---------- start ----------
@@ -338,14 +380,19 @@
       // versions tell which ones the read already shows
       state.lastCursor = body.data.stockCursor;
       state.locations = body.data.locations;
-      var select = $("#adjust-location");
-      select.textContent = "";
-      state.locations.forEach(function (l) {
-        var o = document.createElement("option");
-        o.value = l.id; o.textContent = l.name + (l.isDefault ? " (default)" : "");
-        o.selected = l.isDefault;
-        select.appendChild(o);
-      });
+      // the adjust form preselects the default location; the transfer form's From and
+      // To the first and second location (data-locations)
+      [$("#adjust-location")].concat(Array.prototype.slice.call(document.querySelectorAll("select[data-locations]")))
+        .forEach(function (select) {
+          var pick = select.dataset.locations;
+          select.textContent = "";
+          state.locations.forEach(function (l, n) {
+            var o = document.createElement("option");
+            o.value = l.id; o.textContent = l.name + (l.isDefault ? " (default)" : "");
+            o.selected = pick === "first" ? n === 0 : pick === "second" ? n === 1 : l.isDefault;
+            select.appendChild(o);
+          });
+        });
       return loadCatalog();
     }).then(function (rows) {
       rows.forEach(function (r) { addRow(r.sku, r.level); });
@@ -376,9 +423,15 @@
       showSignIn();
     });
     $("#search").addEventListener("input", searchAll);
+    document.querySelectorAll("#stock th.incoming").forEach(function (th) { th.hidden = !INCOMING; });
     $("#adjust-form").addEventListener("submit", submitAdjust);
     $("#order-form").addEventListener("submit", sections.submitOrder);
     $("#threshold-form").addEventListener("submit", sections.submitThreshold);
+    $("#transfer-form").addEventListener("submit", stockOps.submitTransfer);
+    $("#csv-file").addEventListener("change", stockOps.readCsv);
+    $("#csv-form").addEventListener("submit", stockOps.applyCsv);
+    $("#reservations-status").addEventListener("change", sections.loadReservations);
+    $("#reservations-sku").addEventListener("change", sections.loadReservations);
     document.querySelectorAll("#report-range button").forEach(function (b) {
       b.addEventListener("click", function () { sections.loadReport(Number(b.dataset.days)); });
     });

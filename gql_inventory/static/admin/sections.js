@@ -97,17 +97,30 @@ window.gqlAdminSections = function (api) {
     featureSection("#orders-section",
       "{ orders(status: [NEEDS_ATTENTION, PENDING_PAYMENT], first: 20) { edges { node { id status createdAt attentionReason total { amount currencyCode } } } } }", {},
       function (d) { return d.orders.edges.map(function (e) { var n = e.node; return [n.id, n.status, n.createdAt, money(n.total), n.attentionReason || ""]; }); });
-    featureSection("#reservations-section",
-      "{ reservations(status: [ACTIVE], first: 20) { edges { node { id expiresAt lines { quantity variant { sku } } } } } }", {},
-      function (d) {
-        return d.reservations.edges.map(function (e) {
-          var n = e.node;
-          var minutes = Math.round((new Date(n.expiresAt).getTime() - Date.now()) / 60000);
-          var soon = minutes <= 5 ? "expiring soon: " : "";
-          return [n.id, soon + "in " + minutes + " min", n.lines.map(function (l) { return l.quantity + "× " + l.variant.sku; }).join(", ")];
-        });
-      });
+    loadReservations();
     loadReport(state.reportDays || 1);
+  }
+
+  // ---------- reservations: active and expired by default, by status and SKU ----------
+  var RESERVATIONS = "query($status: [ReservationStatus!], $sku: String) { reservations(status: $status, " +
+    "sku: $sku, first: 50) { edges { node { id status expiresAt lines { quantity variant { sku } } } } } }";
+  function loadReservations() {
+    var chosen = $("#reservations-status").value;
+    var sku = $("#reservations-sku").value.trim();
+    var variables = { status: chosen ? chosen.split(",") : null, sku: sku || null };
+    return featureSection("#reservations-section", RESERVATIONS, variables, function (d) {
+      return d.reservations.edges.map(function (e) {
+        var n = e.node;
+        var minutes = Math.round((new Date(n.expiresAt).getTime() - Date.now()) / 60000);
+        var at = new Date(n.expiresAt).toLocaleString();
+        var when = n.status === "EXPIRED" ? "expired at " + at
+          : n.status !== "ACTIVE" ? "ended; expiry was " + at
+          : minutes < 0 ? "past its expiry (" + (-minutes) + " min): the sweep ends it"
+          : (minutes <= 5 ? "expiring soon: " : "") + "in " + minutes + " min";
+        return [n.id, n.status, when,
+          n.lines.map(function (l) { return l.quantity + "× " + l.variant.sku; }).join(", ")];
+      });
+    });
   }
 
   // ---------- report: today / 7 / 30 days, one inventoryReport per day (aliases) ----------
@@ -157,5 +170,6 @@ window.gqlAdminSections = function (api) {
     });
   }
 
-  return { loadFeatures: loadFeatures, loadReport: loadReport, submitOrder: submitOrder, submitThreshold: submitThreshold };
+  return { loadFeatures: loadFeatures, loadReport: loadReport, loadReservations: loadReservations,
+    submitOrder: submitOrder, submitThreshold: submitThreshold };
 };
