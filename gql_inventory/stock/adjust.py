@@ -21,15 +21,51 @@ from gql_inventory.domain.errors import (
 from gql_inventory.domain.idempotency import IdempotencyKey
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import Location, MovementKind, Variant
+from gql_inventory.stock.backorders import fill_backorders
 from gql_inventory.stock.ledger import (
     AppliedMovement,
     apply_movement,
     ensure_level,
     lock_level,
-    set_on_hand,
 )
 
 MAX_ADJUSTMENT = 1_000_000
+
+
+async def set_on_hand(
+    uow: UnitOfWork,
+    *,
+    level_id: int,
+    on_hand: int,
+    kind: MovementKind,
+    reason: str | None = None,
+    reference: str | None = None,
+    expected_on_hand: int | None = None,
+) -> tuple[AppliedMovement | None, int, int]:
+    """Set a level's on-hand figure to an absolute `on_hand` (a count).
+
+    Locks the row, then applies the difference through `apply_movement`.
+    Returns ``(movement, on_hand_before, held)`` where `held` is reserved + unavailable
+    units (what on hand may not go below, ADR 0017); movement is None when the
+    figure already matches (no change, no ledger row), when `expected_on_hand`
+    differs from the current figure (caller reports STOCK_CHANGED), or when
+    `on_hand` is below `held` (caller reports INSUFFICIENT_STOCK).
+    """
+    before, reserved, unavailable = await lock_level(uow.session, level_id)
+    held = reserved + unavailable
+    if expected_on_hand is not None and expected_on_hand != before:
+        return None, before, held
+    if on_hand == before or on_hand < held:
+        return None, before, held
+    movement = await apply_movement(
+        uow,
+        level_id=level_id,
+        kind=kind,
+        on_hand_delta=on_hand - before,
+        reason=reason,
+        reference=reference,
+    )
+    return movement, before, held
 
 
 class AdjustmentReason(enum.StrEnum):
@@ -174,6 +210,8 @@ async def adjust_stock(
             unavailable=unavailable,
             field=in_input("delta"),
         )
+    if delta > 0:
+        await fill_backorders(uow, [level_id])  # a receipt fills backorders first (ADR 0018)
     result = AdjustResult(level_id=level_id, movement_id=movement.id)
     if idempotency_key is not None:
         await idempotency.record(
@@ -246,6 +284,8 @@ async def set_stock(
             reserved=reserved,
             field=in_input("on_hand"),
         )
+    if movement is not None and movement.on_hand_delta > 0:
+        await fill_backorders(uow, [level_id])  # a receipt fills backorders first (ADR 0018)
     result = AdjustResult(level_id=level_id, movement_id=movement.id if movement else None)
     if idempotency_key is not None:
         await idempotency.record(

@@ -36,29 +36,36 @@ from gql_inventory.stock.levels import LockedLevel
 from gql_inventory.stock.levels import ensure_level as ensure_level
 from gql_inventory.stock.reserve_writes import ReservationWrites, ReserveLocks, RunningLevel
 
+#: What every level-changing statement returns of the level, and the ledger row's columns
+#: of the level's figures after the change (ADR 0017, ADR 0018).
+_LEVEL_AFTER = """id, variant_id, location_id, on_hand, reserved, version, damaged,
+                  quality_control, safety_stock, backordered"""
+_ROW_AFTER = """on_hand_after, reserved_after, damaged_after, quality_control_after,
+        safety_stock_after, backordered_after"""
+
 _APPLY = text(
     f"""
     WITH level AS (
         UPDATE stock_levels
            SET on_hand = on_hand + :on_hand_delta,
                reserved = reserved + :reserved_delta,
+               backordered = backordered + :backordered_delta,
                version = version + 1,
                updated_at = now()
          WHERE id = :level_id
            AND on_hand + :on_hand_delta >= 0
            AND reserved + :reserved_delta >= 0
+           AND backordered + :backordered_delta >= 0
            AND reserved + :reserved_delta + damaged + quality_control + safety_stock
                <= on_hand + :on_hand_delta
-        RETURNING id, variant_id, location_id, on_hand, reserved, version, damaged,
-                  quality_control, safety_stock
+        RETURNING {_LEVEL_AFTER}
     )
     INSERT INTO stock_movements (
         stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-        on_hand_after, reserved_after, damaged_after, quality_control_after,
-        safety_stock_after, version, reason, reference, actor)
+        backordered_delta, {_ROW_AFTER}, version, reason, reference, actor)
     SELECT id, variant_id, location_id, :kind, :on_hand_delta, :reserved_delta,
-           on_hand, reserved, damaged, quality_control, safety_stock, version, :reason,
-           :reference, :actor
+           :backordered_delta, on_hand, reserved, damaged, quality_control, safety_stock,
+           backordered, version, :reason, :reference, :actor
       FROM level
     RETURNING {MOVEMENT_COLUMNS}
     """
@@ -72,21 +79,23 @@ async def apply_movement(
     kind: MovementKind,
     on_hand_delta: int = 0,
     reserved_delta: int = 0,
+    backordered_delta: int = 0,
     reason: str | None = None,
     reference: str | None = None,
 ) -> AppliedMovement | None:
     """Change one stock level and write its ledger row, or change nothing.
 
     Deltas are in units. Returns the written movement, or None when the change would
-    break a CHECK (`on_hand >= 0`, `reserved >= 0`, `reserved + unavailable <= on_hand`,
-    ADR 0017), e.g. reserving more than is available. The caller decides what a refusal
+    break a CHECK (`on_hand >= 0`, `reserved >= 0`, `backordered >= 0`,
+    `reserved + unavailable <= on_hand`, ADR 0017, ADR 0018), e.g. reserving more than
+    is available. The caller decides what a refusal
     means. Takes the level's row lock until the transaction ends; callers touching
     several levels call in ascending `level_id` order so two transactions can never
     deadlock. The row's `actor` is `uow.actor` (who caused the change).
     """
     session = uow.session
-    if on_hand_delta == 0 and reserved_delta == 0:
-        raise ValueError("a movement must change on hand or reserved")
+    if on_hand_delta == 0 and reserved_delta == 0 and backordered_delta == 0:
+        raise ValueError("a movement must change on hand, reserved or backordered")
     result = await session.execute(
         _APPLY,
         {
@@ -94,6 +103,7 @@ async def apply_movement(
             "kind": kind.value,
             "on_hand_delta": on_hand_delta,
             "reserved_delta": reserved_delta,
+            "backordered_delta": backordered_delta,
             "reason": reason,
             "reference": reference,
             "actor": uow.actor,
@@ -112,7 +122,8 @@ def _move_state_statement(source: StockState, target: StockState) -> Any:
     (column names come from `STATE_COLUMNS`, never from input)."""
     sets = []
     if source is StockState.AVAILABLE:
-        guard = "reserved + damaged + quality_control + safety_stock + :quantity <= on_hand"
+        guard = "reserved + damaged + quality_control + safety_stock + backordered + :quantity"
+        guard += " <= on_hand"
     else:
         column = STATE_COLUMNS[source]
         guard = f"{column} >= :quantity"
@@ -126,17 +137,14 @@ def _move_state_statement(source: StockState, target: StockState) -> Any:
             UPDATE stock_levels
                SET {", ".join(sets)}, version = version + 1, updated_at = now()
              WHERE id = :level_id AND {guard}
-            RETURNING id, variant_id, location_id, on_hand, reserved, version, damaged,
-                      quality_control, safety_stock
+            RETURNING {_LEVEL_AFTER}
         )
         INSERT INTO stock_movements (
             stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-            on_hand_after, reserved_after, damaged_after, quality_control_after,
-            safety_stock_after, from_state, to_state, quantity, version, reason, reference,
-            actor)
+            {_ROW_AFTER}, from_state, to_state, quantity, version, reason, reference, actor)
         SELECT id, variant_id, location_id, '{MovementKind.STATE_CHANGE.value}', 0, 0,
-               on_hand, reserved, damaged, quality_control, safety_stock, :from_state,
-               :to_state, :quantity, version, :reason, :reference, :actor
+               on_hand, reserved, damaged, quality_control, safety_stock, backordered,
+               :from_state, :to_state, :quantity, version, :reason, :reference, :actor
           FROM level
         RETURNING {MOVEMENT_COLUMNS}
         """
@@ -157,7 +165,7 @@ async def move_state(
     write its STATE_CHANGE ledger row (on hand and reserved unchanged), or change nothing.
 
     Returns None when `source` holds fewer than `quantity` units (for AVAILABLE:
-    ``on_hand - reserved - unavailable``). Takes the level's row lock. ADR 0017.
+    ``on_hand - reserved - unavailable - backordered``). Takes the level's row lock. ADR 0017.
     """
     if quantity <= 0 or source is target:
         raise ValueError("a state move needs a positive quantity and two different states")
@@ -187,42 +195,6 @@ _LOCK_LEVEL = text(
 )
 
 
-async def set_on_hand(
-    uow: UnitOfWork,
-    *,
-    level_id: int,
-    on_hand: int,
-    kind: MovementKind,
-    reason: str | None = None,
-    reference: str | None = None,
-    expected_on_hand: int | None = None,
-) -> tuple[AppliedMovement | None, int, int]:
-    """Set a level's on-hand figure to an absolute `on_hand` (a count).
-
-    Locks the row, then applies the difference through `apply_movement`.
-    Returns ``(movement, on_hand_before, held)`` where `held` is reserved + unavailable
-    units (what on hand may not go below, ADR 0017); movement is None when the
-    figure already matches (no change, no ledger row), when `expected_on_hand`
-    differs from the current figure (caller reports STOCK_CHANGED), or when
-    `on_hand` is below `held` (caller reports INSUFFICIENT_STOCK).
-    """
-    before, reserved, unavailable = await lock_level(uow.session, level_id)
-    held = reserved + unavailable
-    if expected_on_hand is not None and expected_on_hand != before:
-        return None, before, held
-    if on_hand == before or on_hand < held:
-        return None, before, held
-    movement = await apply_movement(
-        uow,
-        level_id=level_id,
-        kind=kind,
-        on_hand_delta=on_hand - before,
-        reason=reason,
-        reference=reference,
-    )
-    return movement, before, held
-
-
 async def lock_level(session: AsyncSession, level_id: int) -> tuple[int, int, int]:
     """Lock one level for a change (until the transaction ends); its ``(on_hand,
     reserved, unavailable)`` in units."""
@@ -245,7 +217,7 @@ async def lock_levels_held_by(session: AsyncSession, reservation_ids: Sequence[u
 _LOCK_LEVEL_IDS = text(
     """
     SELECT l.id, l.on_hand, l.reserved,
-           l.damaged + l.quality_control + l.safety_stock AS unavailable,
+           l.damaged + l.quality_control + l.safety_stock AS unavailable, l.backordered,
            EXISTS (SELECT 1 FROM stock_movements m WHERE m.stock_level_id = l.id) AS has_movements
       FROM stock_levels l
      WHERE l.id = ANY(:ids)
@@ -257,7 +229,7 @@ _LOCK_LEVEL_IDS = text(
 
 async def lock_level_ids(session: AsyncSession, level_ids: Iterable[int]) -> list[Row[Any]]:
     """Lock these levels for a change in ascending id order; rows ``(id, on_hand, reserved,
-    unavailable, has_movements)`` (whether the level has any ledger row yet)."""
+    unavailable, backordered, has_movements)`` (whether the level has any ledger row yet)."""
     ids = sorted(set(level_ids))
     if not ids:
         return []
@@ -267,9 +239,11 @@ async def lock_level_ids(session: AsyncSession, level_ids: Iterable[int]) -> lis
 _LOCK_LEVELS = text(
     """
     SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved,
-           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable
+           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable, sl.backordered,
+           v.inventory_policy = 'CONTINUE' AS continue_selling, v.backorder_limit
       FROM stock_levels sl
       JOIN locations l ON l.id = sl.location_id
+      JOIN variants v ON v.id = sl.variant_id
      WHERE sl.variant_id = ANY(:variant_ids)
      ORDER BY sl.id
        FOR UPDATE OF sl
@@ -282,13 +256,12 @@ async def lock_levels_by_variant(
 ) -> defaultdict[int, list[LockedLevel]]:
     """Lock every level of these variants in ascending id order (the global lock order: two
     transactions lock the levels they share in the same order, so they never deadlock);
-    ``{variant_id: [level, ...]}`` (missing variants: ``[]``)."""
+    ``{variant_id: [level, ...]}`` (missing variants: ``[]``). Each level carries its
+    variant's inventory policy and backorder limit, read under the same locks (ADR 0018)."""
     grouped: defaultdict[int, list[LockedLevel]] = defaultdict(list)
     ids = sorted(set(variant_ids))
     for r in (await session.execute(_LOCK_LEVELS, {"variant_ids": ids})).all() if ids else []:
-        level = LockedLevel(
-            r.id, r.variant_id, r.location_id, r.priority, r.on_hand, r.reserved, r.unavailable
-        )
+        level = LockedLevel(*r)
         grouped[level.variant_id].append(level)
     return grouped
 
@@ -300,7 +273,8 @@ async def lock_levels_by_variant(
 _LOCK_FOR_RESERVE = """
 WITH locked AS MATERIALIZED (
     SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved,
-           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable, sl.version
+           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable, sl.backordered,
+           sl.version
       FROM stock_levels sl
       JOIN locations l ON l.id = sl.location_id
      WHERE sl.variant_id IN (SELECT id FROM variants WHERE sku = ANY($1::text[]))
@@ -308,7 +282,8 @@ WITH locked AS MATERIALIZED (
        FOR UPDATE OF sl
 )
 SELECT v.sku, v.id AS variant_id, k.id, k.location_id, k.priority, k.on_hand, k.reserved,
-       k.unavailable, k.version, now() AS tx_now
+       k.unavailable, k.backordered, v.inventory_policy = 'CONTINUE' AS continue_selling,
+       v.backorder_limit, k.version, now() AS tx_now
   FROM variants v
   LEFT JOIN locked k ON k.variant_id = v.id
  WHERE v.sku = ANY($1::text[])
@@ -323,28 +298,30 @@ WITH reservations_in AS (
            AS r(id, expires_at, ttl, key)
 ), levels AS (
     UPDATE stock_levels sl
-       SET reserved = sl.reserved + d.delta, version = sl.version + d.n, updated_at = now()
-      FROM unnest($5::bigint[], $6::int[], $7::bigint[]) AS d(id, delta, n)
+       SET reserved = sl.reserved + d.delta, backordered = sl.backordered + d.backordered,
+           version = sl.version + d.n, updated_at = now()
+      FROM unnest($5::bigint[], $6::int[], $7::int[], $8::bigint[]) AS d(id, delta, backordered, n)
      WHERE sl.id = d.id
 ), rows AS (
-    SELECT * FROM unnest($8::uuid[], $9::bigint[], $10::bigint[], $11::bigint[], $12::int[],
-                         $13::int[], $14::int[], $15::bigint[], $16::text[], $17::int[])
+    SELECT * FROM unnest($9::uuid[], $10::bigint[], $11::bigint[], $12::bigint[], $13::int[],
+                         $14::int[], $15::int[], $16::int[], $17::int[], $18::bigint[],
+                         $19::text[], $20::int[])
            WITH ORDINALITY
-           AS m(reservation_id, level_id, variant_id, location_id, quantity, on_hand,
-                reserved, version, actor, line_ord, ord)
+           AS m(reservation_id, level_id, variant_id, location_id, quantity, backordered,
+                on_hand, reserved, backordered_after, version, actor, line_ord, ord)
 ), lines_in AS (
     INSERT INTO reservation_lines (reservation_id, stock_level_id, variant_id, location_id,
-                                   quantity)
-    SELECT reservation_id, level_id, variant_id, location_id, quantity FROM rows
+                                   quantity, backordered_quantity)
+    SELECT reservation_id, level_id, variant_id, location_id, quantity, backordered FROM rows
      ORDER BY line_ord
 )
 INSERT INTO stock_movements (
     stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-    on_hand_after, reserved_after, damaged_after, quality_control_after, safety_stock_after,
-    version, reference, actor)
+    backordered_delta, {_ROW_AFTER}, version, reference, actor)
 SELECT m.level_id, m.variant_id, m.location_id, '{MovementKind.RESERVATION.value}', 0,
-       m.quantity, m.on_hand, m.reserved, sl.damaged, sl.quality_control, sl.safety_stock,
-       m.version, 'reservation:' || m.reservation_id::text, m.actor
+       m.quantity - m.backordered, m.backordered, m.on_hand, m.reserved, sl.damaged,
+       sl.quality_control, sl.safety_stock, m.backordered_after, m.version,
+       'reservation:' || m.reservation_id::text, m.actor
   FROM rows m
   JOIN stock_levels sl ON sl.id = m.level_id  -- states as locked: a reservation keeps them
  ORDER BY m.ord
@@ -354,7 +331,8 @@ RETURNING {MOVEMENT_COLUMNS}
 
 async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
     """In one statement on the asyncpg connection `conn` (in a transaction): resolve
-    `skus` and lock every level of their variants FOR UPDATE in ascending id order."""
+    `skus` and lock every level of their variants FOR UPDATE in ascending id order, with
+    each variant's inventory policy and backorder limit read under those locks."""
     wanted = sorted(set(skus))
     rows = await conn.fetch(_LOCK_FOR_RESERVE, wanted) if wanted else []
     variant_ids: dict[str, int] = {}
@@ -372,6 +350,9 @@ async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
             on_hand=r["on_hand"],
             reserved=r["reserved"],
             unavailable=r["unavailable"],
+            backordered=r["backordered"],
+            continue_selling=r["continue_selling"],
+            backorder_limit=r["backorder_limit"],
         )
         levels[level.id] = RunningLevel(level=level, version=r["version"])
         per_variant.setdefault(level.variant_id, []).append(level.id)
@@ -381,8 +362,9 @@ async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
 async def write_reservations(conn: Any, writes: ReservationWrites) -> list[AppliedMovement]:
     """Write every reservation of `writes` in one statement on the asyncpg connection
     `conn` (in the transaction that locked the levels): the reservations and their
-    lines, each touched level once (``reserved += sum``, ``version += movements``), one
-    ledger row per (reservation, level). Returns the ledger rows, in ledger order.
+    lines, each touched level once (``reserved += covered``, ``backordered += promised``,
+    ``version += movements``), one ledger row per (reservation, level). Returns the
+    ledger rows, in ledger order.
     The CHECK constraints still guard every level."""
     if not writes.reservations[0]:
         return []
@@ -392,6 +374,7 @@ async def write_reservations(conn: Any, writes: ReservationWrites) -> list[Appli
         *writes.reservations,
         [i for i, _ in touched],
         [s.added for _, s in touched],
+        [s.added_backordered for _, s in touched],
         [s.movements for _, s in touched],
         *writes.rows,
     )
