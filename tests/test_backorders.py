@@ -5,16 +5,20 @@ real connections, invariants read back from the database."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.domain.errors import InsufficientStock
 from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.live.alerts import AlertTracker, LowStockState
+from gql_inventory.live.relay import assign_positions
+from gql_inventory.live.wire import StockEvent
 from gql_inventory.orders import checkout, payment_outcomes, refunds
 from gql_inventory.payments.offline import OfflinePaymentProvider
 from gql_inventory.stock import adjust, reservations, transfers
@@ -353,3 +357,55 @@ async def test_deny_levels_read_as_before(sessions: Sessions, catalog: Catalog) 
     assert _figures(await levels_of(sessions, "PLAIN")) == [(3, 2)]
     with pytest.raises(InsufficientStock):
         await reserve(sessions, "PLAIN", 2)
+
+
+# ---------------------------------------------------------------- events and alerts
+
+
+async def _positioned(engine: AsyncEngine) -> list[StockEvent]:
+    events = None
+    while events is None:  # another relay pass holds the lock: try again
+        events = await assign_positions(engine)
+    return events
+
+
+async def test_stock_events_and_low_stock_alerts_follow_available_with_backorders(
+    sessions: Sessions, engine: AsyncEngine, catalog: Catalog
+) -> None:
+    """Threshold 5, 8 on hand: a cart of 10 leaves available -2 (OUT_OF_STOCK), a receipt
+    of 9 leaves 7 (BACK_IN_STOCK); the events carry backordered, and on the wire too."""
+    await add_sku(sessions, catalog, "EVT", {"Main": 8}, policy="CONTINUE")
+    await _positioned(engine)  # the catalog's own movements
+    tracker = AlertTracker(engine, ttl=3600)
+
+    rid = await reserve(sessions, "EVT", 10)
+    [event] = await _positioned(engine)
+    assert (event.kind, event.reserved, event.backordered, event.available) == (
+        "RESERVATION",
+        8,
+        2,
+        -2,
+    )
+    assert StockEvent.from_wire(json.loads(json.dumps(event.to_wire()))) == event
+    alert = await tracker.apply(event)
+    assert alert is not None
+    assert (alert.state, alert.available) == (LowStockState.OUT_OF_STOCK, -2)
+
+    await receive(sessions, "EVT", 9)
+    [event] = await _positioned(engine)
+    assert (event.kind, event.on_hand, event.backordered, event.available) == (
+        "RECEIPT",
+        17,
+        2,
+        7,
+    )
+    alert = await tracker.apply(event)
+    assert alert is not None
+    assert alert.state is LowStockState.BACK_IN_STOCK
+    fresh = AlertTracker(engine)  # loads available from the ledger: backorders count
+    async with sessions.begin() as session:
+        await reservations.release_reservation(uow(session), rid)
+    [event] = await _positioned(engine)
+    assert (event.kind, event.backordered, event.available) == ("RELEASE", 0, 17)
+    assert await fresh.apply(event) is None  # 7 -> 17: not low before or after
+    await assert_invariants(sessions)
