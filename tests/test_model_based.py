@@ -79,7 +79,10 @@ CANCELLED, ATTENTION = "CANCELLED", "NEEDS_ATTENTION"
 REFUNDABLE = (PAID, PARTIAL)
 
 LevelKey = tuple[str, str]  # (sku, location name)
-Move = tuple[str, LevelKey, int, int]  # ledger row: (kind, level, on hand delta, reserved delta)
+#: ledger row: (kind, level, on hand delta, reserved delta, backordered delta)
+Move = tuple[str, LevelKey, int, int, int]
+#: where a line's units come from: {level: (units, of which backordered)} (ADR 0018)
+Plan = dict[LevelKey, tuple[int, int]]
 Errors = list[tuple[str, str | None]]  # sorted (code, sku) of every refusal
 
 
@@ -101,6 +104,8 @@ class MLevel:
     reserved: int = 0
     #: units in DAMAGED, QUALITY_CONTROL, SAFETY_STOCK (ADR 0017)
     states: dict[StockState, int] = field(default_factory=lambda: dict.fromkeys(UNAVAILABLE, 0))
+    #: units promised beyond stock (ADR 0018)
+    backordered: int = 0
 
     @property
     def unavailable(self) -> int:
@@ -108,7 +113,7 @@ class MLevel:
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.reserved - self.unavailable
+        return self.on_hand - self.reserved - self.unavailable - self.backordered
 
 
 @dataclass
@@ -116,6 +121,8 @@ class MReservation:
     status: str
     held: dict[LevelKey, int]
     expires_at: datetime
+    #: of `held`, the units promised beyond stock per level
+    promised: dict[LevelKey, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,6 +130,8 @@ class MAllocation:
     key: LevelKey
     quantity: int
     returned: int = 0
+    #: units still waiting for stock (ADR 0018)
+    waiting: int = 0
 
 
 @dataclass
@@ -134,6 +143,8 @@ class MOrder:
     refunded: dict[str, int] = field(default_factory=dict)
     allocations: dict[str, list[MAllocation]] = field(default_factory=dict)
     payment_received: bool = False
+    #: when its payment was applied (a counter): backorders fill oldest first
+    paid_at: int = 0
 
 
 class Model:
@@ -145,17 +156,24 @@ class Model:
         self.levels: dict[LevelKey, MLevel] = {}
         self.reservations: dict[uuid.UUID, MReservation] = {}
         self.orders: dict[uuid.UUID, MOrder] = {}
+        #: CONTINUE SKUs and their backorder limit (None: no limit); others are DENY
+        self.limits: dict[str, int | None] = {}
+        self.payments = 0
         #: ledger rows written since the last comparison with the database
         self.moves: list[Move] = []
 
-    def move(self, kind: str, key: LevelKey, on_hand: int = 0, reserved: int = 0) -> None:
+    def move(
+        self, kind: str, key: LevelKey, on_hand: int = 0, reserved: int = 0, backordered: int = 0
+    ) -> None:
         """Change a level: one ledger row of this kind (Lifecycle table)."""
         level = self.levels.setdefault(key, MLevel(id=-1))
         level.on_hand += on_hand
         level.reserved += reserved
+        level.backordered += backordered
         assert level.reserved >= 0, f"the model broke a CHECK on {key}"
+        assert level.backordered >= 0, f"backordered below 0 on {key}"
         assert level.reserved + level.unavailable <= level.on_hand, f"a CHECK broke on {key}"
-        self.moves.append((kind, key, on_hand, reserved))
+        self.moves.append((kind, key, on_hand, reserved, backordered))
 
     # -- allocation
 
@@ -164,29 +182,75 @@ class Model:
         keys = [k for k in self.levels if k[0] == sku]
         return sorted(keys, key=lambda k: (self.priorities[k[1]], self.location_ids[k[1]]))
 
-    def allocate(self, sku: str, quantity: int) -> dict[LevelKey, int] | None:
-        """Drain levels in priority order; None when fewer units are available in total."""
-        plan: dict[LevelKey, int] = {}
+    def allocate(self, sku: str, quantity: int) -> Plan | None:
+        """Drain levels in priority order; a CONTINUE SKU promises the rest at its first
+        level within its limit; None when it does not fit."""
+        plan: Plan = {}
         remaining = quantity
-        for key in self.by_priority(sku):
+        order = self.by_priority(sku)
+        for key in order:
             take = min(self.levels[key].available, remaining)
             if take > 0:
-                plan[key] = take
+                plan[key] = (take, 0)
                 remaining -= take
+        if remaining and order and sku in self.limits:
+            limit = self.limits[sku]
+            promised = sum(self.levels[k].backordered for k in order)
+            if limit is None or promised + remaining <= limit:
+                event("backordered")
+                plan[order[0]] = (plan.get(order[0], (0, 0))[0] + remaining, remaining)
+                remaining = 0
         return plan if remaining == 0 else None
+
+    def waiting_levels(self) -> list[LevelKey]:
+        """Levels where paid orders wait for stock, in a stable order."""
+        return sorted(
+            {
+                a.key
+                for o in self.orders.values()
+                for allocs in o.allocations.values()
+                for a in allocs
+                if a.waiting
+            }
+        )
+
+    def fill(self, keys: Iterable[LevelKey]) -> None:
+        """A receipt: waiting units at these levels are filled, oldest paid order first."""
+        for key in sorted(set(keys), key=lambda k: self.levels[k].id):
+            level = self.levels[key]
+            free = level.on_hand - level.reserved - level.unavailable
+            waiting = sorted(
+                (
+                    (o.paid_at, a)
+                    for o in self.orders.values()
+                    for allocs in o.allocations.values()
+                    for a in allocs
+                    if a.key == key and a.waiting
+                ),
+                key=lambda paid: paid[0],
+            )
+            for _, alloc in waiting:
+                if free <= 0 or level.backordered == 0:
+                    break
+                units = min(free, alloc.waiting)
+                event("backorder filled")
+                self.move("BACKORDER_FILL", key, on_hand=-units, backordered=-units)
+                alloc.quantity += units
+                alloc.waiting -= units
+                free -= units
 
     def order_of(self, rid: uuid.UUID) -> MOrder | None:
         return next((o for o in self.orders.values() if o.reservation_id == rid), None)
 
     # -- reservations
 
-    def reserve(self, lines: list[tuple[str, int]], ttl: int) -> dict[LevelKey, int]:
+    def reserve(self, lines: list[tuple[str, int]], ttl: int) -> Plan:
         if not 1 <= ttl <= LIMITS.max_ttl_seconds:
             raise Refused(("INVALID_INPUT", None))
         wanted: dict[str, int] = {}
         for sku, quantity in lines:
             wanted[sku] = wanted.get(sku, 0) + quantity
-        plan: dict[LevelKey, int] = {}
+        plan: Plan = {}
         short = []
         for sku, quantity in wanted.items():
             part = self.allocate(sku, quantity)
@@ -198,14 +262,14 @@ class Model:
             raise Refused(*short)
         return plan
 
-    def add_reservation(
-        self, rid: uuid.UUID, plan: dict[LevelKey, int], expires_at: datetime
-    ) -> None:
-        for key, units in plan.items():
-            self.move("RESERVATION", key, reserved=units)
-        self.reservations[rid] = MReservation(ACTIVE, dict(plan), expires_at)
+    def add_reservation(self, rid: uuid.UUID, plan: Plan, expires_at: datetime) -> None:
+        for key, (units, promised) in plan.items():
+            self.move("RESERVATION", key, reserved=units - promised, backordered=promised)
+        held = {key: units for key, (units, _) in plan.items()}
+        promised = {key: p for key, (_, p) in plan.items() if p}
+        self.reservations[rid] = MReservation(ACTIVE, held, expires_at, promised)
 
-    def update(self, rid: uuid.UUID, wanted: dict[str, int]) -> dict[LevelKey, int]:
+    def update(self, rid: uuid.UUID, wanted: dict[str, int]) -> Plan:
         """Check an update; returns the reserved delta per level (apply with `apply_update`)."""
         res = self.reservations[rid]
         if res.status != ACTIVE:
@@ -213,7 +277,7 @@ class Model:
         if self.order_of(rid) is not None:
             # Checked out: the order's lines and the payment amount are frozen.
             raise Refused(("INVALID_ORDER_STATE", None))
-        changes: dict[LevelKey, int] = {}
+        changes: Plan = {}
         short = []
         for sku, want in wanted.items():
             current = sum(q for k, q in res.held.items() if k[0] == sku)
@@ -228,29 +292,32 @@ class Model:
                 to_release = -diff
                 for key in reversed(self.by_priority(sku)):
                     take = min(res.held.get(key, 0), to_release)
-                    if take:
-                        changes[key] = -take
+                    if take:  # promised units go back first
+                        changes[key] = (-take, -min(res.promised.get(key, 0), take))
                         to_release -= take
         if short:
             raise Refused(*short)
         return changes
 
-    def apply_update(
-        self, rid: uuid.UUID, changes: dict[LevelKey, int], expires_at: datetime
-    ) -> None:
+    def apply_update(self, rid: uuid.UUID, changes: Plan, expires_at: datetime) -> None:
         res = self.reservations[rid]
-        for key, delta in changes.items():
-            self.move("RESERVATION" if delta > 0 else "RELEASE", key, reserved=delta)
+        for key, (delta, promised) in changes.items():
+            kind = "RESERVATION" if delta > 0 else "RELEASE"
+            self.move(kind, key, reserved=delta - promised, backordered=promised)
             res.held[key] = res.held.get(key, 0) + delta
+            res.promised[key] = res.promised.get(key, 0) + promised
             if res.held[key] == 0:
                 del res.held[key]
+            if res.promised[key] == 0:
+                del res.promised[key]
         res.expires_at = expires_at
 
     def end_reservation(self, rid: uuid.UUID, status: str, kind: str = "RELEASE") -> None:
         res = self.reservations[rid]
         assert res.status == ACTIVE
         for key, units in res.held.items():
-            self.move(kind, key, reserved=-units)
+            promised = res.promised.get(key, 0)
+            self.move(kind, key, reserved=promised - units, backordered=-promised)
         res.status = status
 
     def cancel_pending_order_of(self, rid: uuid.UUID) -> uuid.UUID | None:
@@ -303,8 +370,8 @@ class Model:
             res.expires_at = max(res.expires_at, now + timedelta(seconds=PAYMENT_WINDOW_SECONDS))
         return oid
 
-    def _sell(self, order: MOrder, sku: str, key: LevelKey, units: int) -> None:
-        order.allocations.setdefault(sku, []).append(MAllocation(key, units))
+    def _sell(self, order: MOrder, sku: str, key: LevelKey, units: int, waiting: int = 0) -> None:
+        order.allocations.setdefault(sku, []).append(MAllocation(key, units, waiting=waiting))
 
     def pay(self, oid: uuid.UUID, *, wrong_amount: bool = False) -> str:
         order = self.orders[oid]
@@ -317,24 +384,33 @@ class Model:
             order.status = ATTENTION
             return "amount_mismatch"
         res = self.reservations[order.reservation_id]
+        self.payments += 1
+        order.paid_at = self.payments
         if res.status == ACTIVE:
             assert order.status == PENDING
             for key, units in res.held.items():
-                self.move("SALE", key, on_hand=-units, reserved=-units)
-                self._sell(order, key[0], key, units)
+                covered = units - res.promised.get(key, 0)
+                if covered:
+                    self.move("SALE", key, on_hand=-covered, reserved=-covered)
+                self._sell(order, key[0], key, covered, res.promised.get(key, 0))
             res.status = COMPLETED
             order.status = PAID
+            self.fill(res.promised)
             return "sold"
         plans = {sku: self.allocate(sku, quantity) for sku, quantity in order.lines.items()}
         if any(plan is None for plan in plans.values()):
             order.status = ATTENTION
             return "needs_attention"
+        waiting = []
         for sku, plan in plans.items():
             assert plan is not None
-            for key, units in plan.items():
-                self.move("SALE", key, on_hand=-units)
-                self._sell(order, sku, key, units)
+            for key, (units, promised) in plan.items():
+                self.move("SALE", key, on_hand=promised - units, backordered=promised)
+                self._sell(order, sku, key, units - promised, promised)
+                if promised:
+                    waiting.append(key)
         order.status = PAID
+        self.fill(waiting)
         return "sold_late"
 
     def payment_canceled(self, oid: uuid.UUID) -> str:
@@ -348,12 +424,22 @@ class Model:
 
     def _refund(self, order: MOrder, quantities: dict[str, int], *, restock: bool) -> None:
         returns: dict[LevelKey, int] = {}
+        released: dict[LevelKey, int] = {}
         for sku, quantity in quantities.items():
             order.refunded[sku] = order.refunded.get(sku, 0) + quantity
-            if not restock:
-                continue
             remaining = quantity
             allocations = sorted(order.allocations.get(sku, []), key=lambda a: self.level_id(a))
+            for alloc in allocations:  # units still waiting are given up first, never restocked
+                take = min(alloc.waiting, remaining)
+                if take:
+                    alloc.waiting -= take
+                    released[alloc.key] = released.get(alloc.key, 0) + take
+                    remaining -= take
+            order.allocations[sku] = [a for a in allocations if a.quantity or a.waiting]
+            if not order.allocations[sku]:
+                del order.allocations[sku]
+            if not restock:
+                continue
             for alloc in allocations:
                 take = min(alloc.quantity - alloc.returned, remaining)
                 if take <= 0:
@@ -361,8 +447,11 @@ class Model:
                 alloc.returned += take
                 returns[alloc.key] = returns.get(alloc.key, 0) + take
                 remaining -= take
+        for key, units in released.items():  # one RELEASE row per level
+            self.move("RELEASE", key, backordered=-units)
         for key, units in returns.items():  # one RETURN row per level
             self.move("RETURN", key, on_hand=units)
+        self.fill(returns)
         left = sum(q - order.refunded.get(sku, 0) for sku, q in order.lines.items())
         order.status = REFUNDED if left == 0 else PARTIAL
 
@@ -415,6 +504,8 @@ class Model:
             raise Refused(("INSUFFICIENT_STOCK", key[0]))
         kind = {"RECEIVED": "RECEIPT", "CYCLE_COUNT": "COUNT"}.get(reason.value, "ADJUSTMENT")
         self.move(kind, key, on_hand=delta)
+        if delta > 0:
+            self.fill([key])
 
     def set(self, key: LevelKey, on_hand: int) -> None:
         level = self.levels.get(key, MLevel(id=-1))
@@ -423,7 +514,10 @@ class Model:
         if on_hand == level.on_hand:  # a count that changes nothing writes no row
             self.levels.setdefault(key, level)
         else:
+            raised = on_hand > level.on_hand
             self.move("COUNT", key, on_hand=on_hand - level.on_hand)
+            if raised:
+                self.fill([key])
 
     def move_state(
         self, key: LevelKey, quantity: int, source: StockState, target: StockState
@@ -439,7 +533,7 @@ class Model:
             level.states[source] -= quantity
         if target is not StockState.AVAILABLE:
             level.states[target] += quantity
-        self.moves.append(("STATE_CHANGE", key, 0, 0))
+        self.moves.append(("STATE_CHANGE", key, 0, 0, 0))
 
 
 # ---------------------------------------------------------------- the database side
@@ -452,13 +546,13 @@ def _errors(exc: DomainError) -> Errors:
 
 @dataclass
 class Snapshot:
-    levels: dict[LevelKey, tuple[int, int]]
+    levels: dict[LevelKey, tuple[int, int, int]]
     states: dict[LevelKey, tuple[int, int, int]]
     level_ids: dict[LevelKey, int]
     reservations: dict[uuid.UUID, str]
     orders: dict[uuid.UUID, tuple[str, int]]
     order_lines: dict[uuid.UUID, dict[str, tuple[int, int]]]
-    allocations: dict[uuid.UUID, list[tuple[str, LevelKey, int, int]]]
+    allocations: dict[uuid.UUID, list[tuple[str, LevelKey, int, int, int]]]
     moves: list[Move]  # ledger rows after the `after` id given to `snapshot`
     last_movement_id: int
     violations: list[str]
@@ -467,7 +561,7 @@ class Snapshot:
 _LEVELS = text(
     """
     SELECT v.sku, l.name, sl.id, sl.on_hand, sl.reserved, sl.damaged, sl.quality_control,
-           sl.safety_stock
+           sl.safety_stock, sl.backordered
       FROM stock_levels sl
       JOIN variants v ON v.id = sl.variant_id
       JOIN locations l ON l.id = sl.location_id
@@ -481,7 +575,8 @@ _ORDER_LINES = text(
 )
 _ALLOCATIONS = text(
     """
-    SELECT ol.order_id, v.sku, l.name, oa.quantity, oa.returned_quantity
+    SELECT ol.order_id, v.sku, l.name, oa.quantity, oa.returned_quantity,
+           oa.backordered_quantity
       FROM order_allocations oa
       JOIN order_lines ol ON ol.id = oa.order_line_id
       JOIN stock_levels sl ON sl.id = oa.stock_level_id
@@ -491,7 +586,7 @@ _ALLOCATIONS = text(
 )
 _MOVEMENTS = text(
     """
-    SELECT m.id, m.kind, v.sku, l.name, m.on_hand_delta, m.reserved_delta
+    SELECT m.id, m.kind, v.sku, l.name, m.on_hand_delta, m.reserved_delta, m.backordered_delta
       FROM stock_movements m
       JOIN variants v ON v.id = m.variant_id
       JOIN locations l ON l.id = m.location_id
@@ -500,6 +595,9 @@ _MOVEMENTS = text(
     """
 )
 _EXPIRES_AT = text("SELECT expires_at FROM reservations WHERE id = :id")
+_CONTINUE = text(
+    "UPDATE variants SET inventory_policy = 'CONTINUE', backorder_limit = :limit WHERE sku = :sku"
+)
 _NOW = text("SELECT now()")
 
 
@@ -514,16 +612,19 @@ async def snapshot(session: AsyncSession, after: int) -> Snapshot:
     lines: dict[uuid.UUID, dict[str, tuple[int, int]]] = {}
     for r in await session.execute(_ORDER_LINES):
         lines.setdefault(r.order_id, {})[r.sku] = (r.quantity, r.refunded_quantity)
-    allocations: dict[uuid.UUID, list[tuple[str, LevelKey, int, int]]] = {}
+    allocations: dict[uuid.UUID, list[tuple[str, LevelKey, int, int, int]]] = {}
     for r in await session.execute(_ALLOCATIONS):
         allocations.setdefault(r.order_id, []).append(
-            (r.sku, (r.sku, r.name), r.quantity, r.returned_quantity)
+            (r.sku, (r.sku, r.name), r.quantity, r.returned_quantity, r.backordered_quantity)
         )
     return Snapshot(
-        levels={(r.sku, r.name): (r.on_hand, r.reserved) for r in levels},
+        levels={(r.sku, r.name): (r.on_hand, r.reserved, r.backordered) for r in levels},
         states={(r.sku, r.name): (r.damaged, r.quality_control, r.safety_stock) for r in levels},
         level_ids={(r.sku, r.name): r.id for r in levels},
-        moves=[(r.kind, (r.sku, r.name), r.on_hand_delta, r.reserved_delta) for r in moves],
+        moves=[
+            (r.kind, (r.sku, r.name), r.on_hand_delta, r.reserved_delta, r.backordered_delta)
+            for r in moves
+        ],
         last_movement_id=max((r.id for r in moves), default=after),
         reservations={
             r.id: r.status
@@ -590,6 +691,8 @@ locations = st.sampled_from(LOCATIONS)
 # sampled_from draws uniformly (integers() favours 0 and the bounds): stock stays scarce but
 # not empty, so both successes and shortages are common.
 quantities = st.sampled_from([1, 2, 3])
+#: CONTINUE SKUs and their backorder limits (None: no limit); a third of the runs all DENY
+POLICIES = st.sampled_from([{}, {}, {"CAP": None}, {"CAP": 3}, {"CAP": 0}, {"MUG": 2, "CAP": 5}])
 on_hand_figures = st.sampled_from([3, 5, 2, 0, 6, 1, 4])
 
 
@@ -677,10 +780,25 @@ class StockMachine(RuleBasedStateMachine):
                 for loc in LOCATIONS
             }
         ),
+        backorders=POLICIES,
     )
-    def catalog(self, priorities: dict[str, int], stock: dict[LevelKey, int | None]) -> None:
-        catalog = self.run(lambda s: make_stock(s, priorities, stock))
+    def catalog(
+        self,
+        priorities: dict[str, int],
+        stock: dict[LevelKey, int | None],
+        backorders: dict[str, int | None],
+    ) -> None:
+        """`backorders`: the CONTINUE SKUs and their limits (ADR 0018); others are DENY."""
+
+        async def make(session: AsyncSession) -> Catalog:
+            catalog = await make_stock(session, priorities, stock)
+            for sku, limit in backorders.items():
+                await session.execute(_CONTINUE, {"sku": sku, "limit": limit})
+            return catalog
+
+        catalog = self.run(make)
         self.model = Model(priorities, dict(catalog.locations))
+        self.model.limits = dict(backorders)
         self.last_movement_id = 0  # identities restarted with the tables
         for key, units in stock.items():
             if units is not None:
@@ -749,10 +867,33 @@ class StockMachine(RuleBasedStateMachine):
         )
         self.expect("release", errors, lambda: self.model.release(rid))
 
+    @precondition(lambda machine: bool(machine.model.limits))
+    @rule(data=st.data(), extra=st.sampled_from([1, 2, 3]))
+    def preorder(self, data: st.DataObject, extra: int) -> None:
+        """A CONTINUE SKU bought beyond its stock (ADR 0018): reserve, check out and pay,
+        each step in its own transaction and compared with the model."""
+        sku = data.draw(st.sampled_from(sorted(self.model.limits)), label="sku")
+        levels = [lv for k, lv in self.model.levels.items() if k[0] == sku]
+        before = set(self.model.reservations)
+        self.reserve([(sku, max(sum(lv.available for lv in levels), 0) + extra)], 900)
+        made = [rid for rid in self.model.reservations if rid not in before]
+        if not made:  # refused: beyond the limit
+            return
+        self.check_out(made[0])
+        [oid] = [o for o, order in self.model.orders.items() if order.reservation_id == made[0]]
+        outcome, errors = self.attempt(
+            lambda s: payment_outcomes.payment_succeeded(UnitOfWork(s, actor="system"), oid)
+        )
+        assert errors == []
+        assert outcome == self.model.pay(oid)
+
     @precondition(some_active_reservation)
     @rule(data=st.data())
     def checkout(self, data: st.DataObject) -> None:
-        rid = self.reservation(data, open_cart=True)
+        self.check_out(self.reservation(data, open_cart=True))
+
+    def check_out(self, rid: uuid.UUID) -> None:
+        """checkout of `rid`, in the database and in the model."""
 
         async def work(session: AsyncSession) -> tuple[uuid.UUID, datetime]:
             result = await checkout.checkout(
@@ -888,6 +1029,20 @@ class StockMachine(RuleBasedStateMachine):
             assert outcome == self.model.payment_canceled(oid)
             event(f"payment_canceled: {outcome}")
 
+    @precondition(lambda machine: bool(machine.model.waiting_levels()))
+    @rule(data=st.data(), units=st.sampled_from([1, 2, 4]))
+    def receive_for_backorders(self, data: st.DataObject, units: int) -> None:
+        """A receipt where paid orders wait (ADR 0018): adjustStock RECEIVED there."""
+        sku, location = data.draw(st.sampled_from(self.model.waiting_levels()), label="level")
+        loc = str(self.model.location_ids[location])
+        reason = adjust.AdjustmentReason.RECEIVED
+        _, errors = self.attempt(
+            lambda s: adjust.adjust_stock(
+                UnitOfWork(s, actor="system"), sku=sku, location_id=loc, delta=units, reason=reason
+            )
+        )
+        self.expect("receive", errors, lambda: self.model.adjust((sku, location), units, reason))
+
     @rule(
         sku=skus,
         location=locations,
@@ -965,7 +1120,9 @@ class StockMachine(RuleBasedStateMachine):
         model = self.model
         assert sorted(snap.moves) == sorted(model.moves), "ledger rows of the last step"
         model.moves.clear()
-        assert snap.levels == {k: (lv.on_hand, lv.reserved) for k, lv in model.levels.items()}
+        assert snap.levels == {
+            k: (lv.on_hand, lv.reserved, lv.backordered) for k, lv in model.levels.items()
+        }
         assert snap.states == {
             k: tuple(lv.states[s] for s in UNAVAILABLE) for k, lv in model.levels.items()
         }
@@ -984,8 +1141,12 @@ class StockMachine(RuleBasedStateMachine):
 
 def _flatten(
     allocations: Iterable[tuple[str, list[MAllocation]]],
-) -> list[tuple[str, LevelKey, int, int]]:
-    return [(sku, a.key, a.quantity, a.returned) for sku, allocs in allocations for a in allocs]
+) -> list[tuple[str, LevelKey, int, int, int]]:
+    return [
+        (sku, a.key, a.quantity, a.returned, a.waiting)
+        for sku, allocs in allocations
+        for a in allocs
+    ]
 
 
 @pytest.mark.slow

@@ -20,12 +20,9 @@ from sqlalchemy.types import String
 
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import Location, MovementKind, Product, Variant
-from gql_inventory.stock.ledger import (
-    apply_movement,
-    ensure_level,
-    lock_level_ids,
-    set_on_hand,
-)
+from gql_inventory.stock.adjust import set_on_hand
+from gql_inventory.stock.backorders import fill_backorders
+from gql_inventory.stock.ledger import apply_movement, ensure_level, lock_level_ids
 
 #: Name and priority of the location created when the database has none.
 DEFAULT_LOCATION_NAME = "Main warehouse"
@@ -315,7 +312,7 @@ async def write_catalog(
     the figure (none for zero). A level that has (stock exists there, perhaps
     adjusted or sold since) is left as it is (`levels_kept`), unless
     `count_existing`: then it gets a COUNT to the figure through
-    `ledger.set_on_hand`, which writes nothing when the figure already matches and
+    `adjust.set_on_hand`, which writes nothing when the figure already matches and
     refuses a figure below the reserved units (`refused_counts`). Movements carry
     `reason`. `location_name` is only reported. Does not commit; marks the unit of
     work's catalog changed.
@@ -380,6 +377,8 @@ async def write_catalog(
                         reserved=reserved,
                     )
                 )
+        if levels_counted:  # a count raising on hand fills backorders first (ADR 0018)
+            await fill_backorders(uow, targets)
 
     return ImportReport(
         products_created=products_created,

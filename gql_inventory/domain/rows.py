@@ -63,7 +63,8 @@ class LocationRow:
 
 @dataclass(frozen=True, slots=True)
 class LevelRow(StockFigures):
-    """A stock level's figures (units); the states are on hand but not for sale (ADR 0017)."""
+    """A stock level's figures (units); the states are on hand but not for sale (ADR 0017);
+    `backordered` is promised beyond stock (ADR 0018)."""
 
     id: int
     variant_id: int
@@ -74,6 +75,7 @@ class LevelRow(StockFigures):
     damaged: int = 0
     quality_control: int = 0
     safety_stock: int = 0
+    backordered: int = 0
 
 
 PRODUCT_COLUMNS = (Product.id, Product.handle, Product.title)
@@ -101,6 +103,7 @@ LEVEL_COLUMNS = (
     StockLevel.damaged,
     StockLevel.quality_control,
     StockLevel.safety_stock,
+    StockLevel.backordered,
 )
 
 
@@ -145,6 +148,7 @@ def level_row(m: Any) -> LevelRow:
         damaged=m["damaged"],
         quality_control=m["quality_control"],
         safety_stock=m["safety_stock"],
+        backordered=m["backordered"],
     )
 
 

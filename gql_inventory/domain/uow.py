@@ -39,7 +39,7 @@ def admin_actor(name: str) -> str:
 MOVEMENT_COLUMNS = """id, stock_level_id, variant_id, location_id, kind, on_hand_delta,
     reserved_delta, on_hand_after, reserved_after, damaged_after, quality_control_after,
     safety_stock_after, from_state, to_state, quantity, version, reason, reference, actor,
-    txid, occurred_at"""
+    txid, occurred_at, backordered_delta, backordered_after"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,9 @@ class AppliedMovement:
     from_state: str | None = None
     to_state: str | None = None
     quantity: int | None = None
+    #: Change of the level's backordered units and the figure after (ADR 0018).
+    backordered_delta: int = 0
+    backordered_after: int = 0
 
     @property
     def unavailable_after(self) -> int:
@@ -101,6 +104,8 @@ class AppliedMovement:
             from_state=m["from_state"],
             to_state=m["to_state"],
             quantity=m["quantity"],
+            backordered_delta=m["backordered_delta"],
+            backordered_after=m["backordered_after"],
         )
 
 

@@ -54,6 +54,7 @@ _LEVELS_BEFORE = text(
     SELECT s.id,
            coalesce((SELECT m.on_hand_after - m.reserved_after - m.damaged_after
                             - m.quality_control_after - m.safety_stock_after
+                            - m.backordered_after
                        FROM stock_movements m
                       WHERE m.stock_level_id = s.id AND m.position < :before
                       ORDER BY m.version DESC

@@ -16,7 +16,8 @@ LEDGER_PAGE = 500
 
 EVENT_COLUMNS = """m.position, m.id, m.stock_level_id, m.variant_id, v.sku, m.location_id,
     m.kind, m.on_hand_delta, m.reserved_delta, m.on_hand_after, m.reserved_after,
-    m.version, m.occurred_at, m.damaged_after, m.quality_control_after, m.safety_stock_after"""
+    m.version, m.occurred_at, m.damaged_after, m.quality_control_after, m.safety_stock_after,
+    m.backordered_after"""
 
 _READ_AFTER = text(
     f"""

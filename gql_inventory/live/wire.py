@@ -54,6 +54,8 @@ class StockEvent(StockFigures):
     damaged: int = 0
     quality_control: int = 0
     safety_stock: int = 0
+    #: Units promised beyond stock after the change (ADR 0018).
+    backordered: int = 0
 
     @property
     def cursor(self) -> str:
@@ -81,6 +83,7 @@ class StockEvent(StockFigures):
             damaged=m["damaged_after"],
             quality_control=m["quality_control_after"],
             safety_stock=m["safety_stock_after"],
+            backordered=m["backordered_after"],
         )
 
     def to_wire(self) -> list[Any]:
@@ -102,13 +105,16 @@ class StockEvent(StockFigures):
             self.damaged,
             self.quality_control,
             self.safety_stock,
+            self.backordered,
         ]
 
     @classmethod
     def from_wire(cls, item: Sequence[Any]) -> StockEvent:
         """Inverse of `to_wire`."""
         (pos, mid, level, variant, sku, loc, kind, ohd, rd, oh, r, version, at, *states) = item
-        damaged, quality_control, safety_stock = (int(n) for n in states) if states else (0, 0, 0)
+        damaged, quality_control, safety_stock, backordered = (
+            [int(n) for n in states] + [0, 0, 0, 0]
+        )[:4]
         return cls(
             position=int(pos),
             movement_id=int(mid),
@@ -126,6 +132,7 @@ class StockEvent(StockFigures):
             damaged=damaged,
             quality_control=quality_control,
             safety_stock=safety_stock,
+            backordered=backordered,
         )
 
 

@@ -67,10 +67,10 @@ _STATE_NAMES = ", ".join(f"'{s.value}'" for s in StockState)
 class StockLevel(Base):
     """Units of one variant at one location.
 
-    `available` is derived (``on_hand - reserved - unavailable``, where unavailable is
-    ``damaged + quality_control + safety_stock``). CHECK constraints make
-    overselling impossible whatever the code does. `version` grows by one with
-    every change, so a client can notice a missed event.
+    `available` is derived (``on_hand - reserved - unavailable - backordered``, where
+    unavailable is ``damaged + quality_control + safety_stock``; ADR 0017, ADR 0018).
+    CHECK constraints make overselling impossible whatever the code does. `version` grows
+    by one with every change, so a client can notice a missed event.
     """
 
     __tablename__ = "stock_levels"

@@ -32,8 +32,9 @@ from gql_inventory.orders.orders import (
     set_status,
 )
 from gql_inventory.orders.payment_states import Outcome
+from gql_inventory.stock.allocation import Take, plan_increase
+from gql_inventory.stock.backorders import fill_backorders
 from gql_inventory.stock.ledger import apply_movement, lock_levels_by_variant
-from gql_inventory.stock.levels import LockedLevel, allocate
 from gql_inventory.stock.reservations import (
     end_reservation,
 )
@@ -80,11 +81,13 @@ async def payment_succeeded(
             session, order.id, PaymentEventKind.AMOUNT_MISMATCH, provider_event_id=reference
         )
         return Outcome.AMOUNT_MISMATCH
+    waiting: list[int] | None
     if reservation is not None and reservation.status is ReservationStatus.ACTIVE:
-        await _sell_reserved(uow, order, reservation)
+        waiting = await _sell_reserved(uow, order, reservation)
         outcome = Outcome.SOLD
     else:
-        if not await _sell_late(uow, order):
+        waiting = await _sell_late(uow, order)
+        if waiting is None:
             await record_payment_event(
                 session,
                 order.id,
@@ -94,6 +97,7 @@ async def payment_succeeded(
             return Outcome.NEEDS_ATTENTION
         outcome = Outcome.SOLD_LATE
     await set_status(uow, order, OrderStatus.PAID, payment_applied_at=_APPLIED_NOW)
+    await fill_backorders(uow, waiting)  # stock that came while it was a cart (ADR 0018)
     await record_payment_event(
         session, order.id, PaymentEventKind.PAYMENT_INTENT_SUCCEEDED, provider_event_id=reference
     )
@@ -118,33 +122,44 @@ async def payment_applied(session: AsyncSession, order_id: uuid.UUID) -> bool:
     return applied_at is not None
 
 
-async def _sell_reserved(uow: UnitOfWork, order: Order, reservation: Reservation) -> None:
-    """SALE every reserved unit (on hand and reserved both drop) and close the reservation."""
+async def _sell_reserved(uow: UnitOfWork, order: Order, reservation: Reservation) -> list[int]:
+    """SALE every covered reserved unit (on hand and reserved both drop), move promised
+    units from the reservation to the order (its allocation's `backordered_quantity`; the
+    level's `backordered` is unchanged, ADR 0018) and close the reservation. Returns the
+    ids of the levels where units now wait."""
     session = uow.session
     held = (
         await session.execute(
             select(
-                ReservationLine.stock_level_id, ReservationLine.variant_id, ReservationLine.quantity
+                ReservationLine.stock_level_id,
+                ReservationLine.variant_id,
+                ReservationLine.quantity,
+                ReservationLine.backordered_quantity,
             )
             .where(ReservationLine.reservation_id == reservation.id)
             .order_by(ReservationLine.stock_level_id)
         )
     ).all()
     lines = await _order_line_ids(session, order.id)
-    for level_id, variant_id, quantity in held:
-        movement = await apply_movement(
-            uow,
-            level_id=level_id,
-            kind=MovementKind.SALE,
-            on_hand_delta=-quantity,
-            reserved_delta=-quantity,
-            reference=order_reference(order.id),
-        )
-        if movement is None:
-            raise RuntimeError(f"level {level_id} cannot sell {quantity} reserved units")
+    for level_id, variant_id, quantity, backordered in held:
+        covered = quantity - backordered
+        if covered:
+            movement = await apply_movement(
+                uow,
+                level_id=level_id,
+                kind=MovementKind.SALE,
+                on_hand_delta=-covered,
+                reserved_delta=-covered,
+                reference=order_reference(order.id),
+            )
+            if movement is None:
+                raise RuntimeError(f"level {level_id} cannot sell {covered} reserved units")
         await session.execute(
             insert(OrderAllocation).values(
-                order_line_id=lines[variant_id], stock_level_id=level_id, quantity=quantity
+                order_line_id=lines[variant_id],
+                stock_level_id=level_id,
+                quantity=covered,
+                backordered_quantity=backordered,
             )
         )
     await session.execute(
@@ -153,6 +168,7 @@ async def _sell_reserved(uow: UnitOfWork, order: Order, reservation: Reservation
         .values(status=ReservationStatus.COMPLETED, updated_at=func.now())
     )
     reservation.status = ReservationStatus.COMPLETED
+    return [level_id for level_id, _, _, backordered in held if backordered]
 
 
 async def _order_line_ids(session: AsyncSession, order_id: uuid.UUID) -> dict[int, int]:
@@ -169,11 +185,12 @@ async def _sku(session: AsyncSession, variant_id: int) -> str:
     )
 
 
-async def _sell_late(uow: UnitOfWork, order: Order) -> bool:
-    """Sell a paid order whose reservation had ended, from available stock, or flag it.
+async def _sell_late(uow: UnitOfWork, order: Order) -> list[int] | None:
+    """Sell a paid order whose reservation had ended, from available stock (a variant
+    selling past zero may backorder again, within its limit), or flag it.
 
-    All lines or none: when any line is short the order becomes NEEDS_ATTENTION
-    and no level changes.
+    All lines or none: when any line is short the order becomes NEEDS_ATTENTION, no
+    level changes and None is returned; else the ids of the levels where units wait.
     """
     session = uow.session
     lines = (
@@ -184,19 +201,18 @@ async def _sell_late(uow: UnitOfWork, order: Order) -> bool:
         )
     ).all()
     per_variant = await lock_levels_by_variant(session, [line.variant_id for line in lines])
-    plans: list[tuple[int, LockedLevel, int]] = []
+    plans: list[tuple[int, Take]] = []
     short: list[str] = []
-    for line in lines:
+    for index, line in enumerate(lines):
         levels = per_variant[line.variant_id]
-        plan = allocate(levels, line.quantity)
-        if plan is None:
-            available = sum(max(level.available, 0) for level in levels)
+        plan = plan_increase("", levels, line.quantity, index, enforce_limit=False)
+        if not isinstance(plan, list):
             short.append(
                 f"{await _sku(session, line.variant_id)} "
-                f"({line.quantity} ordered, {available} available)"
+                f"({line.quantity} ordered, {plan.available} available)"
             )
             continue
-        plans.extend((line.id, level, units) for level, units in plan)
+        plans.extend((line.id, take) for take in plan)
     if short:
         await set_status(
             uow,
@@ -206,13 +222,14 @@ async def _sell_late(uow: UnitOfWork, order: Order) -> bool:
             + ", ".join(short),
             payment_applied_at=_APPLIED_NOW,
         )
-        return False
-    for line_id, level, units in sorted(plans, key=lambda p: p[1].id):
+        return None
+    for line_id, (level, units, backordered) in sorted(plans, key=lambda p: p[1][0].id):
         movement = await apply_movement(
             uow,
             level_id=level.id,
             kind=MovementKind.SALE,
-            on_hand_delta=-units,
+            on_hand_delta=backordered - units,
+            backordered_delta=backordered,
             reference=order_reference(order.id),
             reason="late payment",
         )
@@ -220,10 +237,13 @@ async def _sell_late(uow: UnitOfWork, order: Order) -> bool:
             raise RuntimeError(f"level {level.id} refused a planned late sale")
         await session.execute(
             insert(OrderAllocation).values(
-                order_line_id=line_id, stock_level_id=level.id, quantity=units
+                order_line_id=line_id,
+                stock_level_id=level.id,
+                quantity=units - backordered,
+                backordered_quantity=backordered,
             )
         )
-    return True
+    return [take[0].id for _, take in plans if take[2]]
 
 
 async def payment_failed(

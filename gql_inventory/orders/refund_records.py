@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import func, insert, select, text, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -30,6 +30,7 @@ from gql_inventory.models import (
 )
 from gql_inventory.orders.orders import order_reference
 from gql_inventory.orders.payment_states import FAILED_REFUND_STATUSES
+from gql_inventory.stock.backorders import fill_backorders, lock_levels_of_order, release_waiting
 from gql_inventory.stock.ledger import apply_movement
 
 
@@ -88,12 +89,18 @@ async def refund_units(
     """Count `lines` as refunded by the refund row `refund_id`.
 
     The order lines' `refunded_quantity` grows, the refund row lists the units (and is
-    marked `restocked` when `restock`), and with `restock` the units go back on hand
-    where they were sold from (`restock_units`). Nothing happens for no lines.
+    marked `restocked` when `restock`). Units still waiting for stock (backorders) are
+    refunded first: they are given up (`backorders.release_waiting`), never restocked;
+    with `restock` the rest go back on hand where they were sold from (`restock_units`),
+    and backorders waiting there are filled from them. Nothing happens for no lines.
     """
     if not lines:
         return
     session = uow.session
+    await lock_levels_of_order(session, order_id)  # levels before allocations (ADR 0018)
+    released = await release_waiting(
+        uow, order_id, {line.line_id: line.quantity for line in lines}, reason=reason
+    )
     for line in lines:
         await session.execute(
             update(OrderLine)
@@ -106,7 +113,8 @@ async def refund_units(
         values["restocked"] = True
     await session.execute(update(Refund).where(Refund.id == refund_id).values(**values))
     if restock:
-        await restock_units(uow, order_id, lines, reason=reason)
+        sold = [replace(ln, quantity=ln.quantity - released.get(ln.line_id, 0)) for ln in lines]
+        await restock_units(uow, order_id, [ln for ln in sold if ln.quantity], reason=reason)
 
 
 async def record_refund(
@@ -164,7 +172,8 @@ _ALLOCATIONS = text(
 async def restock_units(
     uow: UnitOfWork, order_id: uuid.UUID, lines: Sequence[RefundLine], *, reason: str | None
 ) -> None:
-    """Return refunded units to the levels they were sold from (RETURN), by level id."""
+    """Return refunded units to the levels they were sold from (RETURN), by level id, then
+    fill backorders waiting there (`backorders.fill_backorders`)."""
     session = uow.session
     returns: dict[int, int] = defaultdict(int)
     for line in lines:
@@ -191,3 +200,4 @@ async def restock_units(
         )
         if movement is None:  # pragma: no cover - adding on hand cannot break a constraint
             raise RuntimeError(f"level {level_id} refused a return")
+    await fill_backorders(uow, returns)

@@ -26,6 +26,7 @@ from gql_inventory.domain.rows import (
     LocationRow,
     ProductRow,
     VariantRow,
+    level_row,
     location_row,
     product_row,
     variant_row,
@@ -101,7 +102,7 @@ async def load_snapshot(engine: AsyncEngine) -> tuple[CatalogSnapshot, list[Leve
                     select(*LOCATION_COLUMNS).order_by(Location.priority, Location.id)
                 )
             ]
-            levels = [LevelRow(*r) for r in await conn.execute(select(*LEVEL_COLUMNS))]
+            levels = [level_row(r._mapping) for r in await conn.execute(select(*LEVEL_COLUMNS))]
     by_product: dict[int, list[VariantRow]] = defaultdict(list)
     for variant in variants:
         by_product[variant.product_id].append(variant)

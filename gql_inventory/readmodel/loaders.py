@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import RowMapping, select
+from sqlalchemy import RowMapping, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 from strawberry.dataloader import DataLoader
@@ -40,6 +40,7 @@ from gql_inventory.domain.rows import (
 from gql_inventory.models import (
     Location,
     Order,
+    OrderAllocation,
     OrderLine,
     PaymentEvent,
     Product,
@@ -186,9 +187,9 @@ class Loaders:
         return Lookup(self._levels_by_id, self._fast_level)
 
     @cached_property
-    def reservation_lines(self) -> DataLoader[Any, list[tuple[int, int]]]:
+    def reservation_lines(self) -> DataLoader[Any, list[tuple[int, int, int]]]:
         """Per reservation id: ``[(variant_id, quantity summed over locations), ...]``."""
-        return DataLoader[Any, list[tuple[int, int]]](self._reservation_lines)
+        return DataLoader[Any, list[tuple[int, int, int]]](self._reservation_lines)
 
     @cached_property
     def orders(self) -> OrderLoaders:
@@ -308,22 +309,28 @@ class Loaders:
         found = {r["id"]: level_row(r) for r in rows}
         return [found.get(i) for i in ids]
 
-    async def _reservation_lines(self, ids: Sequence[Any]) -> list[list[tuple[int, int]]]:
-        """Per reservation id: ``[(variant_id, quantity summed over locations), ...]``."""
+    async def _reservation_lines(self, ids: Sequence[Any]) -> list[list[tuple[int, int, int]]]:
+        """Per reservation id: ``[(variant_id, quantity, of which backordered), ...]``, units
+        summed over locations."""
         rows = await self._rows(
             select(
                 ReservationLine.reservation_id,
                 ReservationLine.variant_id,
                 ReservationLine.quantity,
+                ReservationLine.backordered_quantity,
             )
             .where(ReservationLine.reservation_id.in_(ids))
             .order_by(ReservationLine.reservation_id, ReservationLine.id)
         )
-        grouped: dict[Any, dict[int, int]] = defaultdict(dict)
+        grouped: dict[Any, dict[int, tuple[int, int]]] = defaultdict(dict)
         for r in rows:
             per = grouped[r["reservation_id"]]
-            per[r["variant_id"]] = per.get(r["variant_id"], 0) + r["quantity"]
-        return [list(grouped[i].items()) for i in ids]
+            quantity, backordered = per.get(r["variant_id"], (0, 0))
+            per[r["variant_id"]] = (
+                quantity + r["quantity"],
+                backordered + r["backordered_quantity"],
+            )
+        return [[(v, q, b) for v, (q, b) in grouped[i].items()] for i in ids]
 
 
 class OrderLoaders:
@@ -371,8 +378,15 @@ class OrderLoaders:
         return [found.get(i) for i in ids]
 
     async def _order_lines(self, ids: Sequence[Any]) -> list[list[RowMapping]]:
+        waiting = (
+            select(func.coalesce(func.sum(OrderAllocation.backordered_quantity), 0))
+            .where(OrderAllocation.order_line_id == OrderLine.id)
+            .scalar_subquery()
+        )
         rows = await self._rows(
-            select(OrderLine.__table__).where(OrderLine.order_id.in_(ids)).order_by(OrderLine.id)
+            select(OrderLine.__table__, waiting.label("backordered_quantity"))
+            .where(OrderLine.order_id.in_(ids))
+            .order_by(OrderLine.id)
         )
         grouped: dict[Any, list[RowMapping]] = defaultdict(list)
         for r in rows:

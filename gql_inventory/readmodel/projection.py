@@ -52,6 +52,7 @@ class StockProjection:
         damaged: int = 0,
         quality_control: int = 0,
         safety_stock: int = 0,
+        backordered: int = 0,
     ) -> bool:
         """Take the level's figures at `version` unless a version as new is held.
 
@@ -71,6 +72,7 @@ class StockProjection:
                 damaged,
                 quality_control,
                 safety_stock,
+                backordered,
             )
             return True
         self._levels[level_id] = LevelRow(
@@ -83,6 +85,7 @@ class StockProjection:
             damaged,
             quality_control,
             safety_stock,
+            backordered,
         )
         ids = self._by_variant.setdefault(variant_id, [])
         ids.append(level_id)
@@ -104,6 +107,7 @@ class StockProjection:
                 row.damaged,
                 row.quality_control,
                 row.safety_stock,
+                row.backordered,
             ):
                 taken += 1
         return taken

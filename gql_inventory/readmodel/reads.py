@@ -42,7 +42,7 @@ log = get_logger(__name__)
 
 #: What one movement says of its level: (level id, variant id, location id, on hand,
 #: reserved, version), as `StockProjection.apply` takes them.
-_Figures = tuple[int, int, int, int, int, int, int, int, int]
+_Figures = tuple[int, int, int, int, int, int, int, int, int, int]
 
 
 class ReadModel:
@@ -120,6 +120,7 @@ class ReadModel:
                 event.damaged,
                 event.quality_control,
                 event.safety_stock,
+                event.backordered,
             )
         )
 
@@ -137,6 +138,7 @@ class ReadModel:
                     m.damaged_after,
                     m.quality_control_after,
                     m.safety_stock_after,
+                    m.backordered_after,
                 )
             )
 

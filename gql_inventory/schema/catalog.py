@@ -68,7 +68,13 @@ class StockLevelType:
         description="Units held here by ACTIVE reservations (carts and unpaid orders)."
     )
     available: int = strawberry.field(
-        description="onHand - reserved - unavailable: what a new reservation may take from here."
+        description="onHand - reserved - unavailable - backordered: what a new reservation may "
+        "take from here (below 0 only by backorders)."
+    )
+    backordered: int = strawberry.field(
+        default=0,
+        description="Units promised here to reservations and orders beyond what is on hand "
+        "(CONTINUE policy).",
     )
     unavailable: int = strawberry.field(
         description="damaged + qualityControl + safetyStock: on hand here, never reserved or sold."
@@ -105,6 +111,7 @@ class StockLevelType:
             on_hand=row.on_hand,
             reserved=row.reserved,
             available=row.available,
+            backordered=row.backordered,
             unavailable=row.unavailable,
             damaged=row.damaged,
             quality_control=row.quality_control,
@@ -225,12 +232,21 @@ class VariantType:
         return sum(level.reserved for level in await self._levels(info))
 
     @described_field(
-        "onHand - reserved - unavailable, summed over locations: what reserveStock may take "
+        "onHand - reserved - unavailable - backordered, summed over locations: what "
+        "reserveStock may take from stock "
         "(it splits across locations by priority)."
     )
     async def available(self, info: Info[Context, None]) -> int:
-        """Summed over locations: onHand - reserved - unavailable."""
+        """Summed over locations: onHand - reserved - unavailable - backordered."""
         return sum(level.available for level in await self._levels(info))
+
+    @described_field(
+        "Units promised beyond stock (CONTINUE policy), summed over locations: reservations' "
+        "and paid orders' units waiting for stock."
+    )
+    async def backordered(self, info: Info[Context, None]) -> int:
+        """Summed over locations: backordered units."""
+        return sum(level.backordered for level in await self._levels(info))
 
     @described_field(
         "Units on hand but not for sale (damaged + qualityControl + safetyStock), summed "

@@ -40,6 +40,11 @@ class ReservationLineType:
     """Units of one variant held by a reservation (summed over locations)."""
 
     quantity: int = strawberry.field(description="Units of the variant (at least 1).")
+    backordered_quantity: int = strawberry.field(
+        default=0,
+        description="Part of quantity not covered by stock on hand (CONTINUE policy): "
+        "promised, to be filled as stock arrives once the order is paid.",
+    )
     variant_id: strawberry.Private[int]
 
     @described_field("The reserved variant.")
@@ -92,7 +97,10 @@ class ReservationType:
     async def lines(self, info: Info[Context, None]) -> list[ReservationLineType]:
         """One line per variant. Lines stay listed after the reservation ends."""
         lines = await info.context.loaders.reservation_lines.load(uuid.UUID(self.id))
-        return [ReservationLineType(quantity=q, variant_id=v) for v, q in lines]
+        return [
+            ReservationLineType(quantity=q, backordered_quantity=b, variant_id=v)
+            for v, q, b in lines
+        ]
 
     @described_field(
         "The lines at their variants' current prices (quantity times price, summed); null "
@@ -102,12 +110,12 @@ class ReservationType:
     async def subtotal(self, info: Info[Context, None]) -> MoneyType | None:
         """Sum of quantity times current variant price; None when currencies mix (or no line)."""
         lines = await info.context.loaders.reservation_lines.load(uuid.UUID(self.id))
-        variants = await info.context.loaders.variant_by_id.load_many([v for v, _ in lines])
+        variants = await info.context.loaders.variant_by_id.load_many([v for v, _, _ in lines])
         currencies = {row.currency_code for row in variants if row is not None}
         if len(currencies) != 1 or any(row is None for row in variants):
             return None
         amount = sum(
-            q * row.price_amount for (_, q), row in zip(lines, variants, strict=True) if row
+            q * row.price_amount for (_, q, _), row in zip(lines, variants, strict=True) if row
         )
         return MoneyType.from_minor(amount, currencies.pop())
 
@@ -120,6 +128,10 @@ class OrderLineType:
 
     quantity: int = strawberry.field(description="Units ordered.")
     refunded_quantity: int = strawberry.field(description="Units refunded so far (0 to quantity).")
+    backordered_quantity: int = strawberry.field(
+        description="Units still waiting for stock; filled oldest paid order first as stock "
+        "arrives (BACKORDER_FILL movements)."
+    )
     unit_price: MoneyType = strawberry.field(
         description="Price of one unit at checkout; later price changes do not alter it."
     )
@@ -206,6 +218,7 @@ class OrderType:
             OrderLineType(
                 quantity=r["quantity"],
                 refunded_quantity=r["refunded_quantity"],
+                backordered_quantity=r["backordered_quantity"],
                 unit_price=MoneyType.from_minor(r["unit_price_amount"], r["currency_code"]),
                 variant_id=r["variant_id"],
             )

@@ -24,17 +24,58 @@ from gql_inventory.domain.shortages import (
 )
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import Location, MovementKind, StockState, Variant
+from gql_inventory.stock.backorders import fill_backorders
 from gql_inventory.stock.ledger import (
     AppliedMovement,
     apply_movement,
     ensure_level,
     into_state,
     lock_level,
-    set_on_hand,
 )
 from gql_inventory.stock.levels import level_states
 
 MAX_ADJUSTMENT = 1_000_000
+
+
+async def set_on_hand(
+    uow: UnitOfWork,
+    *,
+    level_id: int,
+    on_hand: int,
+    kind: MovementKind,
+    state: StockState = StockState.AVAILABLE,
+    reason: str | None = None,
+    reference: str | None = None,
+    expected_on_hand: int | None = None,
+) -> tuple[AppliedMovement | None, int, int]:
+    """Set a level's figure to an absolute `on_hand` (a count): its on hand, or with an
+    unavailable `state` that state's units (on hand changes by the same difference).
+
+    Locks the row, then applies the difference through `apply_movement`.
+    Returns ``(movement, before, held)``: the figure before, and `held`, what it may not
+    go below (on hand: reserved + unavailable units, ADR 0017; a state: 0); movement is
+    None when the figure already matches (no change, no ledger row), when
+    `expected_on_hand` differs from the figure before (caller reports STOCK_CHANGED), or
+    when `on_hand` is below `held` (caller reports INSUFFICIENT_STOCK).
+    """
+    before, reserved, unavailable = await lock_level(uow.session, level_id)
+    held = reserved + unavailable
+    if state is not StockState.AVAILABLE:
+        before, held = (await level_states(uow.session, level_id))[state], 0
+    if expected_on_hand is not None and expected_on_hand != before:
+        return None, before, held
+    if on_hand == before or on_hand < held:
+        return None, before, held
+    movement = await apply_movement(
+        uow,
+        level_id=level_id,
+        kind=kind,
+        on_hand_delta=on_hand - before,
+        **into_state(state, on_hand - before),
+        reason=reason,
+        reference=reference,
+    )
+    return movement, before, held
 
 
 class AdjustmentReason(enum.StrEnum):
@@ -202,6 +243,8 @@ async def adjust_stock(
             unavailable=unavailable,
             field=in_input("delta"),
         )
+    if delta > 0:
+        await fill_backorders(uow, [level_id])  # a receipt fills backorders first (ADR 0018)
     result = AdjustResult(level_id=level_id, movement_id=movement.id)
     if idempotency_key is not None:
         await idempotency.record(
@@ -280,6 +323,8 @@ async def set_stock(
             reserved=reserved,
             field=in_input("on_hand"),
         )
+    if movement is not None and movement.on_hand_delta > 0:
+        await fill_backorders(uow, [level_id])  # a receipt fills backorders first (ADR 0018)
     result = AdjustResult(level_id=level_id, movement_id=movement.id if movement else None)
     if idempotency_key is not None:
         await idempotency.record(

@@ -22,7 +22,13 @@ from gql_inventory.domain.shortages import (
     PurchaseLimitExceeded,
     ShortAcrossLocations,
 )
-from gql_inventory.stock.levels import LineRequest, LockedLevel, allocate, merge_lines
+from gql_inventory.stock.levels import (
+    LineRequest,
+    LockedLevel,
+    by_priority,
+    merge_lines,
+    take_available,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +86,11 @@ def check_purchase_limit(
     )
 
 
+#: One level's part of a reservation line: ``(level, units, of which backordered)``; the
+#: units not backordered are covered by stock on hand (ADR 0018).
+Take = tuple[LockedLevel, int, int]
+
+
 def plan_increase(
     sku: str,
     levels: list[LockedLevel],
@@ -87,26 +98,43 @@ def plan_increase(
     index: int,
     *,
     held: int = 0,
-) -> list[tuple[LockedLevel, int]] | ShortAcrossLocations | PurchaseLimitExceeded:
+    enforce_limit: bool = True,
+) -> list[Take] | ShortAcrossLocations | PurchaseLimitExceeded:
     """Allocate `quantity` more units of `sku`, or the refusal for line `index`: past
-    the variant's purchase limit (`check_purchase_limit`, checked first), or short.
+    the variant's purchase limit (`check_purchase_limit`, checked first unless
+    `enforce_limit` is False: a paid order re-reserving is not a new purchase), or short.
 
-    `held` is what the reservation already holds of `sku` (updateReservation):
-    the refusal then counts it in both the requested and the available units.
+    Units are covered from available stock in location order. A variant selling past zero
+    (`continue_selling`) backorders the rest at its first level in that order, unless its
+    levels' backordered units plus the rest would exceed `backorder_limit` (None: no
+    limit); the refusal's `available` then counts what the limit still allows. A variant
+    without levels is refused. `held` is what the reservation already holds of `sku`
+    (updateReservation): the refusal then counts it in both the requested and the
+    available units.
     """
     over = check_purchase_limit(sku, levels, held + quantity, index, held=held)
-    if over is not None:
+    if over is not None and enforce_limit:
         return over
-    plan = allocate(levels, quantity)
-    if plan is None:
+    plan, rest = take_available(levels, quantity)
+    room = sum(max(lv.available, 0) for lv in levels)
+    if rest and levels and levels[0].continue_selling:
+        limit = levels[0].backorder_limit
+        promised = sum(lv.backordered for lv in levels)
+        if limit is None or promised + rest <= limit:
+            first = by_priority(levels)[0]
+            covered = {lv.id: units for lv, units in plan}
+            takes = [(lv, units, 0) for lv, units in plan if lv.id != first.id]
+            return [(first, covered.get(first.id, 0) + rest, rest), *takes]
+        room += max(limit - promised, 0)
+    if rest:
         return ShortAcrossLocations(
             sku=sku,
             requested=held + quantity,
-            available=held + sum(max(lv.available, 0) for lv in levels),
+            available=held + room,
             held=held,
             field=in_input("lines", index, "quantity"),
         )
-    return plan
+    return [(lv, units, 0) for lv, units in plan]
 
 
 def plan_reservation(
@@ -114,9 +142,9 @@ def plan_reservation(
     positions: Mapping[str, int],
     variant_ids: Mapping[str, int],
     per_variant: Mapping[int, list[LockedLevel]],
-) -> dict[int, tuple[LockedLevel, int]]:
-    """Where a new reservation's units come from: ``{level_id: (level, units)}``, in SKU
-    order then allocation order.
+) -> dict[int, Take]:
+    """Where a new reservation's units come from: ``{level_id: (level, units,
+    backordered)}``, in SKU order then allocation order.
 
     `wanted` is ``{sku: quantity}`` (`merge_lines`), `positions` each SKU's first input
     line (`line_positions`), `variant_ids` ``{sku: variant_id}`` of every SKU and
@@ -126,14 +154,14 @@ def plan_reservation(
     through `raise_all`).
     """
     errors: list[DomainError] = []
-    changes: dict[int, tuple[LockedLevel, int]] = {}
+    changes: dict[int, Take] = {}
     for sku, quantity in wanted.items():
         levels = per_variant.get(variant_ids[sku], [])
         plan = plan_increase(sku, levels, quantity, positions[sku])
         if isinstance(plan, DomainError):
             errors.append(plan)
             continue
-        for level, units in plan:
-            changes[level.id] = (level, units)
+        for take in plan:
+            changes[take[0].id] = take
     raise_all(errors)
     return changes

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gql_inventory.domain.uow import MOVEMENT_COLUMNS, UnitOfWork
 from gql_inventory.domain.uow import AppliedMovement as AppliedMovement
 from gql_inventory.models import STATE_COLUMNS, MovementKind, ReservationStatus, StockState
-from gql_inventory.stock.levels import LockedLevel, level_states
+from gql_inventory.stock.levels import LockedLevel
 from gql_inventory.stock.levels import ensure_level as ensure_level
 from gql_inventory.stock.reserve_writes import ReservationWrites, ReserveLocks, RunningLevel
 
@@ -42,6 +42,12 @@ from gql_inventory.stock.reserve_writes import ReservationWrites, ReserveLocks, 
 _STATE_SETS = "".join(f"{c} = {c} + :{c}_delta, " for c in STATE_COLUMNS.values())
 _STATE_GUARDS = "".join(f" AND {c} + :{c}_delta >= 0" for c in STATE_COLUMNS.values())
 _HELD_AFTER = " + ".join(f"{c} + :{c}_delta" for c in STATE_COLUMNS.values())
+#: What every level-changing statement returns of the level, and the ledger row's columns
+#: of the level's figures after the change (ADR 0017, ADR 0018).
+_LEVEL_AFTER = """id, variant_id, location_id, on_hand, reserved, version, damaged,
+                  quality_control, safety_stock, backordered"""
+_ROW_AFTER = """on_hand_after, reserved_after, damaged_after, quality_control_after,
+        safety_stock_after, backordered_after"""
 
 _APPLY = text(
     f"""
@@ -50,22 +56,23 @@ _APPLY = text(
            SET on_hand = on_hand + :on_hand_delta,
                reserved = reserved + :reserved_delta,
                {_STATE_SETS}
+               backordered = backordered + :backordered_delta,
                version = version + 1,
                updated_at = now()
          WHERE id = :level_id
            AND on_hand + :on_hand_delta >= 0
            AND reserved + :reserved_delta >= 0{_STATE_GUARDS}
+           AND backordered + :backordered_delta >= 0
            AND reserved + :reserved_delta + {_HELD_AFTER} <= on_hand + :on_hand_delta
-        RETURNING id, variant_id, location_id, on_hand, reserved, version, damaged,
-                  quality_control, safety_stock
+        RETURNING {_LEVEL_AFTER}
     )
     INSERT INTO stock_movements (
         stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-        on_hand_after, reserved_after, damaged_after, quality_control_after,
-        safety_stock_after, from_state, to_state, quantity, version, reason, reference, actor)
+        backordered_delta, {_ROW_AFTER}, from_state, to_state, quantity, version, reason,
+        reference, actor)
     SELECT id, variant_id, location_id, :kind, :on_hand_delta, :reserved_delta,
-           on_hand, reserved, damaged, quality_control, safety_stock, :from_state, :to_state,
-           :quantity, version, :reason, :reference, :actor
+           :backordered_delta, on_hand, reserved, damaged, quality_control, safety_stock,
+           backordered, :from_state, :to_state, :quantity, version, :reason, :reference, :actor
       FROM level
     RETURNING {MOVEMENT_COLUMNS}
     """
@@ -88,6 +95,7 @@ async def apply_movement(
     kind: MovementKind,
     on_hand_delta: int = 0,
     reserved_delta: int = 0,
+    backordered_delta: int = 0,
     from_state: StockState | None = None,
     to_state: StockState | None = None,
     quantity: int | None = None,
@@ -101,7 +109,8 @@ async def apply_movement(
     column changes by them, AVAILABLE has no column. The row records the three, so each
     state = its rows' units in minus out (ADR 0017). Returns the written movement, or None
     when the change would break a CHECK (every figure >= 0, ``reserved + unavailable <=
-    on_hand``), e.g. reserving more than is available. The caller decides what a refusal
+    on_hand``; `backordered` is a promise, not units here: ADR 0018), e.g. reserving more
+    than is available. The caller decides what a refusal
     means. Takes the level's row lock until the transaction ends; callers touching
     several levels call in ascending `level_id` order so two transactions can never
     deadlock. The row's `actor` is `uow.actor` (who caused the change).
@@ -112,8 +121,9 @@ async def apply_movement(
         - (moved if from_state is state else 0)
         for state, column in STATE_COLUMNS.items()
     }
-    if on_hand_delta == 0 and reserved_delta == 0 and not any(states.values()):
-        raise ValueError("a movement must change on hand, reserved or a state")
+    changes = (on_hand_delta, reserved_delta, backordered_delta, *states.values())
+    if not any(changes):
+        raise ValueError("a movement must change on hand, reserved, backordered or a state")
     result = await uow.session.execute(
         _APPLY,
         {
@@ -124,6 +134,7 @@ async def apply_movement(
             **states,
             "from_state": from_state.value if from_state is not None else None,
             "to_state": to_state.value if to_state is not None else None,
+            "backordered_delta": backordered_delta,
             "quantity": quantity,
             "reason": reason,
             "reference": reference,
@@ -142,47 +153,6 @@ _LOCK_LEVEL = text(
     "SELECT on_hand, reserved, damaged + quality_control + safety_stock AS unavailable"
     " FROM stock_levels WHERE id = :level_id FOR UPDATE"
 )
-
-
-async def set_on_hand(
-    uow: UnitOfWork,
-    *,
-    level_id: int,
-    on_hand: int,
-    kind: MovementKind,
-    state: StockState = StockState.AVAILABLE,
-    reason: str | None = None,
-    reference: str | None = None,
-    expected_on_hand: int | None = None,
-) -> tuple[AppliedMovement | None, int, int]:
-    """Set a level's figure to an absolute `on_hand` (a count): its on hand, or with an
-    unavailable `state` that state's units (on hand changes by the same difference).
-
-    Locks the row, then applies the difference through `apply_movement`.
-    Returns ``(movement, before, held)``: the figure before, and `held`, what it may not
-    go below (on hand: reserved + unavailable units, ADR 0017; a state: 0); movement is
-    None when the figure already matches (no change, no ledger row), when
-    `expected_on_hand` differs from the figure before (caller reports STOCK_CHANGED), or
-    when `on_hand` is below `held` (caller reports INSUFFICIENT_STOCK).
-    """
-    before, reserved, unavailable = await lock_level(uow.session, level_id)
-    held = reserved + unavailable
-    if state is not StockState.AVAILABLE:
-        before, held = (await level_states(uow.session, level_id))[state], 0
-    if expected_on_hand is not None and expected_on_hand != before:
-        return None, before, held
-    if on_hand == before or on_hand < held:
-        return None, before, held
-    movement = await apply_movement(
-        uow,
-        level_id=level_id,
-        kind=kind,
-        on_hand_delta=on_hand - before,
-        **into_state(state, on_hand - before),
-        reason=reason,
-        reference=reference,
-    )
-    return movement, before, held
 
 
 async def lock_level(session: AsyncSession, level_id: int) -> tuple[int, int, int]:
@@ -207,7 +177,7 @@ async def lock_levels_held_by(session: AsyncSession, reservation_ids: Sequence[u
 _LOCK_LEVEL_IDS = text(
     """
     SELECT l.id, l.on_hand, l.reserved,
-           l.damaged + l.quality_control + l.safety_stock AS unavailable,
+           l.damaged + l.quality_control + l.safety_stock AS unavailable, l.backordered,
            EXISTS (SELECT 1 FROM stock_movements m WHERE m.stock_level_id = l.id) AS has_movements
       FROM stock_levels l
      WHERE l.id = ANY(:ids)
@@ -219,7 +189,7 @@ _LOCK_LEVEL_IDS = text(
 
 async def lock_level_ids(session: AsyncSession, level_ids: Iterable[int]) -> list[Row[Any]]:
     """Lock these levels for a change in ascending id order; rows ``(id, on_hand, reserved,
-    unavailable, has_movements)`` (whether the level has any ledger row yet)."""
+    unavailable, backordered, has_movements)`` (whether the level has any ledger row yet)."""
     ids = sorted(set(level_ids))
     if not ids:
         return []
@@ -229,7 +199,9 @@ async def lock_level_ids(session: AsyncSession, level_ids: Iterable[int]) -> lis
 _LOCK_LEVELS = text(
     """
     SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved,
-           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable, v.max_per_order
+           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable, sl.backordered,
+           v.inventory_policy = 'CONTINUE' AS continue_selling, v.backorder_limit,
+           v.max_per_order
       FROM stock_levels sl
       JOIN locations l ON l.id = sl.location_id
       JOIN variants v ON v.id = sl.variant_id
@@ -245,8 +217,9 @@ async def lock_levels_by_variant(
 ) -> defaultdict[int, list[LockedLevel]]:
     """Lock every level of these variants in ascending id order (the global lock order: two
     transactions lock the levels they share in the same order, so they never deadlock);
-    ``{variant_id: [level, ...]}`` (missing variants: ``[]``), each level carrying its
-    variant's `max_per_order`."""
+    ``{variant_id: [level, ...]}`` (missing variants: ``[]``). Each level carries its
+    variant's inventory policy, backorder limit (ADR 0018) and `max_per_order`, read under
+    the same locks."""
     grouped: defaultdict[int, list[LockedLevel]] = defaultdict(list)
     ids = sorted(set(variant_ids))
     for r in (await session.execute(_LOCK_LEVELS, {"variant_ids": ids})).all() if ids else []:
@@ -262,7 +235,8 @@ async def lock_levels_by_variant(
 _LOCK_FOR_RESERVE = """
 WITH locked AS MATERIALIZED (
     SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved,
-           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable, sl.version
+           sl.damaged + sl.quality_control + sl.safety_stock AS unavailable, sl.backordered,
+           sl.version
       FROM stock_levels sl
       JOIN locations l ON l.id = sl.location_id
      WHERE sl.variant_id IN (SELECT id FROM variants WHERE sku = ANY($1::text[]))
@@ -270,7 +244,8 @@ WITH locked AS MATERIALIZED (
        FOR UPDATE OF sl
 )
 SELECT v.sku, v.id AS variant_id, k.id, k.location_id, k.priority, k.on_hand, k.reserved,
-       k.unavailable, k.version, now() AS tx_now, v.max_per_order
+       k.unavailable, k.backordered, v.inventory_policy = 'CONTINUE' AS continue_selling,
+       v.backorder_limit, k.version, now() AS tx_now, v.max_per_order
   FROM variants v
   LEFT JOIN locked k ON k.variant_id = v.id
  WHERE v.sku = ANY($1::text[])
@@ -285,28 +260,30 @@ WITH reservations_in AS (
            AS r(id, expires_at, ttl, key)
 ), levels AS (
     UPDATE stock_levels sl
-       SET reserved = sl.reserved + d.delta, version = sl.version + d.n, updated_at = now()
-      FROM unnest($5::bigint[], $6::int[], $7::bigint[]) AS d(id, delta, n)
+       SET reserved = sl.reserved + d.delta, backordered = sl.backordered + d.backordered,
+           version = sl.version + d.n, updated_at = now()
+      FROM unnest($5::bigint[], $6::int[], $7::int[], $8::bigint[]) AS d(id, delta, backordered, n)
      WHERE sl.id = d.id
 ), rows AS (
-    SELECT * FROM unnest($8::uuid[], $9::bigint[], $10::bigint[], $11::bigint[], $12::int[],
-                         $13::int[], $14::int[], $15::bigint[], $16::text[], $17::int[])
+    SELECT * FROM unnest($9::uuid[], $10::bigint[], $11::bigint[], $12::bigint[], $13::int[],
+                         $14::int[], $15::int[], $16::int[], $17::int[], $18::bigint[],
+                         $19::text[], $20::int[])
            WITH ORDINALITY
-           AS m(reservation_id, level_id, variant_id, location_id, quantity, on_hand,
-                reserved, version, actor, line_ord, ord)
+           AS m(reservation_id, level_id, variant_id, location_id, quantity, backordered,
+                on_hand, reserved, backordered_after, version, actor, line_ord, ord)
 ), lines_in AS (
     INSERT INTO reservation_lines (reservation_id, stock_level_id, variant_id, location_id,
-                                   quantity)
-    SELECT reservation_id, level_id, variant_id, location_id, quantity FROM rows
+                                   quantity, backordered_quantity)
+    SELECT reservation_id, level_id, variant_id, location_id, quantity, backordered FROM rows
      ORDER BY line_ord
 )
 INSERT INTO stock_movements (
     stock_level_id, variant_id, location_id, kind, on_hand_delta, reserved_delta,
-    on_hand_after, reserved_after, damaged_after, quality_control_after, safety_stock_after,
-    version, reference, actor)
+    backordered_delta, {_ROW_AFTER}, version, reference, actor)
 SELECT m.level_id, m.variant_id, m.location_id, '{MovementKind.RESERVATION.value}', 0,
-       m.quantity, m.on_hand, m.reserved, sl.damaged, sl.quality_control, sl.safety_stock,
-       m.version, 'reservation:' || m.reservation_id::text, m.actor
+       m.quantity - m.backordered, m.backordered, m.on_hand, m.reserved, sl.damaged,
+       sl.quality_control, sl.safety_stock, m.backordered_after, m.version,
+       'reservation:' || m.reservation_id::text, m.actor
   FROM rows m
   JOIN stock_levels sl ON sl.id = m.level_id  -- states as locked: a reservation keeps them
  ORDER BY m.ord
@@ -316,8 +293,9 @@ RETURNING {MOVEMENT_COLUMNS}
 
 async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
     """In one statement on the asyncpg connection `conn` (in a transaction): resolve
-    `skus` and lock every level of their variants FOR UPDATE in ascending id order; each
-    `LockedLevel` carries its variant's `max_per_order`."""
+    `skus` and lock every level of their variants FOR UPDATE in ascending id order, with
+    each variant's inventory policy, backorder limit and `max_per_order` read under those
+    locks."""
     wanted = sorted(set(skus))
     rows = await conn.fetch(_LOCK_FOR_RESERVE, wanted) if wanted else []
     variant_ids: dict[str, int] = {}
@@ -335,6 +313,9 @@ async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
             on_hand=r["on_hand"],
             reserved=r["reserved"],
             unavailable=r["unavailable"],
+            backordered=r["backordered"],
+            continue_selling=r["continue_selling"],
+            backorder_limit=r["backorder_limit"],
             max_per_order=r["max_per_order"],
         )
         levels[level.id] = RunningLevel(level=level, version=r["version"])
@@ -345,8 +326,9 @@ async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
 async def write_reservations(conn: Any, writes: ReservationWrites) -> list[AppliedMovement]:
     """Write every reservation of `writes` in one statement on the asyncpg connection
     `conn` (in the transaction that locked the levels): the reservations and their
-    lines, each touched level once (``reserved += sum``, ``version += movements``), one
-    ledger row per (reservation, level). Returns the ledger rows, in ledger order.
+    lines, each touched level once (``reserved += covered``, ``backordered += promised``,
+    ``version += movements``), one ledger row per (reservation, level). Returns the
+    ledger rows, in ledger order.
     The CHECK constraints still guard every level."""
     if not writes.reservations[0]:
         return []
@@ -356,6 +338,7 @@ async def write_reservations(conn: Any, writes: ReservationWrites) -> list[Appli
         *writes.reservations,
         [i for i, _ in touched],
         [s.added for _, s in touched],
+        [s.added_backordered for _, s in touched],
         [s.movements for _, s in touched],
         *writes.rows,
     )

@@ -17,18 +17,20 @@ from gql_inventory.domain.errors import (
     UnknownSku,
     raise_all,
 )
+from gql_inventory.domain.figures import available_of
 from gql_inventory.models import STATE_COLUMNS, StockLevel, StockState
 
 
 def available_units() -> ColumnElement[int]:
     """SQL for a level's available units: ``on_hand - reserved - damaged - quality_control
-    - safety_stock`` (ADR 0017)."""
+    - safety_stock - backordered`` (ADR 0017, ADR 0018)."""
     return (
         StockLevel.on_hand
         - StockLevel.reserved
         - StockLevel.damaged
         - StockLevel.quality_control
         - StockLevel.safety_stock
+        - StockLevel.backordered
     )
 
 
@@ -42,7 +44,11 @@ class LineRequest:
 
 @dataclass(frozen=True, slots=True)
 class LockedLevel:
-    """A stock level locked FOR UPDATE by this transaction (`stock.ledger`); figures in units."""
+    """A stock level locked FOR UPDATE by this transaction (`stock.ledger`); figures in units.
+
+    `continue_selling` and `backorder_limit` are its variant's inventory policy (CONTINUE)
+    and limit (None: no limit), read under the same lock (ADR 0018).
+    """
 
     id: int
     variant_id: int
@@ -55,11 +61,15 @@ class LockedLevel:
     #: The variant's `max_per_order` (units in one reservation; None: no limit), read by
     #: the statement that locked the level.
     max_per_order: int | None = None
+    #: Units promised beyond stock at this level (ADR 0018).
+    backordered: int = 0
+    continue_selling: bool = False
+    backorder_limit: int | None = None
 
     @property
     def available(self) -> int:
-        """`on_hand - reserved - unavailable`."""
-        return self.on_hand - self.reserved - self.unavailable
+        """`on_hand - reserved - unavailable - backordered` (`domain.figures`)."""
+        return available_of(self.on_hand, self.reserved, self.unavailable, self.backordered)
 
 
 def merge_lines(
@@ -169,13 +179,13 @@ def by_priority(levels: Iterable[LockedLevel]) -> list[LockedLevel]:
     return sorted(levels, key=lambda lv: (lv.priority, lv.location_id))
 
 
-def allocate(levels: Iterable[LockedLevel], quantity: int) -> list[tuple[LockedLevel, int]] | None:
-    """Take `quantity` units from levels in priority order, splitting across locations.
-
-    Returns ``[(level, units), ...]`` or None when the levels hold fewer
-    available units in total. Documented order: the location with the lowest
-    `priority` first (ties: lowest location id), each level drained before the next.
-    """
+def take_available(
+    levels: Iterable[LockedLevel], quantity: int
+) -> tuple[list[tuple[LockedLevel, int]], int]:
+    """Take up to `quantity` available units from levels in priority order:
+    ``([(level, units), ...], units left untaken)``. Documented order: the location with
+    the lowest `priority` first (ties: lowest location id), each level drained before the
+    next."""
     plan: list[tuple[LockedLevel, int]] = []
     remaining = quantity
     for level in by_priority(levels):
@@ -185,6 +195,14 @@ def allocate(levels: Iterable[LockedLevel], quantity: int) -> list[tuple[LockedL
         if take > 0:
             plan.append((level, take))
             remaining -= take
+    return plan, remaining
+
+
+def allocate(levels: Iterable[LockedLevel], quantity: int) -> list[tuple[LockedLevel, int]] | None:
+    """Take `quantity` units from levels in priority order, splitting across locations
+    (`take_available`). Returns ``[(level, units), ...]`` or None when the levels hold
+    fewer available units in total."""
+    plan, remaining = take_available(levels, quantity)
     return plan if remaining == 0 else None
 
 
@@ -219,14 +237,17 @@ async def ensure_level(session: AsyncSession, *, variant_id: int, location_id: i
 
 
 _LEVEL_STATES = text(
-    "SELECT on_hand, reserved, damaged, quality_control, safety_stock FROM stock_levels"
-    " WHERE id = :level_id"
+    "SELECT on_hand, reserved, damaged, quality_control, safety_stock, backordered"
+    " FROM stock_levels WHERE id = :level_id"
 )
 
 
 async def level_states(session: AsyncSession, level_id: int) -> dict[StockState, int]:
-    """Units of one level in each state (AVAILABLE: ``on_hand - reserved - unavailable``)."""
+    """Units of one level in each state (AVAILABLE: ``on_hand - reserved - unavailable -
+    backordered``)."""
     r = (await session.execute(_LEVEL_STATES, {"level_id": level_id})).one()
     states = {state: int(getattr(r, column)) for state, column in STATE_COLUMNS.items()}
-    states[StockState.AVAILABLE] = int(r.on_hand) - int(r.reserved) - sum(states.values())
+    states[StockState.AVAILABLE] = available_of(
+        int(r.on_hand), int(r.reserved), sum(states.values()), int(r.backordered)
+    )
     return states

@@ -229,7 +229,7 @@ WITH base AS (
   FROM stock_levels l
   JOIN LATERAL (
     SELECT m.on_hand_after - m.reserved_after - m.damaged_after - m.quality_control_after
-           - m.safety_stock_after AS available
+           - m.safety_stock_after - m.backordered_after AS available
     FROM stock_movements m
     WHERE m.stock_level_id = l.id AND m.occurred_at < :start
     ORDER BY m.version DESC LIMIT 1

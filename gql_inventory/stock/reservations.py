@@ -36,13 +36,10 @@ from gql_inventory.models import (
 )
 from gql_inventory.orders.orders import cancel_pending_order_of
 from gql_inventory.stock.allocation import ReservationLimits as ReservationLimits
-from gql_inventory.stock.allocation import (
-    plan_increase,
-)
+from gql_inventory.stock.allocation import Take, plan_increase
 from gql_inventory.stock.ledger import apply_movement, lock_levels_by_variant
 from gql_inventory.stock.levels import (
     LineRequest,
-    LockedLevel,
     by_priority,
     merge_lines,
     variant_ids_by_sku,
@@ -71,33 +68,40 @@ def _now() -> datetime:
 async def _apply_plan(
     uow: UnitOfWork,
     reservation_id: uuid.UUID,
-    changes: dict[int, tuple[LockedLevel, int]],
+    changes: dict[int, Take],
     kind: MovementKind,
 ) -> None:
-    """Apply reserved-quantity changes ``{level_id: (level, delta)}`` in level-id order."""
+    """Apply line changes ``{level_id: (level, units, of which backordered)}`` (negative:
+    given back) in level-id order: covered units change `reserved`, the rest
+    `backordered` (ADR 0018)."""
     for level_id in sorted(changes):
-        delta = changes[level_id][1]
+        _, delta, backordered = changes[level_id]
         if delta == 0:
             continue
         movement = await apply_movement(
             uow,
             level_id=level_id,
             kind=kind if delta > 0 else MovementKind.RELEASE,
-            reserved_delta=delta,
+            reserved_delta=delta - backordered,
+            backordered_delta=backordered,
             reference=reference_of(reservation_id),
         )
         if movement is None:  # locked rows cannot change under us: this is a bug
             raise RuntimeError(f"level {level_id} refused a planned change of {delta}")
 
 
-async def _held_lines(session: AsyncSession, reservation_id: uuid.UUID) -> dict[int, int]:
-    """``{stock_level_id: quantity}`` held by a reservation."""
+async def _held_lines(
+    session: AsyncSession, reservation_id: uuid.UUID
+) -> dict[int, tuple[int, int]]:
+    """``{stock_level_id: (quantity, backordered_quantity)}`` held by a reservation."""
     rows = await session.execute(
-        select(ReservationLine.stock_level_id, ReservationLine.quantity).where(
-            ReservationLine.reservation_id == reservation_id
-        )
+        select(
+            ReservationLine.stock_level_id,
+            ReservationLine.quantity,
+            ReservationLine.backordered_quantity,
+        ).where(ReservationLine.reservation_id == reservation_id)
     )
-    return {int(r.stock_level_id): int(r.quantity) for r in rows}
+    return {int(r.stock_level_id): (int(r.quantity), int(r.backordered_quantity)) for r in rows}
 
 
 async def update_reservation(
@@ -139,30 +143,32 @@ async def update_reservation(
     per_variant = await lock_levels_by_variant(session, variant_ids.values())
 
     errors: list[DomainError] = []
-    changes: dict[int, tuple[LockedLevel, int]] = {}
+    changes: dict[int, Take] = {}
     for index, sku in enumerate(skus):
         variant_levels = per_variant[variant_ids[sku]]
-        current = sum(held.get(lv.id, 0) for lv in variant_levels)
+        current = sum(held[lv.id][0] for lv in variant_levels if lv.id in held)
         diff = wanted[sku] - current
         if diff > 0:
             plan = plan_increase(sku, variant_levels, diff, index, held=current)
             if isinstance(plan, DomainError):
                 errors.append(plan)
                 continue
-            for level, units in plan:
-                changes[level.id] = (level, units)
+            for part in plan:
+                changes[part[0].id] = part
         elif diff < 0:
             to_release = -diff
             for level in reversed(by_priority(lv for lv in variant_levels if lv.id in held)):
-                take = min(held[level.id], to_release)
-                if take:
-                    changes[level.id] = (level, -take)
+                quantity, backordered = held[level.id]
+                take = min(quantity, to_release)
+                if take:  # promised units go back before covered ones
+                    changes[level.id] = (level, -take, -min(backordered, take))
                     to_release -= take
     raise_all(errors)
 
     await _apply_plan(uow, reservation_id, changes, MovementKind.RESERVATION)
-    for level_id, (level, delta) in changes.items():
-        new_quantity = held.get(level_id, 0) + delta
+    for level_id, (level, delta, backordered) in changes.items():
+        quantity, backordered_before = held.get(level_id, (0, 0))
+        new_quantity = quantity + delta
         if level_id not in held:
             await session.execute(
                 insert(ReservationLine).values(
@@ -171,6 +177,7 @@ async def update_reservation(
                     variant_id=level.variant_id,
                     location_id=level.location_id,
                     quantity=new_quantity,
+                    backordered_quantity=backordered,
                 )
             )
         elif new_quantity == 0:
@@ -187,7 +194,9 @@ async def update_reservation(
                     ReservationLine.reservation_id == reservation_id,
                     ReservationLine.stock_level_id == level_id,
                 )
-                .values(quantity=new_quantity)
+                .values(
+                    quantity=new_quantity, backordered_quantity=backordered_before + backordered
+                )
             )
     await session.execute(
         update(Reservation)
@@ -204,7 +213,8 @@ async def end_reservation(
     status: ReservationStatus,
     kind: MovementKind,
 ) -> None:
-    """Release every unit an ACTIVE, locked reservation holds and give it a final `status`.
+    """Release every unit an ACTIVE, locked reservation holds (covered units leave
+    `reserved`, promised ones `backordered`) and give it a final `status`.
 
     `kind` is RELEASE (buyer, cancel) or EXPIRY (the sweeper). The lines are
     kept as a record; with a non-ACTIVE status they no longer count as reserved.
@@ -214,11 +224,13 @@ async def end_reservation(
         raise ReservationNotActive(reservation.status.value)
     held = await _held_lines(session, reservation.id)
     for level_id in sorted(held):
+        quantity, backordered = held[level_id]
         movement = await apply_movement(
             uow,
             level_id=level_id,
             kind=kind,
-            reserved_delta=-held[level_id],
+            reserved_delta=backordered - quantity,
+            backordered_delta=-backordered,
             reference=reference_of(reservation.id),
         )
         if movement is None:  # reserved always covers the lines: invariant 2

@@ -9,20 +9,25 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gql_inventory.stock.levels import LockedLevel
+
+if TYPE_CHECKING:
+    from gql_inventory.stock.allocation import Take
 
 
 @dataclass(slots=True)
 class RunningLevel:
     """A level locked for new reservations, with its figures as the reservations planned
-    so far leave them (`level`), its next `version`, and what they add."""
+    so far leave them (`level`), its next `version`, and what they add (units covered by
+    stock to `reserved`, units promised beyond it to `backordered`, ADR 0018)."""
 
     level: LockedLevel
     version: int
     movements: int = 0
     added: int = 0
+    added_backordered: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,7 @@ class ReservationWrites:
     reservations: tuple[list[uuid.UUID], list[datetime], list[int], list[str | None]] = field(
         default_factory=lambda: ([], [], [], [])
     )
-    rows: tuple[list[Any], ...] = field(default_factory=lambda: tuple([] for _ in range(10)))
+    rows: tuple[list[Any], ...] = field(default_factory=lambda: tuple([] for _ in range(12)))
 
     def add(
         self,
@@ -62,11 +67,11 @@ class ReservationWrites:
         expires_at: datetime,
         ttl: int,
         idempotency_key: str | None,
-        changes: dict[int, tuple[LockedLevel, int]],
+        changes: dict[int, Take],
         actor: str,
     ) -> None:
-        """Record one accepted reservation (`changes` is ``{level_id: (level, units)}``)
-        and move the running figures on.
+        """Record one accepted reservation (`changes` is ``{level_id: (level, units,
+        backordered)}``, `allocation.Take`) and move the running figures on.
 
         Ledger rows in level-id order (lock order), each with the level's figures after
         this reservation and its next version, exactly as applying the reservations
@@ -78,12 +83,18 @@ class ReservationWrites:
         expiries.append(expires_at)
         ttls.append(ttl)
         keys.append(idempotency_key)
-        for level_id, (level, units) in sorted(changes.items()):
+        for level_id, (level, units, backordered) in sorted(changes.items()):
             state = self.locks.levels[level_id]
-            state.level = replace(state.level, reserved=state.level.reserved + units)
+            covered = units - backordered
+            state.level = replace(
+                state.level,
+                reserved=state.level.reserved + covered,
+                backordered=state.level.backordered + backordered,
+            )
             state.version += 1
             state.movements += 1
-            state.added += units
+            state.added += covered
+            state.added_backordered += backordered
             after = state.level
             values = (
                 reservation_id,
@@ -91,8 +102,10 @@ class ReservationWrites:
                 level.variant_id,
                 level.location_id,
                 units,
+                backordered,
                 after.on_hand,
                 after.reserved,
+                after.backordered,
                 state.version,
                 actor,
                 line_ord[level_id],

@@ -40,6 +40,7 @@ from gql_inventory.models import (
     MovementKind,
 )
 from gql_inventory.stock.adjust import MAX_ADJUSTMENT, location_for
+from gql_inventory.stock.backorders import fill_backorders
 from gql_inventory.stock.ledger import apply_movement, ensure_level, lock_level_ids
 from gql_inventory.stock.levels import LineRequest, variant_ids_by_sku
 
@@ -320,8 +321,7 @@ async def receive_shipment(
         movement_ids.append(movement.id)
         await session.execute(_RECEIVE_LINE, {"id": line_id, "units": plan[line_id]})
     received_level_ids = sorted(level_of.values())
-    # Backorders (other slice of issue 16): received units fill them first, here, after the
-    # RECEIPT rows, in this transaction: fill_backorders(uow, received_level_ids).
+    await fill_backorders(uow, received_level_ids)  # a receipt fills backorders first (ADR 0018)
     await session.execute(_STATUS_AFTER, {"id": shipment_id})
     receipt = Receipt(shipment_id, received_level_ids, movement_ids)
     if idempotency_key is not None:

@@ -18,6 +18,7 @@ from gql_inventory.domain.shortages import (
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
 from gql_inventory.stock.adjust import MAX_ADJUSTMENT, level_for
+from gql_inventory.stock.backorders import fill_backorders
 from gql_inventory.stock.ledger import apply_movement, lock_level_ids
 
 _SCOPE = "transferStock"
@@ -108,6 +109,7 @@ async def transfer_stock(
     )
     if given is None:  # pragma: no cover - a receipt always fits
         raise RuntimeError(f"transfer refused on stock level {target.id}")
+    await fill_backorders(uow, [target.id])  # units in fill backorders first (ADR 0018)
     result = TransferResult(source.id, target.id, [taken.id, given.id])
     if idempotency_key is not None:
         await idempotency.record(

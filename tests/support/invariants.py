@@ -1,5 +1,5 @@
-"""`assert_invariants`: DESIGN.md invariants 1 and 2 (with the stock states of ADR 0017),
-checked on every stock level."""
+"""`assert_invariants`: DESIGN.md invariants 1 and 2 (with the stock states of ADR 0017 and
+the backorders of ADR 0018), checked on every stock level."""
 
 from __future__ import annotations
 
