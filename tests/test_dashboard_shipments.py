@@ -80,9 +80,8 @@ async def receipts(sessions: Sessions, shipment_id: str) -> list[tuple[Any, ...]
 
 
 async def status_of(sessions: Sessions, shipment_id: str) -> str:
-    row = await fetch_one(
-        sessions, "SELECT status FROM inbound_shipments WHERE id = CAST(:id AS uuid)", id=shipment_id
-    )
+    sql = "SELECT status FROM inbound_shipments WHERE id = CAST(:id AS uuid)"
+    row = await fetch_one(sessions, sql, id=shipment_id)
     return str(row.status)
 
 
@@ -153,9 +152,7 @@ async def test_receive_in_part_then_everything_left(
     await expect(block.locator(".status")).to_have_text("PARTIALLY_RECEIVED")
     await expect(block.locator('tr[data-sku="TEE-BLK-S"] .received')).to_have_text("6")
     assert await lines_of(sessions, shipment_id) == [("TEE-BLK-S", 10, 6), ("TEE-BLK-M", 4, 0)]
-    assert await receipts(sessions, shipment_id) == [
-        ("TEE-BLK-S", "Main warehouse", "RECEIPT", 6)
-    ]
+    assert await receipts(sessions, shipment_id) == [("TEE-BLK-S", "Main warehouse", "RECEIPT", 6)]
     await expect(small.locator(".on-hand")).to_have_text("18")
     await expect(small.locator(".incoming")).to_have_text("4")
     await expect(medium.locator(".incoming")).to_have_text("4")
