@@ -30,30 +30,6 @@ LEVELS = """query($sku: String!) { variant(sku: $sku) {
   stockLevels { onHand location { name } } } }"""
 
 
-# What the lead's edit of index.html does: data-incoming="on", set as the table is parsed
-# (before the deferred admin.js reads it).
-SWITCH_ON = """new MutationObserver((_, observer) => {
-  const table = document.getElementById("stock");
-  if (table) { table.dataset.incoming = "on"; observer.disconnect(); }
-}).observe(document, { childList: true, subtree: true });
-"""
-FAKE_INCOMING = """(() => {
-  const real = window.fetch.bind(window);
-  window.fetch = (url, init) => {
-    const asked = init && init.body ? JSON.parse(init.body) : null;
-    if (!asked || !asked.query.includes("products(") || !asked.query.includes("incoming")) {
-      return real(url, init);
-    }
-    asked.query = asked.query.replace("incoming ", "");
-    return real(url, { ...init, body: JSON.stringify(asked) }).then((r) => r.json()).then((b) => {
-      for (const e of b.data.products.edges) for (const v of e.node.variants)
-        for (const l of v.stockLevels) l.incoming = v.sku === "TEE-BLK-S" ? 40 : 0;
-      return new Response(JSON.stringify(b), { headers: { "Content-Type": "application/json" } });
-    });
-  };
-})();"""
-
-
 def level_row(page: Page, sku: str, location: str = "Main warehouse") -> Any:
     return page.locator(f'#stock tr[data-sku="{sku}"]').filter(has_text=location)
 
@@ -96,7 +72,8 @@ async def test_levels_show_their_states_and_follow_a_state_move_live(
     await expect(row.locator(".damaged")).to_have_text("2")
     await expect(row.locator(".quality-control")).to_have_text("0")
     await expect(row.locator(".unavailable")).to_have_text("2")
-    await expect(page.locator("#stock th.incoming")).to_be_hidden()  # shipments not served yet
+    await expect(page.locator("#stock th.incoming")).to_be_visible()
+    await expect(row.locator(".incoming")).to_have_text("0")
 
     body = await server.graphql(
         MOVE,
@@ -110,18 +87,59 @@ async def test_levels_show_their_states_and_follow_a_state_move_live(
     await expect(row.locator(".damaged")).to_have_text("2")
 
 
-async def test_incoming_column_is_switched_on_by_the_table_attribute(
+async def test_incoming_column_shows_open_shipments_and_follows_a_receipt(
     page: Page, server: LiveServer
 ) -> None:
-    """With data-incoming="on" (after the shipments slice is merged) the catalog read asks
-    for StockLevel.incoming and shows it. This server does not serve it yet, so the page's
-    table is switched on as it is parsed and the answer given `incoming` here."""
+    """Incoming per level is what the open shipments still expect there (a cancelled one
+    does not count); a receipt made by another client raises on hand and lowers incoming
+    in place (the RECEIPT event makes the page read the variant's levels again)."""
+    first = await _ship(server, {"TEE-BLK-S": 40, "TEE-BLK-M": 2})
+    await _ship(server, {"TEE-BLK-S": 5})
+    gone = await _ship(server, {"TEE-BLK-S": 100})
+    cancelled = await server.graphql(CANCEL_SHIPMENT, {"id": gone}, admin=True)
+    assert cancelled["data"]["cancelInboundShipment"]["userErrors"] == []
+    await _ship(server, {"TEE-BLK-S": 9}, locationId=await _location_id(server, "Downtown store"))
 
-    await page.add_init_script(SWITCH_ON + FAKE_INCOMING)
     await signed_in(page, server)
     await expect(page.locator("#stock th.incoming")).to_be_visible()
-    await expect(level_row(page, "TEE-BLK-S").locator(".incoming")).to_have_text("40")
-    await expect(level_row(page, "TEE-BLK-M").locator(".incoming")).to_have_text("0")
+    small = level_row(page, "TEE-BLK-S")
+    await expect(small.locator(".incoming")).to_have_text("45")
+    await expect(level_row(page, "TEE-BLK-S", "Downtown store").locator(".incoming")).to_have_text(
+        "9"
+    )
+    await expect(level_row(page, "TEE-BLK-M").locator(".incoming")).to_have_text("2")
+    await expect(level_row(page, "TEE-BLK-L").locator(".incoming")).to_have_text("0")
+
+    body = await server.graphql(
+        RECEIVE_SHIPMENT,
+        {"input": {"shipmentId": first, "lines": [{"sku": "TEE-BLK-S", "quantity": 15}]}},
+        admin=True,
+    )
+    assert body["data"]["receiveInboundShipment"]["userErrors"] == []
+    await expect(small.locator(".on-hand")).to_have_text("27")
+    await expect(small.locator(".incoming")).to_have_text("30")
+    await expect(level_row(page, "TEE-BLK-M").locator(".incoming")).to_have_text("2")
+
+
+CREATE_SHIPMENT = """mutation($input: CreateInboundShipmentInput!) {
+  createInboundShipment(input: $input) { shipment { id } userErrors { code } } }"""
+RECEIVE_SHIPMENT = """mutation($input: ReceiveInboundShipmentInput!) {
+  receiveInboundShipment(input: $input) { userErrors { code } } }"""
+CANCEL_SHIPMENT = """mutation($id: ID!) { cancelInboundShipment(shipmentId: $id) {
+  userErrors { code } } }"""
+
+
+async def _ship(server: LiveServer, lines: dict[str, int], **extra: Any) -> str:
+    rows = [{"sku": s, "quantity": q} for s, q in lines.items()]
+    body = await server.graphql(CREATE_SHIPMENT, {"input": {"lines": rows, **extra}}, admin=True)
+    assert body["data"]["createInboundShipment"]["userErrors"] == []
+    shipment_id: str = body["data"]["createInboundShipment"]["shipment"]["id"]
+    return shipment_id
+
+
+async def _location_id(server: LiveServer, name: str) -> str:
+    body = await server.graphql("{ locations { id name } }")
+    return next(str(lo["id"]) for lo in body["data"]["locations"] if lo["name"] == name)
 
 
 async def test_transfer_form_moves_units_and_shows_refusals(page: Page, server: LiveServer) -> None:

@@ -77,10 +77,8 @@
   }
 
   // ---------- stock table ----------
-  // <table id="stock" data-incoming="on">: the server serves StockLevel.incoming (shipments)
-  var INCOMING = document.getElementById("stock").dataset.incoming === "on";
   var LEVEL = "onHand reserved available damaged qualityControl safetyStock unavailable " +
-    (INCOMING ? "incoming " : "") + "version location { id name }";
+    "incoming version location { id name }";
   var CATALOG = "query($after: String) { products(first: 100, after: $after) { " +
     "edges { node { title variants { sku title lowStockThreshold stockLevels { " + LEVEL +
     " } } } } pageInfo { hasNextPage endCursor } } }";
@@ -127,7 +125,7 @@
     cell(tr, "num quality-control", level.qualityControl);
     cell(tr, "num safety-stock", level.safetyStock);
     cell(tr, "num unavailable", level.unavailable);
-    if (INCOMING) cell(tr, "num incoming", level.incoming);
+    cell(tr, "num incoming", level.incoming);
     tr.addEventListener("click", function () { pickLevel(sku, level.location.id); });
     $("#stock tbody").appendChild(tr);
     state.levels.set(sku + "|" + level.location.id, { row: tr, level: level });
@@ -161,10 +159,11 @@
     flash(row.querySelector(".quality-control"), level.qualityControl);
     flash(row.querySelector(".safety-stock"), level.safetyStock);
     flash(row.querySelector(".unavailable"), level.unavailable);
-    if (INCOMING) flash(row.querySelector(".incoming"), level.incoming);
+    flash(row.querySelector(".incoming"), level.incoming);
   }
   // An event carries onHand, reserved and available: the states' split is read again
-  // (one variant) when their sum (onHand - reserved - available) changed.
+  // (one variant) when their sum (onHand - reserved - available) changed, and incoming
+  // after a RECEIPT (a shipment's receipt lowers it).
   function refreshLevels(sku) {
     return gql(LEVELS, { sku: sku }).then(function (body) {
       if (body.errors || !body.data.variant) return;
@@ -190,7 +189,7 @@
       showLevel(entry, { onHand: ev.onHand, reserved: ev.reserved, available: ev.available,
         damaged: was.damaged, qualityControl: was.qualityControl, safetyStock: was.safetyStock,
         unavailable: unavailable, incoming: was.incoming, version: ev.version, location: ev.location });
-      if (unavailable !== was.unavailable) refreshLevels(ev.sku);
+      if (unavailable !== was.unavailable || ev.kind === "RECEIPT") refreshLevels(ev.sku);
       markLow(ev.sku);
     }
     scheduleLedger();
@@ -368,6 +367,10 @@
     $: $, gql: gql, state: state, errorCode: errorCode, clearErrors: clearErrors,
     showUserErrors: showUserErrors, intOrNull: intOrNull, loadLedger: loadLedger,
   });
+  var shipments = window.gqlAdminShipments({
+    $: $, gql: gql, errorCode: errorCode, clearErrors: clearErrors,
+    showUserErrors: showUserErrors, refreshLevels: refreshLevels, loadLedger: loadLedger,
+  });
   function loadFeatures() { return sections.loadFeatures(); }
 
   // ---------- start ----------
@@ -381,7 +384,7 @@
       state.lastCursor = body.data.stockCursor;
       state.locations = body.data.locations;
       // the adjust form preselects the default location; the transfer form's From and
-      // To the first and second location (data-locations)
+      // To the first and second location (data-locations), the shipment form the default
       [$("#adjust-location")].concat(Array.prototype.slice.call(document.querySelectorAll("select[data-locations]")))
         .forEach(function (select) {
           var pick = select.dataset.locations;
@@ -411,6 +414,7 @@
     reloadAll();
     loadLedger();
     loadFeatures();
+    shipments.load();
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -423,13 +427,15 @@
       showSignIn();
     });
     $("#search").addEventListener("input", searchAll);
-    document.querySelectorAll("#stock th.incoming").forEach(function (th) { th.hidden = !INCOMING; });
     $("#adjust-form").addEventListener("submit", submitAdjust);
     $("#order-form").addEventListener("submit", sections.submitOrder);
     $("#threshold-form").addEventListener("submit", sections.submitThreshold);
     $("#transfer-form").addEventListener("submit", stockOps.submitTransfer);
     $("#csv-file").addEventListener("change", stockOps.readCsv);
     $("#csv-form").addEventListener("submit", stockOps.applyCsv);
+    $("#shipment-form").addEventListener("submit", shipments.submitCreate);
+    $("#shipments-status").addEventListener("change", function () { shipments.load(); });
+    $("#shipments-more").addEventListener("click", shipments.more);
     $("#reservations-status").addEventListener("change", sections.loadReservations);
     $("#reservations-sku").addEventListener("change", sections.loadReservations);
     document.querySelectorAll("#report-range button").forEach(function (b) {
