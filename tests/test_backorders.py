@@ -14,7 +14,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gql_inventory.domain.errors import InsufficientStock
+from gql_inventory.domain.shortages import (
+    InsufficientStock,
+)
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.live.alerts import AlertTracker, LowStockState
 from gql_inventory.live.relay import assign_positions
@@ -411,4 +413,35 @@ async def test_stock_events_and_low_stock_alerts_follow_available_with_backorder
     [event] = await _positioned(engine)
     assert event.available == 3
     assert await fresh.apply(event) is None  # LOW -> LOW: no new alert
+    await assert_invariants(sessions)
+
+
+async def test_a_shipment_receipt_fills_backorders_before_it_becomes_available(
+    sessions: Sessions, catalog: Catalog
+) -> None:
+    """Two preorders wait for 2 and 3 units; a shipment of 4 received in part (3) fills
+    the first and 1 of the second, the rest (1) a second unit of the second: shipments
+    fill backorders first, like every other receipt, oldest paid order first."""
+    from gql_inventory.stock import shipments
+
+    await add_sku(sessions, catalog, "SHIP", {"Main": 0}, policy="CONTINUE")
+    first = await paid_order(sessions, "SHIP", 2)
+    second = await paid_order(sessions, "SHIP", 3)
+    async with sessions.begin() as session:
+        shipment = await shipments.create_shipment(
+            uow(session), location_id=None, lines=[LineRequest("SHIP", 4)]
+        )
+
+    async with sessions.begin() as session:
+        await shipments.receive_shipment(
+            uow(session), shipment_id=shipment, lines=[LineRequest("SHIP", 3)]
+        )
+    assert [await waiting(sessions, o) for o in (first, second)] == [(2, 0), (1, 2)]
+    assert await fills(sessions, "SHIP") == [(f"order:{first}", 2), (f"order:{second}", 1)]
+
+    async with sessions.begin() as session:
+        await shipments.receive_shipment(uow(session), shipment_id=shipment)
+    assert [await waiting(sessions, o) for o in (first, second)] == [(2, 0), (2, 1)]
+    # Main: 4 received, 4 gone to the two orders; 1 unit still promised to the second
+    assert await level_figures(sessions, "SHIP") == [("Main", 0, 0, 1)]
     await assert_invariants(sessions)
