@@ -18,6 +18,14 @@ from gql_inventory.models.orders import (
     ReservationStatus,
     WebhookEvent,
 )
+from gql_inventory.models.outbound import (
+    DeliveryStatus,
+    JobRun,
+    OutboxChannel,
+    OutboxMessage,
+    WebhookEndpoint,
+    WebhookTopic,
+)
 from gql_inventory.models.stock import (
     STATE_COLUMNS,
     InboundShipment,
@@ -32,17 +40,21 @@ from gql_inventory.models.stock import (
 __all__ = [
     "STATE_COLUMNS",
     "Base",
+    "DeliveryStatus",
     "IdempotencyRecord",
     "InboundShipment",
     "InboundShipmentLine",
     "InboundShipmentStatus",
     "InventoryPolicy",
+    "JobRun",
     "Location",
     "MovementKind",
     "Order",
     "OrderAllocation",
     "OrderLine",
     "OrderStatus",
+    "OutboxChannel",
+    "OutboxMessage",
     "PaymentEvent",
     "PaymentEventKind",
     "Product",
@@ -56,5 +68,7 @@ __all__ = [
     "StockMovement",
     "StockState",
     "Variant",
+    "WebhookEndpoint",
     "WebhookEvent",
+    "WebhookTopic",
 ]
