@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gql_inventory.outbound.config import OutboundSettings
+
 #: The webhook secret of offline development (no Stripe key). It is public: with a
 #: Stripe key set it is refused (`Settings.check_stripe`).
 OFFLINE_WEBHOOK_SECRET = "whsec_offline_development_secret"
@@ -23,8 +25,10 @@ class ConfigurationError(Exception):
         self.problem = problem
 
 
-class Settings(BaseSettings):
+class Settings(OutboundSettings, BaseSettings):
     """All knobs of the service. Environment names are the field names upper-cased.
+
+    The outbound-event and self-care knobs are declared in `outbound.config`.
 
     Durations are in seconds; money never appears here.
     """
@@ -299,6 +303,13 @@ class Settings(BaseSettings):
         """Whether a development aid is on: its own setting if given, else not in production."""
         value: bool | None = getattr(self, name)
         return value if value is not None else self.environment != "production"
+
+    def private_urls_allowed(self) -> bool:
+        """Whether webhook URLs may be http or private (`webhook_allow_private_urls`, else
+        only in development)."""
+        if self.webhook_allow_private_urls is not None:
+            return self.webhook_allow_private_urls
+        return self.environment == "development"
 
     def webhook_secret(self) -> str:
         """The secret Stripe signatures are checked with.

@@ -22,8 +22,6 @@ NOT_YET_SERVED: set[str] = {
     # issue 17: outbound events (Standard Webhooks)
     "CreateWebhookEndpointInput was removed.",
     "CreateWebhookEndpointPayload was removed.",
-    "Enum value UserErrorCode.WEBHOOK_ENDPOINT_NOT_FOUND was removed.",
-    "Enum value UserErrorCode.WEBHOOK_URL_NOT_ALLOWED was removed.",
     "Field Mutation.createWebhookEndpoint was removed.",
     "Field Mutation.deleteWebhookEndpoint was removed.",
     "Field Mutation.retryWebhookDelivery was removed.",

@@ -33,6 +33,8 @@ class ErrorCode(enum.StrEnum):
     PURCHASE_LIMIT_EXCEEDED = "PURCHASE_LIMIT_EXCEEDED"
     SHIPMENT_NOT_FOUND = "SHIPMENT_NOT_FOUND"
     INVALID_SHIPMENT_STATE = "INVALID_SHIPMENT_STATE"
+    WEBHOOK_ENDPOINT_NOT_FOUND = "WEBHOOK_ENDPOINT_NOT_FOUND"
+    WEBHOOK_URL_NOT_ALLOWED = "WEBHOOK_URL_NOT_ALLOWED"
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,19 @@ class InvalidShipmentState(DomainError):
         super().__init__(f"cannot {action} an inbound shipment that is {status}", field=field)
         self.status = status
         self.action = action
+
+
+class WebhookEndpointNotFound(DomainError):
+    """No webhook endpoint (or delivery's endpoint) has this id."""
+
+    code = ErrorCode.WEBHOOK_ENDPOINT_NOT_FOUND
+
+
+class UrlNotAllowed(DomainError):
+    """A webhook URL this service will not call: not https outside development, or its
+    host is (or resolves to) a loopback, private, link-local or metadata address."""
+
+    code = ErrorCode.WEBHOOK_URL_NOT_ALLOWED
 
 
 class DomainErrors(DomainError):

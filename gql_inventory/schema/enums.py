@@ -137,6 +137,8 @@ class UserErrorCode(enum.Enum):
     PURCHASE_LIMIT_EXCEEDED = "PURCHASE_LIMIT_EXCEEDED"
     SHIPMENT_NOT_FOUND = "SHIPMENT_NOT_FOUND"
     INVALID_SHIPMENT_STATE = "INVALID_SHIPMENT_STATE"
+    WEBHOOK_ENDPOINT_NOT_FOUND = "WEBHOOK_ENDPOINT_NOT_FOUND"
+    WEBHOOK_URL_NOT_ALLOWED = "WEBHOOK_URL_NOT_ALLOWED"
 
 
 describe_enum(
@@ -174,6 +176,10 @@ describe_enum(
         "SHIPMENT_NOT_FOUND": "No inbound shipment has this id.",
         "INVALID_SHIPMENT_STATE": "The inbound shipment is RECEIVED or CANCELLED: nothing is "
         "expected on it any more (the message says which).",
+        "WEBHOOK_ENDPOINT_NOT_FOUND": "No webhook endpoint (or delivery) has this id.",
+        "WEBHOOK_URL_NOT_ALLOWED": "The endpoint URL is refused: it must be https outside "
+        "development, and its host must not be or resolve to a loopback, private, "
+        "link-local or cloud metadata address (unless WEBHOOK_ALLOW_PRIVATE_URLS=true).",
     },
 )
 

@@ -1,0 +1,111 @@
+"""The settings of outbound events (webhooks, e-mail) and the self-care jobs, mixed into
+`gql_inventory.settings.Settings` (same environment names: the field names upper-cased)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+#: Standard Webhooks' suggested schedule, in seconds after the previous attempt: 5 s,
+#: 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (https://www.standardwebhooks.com, "Retries").
+DEFAULT_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 36000]
+_MAX_DELAY_SECONDS = 7 * 86_400
+#: Stripe retries an undelivered event for up to 3 days (https://docs.stripe.com/webhooks,
+#: "Retry behavior"): a processed event id is kept at least that long, and a day more.
+STRIPE_RETRY_DAYS = 3
+
+
+class OutboundSettings(BaseModel):
+    """Webhook delivery, e-mail and self-care knobs. Durations in seconds unless named."""
+
+    webhook_retry_schedule: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_SCHEDULE),
+        description="Seconds to wait before each retry of a webhook or e-mail that failed, "
+        "comma-separated; after the last one the delivery is FAILED. At most 20 retries, "
+        "each 1 s to 7 days.",
+    )
+    webhook_allow_private_urls: bool | None = Field(
+        default=None,
+        description="Allow endpoint URLs over http and resolving to loopback, private, "
+        "link-local or metadata addresses; unset: allowed only in development.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="Timeout of one webhook request."
+    )
+    webhook_endpoint_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Requests in flight to one endpoint per process, so a slow receiver "
+        "cannot take every delivery slot.",
+    )
+    webhook_secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key (32 url-safe base64 bytes) encrypting endpoint signing "
+        "secrets at rest; required in production. Unset in development: a key file in "
+        "`var/` is made on first use.",
+    )
+    webhook_secret_overlap_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        description="After a rotation the previous endpoint secret still signs this long.",
+    )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="`smtp://user:password@host:port` (STARTTLS when offered) or "
+        "`smtps://...` (TLS); unset: no e-mail is sent.",
+    )
+    mail_from: str = Field(
+        default="gql-inventory <inventory@localhost>", description="The From of e-mails."
+    )
+    alert_emails: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated addresses that get operator alerts (stock out, orders "
+        "needing attention, failed deliveries, invariant drift, the daily low-stock report).",
+    )
+    idempotency_retention_days: int = Field(
+        default=7, ge=1, le=3650, description="Days an idempotency record is kept."
+    )
+    stripe_event_retention_days: int = Field(
+        default=30,
+        ge=STRIPE_RETRY_DAYS + 1,
+        le=3650,
+        description="Days a processed Stripe event id is kept; at least 4 (Stripe retries "
+        "for up to 3 days).",
+    )
+    delivery_retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Days a SUCCEEDED delivery is kept."
+    )
+
+    @field_validator("webhook_retry_schedule", mode="before")
+    @classmethod
+    def _split_schedule(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            try:
+                value = [int(p) for p in parts]
+            except ValueError:
+                raise ValueError("give whole seconds, comma-separated, e.g. 5,300,1800") from None
+        if isinstance(value, list):
+            if not 1 <= len(value) <= 20:
+                raise ValueError("give 1 to 20 retry delays")
+            if any(not isinstance(v, int) or not 1 <= v <= _MAX_DELAY_SECONDS for v in value):
+                raise ValueError("each retry delay is 1 s to 7 days")
+        return value
+
+    @field_validator("alert_emails", mode="before")
+    @classmethod
+    def _split_addresses(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [a.strip() for a in value.split(",") if a.strip()]
+        if isinstance(value, list):
+            for address in value:
+                if (
+                    not isinstance(address, str)
+                    or address.count("@") != 1
+                    or any(c in address for c in " \r\n<>,;")
+                ):
+                    raise ValueError(f"not an e-mail address: {address!r}")
+        return value
