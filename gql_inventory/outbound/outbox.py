@@ -10,6 +10,7 @@ convention (https://github.com/standard-webhooks/standard-webhooks/blob/main/spe
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,8 +23,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.models import OutboxChannel, WebhookTopic
 
+
+class OperatorTopic(enum.StrEnum):
+    """E-mail-only topics: operator alerts with no webhook topic of their own."""
+
+    DELIVERY_FAILED = "DELIVERY_FAILED"  # a webhook delivery used every retry
+    INVARIANT_DRIFT = "INVARIANT_DRIFT"  # the hourly invariant check found a mismatch
+    LOW_STOCK_REPORT = "LOW_STOCK_REPORT"  # the daily low-stock report
+
+
+Topic = WebhookTopic | OperatorTopic
+
 #: The body's `type` of each topic (dotted, lower case, as Standard Webhooks suggests).
-EVENT_TYPES: dict[WebhookTopic, str] = {
+EVENT_TYPES: dict[Topic, str] = {
     WebhookTopic.INVENTORY_LEVEL_UPDATED: "inventory_level.updated",
     WebhookTopic.STOCK_LOW: "stock.low",
     WebhookTopic.STOCK_OUT: "stock.out",
@@ -35,6 +47,9 @@ EVENT_TYPES: dict[WebhookTopic, str] = {
     WebhookTopic.PAYMENT_FAILED: "payment.failed",
     WebhookTopic.RESERVATION_EXPIRED: "reservation.expired",
     WebhookTopic.INBOUND_SHIPMENT_RECEIVED: "inbound_shipment.received",
+    OperatorTopic.DELIVERY_FAILED: "webhook_delivery.failed",
+    OperatorTopic.INVARIANT_DRIFT: "invariants.drift",
+    OperatorTopic.LOW_STOCK_REPORT: "stock.low_report",
 }
 
 
@@ -44,7 +59,7 @@ def new_message_id() -> str:
     return f"msg_{uuid.uuid4().hex}"
 
 
-def event_body(topic: WebhookTopic, data: Mapping[str, Any], timestamp: datetime) -> str:
+def event_body(topic: Topic, data: Mapping[str, Any], timestamp: datetime) -> str:
     """The exact JSON body of an event: ``{"type", "timestamp", "data"}``; `timestamp` is
     timezone-aware (serialised ISO 8601 with its offset). Amounts in `data` are decimal
     strings with a currency code, as the GraphQL `Money` type gives them."""
@@ -57,9 +72,10 @@ def event_body(topic: WebhookTopic, data: Mapping[str, Any], timestamp: datetime
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """One outbox row to write: a `topic`'s `payload` (the exact body, `event_body`) for a
-    webhook endpoint (`endpoint_id`) or an e-mail address (`recipient`), one of the two."""
+    webhook endpoint (`endpoint_id`) or an e-mail address (`recipient`), one of the two
+    (an `OperatorTopic` goes by e-mail only)."""
 
-    topic: WebhookTopic
+    topic: Topic
     payload: str
     endpoint_id: uuid.UUID | None = None
     recipient: str | None = None
