@@ -460,6 +460,27 @@ async def test_missing_required_column(sessions: Sessions, tmp_path: Path) -> No
     assert "Variant Price" in problems[0][2]
 
 
+async def test_a_file_over_the_size_or_row_limit_is_refused_whole(
+    sessions: Sessions, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hostile file (too many bytes or rows) is refused before anything is written."""
+    from gql_inventory.catalog.shopify import rows as shopify_rows
+
+    path = write_csv(
+        tmp_path / "big.csv",
+        [row("tee", "Tee", "S", name="Size", qty="3"), row("tee", value="M", qty="2")],
+    )
+    monkeypatch.setattr(shopify_rows, "MAX_FILE_ROWS", 1)
+    problems = await refused(sessions, [path])
+    assert len(problems) == 1
+    assert "rows" in problems[0][2]
+    monkeypatch.setattr(shopify_rows, "MAX_FILE_ROWS", 1000)
+    monkeypatch.setattr(shopify_rows, "MAX_FILE_BYTES", path.stat().st_size - 1)
+    problems = await refused(sessions, [path])
+    assert lines(problems) == [("big.csv", 0)]
+    assert "bytes" in problems[0][2]
+
+
 async def test_bad_price(sessions: Sessions, tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "bad-price.csv",

@@ -190,13 +190,19 @@ def add_variant(
     product.variants.append(variant)
 
 
+#: Limits on one Shopify product CSV: a shop of 50,000 variants exports about 25 MB, so
+#: these leave room while refusing a file meant to exhaust memory before parsing it.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FILE_ROWS = 250_000
+
+
 def group_products(
     paths: Sequence[Path], currency: str, problems: list[ImportProblem]
 ) -> dict[str, ParsedProduct]:
     """Products by handle, in first-seen order; problems appended to `problems`."""
     products: dict[str, ParsedProduct] = {}
     for path in paths:
-        for row in read_rows(path, problems):
+        for row in read_rows(path, problems, max_bytes=MAX_FILE_BYTES, max_rows=MAX_FILE_ROWS):
             handle = row.get(HANDLE)
             if not handle:
                 problems.append(ImportProblem(row.path, row.line, f"{HANDLE} is blank"))
