@@ -27,6 +27,7 @@ from gql_inventory.context import Context
 from gql_inventory.edge.bodylimit import BodyLimit, error_body
 from gql_inventory.edge.pages import graphiql_response, web_routes
 from gql_inventory.jobs.payment_check import payment_checker
+from gql_inventory.jobs.self_care import self_care, self_care_on
 from gql_inventory.jobs.sweeper import sweeper
 from gql_inventory.kit.gcpolicy import serving_gc
 from gql_inventory.kit.logs import configure_logging, get_logger
@@ -221,7 +222,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     ``/readyz`` (database reachable: 200, else 503), ``/metrics`` (Prometheus),
     ``POST /webhooks/stripe``, ``GET /admin`` (the dashboard) and ``/static`` (its and
     GraphiQL's vendored assets). The lifespan runs the live-events hub and relay, the
-    expiry sweeper and the pending-payment check (each when its interval is not 0), and
+    expiry sweeper and the pending-payment check (each when its interval is not 0), the
+    self-care jobs (`jobs.self_care`: prune, invariant check, low-stock report), and
     tunes the garbage collector for serving (`kit.gcpolicy.serving_gc`).
     """
     settings = settings or get_settings()
@@ -274,6 +276,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                             timedelta(seconds=settings.pending_payment_min_age_seconds),
                         )
                     )
+                if self_care_on(settings):
+                    await background.enter_async_context(self_care(services))
                 background.enter_context(serving_gc())  # last: freezes what start-up made
                 yield
         finally:

@@ -105,7 +105,7 @@ class Services:
 
     async def after_commit(self, done: Announcements) -> None:
         """What follows every committed transaction (`uow.run_in_transaction` and the
-        reserve group commit alike): count it, log its NEEDS_ATTENTION orders at WARNING
+        reserve group commit alike): count it, log its NEEDS_ATTENTION orders at ERROR
         (``order.needs_attention``), have this process read a catalog change back
         (`readmodel.reads.ReadModel.catalog_changed`), cancel the payments of the orders
         it cancelled (outside any lock; a refusal is logged and recorded), then publish
@@ -115,7 +115,7 @@ class Services:
             self.live.reads.catalog_changed()  # read-your-writes: before the response is built
         for order_id, reason in done.attention:
             metrics.ORDERS_NEEDING_ATTENTION.inc()
-            log.warning("order.needs_attention", order_id=str(order_id), reason=reason)
+            log.error("order.needs_attention", order_id=str(order_id), reason=reason)
         for order_id, payment_intent_id in done.payment_cancels:
             await self._cancel_payment(order_id, payment_intent_id)
         if done.movements:

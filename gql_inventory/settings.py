@@ -33,7 +33,8 @@ class Settings(OutboundSettings, BaseSettings):
     Durations are in seconds; money never appears here.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused DATABASE_URL or SMTP_URL may carry a password
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     database_url: str | None = Field(
         default=None,

@@ -172,10 +172,10 @@ async def test_a_paid_order_without_stock_reaches_its_buyer_and_the_log(
 
     async def logged() -> bool:
         return any(
-            "order.needs_attention" in line and order["id"] in line and "warning" in line
+            "order.needs_attention" in line and order["id"] in line and "error" in line
             for line in server.log().splitlines()
         )
 
-    await eventually(logged, what="the WARNING log line")
+    await eventually(logged, what="the ERROR log line")
     async with sessions.begin() as session:
         assert await find_violations(session) == []

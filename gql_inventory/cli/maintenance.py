@@ -1,4 +1,4 @@
-"""Maintenance commands: expire-reservations, check-pending-payments, check-invariants."""
+"""Maintenance commands: expire-reservations, check-pending-payments, check-invariants, prune."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 
 from gql_inventory.cli._common import (
     cli_services,
+    database_url,
     in_transaction,
     refuse_unsafe_settings,
 )
@@ -144,3 +145,24 @@ def check_invariants() -> None:
         typer.echo(f"{len(violations)} stock level(s) violate the invariants", err=True)
         raise typer.Exit(1)
     typer.echo("all stock levels agree with the ledger and active reservations")
+
+
+def prune_command() -> None:
+    """Delete idempotency records, processed Stripe event ids and succeeded deliveries past
+    their retention (IDEMPOTENCY_RETENTION_DAYS, STRIPE_EVENT_RETENTION_DAYS,
+    DELIVERY_RETENTION_DAYS), 1,000 rows per transaction; one pass, now."""
+    from gql_inventory.jobs.prune import PruneResult, prune
+    from gql_inventory.kit.db import create_engine, make_sessionmaker
+
+    settings = get_settings()
+
+    async def main() -> PruneResult:
+        engine = create_engine(database_url(), pool_size=2, max_overflow=0)
+        try:
+            return await prune(make_sessionmaker(engine), settings)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(main())
+    for table, deleted in result.deleted.items():
+        typer.echo(f"{table}: {deleted} row(s) deleted")

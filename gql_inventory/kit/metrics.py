@@ -91,6 +91,27 @@ ORDERS_NEEDING_ATTENTION = Counter(
     "partial refund at the provider).",
 )
 
+INVARIANT_VIOLATIONS = Gauge(
+    "gql_inventory_invariant_violations",
+    "Stock levels that disagreed with their ledger or reservations at the last invariant "
+    "check (any process's: read from job_runs).",
+)
+INVARIANT_CHECKED_AT = Gauge(
+    "gql_inventory_invariant_checked_timestamp_seconds",
+    "Unix time the last invariant check finished (any process's).",
+)
+SELF_CARE_RUNS = Counter(
+    "gql_inventory_self_care_runs",
+    "Self-care job runs in this process, by job (prune, invariant_check, low_stock_report) "
+    "and result (done, failed).",
+    ["job", "result"],
+)
+PRUNED_ROWS = Counter(
+    "gql_inventory_pruned_rows",
+    "Rows deleted past their retention, by table.",
+    ["table"],
+)
+
 
 # ---- business counters (issue 10), counted only once the transaction has committed ----
 

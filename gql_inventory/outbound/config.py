@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
+
+from gql_inventory.outbound.smtp import parse_smtp_url
 
 #: Standard Webhooks' suggested schedule, in seconds after the previous attempt: 5 s,
 #: 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (https://www.standardwebhooks.com, "Retries").
@@ -57,6 +60,9 @@ class OutboundSettings(BaseModel):
         description="`smtp://user:password@host:port` (STARTTLS when offered) or "
         "`smtps://...` (TLS); unset: no e-mail is sent.",
     )
+    smtp_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=300, description="Timeout of each step of one SMTP session."
+    )
     mail_from: str = Field(
         default="gql-inventory <inventory@localhost>", description="The From of e-mails."
     )
@@ -78,6 +84,34 @@ class OutboundSettings(BaseModel):
     delivery_retention_days: int = Field(
         default=30, ge=1, le=3650, description="Days a SUCCEEDED delivery is kept."
     )
+    prune_interval_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="How often the app prunes old idempotency records, Stripe event ids "
+        "and succeeded deliveries (one process per interval); 0: never (use "
+        "`gql-inventory prune`).",
+    )
+    invariant_check_interval_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="How often the app checks every stock level against its ledger and "
+        "reservations (one process per interval); 0: never.",
+    )
+    low_stock_report_hour: int = Field(
+        default=7,
+        ge=-1,
+        le=23,
+        description="Hour (UTC) from which the daily low-stock report is e-mailed to "
+        "ALERT_EMAILS, once a day; -1: never.",
+    )
+
+    def mail_enabled(self) -> bool:
+        """True when e-mail can be sent (`smtp_url` is set)."""
+        return self.smtp_url is not None
+
+    def operator_mail_enabled(self) -> bool:
+        """True when operator alerts go out by e-mail (`smtp_url` and `alert_emails` set)."""
+        return self.smtp_url is not None and bool(self.alert_emails)
 
     @field_validator("webhook_retry_schedule", mode="before")
     @classmethod
@@ -93,6 +127,22 @@ class OutboundSettings(BaseModel):
                 raise ValueError("give 1 to 20 retry delays")
             if any(not isinstance(v, int) or not 1 <= v <= _MAX_DELAY_SECONDS for v in value):
                 raise ValueError("each retry delay is 1 s to 7 days")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            if not value.get_secret_value().strip():
+                return None  # SMTP_URL= (empty): off
+            parse_smtp_url(value.get_secret_value())  # ValueError says why
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _check_mail_from(cls, value: str) -> str:
+        if any(c in value for c in "\r\n") or "@" not in parseaddr(value)[1]:
+            raise ValueError("give one address, e.g. `Shop <shop@example.com>`")
         return value
 
     @field_validator("alert_emails", mode="before")

@@ -30,7 +30,8 @@ class ClaimedMessage:
 @dataclass(frozen=True, slots=True)
 class SendOutcome:
     """How one attempt went: `delivered` (2xx, or the SMTP server accepted it); `gone` (the
-    receiver answered 410: disable the endpoint, no retry); otherwise retried on the
+    receiver answered 410: disable the endpoint, no retry; for an EMAIL row, which has no
+    endpoint: a permanent refusal, FAILED now, no retry); otherwise retried on the
     schedule. `status_code` is the HTTP status (or SMTP reply code), `error` a short reason
     (timeout, refused address...), `body` the response body cut to `MAX_KEPT_BODY`."""
 
