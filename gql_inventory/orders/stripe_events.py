@@ -113,7 +113,7 @@ async def _failed(
         text = objects.text(error, "message")
         message = ": ".join(part for part in (code, text) if part) or None
     return await payment_outcomes.payment_failed(
-        uow.session, order_id, error=message, reference=event.id
+        uow, order_id, error=message, reference=event.id
     )
 
 
