@@ -20,7 +20,6 @@ from gql_inventory.domain.errors import (
 )
 from gql_inventory.domain.uow import Attention, Happened, PaymentCancel, UnitOfWork
 from gql_inventory.models import (
-    WebhookTopic,
     Order,
     OrderAllocation,
     OrderLine,
@@ -28,6 +27,7 @@ from gql_inventory.models import (
     PaymentEvent,
     PaymentEventKind,
     Reservation,
+    WebhookTopic,
 )
 from gql_inventory.stock.locks import lock_reservation
 
