@@ -86,8 +86,15 @@ class Facts:
     shipments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _by_id(raw: str | None) -> dict[str, dict[str, Any]]:
-    return {str(item["id"]): item for item in orjson.loads(raw or "[]")}
+def _json(raw: Any) -> list[dict[str, Any]]:
+    """A JSON column as asyncpg gives it: text, or already decoded on connections with a
+    json codec (SQLAlchemy's asyncpg dialect sets one)."""
+    found: list[dict[str, Any]] = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    return found
+
+
+def _by_id(raw: Any) -> dict[str, dict[str, Any]]:
+    return {str(item["id"]): item for item in _json(raw)}
 
 
 async def read_facts(
@@ -106,7 +113,7 @@ async def read_facts(
         _READ, list(variant_ids), list(orders), list(reservations), list(shipments)
     )
     variants: dict[int, VariantStock] = {}
-    for item in orjson.loads(row["variants"] or "[]"):
+    for item in _json(row["variants"]):
         levels = item["levels"]
         variants[int(item["id"])] = VariantStock(
             sku=item["sku"],

@@ -114,17 +114,19 @@ _FAN_OUT = """
 WITH e AS (
     SELECT * FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS e(topic, payload, ord)
 ), targets AS (
-    SELECT e.ord, w.id AS endpoint_id, NULL::text AS recipient, e.topic, e.payload
+    SELECT e.ord, 0::bigint AS seq, w.id AS endpoint_id, NULL::text AS recipient, e.topic,
+           e.payload
       FROM e JOIN webhook_endpoints w ON w.enabled AND e.topic = ANY (w.topics)
     UNION ALL
-    SELECT e.ord, NULL::uuid, m.recipient, e.topic, e.payload
-      FROM unnest($3::bigint[], $4::text[]) AS m(ord, recipient) JOIN e ON e.ord = m.ord
+    SELECT e.ord, m.seq, NULL::uuid, m.recipient, e.topic, e.payload
+      FROM unnest($3::bigint[], $4::text[]) WITH ORDINALITY AS m(ord, recipient, seq)
+      JOIN e ON e.ord = m.ord
 )
 INSERT INTO outbox_messages (channel, endpoint_id, recipient, message_id, topic, payload)
 SELECT CASE WHEN endpoint_id IS NULL THEN 'EMAIL' ELSE 'WEBHOOK' END, endpoint_id, recipient,
        'msg_' || replace(gen_random_uuid()::text, '-', ''), topic, payload
   FROM targets
- ORDER BY ord, recipient NULLS FIRST, endpoint_id
+ ORDER BY ord, seq, endpoint_id
 """
 
 
