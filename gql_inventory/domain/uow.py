@@ -3,7 +3,7 @@ will announce once it commits.
 
 The domain never commits: the caller (`gql_inventory.uow.run_in_transaction`, or the
 reserve group commit in `gql_inventory.reserving`) opens the transaction; right before
-its COMMIT one function (`outbound.events.write_events`) writes the outbox rows of its
+its commit one function (`outbound.events.write_events`) writes the outbox rows of its
 `movements` and `happened` events, and after the commit one function
 (`Services.after_commit`) publishes `movements` and `orders_changed`, cancels
 `payment_cancels` at the provider, logs `attention` and, when `catalog_changed`, has the
