@@ -39,6 +39,7 @@ ORDER = (
     ("2", "floor"),
     ("3", "reserve"),
     ("4", "reserve"),
+    ("3h", "reserve"),
     ("5a", "reads"),
     ("5b", "reads"),
     ("5c", "reads"),

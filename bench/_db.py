@@ -132,6 +132,28 @@ async def levels(url: str) -> list[Level]:
     return [Level(r["sku"], r["level_id"], r["variant_id"], r["location_id"]) for r in rows]
 
 
+async def add_endpoints(url: str, count: int, topics: list[str]) -> None:
+    """`count` enabled webhook endpoints subscribed to `topics` (issue 17's bench rows: the
+    outbox write's cost). Their URL is a discard address: what they measure is the write
+    in the reserving transaction, not delivery."""
+    from gql_inventory.outbound.secrets import new_secret, secret_box
+    from gql_inventory.settings import Settings
+
+    box = secret_box(Settings())
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.executemany(
+            "INSERT INTO webhook_endpoints (id, url, topics, secret_ciphertext)"
+            " VALUES (gen_random_uuid(), $1, $2::text[], $3)",
+            [
+                (f"https://receiver-{n}.invalid/hooks", topics, box.seal(new_secret()))
+                for n in range(count)
+            ],
+        )
+    finally:
+        await conn.close()
+
+
 async def server_version(server: str) -> str:
     """PostgreSQL's version string, e.g. ``PostgreSQL 15.20``."""
     conn = await asyncpg.connect(server)

@@ -8,7 +8,10 @@ back in one process, for each scenario (16 clients on 23 SKUs; 64 clients on one
 - floor: the reservation transaction straight through asyncpg (BEGIN; one statement
   with the conditional UPDATE, the reservation, its line and its ledger row; COMMIT);
 - single: `reserving.front.reserve_stock` with group commit off (one ORM transaction each);
-- batched: `reserving.front.reserve_stock` through the `ReserveBatcher`.
+- batched: `reserving.front.reserve_stock` through the `ReserveBatcher`;
+- hooked: the same with `--endpoints` (default 3) webhook endpoints subscribed to
+  INVENTORY_LEVEL_UPDATED (the outbox write of issue 17, ADR 0020), run right after
+  `batched` on the same database.
 
 Each client loops for `--seconds`. Prints requests/s, p50/p99 and this process's CPU
 time per request (`time.process_time`: the domain and driver work, client loop included,
@@ -31,7 +34,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._db import fresh_database  # noqa: E402
+from bench._db import add_endpoints, fresh_database  # noqa: E402
 from gql_inventory.reserving.front import reserve_stock  # noqa: E402
 from gql_inventory.services import Services  # noqa: E402
 from gql_inventory.settings import Settings  # noqa: E402
@@ -112,6 +115,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--in-flight", type=int, default=None)
+    parser.add_argument("--endpoints", type=int, default=3)
+    parser.add_argument("--only-batched", action="store_true", help="skip floor and single")
     args = parser.parse_args()
     _, url = await fresh_database("gqlinv_bench_batch")
     await seed(url)
@@ -153,9 +158,15 @@ async def main() -> None:
         ("16 clients, 23 SKUs", 16, lambda c: skus[c % SKUS]),
         ("64 clients, 1 SKU", 64, lambda c: skus[0]),
     ):
-        n, lat, cpu = await floor(clients, pick)
-        rows.append((label, "floor", n, lat, cpu, n / args.seconds))
-        for path, batch in (("single", 0), ("batched", 256)):
+        if not args.only_batched:
+            n, lat, cpu = await floor(clients, pick)
+            rows.append((label, "floor", n, lat, cpu, n / args.seconds))
+        paths = [("batched", 256), ("hooked", 256)]
+        if not args.only_batched:
+            paths.insert(0, ("single", 0))
+        for path, batch in paths:
+            if path == "hooked":
+                await add_endpoints(url, args.endpoints, ["INVENTORY_LEVEL_UPDATED"])
             services = services_with(batch)
 
             async def call(c: int, services: Services = services, pick: Any = pick) -> None:
@@ -171,14 +182,18 @@ async def main() -> None:
             n, lat, cpu = await drive(clients, args.seconds, call)
             rows.append((label, path, n, lat, cpu, n / args.seconds))
             await services.close()
+            if path == "hooked":
+                drop = await asyncpg.connect(url)
+                await drop.execute("DELETE FROM webhook_endpoints")  # rows go with them
+                await drop.close()
     print(
         f"{'scenario':>20} {'path':>8} {'req/s':>7} {'x floor':>7} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'CPU ms/req':>10}"
     )
     floor_rate = 0.0
     for label, path, n, lat, cpu, rate in rows:
-        if path == "floor":
-            floor_rate = rate
+        if path == "floor" or (args.only_batched and path == "batched"):
+            floor_rate = rate  # --only-batched: ratios against `batched`
         print(
             f"{label:>20} {path:>8} {rate:7.0f} {rate / floor_rate:7.2f} {pct(lat, 0.5):7.1f} "
             f"{pct(lat, 0.99):7.1f} {cpu / n * 1000:10.3f}"

@@ -3,9 +3,10 @@ and scaling over two workers and over two processes (9a, 9b)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from bench import floor, table
+from bench import _db, floor, table
 from bench.run import MUTATION_FAILURES, RESERVE, Load, Run, body, combine
 from bench.server import Serve
 from bench.table import Row
@@ -94,6 +95,34 @@ def reserve_rows(run: Run) -> None:
         else vs_uniform >= 0.8 and vs_floor > 1 and _clean(hot)
     )
     run.rows["4"] = row
+    _reserve_with_endpoints(run, skus, uniform)
+
+
+#: Row 3h's endpoints: issue 17's goal is within 15% of row 3 with three subscribed.
+HOOKED_ENDPOINTS = 3
+
+
+def _reserve_with_endpoints(run: Run, skus: list[str], uniform: Load) -> None:
+    """Row 3h: row 3 again with three endpoints subscribed to INVENTORY_LEVEL_UPDATED (one
+    outbox row per changed level and endpoint, written in each group commit)."""
+    url = run.database()
+    asyncio.run(_db.add_endpoints(url, HOOKED_ENDPOINTS, ["INVENTORY_LEVEL_UPDATED"]))
+    server = run.serve("hooks", database=url)
+    script = _reserve_script(run, "reserve-hooks", skus)
+    results, cpu = run.load([server], script, UNIFORM_CLIENTS)
+    hooked = combine(results, cpu)
+    row = _load_row(
+        run,
+        "3h",
+        f"reserveStock, uniform, {HOOKED_ENDPOINTS} endpoints on INVENTORY_LEVEL_UPDATED",
+        UNIFORM_CLIENTS,
+        hooked,
+    )
+    vs_plain = hooked.rate / uniform.rate if uniform.rate else None
+    row.ratio = table.ratio(vs_plain, "row 3")
+    row.goal = ">= 0.85x row 3"
+    row.met = None if vs_plain is None else vs_plain >= 0.85 and _clean(hooked)
+    run.rows["3h"] = row
 
 
 VARIANT = "query($sku: String!) { variant(sku: $sku) { sku available } }"

@@ -15,6 +15,7 @@ from gql_inventory.live.runtime import LiveEvents
 from gql_inventory.live.sink import DiscardingSink, EventSink
 from gql_inventory.orders.orders import record_payment_event
 from gql_inventory.orders.payment_states import PaymentEventKind
+from gql_inventory.outbound.events import EmailRouting
 from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
 from gql_inventory.payments.base import ProviderFailure
 from gql_inventory.payments.stripe import StripePaymentProvider
@@ -68,6 +69,11 @@ class Services:
             max_quantity=s.max_quantity_per_line,
         )
 
+    @property
+    def email_routing(self) -> EmailRouting:
+        """Whether outbox events go by e-mail too, and to which operators (settings)."""
+        return EmailRouting.of(self.settings)
+
     @classmethod
     def create(
         cls, settings: Settings, database_url: str | None = None, *, live_events: bool = True
@@ -100,6 +106,7 @@ class Services:
             services.reservation_limits,
             services.after_commit,
             max_batch=max(settings.reserve_batch_max, 1),
+            emails=services.email_routing,
         )
         return services
 

@@ -9,6 +9,7 @@ from gql_inventory.domain.errors import DomainError
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.kit import metrics
 from gql_inventory.kit.logs import get_logger
+from gql_inventory.outbound.events import write_events
 from gql_inventory.services import Services
 
 log = get_logger(__name__)
@@ -21,7 +22,9 @@ async def run_in_transaction(
 ) -> T:
     """Run `work` in one transaction with a fresh `UnitOfWork` acting for `actor` (who
     causes it, written on every ledger row: ``admin:<name>``, ``storefront``, ``stripe``,
-    ``system`` or ``import``, see `domain.uow`); commit, then announce what it did
+    ``system`` or ``import``, see `domain.uow`); write its outbox events in it
+    (`outbound.events.write_events`, the function the reserve group commit calls too);
+    commit, then announce what it did
     through `Services.after_commit` (the one after-commit function, shared with the
     reserve group commit): publish its movements and changed orders, log its
     NEEDS_ATTENTION orders, cancel the payments of orders it cancelled, and read a
@@ -35,6 +38,10 @@ async def run_in_transaction(
         try:
             async with session.begin():
                 result = await work(uow)
+                if uow.movements or uow.happened:
+                    connection = await session.connection()
+                    raw = await connection.get_raw_connection()
+                    await write_events(raw.driver_connection, uow, services.email_routing)
         except DomainError as error:
             metrics.count_refusal(error)
             raise

@@ -942,7 +942,9 @@ class StockMachine(RuleBasedStateMachine):
             event(f"redelivered: {self.model.orders[oid].status}")
         else:
             outcome, errors = self.attempt(
-                lambda s: payment_outcomes.payment_failed(s, oid, error="card_declined")
+                lambda s: payment_outcomes.payment_failed(
+                    UnitOfWork(s, actor="system"), oid, error="card_declined"
+                )
             )
             assert (outcome, errors) == ("recorded", [])
             event(f"declined: {self.model.orders[oid].status}")

@@ -48,11 +48,21 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 
 def in_unit_of_work(work: Callable[[UnitOfWork], Awaitable[T]], *, actor: str) -> T:
-    """`in_transaction` for a domain use case that writes, acting for `actor`
-    (`UnitOfWork.actor`). What the unit of work would
-    announce is dropped: a CLI process serves no subscriptions, and they read the
-    ledger on (re)connect (the relay also picks committed movements from it)."""
-    return in_transaction(lambda session: work(UnitOfWork(session, actor=actor)))
+    """Run a domain use case that writes, acting for `actor` (`UnitOfWork.actor`), through
+    `uow.run_in_transaction` (one transaction, its outbox events written before the
+    commit, ADR 0020) on the CLI's services. Movements are not published: a CLI process
+    serves no subscriptions, and they read the ledger on (re)connect (the relay also
+    picks committed movements from it)."""
+    from gql_inventory.uow import run_in_transaction
+
+    async def main() -> T:
+        services = cli_services(get_settings())
+        try:
+            return await run_in_transaction(services, work, actor=actor)
+        finally:
+            await services.close()
+
+    return asyncio.run(main())
 
 
 def cli_services(settings: Settings) -> Services:

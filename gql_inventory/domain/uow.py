@@ -2,11 +2,13 @@
 will announce once it commits.
 
 The domain never commits: the caller (`gql_inventory.uow.run_in_transaction`, or the
-reserve group commit in `gql_inventory.reserving`) opens the transaction, and after the
-commit one function (`Services.after_commit`) publishes `movements` and
-`orders_changed`, cancels `payment_cancels` at the provider, logs `attention` and, when
-`catalog_changed`, has the process read the catalog afresh.
-A rolled-back transaction announces nothing (DESIGN.md invariant 3).
+reserve group commit in `gql_inventory.reserving`) opens the transaction; right before
+its commit one function (`outbound.events.write_events`) writes the outbox rows of its
+`movements` and `happened` events, and after the commit one function
+(`Services.after_commit`) publishes `movements` and `orders_changed`, cancels
+`payment_cancels` at the provider, logs `attention` and, when `catalog_changed`, has the
+process read the catalog afresh.
+A rolled-back transaction announces nothing and writes no event (DESIGN.md invariant 3).
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.models import MovementKind
+from gql_inventory.models import STATE_COLUMNS, MovementKind, WebhookTopic
+
+#: `stock_movements.from_state` / `to_state` values counted in a level's `unavailable`.
+_UNAVAILABLE_STATES = frozenset(state.value for state in STATE_COLUMNS)
 
 #: `UnitOfWork.actor` values (`stock_movements.actor`): who caused a change. An admin is
 #: ``admin:<name>`` (`admin_actor`); the GraphQL context gives it (`Context.actor`).
@@ -78,6 +83,16 @@ class AppliedMovement:
         """damaged + quality control + safety stock after the change."""
         return self.damaged_after + self.quality_control_after + self.safety_stock_after
 
+    @property
+    def available_delta(self) -> int:
+        """How the level's `available` (units, `domain.figures.available_of`) changed:
+        on hand minus reserved, backordered and the units entering unavailable states."""
+        moved = self.quantity or 0
+        unavailable = (moved if self.to_state in _UNAVAILABLE_STATES else 0) - (
+            moved if self.from_state in _UNAVAILABLE_STATES else 0
+        )
+        return self.on_hand_delta - self.reserved_delta - self.backordered_delta - unavailable
+
     @classmethod
     def from_row(cls, row: Any) -> AppliedMovement:
         """Build from a `stock_movements` row (mapping or Row)."""
@@ -123,6 +138,28 @@ class Attention(NamedTuple):
     reason: str | None
 
 
+class Happened(NamedTuple):
+    """Something other systems hear about beyond the stock levels' changes: `topic`
+    happened to the order, reservation or inbound shipment `subject` (its id). The outbox
+    writer reads the subject's figures as the transaction leaves them."""
+
+    topic: WebhookTopic
+    subject: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class VariantStock:
+    """What a transaction's stock events need of a variant it changed, as the transaction
+    leaves it: its SKU, low-stock threshold (units), available units summed over all its
+    levels (`domain.figures.available_of`), and the location (id, name) of each of its
+    levels, by level id."""
+
+    sku: str
+    low_stock_threshold: int
+    available: int
+    locations: dict[int, tuple[int, str]]
+
+
 class Mark(NamedTuple):
     """Lengths of a unit of work's lists at one point (see `UnitOfWork.mark`)."""
 
@@ -130,6 +167,7 @@ class Mark(NamedTuple):
     orders_changed: int
     payment_cancels: int
     attention: int
+    happened: int
 
 
 @dataclass(eq=False)
@@ -143,7 +181,10 @@ class Announcements:
     (logged at WARNING after the commit). `catalog_changed`: set by the domain functions
     that write products, variants (thresholds included) or locations, so that this
     process reads its own catalog write (`mark_catalog_changed`; a savepoint rolled back
-    leaves it set: one needless reload at worst).
+    leaves it set: one needless reload at worst). `happened`: order, reservation and
+    shipment events for the outbox (`Happened`). `variant_stock`: `VariantStock` of
+    changed variants, given by a writer that read them under its locks anyway (the
+    reserve group commit), so the outbox writer need not read them again.
     """
 
     movements: list[AppliedMovement] = field(default_factory=list, kw_only=True)
@@ -151,6 +192,8 @@ class Announcements:
     payment_cancels: list[PaymentCancel] = field(default_factory=list, kw_only=True)
     attention: list[Attention] = field(default_factory=list, kw_only=True)
     catalog_changed: bool = field(default=False, kw_only=True)
+    happened: list[Happened] = field(default_factory=list, kw_only=True)
+    variant_stock: dict[int, VariantStock] = field(default_factory=dict, kw_only=True)
 
     def mark_catalog_changed(self) -> None:
         """The work wrote the catalog (products, variants, locations)."""
@@ -163,6 +206,7 @@ class Announcements:
             len(self.orders_changed),
             len(self.payment_cancels),
             len(self.attention),
+            len(self.happened),
         )
 
     def rewind(self, mark: Mark) -> None:
@@ -171,6 +215,7 @@ class Announcements:
         del self.orders_changed[mark.orders_changed :]
         del self.payment_cancels[mark.payment_cancels :]
         del self.attention[mark.attention :]
+        del self.happened[mark.happened :]
 
 
 @dataclass(eq=False)

@@ -12,15 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gql_inventory.domain.rows import VARIANT_COLUMNS, VariantRow, variant_row
 from gql_inventory.live.wire import StockEvent
 from gql_inventory.models import Variant
-from gql_inventory.stock.low_stock import is_low
-
-
-class LowStockState:
-    """Alert states (values of the GraphQL `LowStockState` enum)."""
-
-    LOW = "LOW"
-    OUT_OF_STOCK = "OUT_OF_STOCK"
-    BACK_IN_STOCK = "BACK_IN_STOCK"
+from gql_inventory.stock.low_stock import LowStockState as LowStockState
+from gql_inventory.stock.low_stock import crossing
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,13 +26,6 @@ class LowStockAlertEvent:
     threshold: int
     state: str
     occurred_at: datetime
-
-
-def _band(available: int, threshold: int) -> str:
-    """OK, LOW or OUT_OF_STOCK; always OK with a threshold of 0 (alerts off, `is_low`)."""
-    if not is_low(available, threshold):
-        return "OK"
-    return LowStockState.OUT_OF_STOCK if available <= 0 else LowStockState.LOW
 
 
 @dataclass
@@ -123,14 +109,14 @@ class AlertTracker:
         before = sum(entry.levels.values())
         entry.levels[event.stock_level_id] = event.available
         after = sum(entry.levels.values())
-        old, new = _band(before, threshold), _band(after, threshold)
-        if old == new:
+        state = crossing(before, after, threshold)
+        if state is None:
             return None
         return LowStockAlertEvent(
             position=event.position,
             variant=entry.variant,
             available=after,
             threshold=threshold,
-            state=LowStockState.BACK_IN_STOCK if new == "OK" else new,
+            state=state,
             occurred_at=event.occurred_at,
         )

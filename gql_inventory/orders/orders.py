@@ -18,7 +18,7 @@ from gql_inventory.domain.errors import (
     FieldPath,
     OrderNotFound,
 )
-from gql_inventory.domain.uow import Attention, PaymentCancel, UnitOfWork
+from gql_inventory.domain.uow import Attention, Happened, PaymentCancel, UnitOfWork
 from gql_inventory.models import (
     Order,
     OrderAllocation,
@@ -27,6 +27,7 @@ from gql_inventory.models import (
     PaymentEvent,
     PaymentEventKind,
     Reservation,
+    WebhookTopic,
 )
 from gql_inventory.stock.locks import lock_reservation
 
@@ -35,6 +36,15 @@ from gql_inventory.stock.locks import lock_reservation
 ORDER_NAMESPACE = uuid.UUID("6f1d2c1e-5b7a-4e8e-9a55-2f0c7d9b1a01")
 
 REFUNDABLE = (OrderStatus.PAID, OrderStatus.PARTIALLY_REFUNDED)
+
+#: The outbox topic of an order entering each status (PENDING_PAYMENT: none, checkout).
+STATUS_TOPICS = {
+    OrderStatus.PAID: WebhookTopic.ORDER_PAID,
+    OrderStatus.NEEDS_ATTENTION: WebhookTopic.ORDER_NEEDS_ATTENTION,
+    OrderStatus.PARTIALLY_REFUNDED: WebhookTopic.ORDER_REFUNDED,
+    OrderStatus.REFUNDED: WebhookTopic.ORDER_REFUNDED,
+    OrderStatus.CANCELLED: WebhookTopic.ORDER_CANCELLED,
+}
 
 
 def order_id_for(reservation_id: uuid.UUID) -> uuid.UUID:
@@ -81,7 +91,9 @@ async def record_payment_event(
 async def set_status(uow: UnitOfWork, order: Order, status: OrderStatus, **values: object) -> None:
     """Set the locked order's status (and other columns); announced after the commit.
 
-    An order becoming NEEDS_ATTENTION is also logged at WARNING after the commit.
+    An order becoming NEEDS_ATTENTION is also logged at WARNING after the commit. Each
+    call is one outbox event of the status's topic (`STATUS_TOPICS`: ORDER_PAID,
+    ORDER_NEEDS_ATTENTION, ORDER_REFUNDED for a partial or full refund, ORDER_CANCELLED).
     """
     session = uow.session
     await session.execute(
@@ -91,6 +103,9 @@ async def set_status(uow: UnitOfWork, order: Order, status: OrderStatus, **value
     )
     order.status = status
     uow.orders_changed.append(order.id)
+    topic = STATUS_TOPICS.get(status)
+    if topic is not None:
+        uow.happened.append(Happened(topic, order.id))
     if status is OrderStatus.NEEDS_ATTENTION:
         reason = values.get("attention_reason")
         uow.attention.append(Attention(order.id, reason if isinstance(reason, str) else None))

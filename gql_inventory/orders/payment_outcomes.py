@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.domain.uow import Happened, UnitOfWork
 from gql_inventory.kit.money import format_money
 from gql_inventory.models import (
     MovementKind,
@@ -23,6 +23,7 @@ from gql_inventory.models import (
     ReservationLine,
     ReservationStatus,
     Variant,
+    WebhookTopic,
 )
 from gql_inventory.orders.orders import (
     REFUNDABLE,
@@ -247,7 +248,7 @@ async def _sell_late(uow: UnitOfWork, order: Order) -> list[int] | None:
 
 
 async def payment_failed(
-    session: AsyncSession,
+    uow: UnitOfWork,
     order_id: uuid.UUID,
     *,
     error: str | None,
@@ -256,8 +257,11 @@ async def payment_failed(
     """A payment attempt failed (e.g. card declined): record it, keep the reservation.
 
     The buyer may retry on the same PaymentIntent; the reservation ends by
-    success, cancel or expiry. Returns ``recorded``. Raises `OrderNotFound`.
+    success, cancel or expiry. An order still PENDING_PAYMENT keeps the `error` as its
+    `last_payment_error` and gets a PAYMENT_FAILED outbox event (a failure reported after
+    the order moved on is only recorded). Returns ``recorded``. Raises `OrderNotFound`.
     """
+    session = uow.session
     _, order = await lock_order(session, order_id)
     if order.status is OrderStatus.PENDING_PAYMENT:
         await session.execute(
@@ -265,6 +269,7 @@ async def payment_failed(
             .where(Order.id == order.id)
             .values(last_payment_error=error, updated_at=func.now())
         )
+        uow.happened.append(Happened(WebhookTopic.PAYMENT_FAILED, order.id))
     await record_payment_event(
         session,
         order.id,

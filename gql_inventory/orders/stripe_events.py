@@ -112,9 +112,7 @@ async def _failed(
         code = objects.text(error, "decline_code") or objects.text(error, "code")
         text = objects.text(error, "message")
         message = ": ".join(part for part in (code, text) if part) or None
-    return await payment_outcomes.payment_failed(
-        uow.session, order_id, error=message, reference=event.id
-    )
+    return await payment_outcomes.payment_failed(uow, order_id, error=message, reference=event.id)
 
 
 async def _in_progress(

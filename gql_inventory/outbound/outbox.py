@@ -97,6 +97,58 @@ _INSERT = text(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One event of a committing transaction (`fan_out`): `payload` (the exact body,
+    `event_body`) of `topic`, for every enabled endpoint subscribed to `topic` and by
+    e-mail to each address of `emails`."""
+
+    topic: WebhookTopic
+    payload: str
+    emails: tuple[str, ...] = ()
+
+
+#: Every event to each enabled endpoint whose topics hold its topic, and to its e-mail
+#: addresses; rows in event order. Message ids as `new_message_id` makes them.
+_FAN_OUT = """
+WITH e AS (
+    SELECT * FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS e(topic, payload, ord)
+), targets AS (
+    SELECT e.ord, 0::bigint AS seq, w.id AS endpoint_id, NULL::text AS recipient, e.topic,
+           e.payload
+      FROM e JOIN webhook_endpoints w ON w.enabled AND e.topic = ANY (w.topics)
+    UNION ALL
+    SELECT e.ord, m.seq, NULL::uuid, m.recipient, e.topic, e.payload
+      FROM unnest($3::bigint[], $4::text[]) WITH ORDINALITY AS m(ord, recipient, seq)
+      JOIN e ON e.ord = m.ord
+)
+INSERT INTO outbox_messages (channel, endpoint_id, recipient, message_id, topic, payload)
+SELECT CASE WHEN endpoint_id IS NULL THEN 'EMAIL' ELSE 'WEBHOOK' END, endpoint_id, recipient,
+       'msg_' || replace(gen_random_uuid()::text, '-', ''), topic, payload
+  FROM targets
+ ORDER BY ord, seq, endpoint_id
+"""
+
+
+async def fan_out(conn: Any, events: Sequence[OutboxEvent]) -> int:
+    """Write `events` as PENDING outbox rows, due now, in the open transaction of the
+    asyncpg connection `conn`, in one statement: one row per (event, enabled endpoint
+    subscribed to its topic) and per (event, e-mail address). Endpoints are those the
+    statement sees (committed before it). Returns the rows written (0 without a
+    statement when there is no event)."""
+    if not events:
+        return 0
+    ords = [n for n, event in enumerate(events, 1) for _ in event.emails]
+    status: str = await conn.execute(
+        _FAN_OUT,
+        [e.topic.value for e in events],
+        [e.payload for e in events],
+        ords,
+        [address for e in events for address in e.emails],
+    )
+    return int(status.rsplit(" ", 1)[-1])  # "INSERT 0 <rows>"
+
+
 async def enqueue(session: AsyncSession, messages: Sequence[NewMessage]) -> list[str]:
     """Write `messages` as PENDING outbox rows, due now, in the session's transaction (one
     statement). Returns their message ids, in order. Raises `ValueError` for a message

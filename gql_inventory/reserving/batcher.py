@@ -7,6 +7,9 @@ connection: the transaction and its COMMIT live here, outside the domain. While 
 is in flight the next one accumulates, so there is no added wait at low load (a lone
 request is a batch of one) and one commit is shared by everyone who arrived meanwhile.
 
+Right before the COMMIT the batch's outbox events are written on the same connection
+(`outbound.events.write_events`, the function `uow.run_in_transaction` calls; the
+variants' figures come from the batch's lock, so it costs one statement).
 After the commit each request gets its own outcome and the batch is announced once by
 the after-commit function every transaction uses (`Services.after_commit`). A batch that
 fails before its COMMIT applied nothing: each of its requests is retried alone, through
@@ -33,6 +36,7 @@ from gql_inventory.domain.rows import ReservationRow
 from gql_inventory.domain.uow import Announcements
 from gql_inventory.kit import metrics
 from gql_inventory.kit.logs import get_logger
+from gql_inventory.outbound.events import EmailRouting, write_events
 from gql_inventory.stock.allocation import ReservationLimits
 from gql_inventory.stock.reserve import ReserveRequest, ReserveResult, reserve_many, stored_count
 
@@ -65,7 +69,8 @@ class ReserveBatcher:
     `database_url` is a libpq URL (each worker opens its own asyncpg connection on
     first use and reopens it after a failure); `limits` are the reservation limits;
     `after_commit` announces each committed batch (`Services.after_commit`);
-    `max_batch` caps the requests per transaction (1: each its own). Workers start on
+    `max_batch` caps the requests per transaction (1: each its own); `emails` routes the
+    outbox events by e-mail (`EmailRouting`, off by default). Workers start on
     first use in the running event loop; `close` stops them after the queue drains.
     """
 
@@ -77,12 +82,14 @@ class ReserveBatcher:
         *,
         max_batch: int = 256,
         in_flight: int = IN_FLIGHT,
+        emails: EmailRouting | None = None,
     ) -> None:
         self._url = database_url
         self._limits = limits
         self._after_commit = after_commit
         self._max_batch = max_batch
         self._in_flight = in_flight
+        self._emails = emails or EmailRouting()
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,6 +174,7 @@ class ReserveBatcher:
             await transaction.start()
             try:
                 result = await reserve_many(conn, [p.request for p in batch], limits=self._limits)
+                await write_events(conn, _announcements(result), self._emails)
             except BaseException:
                 with contextlib.suppress(Exception):  # a lost connection rolls back by itself
                     await transaction.rollback()
@@ -229,7 +237,7 @@ class ReserveBatcher:
     async def _answer(self, batch: list[_Pending], result: ReserveResult) -> None:
         """Announce a committed batch once, then give each caller its outcome."""
         try:
-            await self._after_commit(Announcements(movements=result.movements))
+            await self._after_commit(_announcements(result))
         except Exception as exc:  # committed: subscribers catch up from the ledger
             log.warning("reserve_batch.announce_failed", error=repr(exc))
         for pending, outcome in zip(batch, result.outcomes, strict=True):
@@ -239,6 +247,12 @@ class ReserveBatcher:
                     pending.future.set_exception(outcome)
             elif not pending.future.done():
                 pending.future.set_result(outcome)
+
+
+def _announcements(result: ReserveResult) -> Announcements:
+    """What a batch announces: its ledger rows, and its variants' figures as its lock left
+    them (for its outbox events)."""
+    return Announcements(movements=result.movements, variant_stock=result.variant_stock)
 
 
 def _fail(batch: list[_Pending], error: BaseException) -> None:

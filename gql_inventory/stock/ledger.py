@@ -236,7 +236,7 @@ _LOCK_FOR_RESERVE = """
 WITH locked AS MATERIALIZED (
     SELECT sl.id, sl.variant_id, sl.location_id, l.priority, sl.on_hand, sl.reserved,
            sl.damaged + sl.quality_control + sl.safety_stock AS unavailable, sl.backordered,
-           sl.version
+           sl.version, l.name AS location_name
       FROM stock_levels sl
       JOIN locations l ON l.id = sl.location_id
      WHERE sl.variant_id IN (SELECT id FROM variants WHERE sku = ANY($1::text[]))
@@ -245,7 +245,8 @@ WITH locked AS MATERIALIZED (
 )
 SELECT v.sku, v.id AS variant_id, k.id, k.location_id, k.priority, k.on_hand, k.reserved,
        k.unavailable, k.backordered, v.inventory_policy = 'CONTINUE' AS continue_selling,
-       v.backorder_limit, k.version, now() AS tx_now, v.max_per_order
+       v.backorder_limit, k.version, now() AS tx_now, v.max_per_order, v.low_stock_threshold,
+       k.location_name
   FROM variants v
   LEFT JOIN locked k ON k.variant_id = v.id
  WHERE v.sku = ANY($1::text[])
@@ -295,16 +296,21 @@ async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
     """In one statement on the asyncpg connection `conn` (in a transaction): resolve
     `skus` and lock every level of their variants FOR UPDATE in ascending id order, with
     each variant's inventory policy, backorder limit and `max_per_order` read under those
-    locks."""
+    locks (and, for the outbox events, its low-stock threshold and each level's location
+    name)."""
     wanted = sorted(set(skus))
     rows = await conn.fetch(_LOCK_FOR_RESERVE, wanted) if wanted else []
     variant_ids: dict[str, int] = {}
     per_variant: dict[int, list[int]] = {}
     levels: dict[int, RunningLevel] = {}
+    thresholds: dict[int, int] = {}
+    locations: dict[int, tuple[int, str]] = {}
     for r in rows:
         variant_ids[r["sku"]] = r["variant_id"]
+        thresholds[r["variant_id"]] = r["low_stock_threshold"]
         if r["id"] is None:  # a variant without any stock level
             continue
+        locations[r["id"]] = (r["location_id"], r["location_name"])
         level = LockedLevel(
             id=r["id"],
             variant_id=r["variant_id"],
@@ -320,7 +326,14 @@ async def lock_for_reserve(conn: Any, skus: Iterable[str]) -> ReserveLocks:
         )
         levels[level.id] = RunningLevel(level=level, version=r["version"])
         per_variant.setdefault(level.variant_id, []).append(level.id)
-    return ReserveLocks(variant_ids, per_variant, levels, rows[0]["tx_now"] if rows else None)
+    return ReserveLocks(
+        variant_ids,
+        per_variant,
+        levels,
+        rows[0]["tx_now"] if rows else None,
+        thresholds,
+        locations,
+    )
 
 
 async def write_reservations(conn: Any, writes: ReservationWrites) -> list[AppliedMovement]:

@@ -39,6 +39,33 @@ def is_low(available: int, threshold: int) -> bool:
     return threshold > 0 and available <= threshold
 
 
+class LowStockState:
+    """Alert states (values of the GraphQL `LowStockState` enum)."""
+
+    LOW = "LOW"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    BACK_IN_STOCK = "BACK_IN_STOCK"
+
+
+def _band(available: int, threshold: int) -> str:
+    """OK, LOW or OUT_OF_STOCK; always OK with a threshold of 0 (alerts off, `is_low`)."""
+    if not is_low(available, threshold):
+        return "OK"
+    return LowStockState.OUT_OF_STOCK if available <= 0 else LowStockState.LOW
+
+
+def crossing(before: int, after: int, threshold: int) -> str | None:
+    """The alert of a variant whose available units (summed over its locations) went from
+    `before` to `after` under `threshold`: a `LowStockState` value when it changed band
+    (OK, LOW, OUT_OF_STOCK; back to OK is BACK_IN_STOCK), else None. The one rule of the
+    live `lowStockAlerts` (`live.alerts`) and the outbox's STOCK_LOW / STOCK_OUT /
+    STOCK_BACK_IN events (`outbound.events`)."""
+    old, new = _band(before, threshold), _band(after, threshold)
+    if old == new:
+        return None
+    return LowStockState.BACK_IN_STOCK if new == "OK" else new
+
+
 async def set_low_stock_threshold(uow: UnitOfWork, *, sku: str, threshold: int) -> int:
     """Set the low-stock threshold (units) of the variant `sku`; returns its id.
 

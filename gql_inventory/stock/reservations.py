@@ -26,13 +26,14 @@ from gql_inventory.domain.errors import (
     in_input,
     raise_all,
 )
-from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.domain.uow import Happened, UnitOfWork
 from gql_inventory.models import (
     MovementKind,
     Order,
     Reservation,
     ReservationLine,
     ReservationStatus,
+    WebhookTopic,
 )
 from gql_inventory.orders.orders import cancel_pending_order_of
 from gql_inventory.stock.allocation import ReservationLimits as ReservationLimits
@@ -217,7 +218,8 @@ async def end_reservation(
     `reserved`, promised ones `backordered`) and give it a final `status`.
 
     `kind` is RELEASE (buyer, cancel) or EXPIRY (the sweeper). The lines are
-    kept as a record; with a non-ACTIVE status they no longer count as reserved.
+    kept as a record; with a non-ACTIVE status they no longer count as reserved. An
+    EXPIRED reservation is a RESERVATION_EXPIRED outbox event.
     """
     session = uow.session
     if reservation.status is not ReservationStatus.ACTIVE:
@@ -241,6 +243,8 @@ async def end_reservation(
         .values(status=status, updated_at=_now())
     )
     reservation.status = status
+    if status is ReservationStatus.EXPIRED:
+        uow.happened.append(Happened(WebhookTopic.RESERVATION_EXPIRED, reservation.id))
 
 
 async def release_reservation(uow: UnitOfWork, reservation_id: uuid.UUID) -> uuid.UUID:

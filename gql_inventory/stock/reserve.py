@@ -34,7 +34,7 @@ from gql_inventory.domain import idempotency
 from gql_inventory.domain.errors import DomainError, IdempotencyConflict, in_input
 from gql_inventory.domain.idempotency import IdempotencyKey, KeyId
 from gql_inventory.domain.rows import RESERVATION_COLUMNS, ReservationRow, reservation_row
-from gql_inventory.domain.uow import AppliedMovement, UnitOfWork
+from gql_inventory.domain.uow import AppliedMovement, UnitOfWork, VariantStock
 from gql_inventory.models import ReservationStatus
 from gql_inventory.stock.allocation import ReservationLimits, checked_request, plan_reservation
 from gql_inventory.stock.ledger import lock_for_reserve, write_reservations
@@ -60,11 +60,13 @@ class ReserveRequest:
 class ReserveResult:
     """What `reserve_many` did, per request (same order): its reservation (`ReservationRow`,
     new or replayed) or the `DomainError` that refused it; and every ledger row written,
-    in ledger order. `created` lists the new reservations' ids (known before the commit)."""
+    in ledger order. `created` lists the new reservations' ids (known before the commit);
+    `variant_stock` the changed variants as the batch leaves them (for its outbox events)."""
 
     outcomes: list[ReservationRow | DomainError]
     movements: list[AppliedMovement] = field(default_factory=list)
     created: list[uuid.UUID] = field(default_factory=list)
+    variant_stock: dict[int, VariantStock] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +171,10 @@ async def reserve_many(
         unused=[k for k in claims if k not in stored and k not in won],
     )
     return ReserveResult(
-        await _rows(conn, picks, writes, locks.now), movements, list(writes.reservations[0])
+        await _rows(conn, picks, writes, locks.now),
+        movements,
+        list(writes.reservations[0]),
+        locks.variant_stock({m.variant_id for m in movements}),
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from gql_inventory.domain.uow import VariantStock
 from gql_inventory.stock.levels import LockedLevel
 
 if TYPE_CHECKING:
@@ -34,12 +35,30 @@ class RunningLevel:
 class ReserveLocks:
     """What `lock_for_reserve` found: ``{sku: variant_id}`` of the SKUs that exist,
     ``{variant_id: [level_id ...]}`` and each locked level's running figures; `now` is
-    the transaction's time (the new rows' ``created_at``)."""
+    the transaction's time (the new rows' ``created_at``); each variant's low-stock
+    `thresholds` and each level's `locations` (id, name), for the outbox events."""
 
     variant_ids: dict[str, int]
     per_variant: dict[int, list[int]]
     levels: dict[int, RunningLevel]
     now: datetime | None
+    thresholds: dict[int, int] = field(default_factory=dict)
+    locations: dict[int, tuple[int, str]] = field(default_factory=dict)
+
+    def variant_stock(self, variant_ids: Iterable[int]) -> dict[int, VariantStock]:
+        """These variants as the reservations planned so far leave them (`VariantStock`:
+        available units summed over every level the lock read, all of the variant's)."""
+        skus = {vid: sku for sku, vid in self.variant_ids.items()}
+        out: dict[int, VariantStock] = {}
+        for vid in variant_ids:
+            level_ids = self.per_variant.get(vid, [])
+            out[vid] = VariantStock(
+                sku=skus[vid],
+                low_stock_threshold=self.thresholds[vid],
+                available=sum(self.levels[i].level.available for i in level_ids),
+                locations={i: self.locations[i] for i in level_ids},
+            )
+        return out
 
     def current(self, variant_ids: Iterable[int]) -> dict[int, list[LockedLevel]]:
         """The running figures of these variants' levels (`allocation.plan_reservation`'s

@@ -32,12 +32,13 @@ from gql_inventory.domain.errors import (
     raise_all,
 )
 from gql_inventory.domain.idempotency import IdempotencyKey
-from gql_inventory.domain.uow import UnitOfWork
+from gql_inventory.domain.uow import Happened, UnitOfWork
 from gql_inventory.models import (
     InboundShipment,
     InboundShipmentLine,
     InboundShipmentStatus,
     MovementKind,
+    WebhookTopic,
 )
 from gql_inventory.stock.adjust import MAX_ADJUSTMENT, location_for
 from gql_inventory.stock.backorders import fill_backorders
@@ -276,7 +277,8 @@ async def receive_shipment(
     (units per SKU, each at most what its line still expects) or, None, everything
     still expected. One RECEIPT movement per level (on hand +units, reference
     ``shipment:<id>``, levels created at 0 when missing), the lines' `quantity_received`
-    raised, the status PARTIALLY_RECEIVED, or RECEIVED once every line is in.
+    raised, the status PARTIALLY_RECEIVED, or RECEIVED once every line is in; an
+    INBOUND_SHIPMENT_RECEIVED outbox event (not on a replay).
 
     Locks the shipment row, then the levels in ascending id order. Raises
     `ShipmentNotFound`, `InvalidShipmentState` (RECEIVED or CANCELLED), `InvalidInput`
@@ -323,6 +325,7 @@ async def receive_shipment(
     received_level_ids = sorted(level_of.values())
     await fill_backorders(uow, received_level_ids)  # a receipt fills backorders first (ADR 0018)
     await session.execute(_STATUS_AFTER, {"id": shipment_id})
+    uow.happened.append(Happened(WebhookTopic.INBOUND_SHIPMENT_RECEIVED, shipment_id))
     receipt = Receipt(shipment_id, received_level_ids, movement_ids)
     if idempotency_key is not None:
         await idempotency.record(
