@@ -4,7 +4,10 @@ and two servers on one outbox never send one attempt twice."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
+import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -116,3 +119,28 @@ async def test_two_server_processes_never_send_one_attempt_twice(
     shares = [await s.metric(ATTEMPTS, SUCCEEDED) for s in (first, second)]
     assert sum(shares) == len(ids)
     assert min(shares) > 0, shares
+
+
+async def test_the_deliver_command_sends_what_is_due_once(
+    database_url: str, sessions: Sessions, engine: AsyncEngine, receiver: Receiver
+) -> None:
+    """`gql-inventory deliver` (one pass) sends every due message and exits."""
+    endpoint, secret = await make_endpoint(sessions, delivery_settings(), receiver.url("/cli"))
+    ids = await put_messages(sessions, endpoint, 3)
+    env = {**os.environ, "DATABASE_URL": database_url, **delivering()}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gql_inventory.cli",
+        "deliver",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0, out.decode()
+    assert "3 delivery attempt(s) made" in out.decode()
+    assert sorted(r.webhook_id for r in receiver.to("/cli")) == sorted(ids)
+    for request in receiver.to("/cli"):
+        Webhook(secret).verify(request.body, request.headers)
+    assert {r.status for r in (await outbox_rows(engine)).values()} == {"SUCCEEDED"}

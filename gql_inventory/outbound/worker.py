@@ -160,18 +160,22 @@ class DeliveryWorker:
 
 
 @contextlib.asynccontextmanager
-async def delivery_worker(services: Services) -> AsyncIterator[DeliveryWorker]:
-    """Run a `DeliveryWorker` loop for the block with the senders `Services.outbox_senders`
-    gives, sharing one HTTP client (timeout `WEBHOOK_TIMEOUT_SECONDS`, redirects not
-    followed); on exit stop the loop and cancel the sends in flight."""
+async def delivery_worker(
+    services: Services, *, run: bool = True
+) -> AsyncIterator[DeliveryWorker]:
+    """A `DeliveryWorker` for the block with the senders `Services.outbox_senders` gives,
+    sharing one HTTP client (timeout `WEBHOOK_TIMEOUT_SECONDS`, redirects not followed),
+    its loop running when `run` (else the caller drives it: `run_once`); on exit stop the
+    loop and cancel the sends in flight."""
     settings = services.settings
     async with httpx.AsyncClient(
         timeout=settings.webhook_timeout_seconds, follow_redirects=False
     ) as http:
         worker = DeliveryWorker(services.sessions, settings, services.outbox_senders(http))
-        task = asyncio.create_task(worker.run(), name="outbox-delivery")
+        task = asyncio.create_task(worker.run(), name="outbox-delivery") if run else None
         try:
             yield worker
         finally:
-            await stop_task(task)
+            if task is not None:
+                await stop_task(task)
             await worker.close()
