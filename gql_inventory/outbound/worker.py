@@ -160,9 +160,7 @@ class DeliveryWorker:
 
 
 @contextlib.asynccontextmanager
-async def delivery_worker(
-    services: Services, *, run: bool = True
-) -> AsyncIterator[DeliveryWorker]:
+async def delivery_worker(services: Services, *, run: bool = True) -> AsyncIterator[DeliveryWorker]:
     """A `DeliveryWorker` for the block with the senders `Services.outbox_senders` gives,
     sharing one HTTP client (timeout `WEBHOOK_TIMEOUT_SECONDS`, redirects not followed),
     its loop running when `run` (else the caller drives it: `run_once`); on exit stop the
