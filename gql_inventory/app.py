@@ -32,6 +32,7 @@ from gql_inventory.jobs.sweeper import sweeper
 from gql_inventory.kit.gcpolicy import serving_gc
 from gql_inventory.kit.logs import configure_logging, get_logger
 from gql_inventory.kit.metrics import metrics_endpoint
+from gql_inventory.outbound.worker import delivery_worker
 from gql_inventory.response_cache.asgi import ResponseCache
 from gql_inventory.schema import build_schema
 from gql_inventory.services import Services
@@ -223,7 +224,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
     ``POST /webhooks/stripe``, ``GET /admin`` (the dashboard) and ``/static`` (its and
     GraphiQL's vendored assets). The lifespan runs the live-events hub and relay, the
     expiry sweeper and the pending-payment check (each when its interval is not 0), the
-    self-care jobs (`jobs.self_care`: prune, invariant check, low-stock report), and
+    self-care jobs (`jobs.self_care`: prune, invariant check, low-stock report),
+    the outbox delivery worker (unless `OUTBOX_WORKER` is off), and
     tunes the garbage collector for serving (`kit.gcpolicy.serving_gc`).
     """
     settings = settings or get_settings()
@@ -278,6 +280,8 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
                     )
                 if self_care_on(settings):
                     await background.enter_async_context(self_care(services))
+                if settings.outbox_worker:
+                    await background.enter_async_context(delivery_worker(services))
                 background.enter_context(serving_gc())  # last: freezes what start-up made
                 yield
         finally:

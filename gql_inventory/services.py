@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.domain.uow import Announcements
@@ -13,9 +14,13 @@ from gql_inventory.kit.db import create_engine, make_sessionmaker, resolve_datab
 from gql_inventory.kit.logs import get_logger
 from gql_inventory.live.runtime import LiveEvents
 from gql_inventory.live.sink import DiscardingSink, EventSink
+from gql_inventory.models import OutboxChannel
 from gql_inventory.orders.orders import record_payment_event
 from gql_inventory.orders.payment_states import PaymentEventKind
+from gql_inventory.outbound.email import EmailSender
 from gql_inventory.outbound.events import EmailRouting
+from gql_inventory.outbound.messages import Sender
+from gql_inventory.outbound.webhook import WebhookSender
 from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
 from gql_inventory.payments.base import ProviderFailure
 from gql_inventory.payments.stripe import StripePaymentProvider
@@ -109,6 +114,18 @@ class Services:
             emails=services.email_routing,
         )
         return services
+
+    def outbox_senders(self, http: httpx.AsyncClient) -> dict[OutboxChannel, Sender]:
+        """The sender of each outbox channel (the one place they are chosen), for a
+        delivery worker whose HTTP client is `http`. A channel without a sender is never
+        claimed: its rows wait, PENDING (ADR 0019); e-mail has a sender when SMTP_URL is set."""
+        senders: dict[OutboxChannel, Sender] = {
+            OutboxChannel.WEBHOOK: WebhookSender(self.settings, self.sessions, http)
+        }
+        email = EmailSender.from_settings(self.settings)
+        if email is not None:
+            senders[OutboxChannel.EMAIL] = email
+        return senders
 
     async def after_commit(self, done: Announcements) -> None:
         """What follows every committed transaction (`uow.run_in_transaction` and the

@@ -24,6 +24,7 @@ app.command("check-pending-payments")(maintenance.check_pending_payments_command
 app.command("stripe-event")(calls.stripe_event)
 app.command("check-invariants")(maintenance.check_invariants)
 app.command("prune")(maintenance.prune_command)
+app.command("deliver")(maintenance.deliver_command)
 app.command("report")(report.report_command)
 app.command("serve")(server.serve)
 app.command("query")(calls.query)

@@ -1,4 +1,5 @@
-"""Maintenance commands: expire-reservations, check-pending-payments, check-invariants, prune."""
+"""Maintenance commands: expire-reservations, check-pending-payments, check-invariants,
+prune, deliver."""
 
 from __future__ import annotations
 
@@ -166,3 +167,35 @@ def prune_command() -> None:
     result = asyncio.run(main())
     for table, deleted in result.deleted.items():
         typer.echo(f"{table}: {deleted} row(s) deleted")
+
+
+def deliver_command(
+    loop: Annotated[
+        bool, typer.Option("--loop", help="Keep delivering until interrupted (Ctrl-C).")
+    ] = False,
+) -> None:
+    """Deliver due outbox messages (webhooks), as the app's worker does (OUTBOX_WORKER).
+
+    One pass by default: claim what is due now and send it until nothing due is left (retries
+    scheduled later wait); prints the attempts made. Safe beside running servers: each
+    message is claimed by one worker at a time (docs/adr/0019-outbox-delivery.md).
+    """
+    from gql_inventory.outbound.worker import delivery_worker
+
+    refuse_unsafe_settings()
+
+    async def deliver() -> int:
+        services = cli_services(get_settings())
+        try:
+            async with delivery_worker(services, run=loop) as worker:
+                if loop:
+                    await asyncio.Event().wait()  # until Ctrl-C cancels
+                return await worker.run_once()
+        finally:
+            await services.close()
+
+    try:
+        made = asyncio.run(deliver())
+    except KeyboardInterrupt:
+        return
+    typer.echo(f"{made} delivery attempt(s) made")

@@ -85,6 +85,24 @@ PAYMENT_CHECK_ORDERS = Counter(
     ["outcome"],
 )
 
+OUTBOX_ATTEMPTS = Counter(
+    "gql_inventory_outbox_attempts",
+    "Delivery attempts of outbox messages by this process, by channel (WEBHOOK, EMAIL) "
+    "and the status they left the message in (SUCCEEDED; PENDING: retried later; "
+    "FAILED: every retry used, or 410 Gone; STALE: another attempt had taken it over).",
+    ["channel", "status"],
+)
+OUTBOX_PENDING = Gauge(
+    "gql_inventory_outbox_pending",
+    "Outbox messages PENDING (in flight or waiting for a retry), read from the database "
+    "by the delivery worker; messages of disabled endpoints left out.",
+)
+OUTBOX_OLDEST_PENDING_SECONDS = Gauge(
+    "gql_inventory_outbox_oldest_pending_age_seconds",
+    "Age (seconds since written) of the oldest PENDING outbox message, 0 when none; "
+    "read from the database by the delivery worker, as the pending count.",
+)
+
 ORDERS_NEEDING_ATTENTION = Counter(
     "gql_inventory_orders_needing_attention",
     "Orders that became NEEDS_ATTENTION (late payment without stock, amount mismatch, "

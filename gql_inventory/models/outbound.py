@@ -112,6 +112,13 @@ class OutboxMessage(Base):
             "id",
             postgresql_where=text("status = 'PENDING'"),
         ),
+        Index(
+            "ix_outbox_messages_endpoint_due",
+            "endpoint_id",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text("status = 'PENDING'"),
+        ),
         Index("ix_outbox_messages_endpoint_id_id", "endpoint_id", "id"),
         Index("ix_outbox_messages_created_at", "created_at"),
     )

@@ -44,6 +44,25 @@ class OutboundSettings(BaseModel):
         description="Requests in flight to one endpoint per process, so a slow receiver "
         "cannot take every delivery slot.",
     )
+    outbox_worker: bool = Field(
+        default=True,
+        description="Run the delivery worker in the app: it sends due outbox messages "
+        "(webhooks; e-mails once a sender is configured). Off: `gql-inventory deliver` "
+        "or another process delivers.",
+    )
+    outbox_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="How often the delivery worker looks for due messages when it has "
+        "nothing in hand.",
+    )
+    outbox_max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="Messages one process sends at once, all endpoints together.",
+    )
     webhook_secrets_key: SecretStr | None = Field(
         default=None,
         description="Fernet key (32 url-safe base64 bytes) encrypting endpoint signing "

@@ -1,0 +1,141 @@
+"""The webhook sender: one attempt of one outbox message as a Standard Webhook.
+
+Standard Webhooks (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md):
+headers ``webhook-id`` (the message id, the same on every attempt), ``webhook-timestamp``
+(this attempt's time, integer seconds) and ``webhook-signature`` (``v1,`` + base64
+HMAC-SHA256 of ``id.timestamp.body``; during a secret rotation one signature per secret,
+space-separated). The body is the stored payload, byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from standardwebhooks.webhooks import Webhook
+
+from gql_inventory.domain.errors import UrlNotAllowed
+from gql_inventory.outbound.messages import MAX_KEPT_BODY, ClaimedMessage, SendOutcome, kept_body
+from gql_inventory.outbound.secrets import SecretBox, secret_box, signing_secrets
+from gql_inventory.outbound.urls import check_url
+from gql_inventory.settings import Settings
+
+#: Bytes of a response read at most (the rest is never downloaded); 1 KiB is kept.
+_READ_AT_MOST = 4 * MAX_KEPT_BODY
+
+
+@dataclass(frozen=True, slots=True)
+class _Endpoint:
+    url: str
+    enabled: bool
+    secret: str
+    previous: str | None
+    previous_until: datetime | None
+
+
+_ENDPOINT = text(
+    """
+    SELECT url, enabled, secret_ciphertext, previous_secret_ciphertext, previous_secret_expires_at
+    FROM webhook_endpoints WHERE id = :id
+    """
+)
+
+
+def sign(secrets: list[str], message_id: str, at: datetime, payload: bytes) -> str:
+    """The webhook-signature header: one ``v1,...`` signature per secret, space-separated."""
+    return " ".join(Webhook(s).sign(message_id, at, payload) for s in secrets)
+
+
+class WebhookSender:
+    """Sends WEBHOOK outbox messages (an `outbound.messages.Sender`).
+
+    Per attempt: load the endpoint (url, enabled, sealed secrets); check the URL again
+    (`urls.check_url`, private addresses only when `settings.private_urls_allowed()`: a
+    name may resolve elsewhere since the endpoint was made); sign; POST through `http`
+    (the worker's client: no redirects followed). The check and the request each have
+    `settings.webhook_timeout_seconds` in all (seconds). Outcomes: 2xx delivered; 410
+    gone; anything else, a timeout, a connection error or a refused URL is a failed
+    attempt with its reason. Never raises for the receiver's failures.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        http: httpx.AsyncClient,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._http = http
+        self._box: SecretBox | None = None  # opened on first use: a CLI may never send
+
+    async def __call__(self, message: ClaimedMessage) -> SendOutcome:
+        """One attempt of `message` (see the class)."""
+        if message.endpoint_id is None:
+            return SendOutcome(False, error="not a webhook message")
+        endpoint = await self._endpoint(message.endpoint_id)
+        if endpoint is None:
+            return SendOutcome(False, error="the endpoint no longer exists")
+        if not endpoint.enabled:
+            return SendOutcome(False, error="the endpoint is disabled")
+        timeout = self._settings.webhook_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                await check_url(endpoint.url, allow_private=self._settings.private_urls_allowed())
+        except UrlNotAllowed as refused:
+            return SendOutcome(False, error=f"URL refused: {refused.message}")
+        except TimeoutError:
+            return SendOutcome(False, error=f"URL check timed out after {timeout:g} s")
+        now = datetime.now(UTC)
+        if self._box is None:
+            self._box = secret_box(self._settings)
+        secrets = signing_secrets(
+            self._box, endpoint.secret, endpoint.previous, endpoint.previous_until, now
+        )
+        payload = message.payload.encode()
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message.message_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": sign(secrets, message.message_id, now, payload),
+        }
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._post(endpoint.url, payload, headers)
+        except TimeoutError:
+            return SendOutcome(False, error=f"timed out after {timeout:g} s")
+        except httpx.HTTPError as exc:
+            return SendOutcome(False, error=f"{type(exc).__name__}: {exc}"[:500])
+
+    async def _post(self, url: str, payload: bytes, headers: dict[str, str]) -> SendOutcome:
+        async with self._http.stream("POST", url, content=payload, headers=headers) as response:
+            read = bytearray()
+            async for chunk in response.aiter_bytes():
+                read += chunk
+                if len(read) >= _READ_AT_MOST:
+                    break
+        status = response.status_code
+        body = kept_body(read.decode(errors="replace"))
+        if 200 <= status < 300:
+            return SendOutcome(True, status, body=body)
+        if status == 410:
+            return SendOutcome(False, status, "410 Gone: endpoint disabled", body, gone=True)
+        return SendOutcome(False, status, f"HTTP {status}", body)
+
+    async def _endpoint(self, endpoint_id: uuid.UUID) -> _Endpoint | None:
+        async with self._sessions() as session:
+            row = (await session.execute(_ENDPOINT, {"id": endpoint_id})).first()
+        if row is None:
+            return None
+        return _Endpoint(
+            row.url,
+            row.enabled,
+            row.secret_ciphertext,
+            row.previous_secret_ciphertext,
+            row.previous_secret_expires_at,
+        )

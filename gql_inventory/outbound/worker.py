@@ -1,0 +1,179 @@
+"""The delivery worker: claims due outbox messages and hands each to its channel's sender,
+many at once, at most `WEBHOOK_ENDPOINT_CONCURRENCY` per endpoint (ADR 0019).
+
+Run by the app's lifespan (`delivery_worker`, when `OUTBOX_WORKER` is on) and by
+`gql-inventory deliver`. Any number of workers, in any processes, share the outbox: a
+claim takes rows no other worker holds (`outbound.delivery.claim`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gql_inventory.kit.logs import get_logger
+from gql_inventory.kit.tasks import reap, stop_task
+from gql_inventory.models import OutboxChannel
+from gql_inventory.outbound.delivery import claim, record, refresh_gauges
+from gql_inventory.outbound.messages import ClaimedMessage, Sender, SendOutcome
+from gql_inventory.settings import Settings
+
+if TYPE_CHECKING:
+    from gql_inventory.services import Services
+
+log = get_logger(__name__)
+
+#: Seconds between two reads of the pending figures for /metrics.
+GAUGE_SECONDS = 5.0
+#: The in-flight key of e-mails: the SMTP server is one receiver.
+_EMAIL_LANE = None
+
+
+def lease_seconds(settings: Settings) -> float:
+    """How long a claim holds a message (seconds): the URL check and the request may each
+    take `webhook_timeout_seconds`, and 5 s more to record the outcome. A worker gone
+    silent longer than this has its message claimed again (same message id)."""
+    return 2 * settings.webhook_timeout_seconds + 5
+
+
+class DeliveryWorker:
+    """Delivers outbox messages through `senders` (one per channel; rows of a channel
+    without a sender are never claimed). In-flight counts are this worker's own."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        senders: Mapping[OutboxChannel, Sender],
+    ) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._senders = dict(senders)
+        self._in_flight: dict[uuid.UUID | None, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._freed = asyncio.Event()
+
+    async def claim_due(self) -> list[ClaimedMessage]:
+        """Claim the due messages this worker has room for and start sending them."""
+        room = self._settings.outbox_max_in_flight - len(self._tasks)
+        per_endpoint = self._settings.webhook_endpoint_concurrency
+        if room <= 0:
+            return []
+        async with self._sessions.begin() as session:
+            claimed = await claim(
+                session,
+                webhook_slots=per_endpoint if OutboxChannel.WEBHOOK in self._senders else 0,
+                busy={k: n for k, n in self._in_flight.items() if k is not _EMAIL_LANE},
+                email_slots=(per_endpoint - self._in_flight.get(_EMAIL_LANE, 0))
+                if OutboxChannel.EMAIL in self._senders
+                else 0,
+                limit=room,
+                lease_seconds=lease_seconds(self._settings),
+            )
+        for message in claimed:
+            lane = message.endpoint_id  # None for e-mails
+            self._in_flight[lane] = self._in_flight.get(lane, 0) + 1
+            task = asyncio.create_task(self._deliver(message, lane), name="outbox-send")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return claimed
+
+    async def run_once(self) -> int:
+        """Claim what is due now and deliver it, until nothing due is left; waits for every
+        outcome to be recorded. Returns how many attempts were made."""
+        made = 0
+        while claimed := await self.claim_due():
+            made += len(claimed)
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        return made
+
+    async def run(self) -> None:
+        """Claim and deliver until cancelled: again at once after a claim that took
+        something, else when a send ends or after `OUTBOX_POLL_SECONDS`. A failed claim
+        (database unreachable) is logged and tried again at the next poll."""
+        poll = self._settings.outbox_poll_seconds
+        gauges_at = 0.0
+        while True:
+            self._freed.clear()
+            try:
+                claimed = await self.claim_due()
+                if time.monotonic() - gauges_at >= GAUGE_SECONDS:
+                    gauges_at = time.monotonic()
+                    async with self._sessions() as session:
+                        await refresh_gauges(session)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox.claim_failed")
+                claimed = []
+            if claimed:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(poll):
+                    await self._freed.wait()
+
+    async def close(self) -> None:
+        """Cancel the sends in flight: their messages stay claimed until the lease ends,
+        then are sent again (same message id)."""
+        await reap(list(self._tasks))
+
+    async def _deliver(self, message: ClaimedMessage, lane: uuid.UUID | None) -> None:
+        try:
+            try:
+                outcome = await self._senders[OutboxChannel(message.channel)](message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a sender's bug or a lost database: a failed attempt
+                log.exception("outbox.send_crashed", message_id=message.message_id)
+                outcome = SendOutcome(False, error=f"internal error: {type(exc).__name__}")
+            async with self._sessions.begin() as session:
+                status = await record(session, message, outcome, self._settings)
+            emit = log.debug if outcome.delivered else log.warning
+            emit(
+                "outbox.attempted",
+                message_id=message.message_id,
+                channel=message.channel,
+                topic=message.topic,
+                attempt=message.attempt,
+                status=status or "STALE",
+                status_code=outcome.status_code,
+                error=outcome.error,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the outcome was not recorded: the lease brings the message back
+            log.exception("outbox.record_failed", message_id=message.message_id)
+        finally:
+            left = self._in_flight.get(lane, 1) - 1
+            if left > 0:
+                self._in_flight[lane] = left
+            else:
+                self._in_flight.pop(lane, None)
+            self._freed.set()
+
+
+@contextlib.asynccontextmanager
+async def delivery_worker(services: Services, *, run: bool = True) -> AsyncIterator[DeliveryWorker]:
+    """A `DeliveryWorker` for the block with the senders `Services.outbox_senders` gives,
+    sharing one HTTP client (timeout `WEBHOOK_TIMEOUT_SECONDS`, redirects not followed),
+    its loop running when `run` (else the caller drives it: `run_once`); on exit stop the
+    loop and cancel the sends in flight."""
+    settings = services.settings
+    async with httpx.AsyncClient(
+        timeout=settings.webhook_timeout_seconds, follow_redirects=False
+    ) as http:
+        worker = DeliveryWorker(services.sessions, settings, services.outbox_senders(http))
+        task = asyncio.create_task(worker.run(), name="outbox-delivery") if run else None
+        try:
+            yield worker
+        finally:
+            if task is not None:
+                await stop_task(task)
+            await worker.close()
