@@ -40,6 +40,7 @@ ORDER = (
     ("3", "reserve"),
     ("4", "reserve"),
     ("3h", "reserve"),
+    ("3w", "reserve"),
     ("5a", "reads"),
     ("5b", "reads"),
     ("5c", "reads"),

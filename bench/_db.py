@@ -132,10 +132,12 @@ async def levels(url: str) -> list[Level]:
     return [Level(r["sku"], r["level_id"], r["variant_id"], r["location_id"]) for r in rows]
 
 
-async def add_endpoints(url: str, count: int, topics: list[str]) -> None:
-    """`count` enabled webhook endpoints subscribed to `topics` (issue 17's bench rows: the
-    outbox write's cost). Their URL is a discard address: what they measure is the write
-    in the reserving transaction, not delivery."""
+async def add_endpoints(
+    url: str, count: int, topics: list[str], receiver: str | None = None
+) -> None:
+    """`count` enabled webhook endpoints subscribed to `topics` (issue 17's bench rows),
+    posting to `receiver` (``http://127.0.0.1:<port>``; None: a discard address, for rows
+    that measure only the write in the reserving transaction)."""
     from gql_inventory.outbound.secrets import new_secret, secret_box
     from gql_inventory.settings import Settings
 
@@ -146,10 +148,27 @@ async def add_endpoints(url: str, count: int, topics: list[str]) -> None:
             "INSERT INTO webhook_endpoints (id, url, topics, secret_ciphertext)"
             " VALUES (gen_random_uuid(), $1, $2::text[], $3)",
             [
-                (f"https://receiver-{n}.invalid/hooks", topics, box.seal(new_secret()))
+                (
+                    f"{receiver}/hooks/{n}" if receiver else f"https://receiver-{n}.invalid/hooks",
+                    topics,
+                    box.seal(new_secret()),
+                )
                 for n in range(count)
             ],
         )
+    finally:
+        await conn.close()
+
+
+async def outbox_figures(url: str) -> dict[str, int]:
+    """Webhook outbox rows by status (``{"PENDING": n, "SUCCEEDED": m, ...}``)."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT status, count(*) AS n FROM outbox_messages WHERE channel = 'WEBHOOK'"
+            " GROUP BY status"
+        )
+        return {r["status"]: r["n"] for r in rows}
     finally:
         await conn.close()
 

@@ -81,6 +81,10 @@ class Run:
         server.wait_ready()
         return server
 
+    def free_port(self) -> int:
+        """A port of the run's range no server of it uses (e.g. for a webhook receiver)."""
+        return next(self._ports)
+
     def stop(self, key: str) -> None:
         """Stop the server named `key`, if running."""
         server = self._servers.pop(key, None)
