@@ -157,7 +157,7 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 _TABLES = (
     "stock_movements, reservation_lines, order_allocations, order_lines, refunds, "
     "payment_events, webhook_events, idempotency_records, orders, reservations, "
-    "stock_levels, variants, products, locations"
+    "stock_levels, variants, products, locations, outbox_messages, webhook_endpoints, job_runs"
 )
 
 
