@@ -58,7 +58,7 @@ def _deliveries() -> Select[tuple[object, ...]]:
 def parse_delivery_id(raw: str, *, field: FieldPath = ID_ARGUMENT) -> int:
     """A delivery id as issued (a positive integer). Anything else is
     `WebhookEndpointNotFound` (the contract has no code of its own for deliveries)."""
-    text = str(raw).strip()
+    text = str(raw)
     if not text.isascii() or not text.isdigit() or not 0 < int(text) <= _MAX_ID:
         raise WebhookEndpointNotFound("no such webhook delivery", field=field)
     return int(text)
