@@ -110,7 +110,7 @@ async def delivery_by_id(
 async def retry_delivery(uow: UnitOfWork, *, delivery_id: int) -> RowMapping:
     """Make a FAILED (or PENDING) webhook delivery PENDING and due now: `next_attempt_at`
     now, `completed_at` cleared; `attempts` and `message_id` kept (receivers dedupe on the
-    webhook-id). The row is locked first, so a worker holding it finishes before.
+    webhook-id). The row is locked first (``FOR UPDATE``).
 
     Refusals: `WebhookEndpointNotFound` (argument id: no WEBHOOK delivery has this id),
     `InvalidInput` (it SUCCEEDED: sending it again would deliver it twice).
