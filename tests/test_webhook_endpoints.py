@@ -542,7 +542,11 @@ async def test_several_refusals_are_listed_together(
     assert await endpoint_rows(sessions) == []
 
 
-@pytest.mark.parametrize("bad_id", ["not-a-uuid", "", "1", str(uuid.uuid4()), "x" * 5000])
+@pytest.mark.parametrize(
+    "bad_id",
+    ["not-a-uuid", "", "1", "6f1c2a9e-0d4b-4c57-9a3e-1b2c3d4e5f60", "x" * 5000],
+    ids=["word", "empty", "number", "unknown-uuid", "5000-chars"],
+)
 async def test_endpoint_ids_that_are_not_endpoints_are_not_found(
     gql: GraphQLCaller, sessions: Sessions, settings_of: Settings, bad_id: str
 ) -> None:
