@@ -18,26 +18,7 @@ from gql_inventory.schema import print_sdl
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "contract" / "schema.graphql"
 
 #: Contract names an open issue has not built yet (strike each off as it is built).
-NOT_YET_SERVED: set[str] = {
-    # issue 17: outbound events (Standard Webhooks)
-    "CreateWebhookEndpointInput was removed.",
-    "CreateWebhookEndpointPayload was removed.",
-    "Field Mutation.createWebhookEndpoint was removed.",
-    "Field Mutation.deleteWebhookEndpoint was removed.",
-    "Field Mutation.retryWebhookDelivery was removed.",
-    "Field Mutation.updateWebhookEndpoint was removed.",
-    "Field Query.webhookDeliveries was removed.",
-    "Field Query.webhookEndpoints was removed.",
-    "UpdateWebhookEndpointInput was removed.",
-    "WebhookDelivery was removed.",
-    "WebhookDeliveryConnection was removed.",
-    "WebhookDeliveryEdge was removed.",
-    "WebhookDeliveryPayload was removed.",
-    "WebhookDeliveryStatus was removed.",
-    "WebhookEndpoint was removed.",
-    "WebhookEndpointPayload was removed.",
-    "WebhookTopic was removed.",
-}
+NOT_YET_SERVED: set[str] = set()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from gql_inventory.cli import calls, catalog, maintenance, report, server
+from gql_inventory.cli import calls, catalog, maintenance, report, server, webhooks
 
 app = typer.Typer(help="GraphQL inventory service.", no_args_is_help=True)
 
@@ -30,5 +30,6 @@ app.command("serve")(server.serve)
 app.command("query")(calls.query)
 app.command("stop-database")(server.stop_database)
 app.command("database-status")(server.database_status)
+app.add_typer(webhooks.app, name="webhooks")
 
 __all__ = ["app"]

@@ -64,8 +64,11 @@ def with_arguments(field: F, **descriptions: str) -> F:
     return field
 
 
-def describe_enum(cls: E, *, description: str, values: Mapping[str, str]) -> E:
-    """Register the Python enum `cls` as the GraphQL enum of the same name, described.
+def describe_enum(
+    cls: E, *, description: str, values: Mapping[str, str], name: str | None = None
+) -> E:
+    """Register the Python enum `cls` as the GraphQL enum of the same name (or `name`),
+    described.
 
     `values` maps every member name to its description; raises `TypeError` when
     one is missing or unknown.
@@ -75,7 +78,7 @@ def describe_enum(cls: E, *, description: str, values: Mapping[str, str]) -> E:
         raise TypeError(
             f"{cls.__name__}: members {sorted(names)}, descriptions for {sorted(values)}"
         )
-    registered = strawberry.enum(cls, name=cls.__name__, description=description)
+    registered = strawberry.enum(cls, name=name or cls.__name__, description=description)
     definition = registered.__strawberry_definition__  # type: ignore[attr-defined]
     assert isinstance(definition, StrawberryEnumDefinition)
     for value in definition.values:

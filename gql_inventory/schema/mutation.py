@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import strawberry
 
-from gql_inventory.resolvers import admin, low_stock, reservations, shipments
+from gql_inventory.resolvers import admin, low_stock, reservations, shipments, webhooks
 from gql_inventory.resolvers.access import admin_only
 from gql_inventory.schema.docs import with_arguments
 from gql_inventory.schema.low_stock import BulkAdjustStockPayload, SetLowStockThresholdPayload
@@ -19,6 +19,11 @@ from gql_inventory.schema.payloads import (
 )
 from gql_inventory.schema.shipments import InboundShipmentPayload
 from gql_inventory.schema.variant_inventory import UpdateVariantInventoryPayload
+from gql_inventory.schema.webhooks import (
+    CreateWebhookEndpointPayload,
+    WebhookDeliveryPayload,
+    WebhookEndpointPayload,
+)
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error and "
 _ADMIN += "nothing changes. "
@@ -232,4 +237,58 @@ class Mutation:
             "SHIPMENT_NOT_FOUND, INVALID_SHIPMENT_STATE (already RECEIVED or CANCELLED).",
         ),
         shipment_id="InboundShipment.id.",
+    )
+    create_webhook_endpoint: CreateWebhookEndpointPayload = with_arguments(
+        strawberry.field(
+            resolver=webhooks.create_webhook_endpoint,
+            extensions=admin_only(),
+            description=_ADMIN + "Register a webhook endpoint (Standard Webhooks): events of "
+            "its topics are POSTed to its URL, signed. Returns the signing secret ONCE: store "
+            "it now, it is never shown again (it is kept encrypted). userErrors: "
+            "WEBHOOK_URL_NOT_ALLOWED (malformed, over 2048 characters, not https, or resolving "
+            "to a loopback, private, link-local or metadata address outside development), "
+            "INVALID_INPUT (no topics, a topic twice, a description over 500 characters).",
+        ),
+        input="The URL, topics and note.",
+    )
+    update_webhook_endpoint: WebhookEndpointPayload = with_arguments(
+        strawberry.field(
+            resolver=webhooks.update_webhook_endpoint,
+            extensions=admin_only(),
+            description=_ADMIN + "Change an endpoint's URL (checked again), topics, note, or "
+            "turn it on or off (enabled: true also re-enables one a 410 answer disabled). "
+            "userErrors: WEBHOOK_ENDPOINT_NOT_FOUND, then those of createWebhookEndpoint.",
+        ),
+        input="The endpoint and what to change; fields left out stay as they are.",
+    )
+    delete_webhook_endpoint: WebhookEndpointPayload = with_arguments(
+        strawberry.field(
+            resolver=webhooks.delete_webhook_endpoint,
+            extensions=admin_only(),
+            description=_ADMIN + "Delete an endpoint with all its deliveries (pending ones are "
+            "never sent); returns it as it was. userErrors: WEBHOOK_ENDPOINT_NOT_FOUND.",
+        ),
+        id="WebhookEndpoint.id.",
+    )
+    rotate_webhook_endpoint_secret: CreateWebhookEndpointPayload = with_arguments(
+        strawberry.field(
+            resolver=webhooks.rotate_webhook_endpoint_secret,
+            extensions=admin_only(),
+            description=_ADMIN + "Issue a new signing secret for an endpoint, returned ONCE. "
+            "The previous secret still signs for WEBHOOK_SECRET_OVERLAP_SECONDS (default 24 h; "
+            "endpoint.previousSecretExpiresAt), so receivers can switch without losing an "
+            "event. userErrors: WEBHOOK_ENDPOINT_NOT_FOUND.",
+        ),
+        id="WebhookEndpoint.id.",
+    )
+    retry_webhook_delivery: WebhookDeliveryPayload = with_arguments(
+        strawberry.field(
+            resolver=webhooks.retry_webhook_delivery,
+            extensions=admin_only(),
+            description=_ADMIN + "Send a FAILED (or PENDING) delivery again now: PENDING, due "
+            "now, with the same webhook-id (attempts are kept). userErrors: "
+            "WEBHOOK_ENDPOINT_NOT_FOUND (no webhook delivery has this id), INVALID_INPUT (it "
+            "SUCCEEDED already).",
+        ),
+        id="WebhookDelivery.id.",
     )

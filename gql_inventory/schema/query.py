@@ -12,6 +12,7 @@ from gql_inventory.resolvers import (
     low_stock,
     reservations,
     shipments,
+    webhooks,
 )
 from gql_inventory.resolvers import report as report_resolvers
 from gql_inventory.resolvers.access import admin_only
@@ -27,6 +28,7 @@ from gql_inventory.schema.low_stock import VariantConnection
 from gql_inventory.schema.orders import OrderType, ReservationType
 from gql_inventory.schema.report import InventoryReportType
 from gql_inventory.schema.shipments import InboundShipmentConnection, InboundShipmentType
+from gql_inventory.schema.webhooks import WebhookDeliveryConnection, WebhookEndpointType
 
 _ADMIN = "Admin only: without `Authorization: Bearer <token>` it is a FORBIDDEN error. "
 
@@ -199,4 +201,23 @@ class Query:
             description=_ADMIN + "One inbound shipment, or null when none has this id.",
         ),
         id="InboundShipment.id.",
+    )
+    webhook_endpoints: list[WebhookEndpointType] = strawberry.field(
+        resolver=webhooks.webhook_endpoints,
+        extensions=admin_only(),
+        description=_ADMIN + "Every webhook endpoint, oldest first (no secrets: they are "
+        "shown once, at creation or rotation).",
+    )
+    webhook_deliveries: WebhookDeliveryConnection = with_arguments(
+        strawberry.field(
+            resolver=webhooks.webhook_deliveries,
+            extensions=admin_only(),
+            description=_ADMIN + "Webhook deliveries (one event for one endpoint), newest "
+            "first, e.g. the FAILED ones to retry.",
+        ),
+        endpoint_id="Only this endpoint's deliveries; an id no endpoint has: none.",
+        status="Only deliveries in one of these statuses; null: every status.",
+        first="Page size, 0 to 250; null: 50. Beyond: BAD_USER_INPUT.",
+        after="`pageInfo.endCursor` of the previous page: read on with older deliveries; a "
+        "cursor not issued here: BAD_CURSOR.",
     )

@@ -371,6 +371,9 @@
     $: $, gql: gql, errorCode: errorCode, clearErrors: clearErrors,
     showUserErrors: showUserErrors, refreshLevels: refreshLevels, loadLedger: loadLedger,
   });
+  var webhooks = window.gqlAdminWebhooks({
+    $: $, gql: gql, errorCode: errorCode, clearErrors: clearErrors, showUserErrors: showUserErrors,
+  });
   function loadFeatures() { return sections.loadFeatures(); }
 
   // ---------- start ----------
@@ -415,6 +418,7 @@
     loadLedger();
     loadFeatures();
     shipments.load();
+    webhooks.load();
   }
 
   document.addEventListener("DOMContentLoaded", function () {
@@ -436,6 +440,12 @@
     $("#shipment-form").addEventListener("submit", shipments.submitCreate);
     $("#shipments-status").addEventListener("change", function () { shipments.load(); });
     $("#shipments-more").addEventListener("click", shipments.more);
+    webhooks.drawTopics();
+    $("#webhook-form").addEventListener("submit", webhooks.submitCreate);
+    $("#webhook-secret-copy").addEventListener("click", webhooks.copySecret);
+    $("#webhook-secret-done").addEventListener("click", webhooks.hideSecret);
+    $("#deliveries-status").addEventListener("change", webhooks.loadDeliveries);
+    $("#deliveries-refresh").addEventListener("click", webhooks.loadDeliveries);
     $("#reservations-status").addEventListener("change", sections.loadReservations);
     $("#reservations-sku").addEventListener("change", sections.loadReservations);
     document.querySelectorAll("#report-range button").forEach(function (b) {
