@@ -96,6 +96,7 @@ def configure_logging(
         adopted = logging.getLogger(name)
         adopted.handlers.clear()
         adopted.propagate = True
+        adopted.setLevel(logging.NOTSET)  # LOG_LEVEL decides, whatever uvicorn set before
     access = logging.getLogger(ACCESS_LOGGER)
     access.propagate = access_log
     if access_log:

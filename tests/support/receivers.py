@@ -88,6 +88,7 @@ class Receiver:
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
+            log_config=None,  # leave the process's logging alone (tests/test_logs.py)
             lifespan="off",
             timeout_graceful_shutdown=1,
         )
