@@ -132,6 +132,10 @@ async def levels(url: str) -> list[Level]:
     return [Level(r["sku"], r["level_id"], r["variant_id"], r["location_id"]) for r in rows]
 
 
+#: The bench's endpoint secrets key: the servers it starts get it too (WEBHOOK_SECRETS_KEY).
+BENCH_SECRETS_KEY = "bVTBakIQdahn1Pn-2C5qUJUc8LWNdQhyKDDDXZeoiVM="
+
+
 async def add_endpoints(
     url: str, count: int, topics: list[str], receiver: str | None = None
 ) -> None:
@@ -141,7 +145,7 @@ async def add_endpoints(
     from gql_inventory.outbound.secrets import new_secret, secret_box
     from gql_inventory.settings import Settings
 
-    box = secret_box(Settings())
+    box = secret_box(Settings(webhook_secrets_key=BENCH_SECRETS_KEY))
     conn = await asyncpg.connect(url)
     try:
         await conn.executemany(
@@ -156,6 +160,15 @@ async def add_endpoints(
                 for n in range(count)
             ],
         )
+    finally:
+        await conn.close()
+
+
+async def run_sql(url: str, sql: str) -> None:
+    """Run `sql` on the database at `url` (an experiment's schema change, by hand)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
     finally:
         await conn.close()
 

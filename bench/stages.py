@@ -4,6 +4,7 @@ and scaling over two workers and over two processes (9a, 9b)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -124,7 +125,12 @@ def _reserve_with_endpoints(run: Run, skus: list[str], uniform: Load) -> None:
                     url, HOOKED_ENDPOINTS, ["INVENTORY_LEVEL_UPDATED"], f"http://127.0.0.1:{port}"
                 )
             )
-            env = {"OUTBOX_WORKER": "true" if worker else "false"}
+            env = {
+                "OUTBOX_WORKER": "true" if worker else "false",
+                "WEBHOOK_SECRETS_KEY": _db.BENCH_SECRETS_KEY,
+            }
+            if os.environ.get("BENCH_EXPERIMENT_SQL"):
+                asyncio.run(_db.run_sql(url, os.environ["BENCH_EXPERIMENT_SQL"]))
             server = run.serve(f"hooks-{key}", database=url, extra_env=env)
             script = _reserve_script(run, f"reserve-{key}", skus)
             results, cpu = run.load([server], script, UNIFORM_CLIENTS)
