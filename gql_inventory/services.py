@@ -120,7 +120,7 @@ class Services:
         delivery worker whose HTTP client is `http`. A channel without a sender is never
         claimed: its rows wait, PENDING (ADR 0019); e-mail has a sender when SMTP_URL is set."""
         senders: dict[OutboxChannel, Sender] = {
-            OutboxChannel.WEBHOOK: WebhookSender(self.settings, self.sessions, http)
+            OutboxChannel.WEBHOOK: WebhookSender(self.settings, http)
         }
         email = EmailSender.from_settings(self.settings)
         if email is not None:

@@ -13,7 +13,7 @@ the lease, with the same message id: delivery is at least once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import text
@@ -21,7 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gql_inventory.kit import metrics
 from gql_inventory.models import DeliveryStatus, OutboxChannel
-from gql_inventory.outbound.messages import ClaimedMessage, SendOutcome, kept_body
+from gql_inventory.outbound.messages import (
+    ClaimedMessage,
+    EndpointSnapshot,
+    SendOutcome,
+    kept_body,
+)
 from gql_inventory.outbound.outbox import NewMessage, OperatorTopic, enqueue, event_body
 from gql_inventory.settings import Settings
 
@@ -29,10 +34,11 @@ from gql_inventory.settings import Settings
 #: (`webhook_slots` less what this process has in flight to it), through the
 #: (endpoint_id, next_attempt_at, id) partial index; e-mail rows: at most `email_slots`.
 #: Rows of disabled endpoints are never claimed (they wait, PENDING, for a re-enable).
+#: Each webhook row comes back with its endpoint's url, state and sealed secrets.
 _CLAIM = text(
     """
     WITH webhook AS (
-      SELECT m.id, m.next_attempt_at
+      SELECT m.id, m.next_attempt_at, e.id AS endpoint_id
       FROM webhook_endpoints e
       LEFT JOIN unnest(CAST(:busy_ids AS uuid[]), CAST(:busy_counts AS int[]))
         AS busy(endpoint_id, n) ON busy.endpoint_id = e.id
@@ -45,13 +51,13 @@ _CLAIM = text(
       ) m
       WHERE e.enabled AND :webhook_slots > 0
     ), email AS (
-      SELECT o.id, o.next_attempt_at FROM outbox_messages o
+      SELECT o.id, o.next_attempt_at, CAST(NULL AS uuid) AS endpoint_id FROM outbox_messages o
       WHERE o.channel = 'EMAIL' AND o.status = 'PENDING' AND o.next_attempt_at <= now()
       ORDER BY o.next_attempt_at, o.id
       LIMIT :email_slots
       FOR UPDATE SKIP LOCKED
     ), picked AS (
-      SELECT id FROM (SELECT * FROM webhook UNION ALL SELECT * FROM email) due
+      SELECT id, endpoint_id FROM (SELECT * FROM webhook UNION ALL SELECT * FROM email) due
       ORDER BY next_attempt_at, id
       LIMIT :limit
     )
@@ -59,9 +65,11 @@ _CLAIM = text(
     SET attempts = o.attempts + 1,
         next_attempt_at = now() + make_interval(secs => :lease),
         updated_at = now()
-    FROM picked WHERE o.id = picked.id
+    FROM picked LEFT JOIN webhook_endpoints e ON e.id = picked.endpoint_id
+    WHERE o.id = picked.id
     RETURNING o.id, o.channel, o.message_id, o.topic, o.payload, o.attempts, o.created_at,
-              o.endpoint_id, o.recipient
+              o.endpoint_id, o.recipient, e.url, e.enabled, e.secret_ciphertext,
+              e.previous_secret_ciphertext, e.previous_secret_expires_at
     """
 )
 
@@ -104,20 +112,34 @@ async def claim(
             created_at=r.created_at,
             endpoint_id=r.endpoint_id,
             recipient=r.recipient,
+            endpoint=None
+            if r.url is None
+            else EndpointSnapshot(
+                r.url,
+                r.enabled,
+                r.secret_ciphertext,
+                r.previous_secret_ciphertext,
+                r.previous_secret_expires_at,
+            ),
         )
         for r in sorted(rows, key=lambda r: r.id)
     ]
 
 
+#: Every outcome of a flush in one statement, each row guarded by its attempt.
 _RECORD = text(
     """
-    UPDATE outbox_messages
-    SET status = :status, last_status_code = :code, last_error = :error,
-        last_response_body = :body, updated_at = now(),
-        next_attempt_at = now() + make_interval(secs => CAST(:delay AS float8)),
-        completed_at = CASE WHEN CAST(:delay AS float8) IS NULL THEN now() END
-    WHERE id = :id AND attempts = :attempt AND status = 'PENDING'
-    RETURNING id
+    UPDATE outbox_messages o
+    SET status = r.status, last_status_code = r.code, last_error = r.error,
+        last_response_body = r.body, updated_at = now(),
+        next_attempt_at = now() + make_interval(secs => r.delay),
+        completed_at = CASE WHEN r.delay IS NULL THEN now() END
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS int[]), CAST(:statuses AS text[]),
+                CAST(:codes AS int[]), CAST(:errors AS text[]), CAST(:bodies AS text[]),
+                CAST(:delays AS float8[]))
+      AS r(id, attempt, status, code, error, body, delay)
+    WHERE o.id = r.id AND o.attempts = r.attempt AND o.status = 'PENDING'
+    RETURNING o.id, o.attempts
     """
 )
 
@@ -143,37 +165,58 @@ def next_status(attempt: int, outcome: SendOutcome, schedule: list[int]) -> tupl
 async def record(
     session: AsyncSession, message: ClaimedMessage, outcome: SendOutcome, settings: Settings
 ) -> str | None:
-    """Record how `message`'s attempt went, in the caller's transaction: its new status
-    (`next_status` with `settings.webhook_retry_schedule`), the answer (status code, error,
-    body cut to 1 KiB). A 410 also disables the endpoint; a webhook delivery that turns
-    FAILED enqueues one DELIVERY_FAILED e-mail per `settings.alert_emails` address. Returns
-    the status, or None when the attempt is no longer the message's latest (its lease ran
-    out and another worker claimed it again, or it was retried by hand): nothing written."""
-    status, delay = next_status(message.attempt, outcome, settings.webhook_retry_schedule)
+    """`record_many` of one attempt: its status, or None when it was stale."""
+    (status,) = await record_many(session, [(message, outcome)], settings)
+    return status
+
+
+async def record_many(
+    session: AsyncSession,
+    attempts: Sequence[tuple[ClaimedMessage, SendOutcome]],
+    settings: Settings,
+) -> list[str | None]:
+    """Record how each attempt went, in the caller's transaction, with one UPDATE for all:
+    each message's new status (`next_status` with `settings.webhook_retry_schedule`), the
+    answer (status code, error, body cut to 1 KiB). A 410 also disables the endpoint; a
+    webhook delivery that turns FAILED enqueues one DELIVERY_FAILED e-mail per
+    `settings.alert_emails` address. Returns each attempt's status in order, None for an
+    attempt no longer its message's latest (its lease ran out and another worker claimed
+    it again, or it was retried by hand): nothing written for it."""
+    schedule = settings.webhook_retry_schedule
+    moves = [next_status(m.attempt, o, schedule) for m, o in attempts]
     written = await session.execute(
         _RECORD,
         {
-            "status": status,
-            "code": outcome.status_code,
-            "error": outcome.error,
-            "body": kept_body(outcome.body),
-            "delay": float(delay) if status == DeliveryStatus.PENDING.value else None,
-            "id": message.id,
-            "attempt": message.attempt,
+            "ids": [m.id for m, _ in attempts],
+            "attempts": [m.attempt for m, _ in attempts],
+            "statuses": [status for status, _ in moves],
+            "codes": [o.status_code for _, o in attempts],
+            "errors": [o.error for _, o in attempts],
+            "bodies": [kept_body(o.body) for _, o in attempts],
+            "delays": [
+                float(delay) if status == DeliveryStatus.PENDING.value else None
+                for status, delay in moves
+            ],
         },
     )
-    if written.first() is None:
-        metrics.OUTBOX_ATTEMPTS.labels(message.channel, "STALE").inc()
-        return None
-    metrics.OUTBOX_ATTEMPTS.labels(message.channel, status).inc()
-    if message.endpoint_id is None:
-        return status
-    if outcome.gone:
-        reason = f"410 Gone answered to {message.message_id} at {datetime.now(UTC).isoformat()}"
-        await session.execute(_DISABLE, {"id": message.endpoint_id, "reason": reason})
-    if status == DeliveryStatus.FAILED.value and settings.operator_mail_enabled():
-        await _alert_operators(session, message, outcome, settings.alert_emails)
-    return status
+    done = {(row.id, row.attempts) for row in written}
+    found: list[str | None] = []
+    for (message, outcome), (status, _) in zip(attempts, moves, strict=True):
+        if (message.id, message.attempt) not in done:
+            metrics.OUTBOX_ATTEMPTS.labels(message.channel, "STALE").inc()
+            found.append(None)
+            continue
+        metrics.OUTBOX_ATTEMPTS.labels(message.channel, status).inc()
+        found.append(status)
+        if message.endpoint_id is None:
+            continue
+        if outcome.gone:
+            at = datetime.now(UTC).isoformat()
+            reason = f"410 Gone answered to {message.message_id} at {at}"
+            await session.execute(_DISABLE, {"id": message.endpoint_id, "reason": reason})
+        if status == DeliveryStatus.FAILED.value and settings.operator_mail_enabled():
+            await _alert_operators(session, message, outcome, settings.alert_emails)
+    return found
 
 
 async def _alert_operators(

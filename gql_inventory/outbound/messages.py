@@ -12,9 +12,23 @@ MAX_KEPT_BODY = 1024
 
 
 @dataclass(frozen=True, slots=True)
+class EndpointSnapshot:
+    """A webhook endpoint as its message's claim read it (same statement): `url`,
+    `enabled`, the sealed (Fernet token) current secret and, during a rotation, the
+    previous one and when it stops signing."""
+
+    url: str
+    enabled: bool
+    secret: str
+    previous: str | None
+    previous_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedMessage:
     """An outbox row claimed for one attempt: `attempt` counts from 1; `payload` is the exact
-    JSON body; `endpoint_id` for WEBHOOK rows, `recipient` for EMAIL rows."""
+    JSON body; `endpoint_id` for WEBHOOK rows (`endpoint`: that endpoint as the claim
+    read it), `recipient` for EMAIL rows."""
 
     id: int
     channel: str
@@ -25,6 +39,7 @@ class ClaimedMessage:
     created_at: datetime
     endpoint_id: uuid.UUID | None = None
     recipient: str | None = None
+    endpoint: EndpointSnapshot | None = None
 
 
 @dataclass(frozen=True, slots=True)

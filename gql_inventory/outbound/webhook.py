@@ -10,13 +10,9 @@ space-separated). The body is the stored payload, byte for byte.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook
 
 from gql_inventory.domain.errors import UrlNotAllowed
@@ -29,21 +25,8 @@ from gql_inventory.settings import Settings
 _READ_AT_MOST = 4 * MAX_KEPT_BODY
 
 
-@dataclass(frozen=True, slots=True)
-class _Endpoint:
-    url: str
-    enabled: bool
-    secret: str
-    previous: str | None
-    previous_until: datetime | None
-
-
-_ENDPOINT = text(
-    """
-    SELECT url, enabled, secret_ciphertext, previous_secret_ciphertext, previous_secret_expires_at
-    FROM webhook_endpoints WHERE id = :id
-    """
-)
+#: Opened secrets kept at most (a few per endpoint: current and previous); then cleared.
+_OPENED_AT_MOST = 1024
 
 
 def sign(secrets: list[str], message_id: str, at: datetime, payload: bytes) -> str:
@@ -51,10 +34,34 @@ def sign(secrets: list[str], message_id: str, at: datetime, payload: bytes) -> s
     return " ".join(Webhook(s).sign(message_id, at, payload) for s in secrets)
 
 
+class _OpenedBox(SecretBox):
+    """A `SecretBox` that remembers what it opened, by token (at most `_OPENED_AT_MOST`;
+    a token never changes its secret, and a new key opens no old token)."""
+
+    def __init__(self, box: SecretBox) -> None:
+        self._box = box
+        self._opened: dict[str, str] = {}
+
+    def seal(self, secret: str) -> str:
+        """See `SecretBox.seal`."""
+        return self._box.seal(secret)
+
+    def open(self, token: str) -> str:
+        """See `SecretBox.open` (raises as it does; a failure is not remembered)."""
+        secret = self._opened.get(token)
+        if secret is None:
+            secret = self._box.open(token)
+            if len(self._opened) >= _OPENED_AT_MOST:
+                self._opened.clear()
+            self._opened[token] = secret
+        return secret
+
+
 class WebhookSender:
     """Sends WEBHOOK outbox messages (an `outbound.messages.Sender`).
 
-    Per attempt: load the endpoint (url, enabled, sealed secrets); check the URL again
+    Per attempt: take the endpoint (url, enabled, sealed secrets) the claim read with the
+    message (`ClaimedMessage.endpoint`; secrets opened once per token); check the URL again
     (`urls.check_url`, private addresses only when `settings.private_urls_allowed()`: a
     name may resolve elsewhere since the endpoint was made); sign; POST through `http`
     (the worker's client: no redirects followed). The check and the request each have
@@ -63,14 +70,8 @@ class WebhookSender:
     attempt with its reason. Never raises for the receiver's failures.
     """
 
-    def __init__(
-        self,
-        settings: Settings,
-        sessions: async_sessionmaker[AsyncSession],
-        http: httpx.AsyncClient,
-    ) -> None:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self._settings = settings
-        self._sessions = sessions
         self._http = http
         self._box: SecretBox | None = None  # opened on first use: a CLI may never send
 
@@ -78,7 +79,7 @@ class WebhookSender:
         """One attempt of `message` (see the class)."""
         if message.endpoint_id is None:
             return SendOutcome(False, error="not a webhook message")
-        endpoint = await self._endpoint(message.endpoint_id)
+        endpoint = message.endpoint
         if endpoint is None:
             return SendOutcome(False, error="the endpoint no longer exists")
         if not endpoint.enabled:
@@ -93,7 +94,7 @@ class WebhookSender:
             return SendOutcome(False, error=f"URL check timed out after {timeout:g} s")
         now = datetime.now(UTC)
         if self._box is None:
-            self._box = secret_box(self._settings)
+            self._box = _OpenedBox(secret_box(self._settings))
         secrets = signing_secrets(
             self._box, endpoint.secret, endpoint.previous, endpoint.previous_until, now
         )
@@ -126,16 +127,3 @@ class WebhookSender:
         if status == 410:
             return SendOutcome(False, status, "410 Gone: endpoint disabled", body, gone=True)
         return SendOutcome(False, status, f"HTTP {status}", body)
-
-    async def _endpoint(self, endpoint_id: uuid.UUID) -> _Endpoint | None:
-        async with self._sessions() as session:
-            row = (await session.execute(_ENDPOINT, {"id": endpoint_id})).first()
-        if row is None:
-            return None
-        return _Endpoint(
-            row.url,
-            row.enabled,
-            row.secret_ciphertext,
-            row.previous_secret_ciphertext,
-            row.previous_secret_expires_at,
-        )

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gql_inventory.kit.logs import get_logger
 from gql_inventory.kit.tasks import reap, stop_task
 from gql_inventory.models import OutboxChannel
-from gql_inventory.outbound.delivery import claim, record, refresh_gauges
+from gql_inventory.outbound.delivery import claim, record_many, refresh_gauges
 from gql_inventory.outbound.messages import ClaimedMessage, Sender, SendOutcome
 from gql_inventory.settings import Settings
 
@@ -34,6 +34,12 @@ log = get_logger(__name__)
 GAUGE_SECONDS = 5.0
 #: The in-flight key of e-mails: the SMTP server is one receiver.
 _EMAIL_LANE = None
+#: Seconds an outcome waits for others to share its recording transaction.
+RECORD_WAIT_SECONDS = 0.005
+#: Outcomes recorded in one transaction at most.
+RECORD_AT_MOST = 256
+
+_Recorded = tuple[ClaimedMessage, SendOutcome, "asyncio.Future[str | None]"]
 
 
 def lease_seconds(settings: Settings) -> float:
@@ -59,6 +65,9 @@ class DeliveryWorker:
         self._in_flight: dict[uuid.UUID | None, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()
+        self._outcomes: list[_Recorded] = []
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._flush_due = False
 
     async def claim_due(self) -> list[ClaimedMessage]:
         """Claim the due messages this worker has room for and start sending them."""
@@ -95,15 +104,15 @@ class DeliveryWorker:
         return made
 
     async def run(self) -> None:
-        """Claim and deliver until cancelled: again at once after a claim that took
-        something, else when a send ends or after `OUTBOX_POLL_SECONDS`. A failed claim
+        """Claim and deliver until cancelled: again when sends end (a claim already took
+        every free slot of what was due) or after `OUTBOX_POLL_SECONDS`. A failed claim
         (database unreachable) is logged and tried again at the next poll."""
         poll = self._settings.outbox_poll_seconds
         gauges_at = 0.0
         while True:
             self._freed.clear()
             try:
-                claimed = await self.claim_due()
+                await self.claim_due()
                 if time.monotonic() - gauges_at >= GAUGE_SECONDS:
                     gauges_at = time.monotonic()
                     async with self._sessions() as session:
@@ -112,17 +121,59 @@ class DeliveryWorker:
                 raise
             except Exception:
                 log.exception("outbox.claim_failed")
-                claimed = []
-            if claimed:
-                continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(poll):
                     await self._freed.wait()
 
     async def close(self) -> None:
         """Cancel the sends in flight: their messages stay claimed until the lease ends,
-        then are sent again (same message id)."""
+        then are sent again (same message id); outcomes not yet recorded are dropped the
+        same way."""
         await reap(list(self._tasks))
+        await reap(list(self._flushes))
+
+    async def _record(self, message: ClaimedMessage, outcome: SendOutcome) -> str | None:
+        """Record `outcome` with the others that arrive within `RECORD_WAIT_SECONDS` (at
+        most `RECORD_AT_MOST`), in one transaction (`record_many`); its status, or None
+        when stale. Raises what the recording raised."""
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._outcomes.append((message, outcome, future))
+        if len(self._outcomes) >= RECORD_AT_MOST:
+            self._start_flush(0.0)
+        elif not self._flush_due:
+            self._flush_due = True
+            self._start_flush(RECORD_WAIT_SECONDS)
+        return await asyncio.shield(future)
+
+    def _start_flush(self, after: float) -> None:
+        task = asyncio.create_task(self._flush(after), name="outbox-record")
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, after: float) -> None:
+        if after:
+            await asyncio.sleep(after)
+            self._flush_due = False
+        batch, self._outcomes = self._outcomes[:RECORD_AT_MOST], self._outcomes[RECORD_AT_MOST:]
+        if not batch:
+            return
+        try:
+            async with self._sessions.begin() as session:
+                statuses = await record_many(
+                    session, [(m, o) for m, o, _ in batch], self._settings
+                )
+        except asyncio.CancelledError:
+            for *_, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (*_, future), status in zip(batch, statuses, strict=True):
+            if not future.done():
+                future.set_result(status)
 
     async def _deliver(self, message: ClaimedMessage, lane: uuid.UUID | None) -> None:
         try:
@@ -133,8 +184,7 @@ class DeliveryWorker:
             except Exception as exc:  # a sender's bug or a lost database: a failed attempt
                 log.exception("outbox.send_crashed", message_id=message.message_id)
                 outcome = SendOutcome(False, error=f"internal error: {type(exc).__name__}")
-            async with self._sessions.begin() as session:
-                status = await record(session, message, outcome, self._settings)
+            status = await self._record(message, outcome)
             emit = log.debug if outcome.delivered else log.warning
             emit(
                 "outbox.attempted",
@@ -167,7 +217,12 @@ async def delivery_worker(services: Services, *, run: bool = True) -> AsyncItera
     loop and cancel the sends in flight."""
     settings = services.settings
     async with httpx.AsyncClient(
-        timeout=settings.webhook_timeout_seconds, follow_redirects=False
+        timeout=settings.webhook_timeout_seconds,
+        follow_redirects=False,
+        limits=httpx.Limits(
+            max_connections=max(100, settings.outbox_max_in_flight),
+            max_keepalive_connections=settings.outbox_max_in_flight,
+        ),
     ) as http:
         worker = DeliveryWorker(services.sessions, settings, services.outbox_senders(http))
         task = asyncio.create_task(worker.run(), name="outbox-delivery") if run else None
