@@ -53,9 +53,10 @@ async def child(url: str, expect: int) -> None:
     watch = await asyncpg.connect(url)
     started, cpu = time.perf_counter(), time.process_time()
     async with delivery_worker(services):
-        while await watch.fetchval(
-            "SELECT count(*) FROM outbox_messages WHERE status = 'PENDING'"
-        ):
+        pending = "SELECT count(*) FROM outbox_messages WHERE status = 'PENDING'"
+        while True:
+            if not await watch.fetchval(pending):
+                break
             await asyncio.sleep(0.05)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     await watch.close()
@@ -115,36 +116,44 @@ async def main() -> None:
         return
     _, url = await fresh_database("gqlinv_bench_deliver")
     port = free_port()
-    receiver = subprocess.Popen(
-        [sys.executable, "-m", "bench.receiver", "--port", str(port)], cwd=ROOT
+    receiver = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.receiver", "--port", str(port), cwd=ROOT
     )
     await asyncio.sleep(1.0)
-    await add_endpoints(url, args.endpoints, ["INVENTORY_LEVEL_UPDATED"], f"http://127.0.0.1:{port}")
+    await add_endpoints(
+        url, args.endpoints, ["INVENTORY_LEVEL_UPDATED"], f"http://127.0.0.1:{port}"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as before:
-        archive = subprocess.run(
-            ["git", "archive", args.ref, "gql_inventory", "bench"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
+        archive = (
+            await asyncio.to_thread(
+                subprocess.run,
+                ["git", "archive", args.ref, "gql_inventory", "bench"],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
         ).stdout
-        subprocess.run(["tar", "-x", "-C", before], input=archive, check=True)
+        await asyncio.to_thread(
+            subprocess.run, ["tar", "-x", "-C", before], input=archive, check=True
+        )
         for label, path in ((f"before ({args.ref})", before), ("after", str(ROOT))):
             await put_messages(url, args.messages)
             env = {**os.environ, "PYTHONPATH": path}
-            out = subprocess.run(
-                [sys.executable, str(ROOT / "bench/deliver_batch.py"), "--child", url]
-                + ["--messages", str(args.messages)],
+            script = str(ROOT / "bench/deliver_batch.py")
+            out = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, script, "--child", url, "--messages", str(args.messages)],
                 cwd=ROOT,
                 env=env,
                 check=True,
                 capture_output=True,
                 text=True,
-            ).stdout
-            result = json.loads(out.strip().splitlines()[-1])
+            )
+            result = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append((label, result, await figures(url)))
     receiver.terminate()
-    receiver.wait()
+    await receiver.wait()
     print(f"{'code':>14} {'messages':>8} {'msg/s':>7} {'CPU ms/msg':>10}  outbox")
     for label, r, seen in rows:
         print(

@@ -159,9 +159,7 @@ class DeliveryWorker:
             return
         try:
             async with self._sessions.begin() as session:
-                statuses = await record_many(
-                    session, [(m, o) for m, o, _ in batch], self._settings
-                )
+                statuses = await record_many(session, [(m, o) for m, o, _ in batch], self._settings)
         except asyncio.CancelledError:
             for *_, future in batch:
                 future.cancel()
