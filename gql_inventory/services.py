@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.domain.uow import Announcements
@@ -19,6 +18,7 @@ from gql_inventory.orders.orders import record_payment_event
 from gql_inventory.orders.payment_states import PaymentEventKind
 from gql_inventory.outbound.email import EmailSender
 from gql_inventory.outbound.events import EmailRouting
+from gql_inventory.outbound.http1 import WebhookClient
 from gql_inventory.outbound.messages import Sender
 from gql_inventory.outbound.webhook import WebhookSender
 from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
@@ -115,7 +115,7 @@ class Services:
         )
         return services
 
-    def outbox_senders(self, http: httpx.AsyncClient) -> dict[OutboxChannel, Sender]:
+    def outbox_senders(self, http: WebhookClient) -> dict[OutboxChannel, Sender]:
         """The sender of each outbox channel (the one place they are chosen), for a
         delivery worker whose HTTP client is `http`. A channel without a sender is never
         claimed: its rows wait, PENDING (ADR 0019); e-mail has a sender when SMTP_URL is set."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import httpx
 from standardwebhooks.webhooks import Webhook
 
 from gql_inventory.domain.errors import UrlNotAllowed
+from gql_inventory.outbound.http1 import HttpError, WebhookClient
 from gql_inventory.outbound.messages import MAX_KEPT_BODY, ClaimedMessage, SendOutcome, kept_body
 from gql_inventory.outbound.secrets import SecretBox, secret_box, signing_secrets
 from gql_inventory.outbound.urls import check_url
@@ -70,7 +70,7 @@ class WebhookSender:
     attempt with its reason. Never raises for the receiver's failures.
     """
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, http: WebhookClient) -> None:
         self._settings = settings
         self._http = http
         self._box: SecretBox | None = None  # opened on first use: a CLI may never send
@@ -110,18 +110,13 @@ class WebhookSender:
                 return await self._post(endpoint.url, payload, headers)
         except TimeoutError:
             return SendOutcome(False, error=f"timed out after {timeout:g} s")
-        except httpx.HTTPError as exc:
-            return SendOutcome(False, error=f"{type(exc).__name__}: {exc}"[:500])
+        except HttpError as exc:
+            return SendOutcome(False, error=str(exc)[:500])
 
     async def _post(self, url: str, payload: bytes, headers: dict[str, str]) -> SendOutcome:
-        async with self._http.stream("POST", url, content=payload, headers=headers) as response:
-            read = bytearray()
-            async for chunk in response.aiter_bytes():
-                read += chunk
-                if len(read) >= _READ_AT_MOST:
-                    break
-        status = response.status_code
-        body = kept_body(read.decode(errors="replace"))
+        answer = await self._http.post(url, payload, headers, read_at_most=_READ_AT_MOST)
+        status = answer.status
+        body = kept_body(answer.body.decode(errors="replace"))
         if 200 <= status < 300:
             return SendOutcome(True, status, body=body)
         if status == 410:

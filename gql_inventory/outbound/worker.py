@@ -15,13 +15,13 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gql_inventory.kit.logs import get_logger
 from gql_inventory.kit.tasks import reap, stop_task
 from gql_inventory.models import OutboxChannel
 from gql_inventory.outbound.delivery import claim, record_many, refresh_gauges
+from gql_inventory.outbound.http1 import WebhookClient
 from gql_inventory.outbound.messages import ClaimedMessage, Sender, SendOutcome
 from gql_inventory.settings import Settings
 
@@ -210,18 +210,12 @@ class DeliveryWorker:
 @contextlib.asynccontextmanager
 async def delivery_worker(services: Services, *, run: bool = True) -> AsyncIterator[DeliveryWorker]:
     """A `DeliveryWorker` for the block with the senders `Services.outbox_senders` gives,
-    sharing one HTTP client (timeout `WEBHOOK_TIMEOUT_SECONDS`, redirects not followed),
+    sharing one HTTP client (`http1.WebhookClient`: keep-alive, redirects not followed),
     its loop running when `run` (else the caller drives it: `run_once`); on exit stop the
     loop and cancel the sends in flight."""
     settings = services.settings
-    async with httpx.AsyncClient(
-        timeout=settings.webhook_timeout_seconds,
-        follow_redirects=False,
-        limits=httpx.Limits(
-            max_connections=max(100, settings.outbox_max_in_flight),
-            max_keepalive_connections=settings.outbox_max_in_flight,
-        ),
-    ) as http:
+    http = WebhookClient(idle_per_origin=settings.outbox_max_in_flight)
+    try:
         worker = DeliveryWorker(services.sessions, settings, services.outbox_senders(http))
         task = asyncio.create_task(worker.run(), name="outbox-delivery") if run else None
         try:
@@ -230,3 +224,5 @@ async def delivery_worker(services: Services, *, run: bool = True) -> AsyncItera
             if task is not None:
                 await stop_task(task)
             await worker.close()
+    finally:
+        await http.aclose()
