@@ -34,8 +34,6 @@ log = get_logger(__name__)
 GAUGE_SECONDS = 5.0
 #: The in-flight key of e-mails: the SMTP server is one receiver.
 _EMAIL_LANE = None
-#: Seconds an outcome waits for others to share its recording transaction.
-RECORD_WAIT_SECONDS = 0.005
 #: Outcomes recorded in one transaction at most.
 RECORD_AT_MOST = 256
 
@@ -66,8 +64,7 @@ class DeliveryWorker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._freed = asyncio.Event()
         self._outcomes: list[_Recorded] = []
-        self._flushes: set[asyncio.Task[None]] = set()
-        self._flush_due = False
+        self._flusher: asyncio.Task[None] | None = None
 
     async def claim_due(self) -> list[ClaimedMessage]:
         """Claim the due messages this worker has room for and start sending them."""
@@ -130,48 +127,42 @@ class DeliveryWorker:
         then are sent again (same message id); outcomes not yet recorded are dropped the
         same way."""
         await reap(list(self._tasks))
-        await reap(list(self._flushes))
+        if self._flusher is not None:
+            await reap([self._flusher])
 
     async def _record(self, message: ClaimedMessage, outcome: SendOutcome) -> str | None:
-        """Record `outcome` with the others that arrive within `RECORD_WAIT_SECONDS` (at
-        most `RECORD_AT_MOST`), in one transaction (`record_many`); its status, or None
-        when stale. Raises what the recording raised."""
+        """Record `outcome` in one transaction (`record_many`) with every other outcome
+        that arrives before it starts: one flush runs at a time, the next takes what
+        queued meanwhile (at most `RECORD_AT_MOST` each; group commit). Returns its status,
+        or None when stale. Raises what the recording raised."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._outcomes.append((message, outcome, future))
-        if len(self._outcomes) >= RECORD_AT_MOST:
-            self._start_flush(0.0)
-        elif not self._flush_due:
-            self._flush_due = True
-            self._start_flush(RECORD_WAIT_SECONDS)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush(), name="outbox-record")
         return await asyncio.shield(future)
 
-    def _start_flush(self, after: float) -> None:
-        task = asyncio.create_task(self._flush(after), name="outbox-record")
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
-
-    async def _flush(self, after: float) -> None:
-        if after:
-            await asyncio.sleep(after)
-            self._flush_due = False
-        batch, self._outcomes = self._outcomes[:RECORD_AT_MOST], self._outcomes[RECORD_AT_MOST:]
-        if not batch:
-            return
-        try:
-            async with self._sessions.begin() as session:
-                statuses = await record_many(session, [(m, o) for m, o, _ in batch], self._settings)
-        except asyncio.CancelledError:
-            for *_, future in batch:
-                future.cancel()
-            raise
-        except Exception as exc:
-            for *_, future in batch:
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # the outcomes of this loop turn share the first flush
+        while self._outcomes:
+            batch = self._outcomes[:RECORD_AT_MOST]
+            del self._outcomes[:RECORD_AT_MOST]
+            try:
+                async with self._sessions.begin() as session:
+                    statuses = await record_many(
+                        session, [(m, o) for m, o, _ in batch], self._settings
+                    )
+            except asyncio.CancelledError:
+                for *_, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (*_, future), status in zip(batch, statuses, strict=True):
                 if not future.done():
-                    future.set_exception(exc)
-            return
-        for (*_, future), status in zip(batch, statuses, strict=True):
-            if not future.done():
-                future.set_result(status)
+                    future.set_result(status)
 
     async def _deliver(self, message: ClaimedMessage, lane: uuid.UUID | None) -> None:
         try:
