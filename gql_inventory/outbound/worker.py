@@ -146,23 +146,25 @@ class DeliveryWorker:
         while self._outcomes:
             batch = self._outcomes[:RECORD_AT_MOST]
             del self._outcomes[:RECORD_AT_MOST]
-            try:
-                async with self._sessions.begin() as session:
-                    statuses = await record_many(
-                        session, [(m, o) for m, o, _ in batch], self._settings
-                    )
-            except asyncio.CancelledError:
-                for *_, future in batch:
-                    future.cancel()
-                raise
-            except Exception as exc:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (*_, future), status in zip(batch, statuses, strict=True):
+            await self._flush_batch(batch)
+
+    async def _flush_batch(self, batch: list[_Recorded]) -> None:
+        """Record `batch` in one transaction and settle each waiting future."""
+        try:
+            async with self._sessions.begin() as session:
+                statuses = await record_many(session, [(m, o) for m, o, _ in batch], self._settings)
+        except asyncio.CancelledError:
+            for *_, future in batch:
+                future.cancel()
+            raise
+        except Exception as exc:
+            for *_, future in batch:
                 if not future.done():
-                    future.set_result(status)
+                    future.set_exception(exc)
+            return
+        for (*_, future), status in zip(batch, statuses, strict=True):
+            if not future.done():
+                future.set_result(status)
 
     async def _deliver(self, message: ClaimedMessage, lane: uuid.UUID | None) -> None:
         try:
