@@ -18,9 +18,9 @@ from gql_inventory.orders.orders import record_payment_event
 from gql_inventory.orders.payment_states import PaymentEventKind
 from gql_inventory.outbound.email import EmailSender
 from gql_inventory.outbound.events import EmailRouting
-from gql_inventory.outbound.http1 import WebhookClient
 from gql_inventory.outbound.messages import Sender
 from gql_inventory.outbound.webhook import WebhookSender
+from gql_inventory.outbound.webhook_http import WebhookClient
 from gql_inventory.payments import OfflinePaymentProvider, PaymentProvider
 from gql_inventory.payments.base import ProviderFailure
 from gql_inventory.payments.stripe import StripePaymentProvider

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from standardwebhooks.webhooks import Webhook
 
 from gql_inventory.domain.errors import UrlNotAllowed
-from gql_inventory.outbound.http1 import HttpError, WebhookClient
 from gql_inventory.outbound.messages import MAX_KEPT_BODY, ClaimedMessage, SendOutcome, kept_body
 from gql_inventory.outbound.secrets import SecretBox, secret_box, signing_secrets
 from gql_inventory.outbound.urls import check_url
+from gql_inventory.outbound.webhook_http import HttpError, WebhookClient
 from gql_inventory.settings import Settings
 
 #: Bytes of a response read at most (the rest is never downloaded); 1 KiB is kept.

@@ -21,8 +21,8 @@ from gql_inventory.kit.logs import get_logger
 from gql_inventory.kit.tasks import reap, stop_task
 from gql_inventory.models import OutboxChannel
 from gql_inventory.outbound.delivery import claim, record_many, refresh_gauges
-from gql_inventory.outbound.http1 import WebhookClient
 from gql_inventory.outbound.messages import ClaimedMessage, Sender, SendOutcome
+from gql_inventory.outbound.webhook_http import WebhookClient
 from gql_inventory.settings import Settings
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ class DeliveryWorker:
 @contextlib.asynccontextmanager
 async def delivery_worker(services: Services, *, run: bool = True) -> AsyncIterator[DeliveryWorker]:
     """A `DeliveryWorker` for the block with the senders `Services.outbox_senders` gives,
-    sharing one HTTP client (`http1.WebhookClient`: keep-alive, redirects not followed),
+    sharing one HTTP client (`webhook_http.WebhookClient`: keep-alive, redirects not followed),
     its loop running when `run` (else the caller drives it: `run_once`); on exit stop the
     loop and cancel the sends in flight."""
     settings = services.settings

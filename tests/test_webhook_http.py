@@ -1,6 +1,6 @@
-"""The webhook sender's HTTP client (`outbound/http1.py`, aiohttp's) against raw TCP servers that
-answer byte for byte: keep-alive reuse, bodies cut at the limit, chunked answers, hostile
-answers refused with a clear error."""
+"""The webhook sender's HTTP client (`outbound/webhook_http.py`, aiohttp's) against raw TCP
+servers that answer byte for byte: keep-alive reuse, bodies cut at the limit, chunked
+answers, hostile answers refused with a clear error."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from gql_inventory.outbound.http1 import HttpError, WebhookClient
+from gql_inventory.outbound.webhook_http import HttpError, WebhookClient
 
 Serve = Callable[..., Awaitable["RawServer"]]
 
