@@ -69,7 +69,7 @@ async def serve() -> AsyncIterator[Serve]:
 
 async def test_answers_reuse_one_keep_alive_connection(serve: Serve) -> None:
     raw = await serve(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-    client = WebhookClient(idle_per_origin=4)
+    client = WebhookClient(idle_per_origin=4, allow_private=True)
     for n in range(3):
         answer = await client.post(raw.url(), b"{}", {"webhook-id": f"m{n}"}, read_at_most=4096)
         assert (answer.status, answer.body) == (204, b"")
@@ -86,7 +86,7 @@ async def test_a_long_body_is_cut_and_its_connection_not_reused(serve: Serve) ->
     """An answer far past what aiohttp buffers is never read whole: its connection closes."""
     size = 8_000_000
     raw = await serve(b"HTTP/1.1 500 Oops\r\ncontent-length: %d\r\n\r\n" % size + b"x" * size)
-    client = WebhookClient(idle_per_origin=4)
+    client = WebhookClient(idle_per_origin=4, allow_private=True)
     for _ in range(2):
         answer = await client.post(raw.url(), b"{}", {}, read_at_most=4096)
         assert (answer.status, len(answer.body)) == (500, 4096)
@@ -99,7 +99,7 @@ async def test_a_chunked_answer_is_read_and_the_connection_reused(serve: Serve) 
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
         b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\ntrailer: x\r\n\r\n"
     )
-    client = WebhookClient(idle_per_origin=4)
+    client = WebhookClient(idle_per_origin=4, allow_private=True)
     for _ in range(2):
         answer = await client.post(raw.url(), b"{}", {}, read_at_most=4096)
         assert (answer.status, answer.body) == (200, b"hello world")
@@ -111,7 +111,7 @@ async def test_a_closed_connection_is_not_reused(serve: Serve) -> None:
     raw = await serve(
         b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok", close_after=1
     )
-    client = WebhookClient(idle_per_origin=4)
+    client = WebhookClient(idle_per_origin=4, allow_private=True)
     for _ in range(2):
         assert (await client.post(raw.url(), b"{}", {}, read_at_most=4096)).status == 200
     await client.aclose()
@@ -132,7 +132,7 @@ async def test_a_closed_connection_is_not_reused(serve: Serve) -> None:
 )
 async def test_a_hostile_answer_is_an_error_not_a_delivery(serve: Serve, answer: bytes) -> None:
     raw = await serve(answer, close_after=1)
-    client = WebhookClient(idle_per_origin=4)
+    client = WebhookClient(idle_per_origin=4, allow_private=True)
     with pytest.raises(HttpError):
         await client.post(raw.url(), b"{}", {}, read_at_most=4096)
     await client.aclose()
@@ -140,7 +140,7 @@ async def test_a_hostile_answer_is_an_error_not_a_delivery(serve: Serve, answer:
 
 async def test_a_header_with_a_line_break_is_refused_before_sending(serve: Serve) -> None:
     raw = await serve(b"HTTP/1.1 204 No Content\r\n\r\n")
-    client = WebhookClient(idle_per_origin=4)
+    client = WebhookClient(idle_per_origin=4, allow_private=True)
     with pytest.raises(ValueError, match="line break"):
         await client.post(raw.url(), b"{}", {"webhook-id": "a\r\nx: y"}, read_at_most=4096)
     await client.aclose()
@@ -148,7 +148,32 @@ async def test_a_header_with_a_line_break_is_refused_before_sending(serve: Serve
 
 
 async def test_nothing_listening_is_a_connect_error() -> None:
-    client = WebhookClient(idle_per_origin=4)
+    client = WebhookClient(idle_per_origin=4, allow_private=True)
     with pytest.raises(HttpError, match="connect"):
         await client.post("http://127.0.0.1:9/none", b"{}", {}, read_at_most=4096)
     await client.aclose()
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused_at_connect(serve: Serve) -> None:
+    """DNS rebinding: whatever the check before the send saw, the connection is made only
+    to an address judged when it is made (`localhost` resolves to 127.0.0.1)."""
+    raw = await serve(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
+    url = raw.url().replace("127.0.0.1", "localhost")
+    client = WebhookClient(idle_per_origin=4, allow_private=False)
+    with pytest.raises(HttpError, match="loopback"):
+        await client.post(url, b"{}", {}, read_at_most=4096)
+    await client.aclose()
+    assert raw.requests == []
+    allowed = WebhookClient(idle_per_origin=4, allow_private=True)
+    assert (await allowed.post(url, b"{}", {}, read_at_most=4096)).status == 204
+    await allowed.aclose()
+
+
+async def test_a_metadata_address_is_refused_even_when_private_ones_are_allowed() -> None:
+    from gql_inventory.outbound.webhook_http import CheckedResolver
+
+    resolver = CheckedResolver(allow_private=True)
+    with pytest.raises(OSError, match="metadata"):
+        await resolver.resolve("169.254.169.254", 80)
+    assert (await resolver.resolve("localhost", 80))[0]["host"] in ("127.0.0.1", "::1")
+    await resolver.close()

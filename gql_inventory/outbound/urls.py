@@ -21,7 +21,7 @@ METADATA_ADDRESSES = frozenset(
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _not_public(address: Address) -> str | None:
+def not_public(address: Address) -> str | None:
     """Why `address` is not a public unicast address, or None when it is."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
@@ -84,7 +84,7 @@ async def check_url(url: str, *, allow_private: bool, field: FieldPath | None = 
     for address in addresses:
         if address in METADATA_ADDRESSES:
             raise UrlNotAllowed(f"{host!r} is a cloud metadata address", field=field)
-        why = None if allow_private else _not_public(address)
+        why = None if allow_private else not_public(address)
         if why is not None:
             raise UrlNotAllowed(
                 f"the host {host!r} resolves to {address}, a {why} address", field=field

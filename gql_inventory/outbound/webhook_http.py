@@ -9,10 +9,16 @@ at `read_at_most` closes its connection.
 
 from __future__ import annotations
 
+import errno
+import ipaddress
+import socket
 import ssl
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from gql_inventory.outbound.urls import METADATA_ADDRESSES, not_public
 
 _USER_AGENT = "gql-inventory-webhooks"
 
@@ -41,19 +47,55 @@ def _tls_context() -> ssl.SSLContext:
         return ssl.create_default_context()
 
 
+class CheckedResolver(AbstractResolver):
+    """aiohttp's resolver, refusing the addresses `urls.check_url` refuses: the connection
+    goes to an address judged at connect time, so a name that resolved to a public address
+    for the check and to a private one a moment later (DNS rebinding) is never reached.
+    Cloud metadata addresses are always refused; with `allow_private` the rest pass."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+        self._allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """`host`'s addresses, or `OSError` when any of them may not be called."""
+        found = await self._inner.resolve(host, port, family)
+        for result in found:
+            address = ipaddress.ip_address(result["host"])
+            why = "a cloud metadata" if address in METADATA_ADDRESSES else None
+            if why is None and not self._allow_private:
+                why = not_public(address)
+                why = None if why is None else f"a {why}"
+            if why is not None:
+                message = f"{host!r} now resolves to {address}, {why} address"
+                raise OSError(errno.EACCES, message)
+        return found
+
+    async def close(self) -> None:
+        """Close the inner resolver."""
+        await self._inner.close()
+
+
 class WebhookClient:
     """POSTs webhooks through one aiohttp session; keeps at most `idle_per_origin`
-    connections per host. TLS is verified. Close it with `aclose`; made inside a running
-    event loop."""
+    connections per host. TLS is verified; names are resolved through `CheckedResolver`
+    (private addresses only with `allow_private`). Close it with `aclose`; made inside a
+    running event loop."""
 
-    def __init__(self, *, idle_per_origin: int) -> None:
+    def __init__(self, *, idle_per_origin: int, allow_private: bool) -> None:
         self._idle_per_origin = idle_per_origin
+        self._allow_private = allow_private
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=0, limit_per_host=self._idle_per_origin, ssl=_tls_context()
+                limit=0,
+                limit_per_host=self._idle_per_origin,
+                ssl=_tls_context(),
+                resolver=CheckedResolver(allow_private=self._allow_private),
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,

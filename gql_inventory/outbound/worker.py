@@ -207,7 +207,10 @@ async def delivery_worker(services: Services, *, run: bool = True) -> AsyncItera
     its loop running when `run` (else the caller drives it: `run_once`); on exit stop the
     loop and cancel the sends in flight."""
     settings = services.settings
-    http = WebhookClient(idle_per_origin=settings.outbox_max_in_flight)
+    http = WebhookClient(
+        idle_per_origin=settings.outbox_max_in_flight,
+        allow_private=settings.private_urls_allowed(),
+    )
     try:
         worker = DeliveryWorker(services.sessions, settings, services.outbox_senders(http))
         task = asyncio.create_task(worker.run(), name="outbox-delivery") if run else None
