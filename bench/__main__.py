@@ -41,6 +41,7 @@ ORDER = (
     ("4", "reserve"),
     ("3h", "reserve"),
     ("3w", "reserve"),
+    ("3k", "reserve"),
     ("5a", "reads"),
     ("5b", "reads"),
     ("5c", "reads"),

@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from pydantic import SecretStr
 
 from gql_inventory.catalog.demo import seed_demo_catalog
 from gql_inventory.domain.uow import UnitOfWork
@@ -145,7 +146,7 @@ async def add_endpoints(
     from gql_inventory.outbound.secrets import new_secret, secret_box
     from gql_inventory.settings import Settings
 
-    box = secret_box(Settings(webhook_secrets_key=BENCH_SECRETS_KEY))
+    box = secret_box(Settings(webhook_secrets_key=SecretStr(BENCH_SECRETS_KEY)))
     conn = await asyncpg.connect(url)
     try:
         await conn.executemany(

@@ -37,13 +37,15 @@ from bench._db import BENCH_SECRETS_KEY, add_endpoints, fresh_database  # noqa: 
 
 async def child(url: str, expect: int) -> None:
     """Deliver every PENDING message with this path's worker; print one JSON line."""
+    from pydantic import SecretStr
+
     from gql_inventory.kit.logs import configure_logging
     from gql_inventory.outbound.worker import delivery_worker
     from gql_inventory.services import Services
     from gql_inventory.settings import Settings
 
     settings = Settings(
-        webhook_secrets_key=BENCH_SECRETS_KEY,
+        webhook_secrets_key=SecretStr(BENCH_SECRETS_KEY),
         webhook_allow_private_urls=True,
         live_events=False,
         log_level="WARNING",

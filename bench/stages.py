@@ -99,6 +99,7 @@ def reserve_rows(run: Run) -> None:
     )
     run.rows["4"] = row
     _reserve_with_endpoints(run, skus, uniform)
+    _steady_reserves(run, skus)
 
 
 #: Row 3h's endpoints: issue 17's goal is within 15% of row 3 with three subscribed.
@@ -159,6 +160,83 @@ def _reserve_with_endpoints(run: Run, skus: list[str], uniform: Load) -> None:
         met = vs_plain is not None and vs_plain >= 0.85 and _clean(hooked)
         row.met = met if not worker else (met and pending <= written * 0.05)
         run.rows[key] = row
+
+
+#: Row 3k: the storefront rate at which delivery is checked to keep up (reservations/s).
+STEADY_RATE = 150
+
+
+def _steady_reserves(run: Run, skus: list[str]) -> None:
+    """Row 3k: reserves at a steady `STEADY_RATE` per second (a storefront's stream, not
+    saturation) with three endpoints on INVENTORY_LEVEL_UPDATED and the worker delivering to
+    a receiver process; the outbox's pending count sampled every second: does it stay flat?"""
+    url = run.database()
+    port = run.free_port()
+    receiver = run.processes.start(
+        [sys.executable, "-m", "bench.receiver", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        asyncio.run(
+            _db.add_endpoints(
+                url, HOOKED_ENDPOINTS, ["INVENTORY_LEVEL_UPDATED"], f"http://127.0.0.1:{port}"
+            )
+        )
+        env = {"OUTBOX_WORKER": "true", "WEBHOOK_SECRETS_KEY": _db.BENCH_SECRETS_KEY}
+        server = run.serve("hooks-3k", database=url, extra_env=env)
+        seconds = max(4, int(run.duration))
+        sent, failed, pending = asyncio.run(_paced(server.base, url, skus, seconds))
+        figures = asyncio.run(_db.outbox_figures(url))
+    finally:
+        run.processes.stop(receiver)
+    row = Row(
+        path=f"reserveStock at {STEADY_RATE}/s, {HOOKED_ENDPOINTS} endpoints, worker delivering",
+        clients="4",
+        throughput=f"{sent / seconds:,.0f}",
+    )
+    row.notes.append(
+        f"pending each second: {', '.join(str(p) for p in pending)}; after: "
+        f"{figures.get('SUCCEEDED', 0):,} delivered of {sum(figures.values()):,}"
+        + (f"; {failed} requests failed" if failed else "")
+    )
+    row.goal = "pending flat"
+    row.met = (
+        failed == 0
+        and max(pending[len(pending) // 2 :]) <= max(pending[: len(pending) // 2]) + 3 * STEADY_RATE
+    )
+    run.rows["3k"] = row
+
+
+async def _paced(base: str, url: str, skus: list[str], seconds: int) -> tuple[int, int, list[int]]:
+    """Send reserves at `STEADY_RATE` per second for `seconds` (4 connections), sampling the
+    outbox's pending count each second: ``(sent, failed, pending per second)``."""
+    import httpx
+
+    sent = failed = 0
+    pending: list[int] = []
+    bodies = [body(RESERVE, {"sku": sku}) for sku in skus]
+    headers = {"content-type": "application/json"}
+    async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=4)) as client:
+
+        async def one(n: int) -> None:
+            nonlocal sent, failed
+            answer = await client.post("/graphql", content=bodies[n % len(bodies)], headers=headers)
+            sent += 1
+            if answer.status_code != 200 or '"code"' in answer.text or '"errors"' in answer.text:
+                failed += 1
+
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        tasks: list[asyncio.Task[None]] = []
+        for n in range(STEADY_RATE * seconds):
+            due = start + n / STEADY_RATE
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            tasks.append(asyncio.create_task(one(n)))
+            if n % STEADY_RATE == STEADY_RATE - 1:
+                pending.append((await _db.outbox_figures(url)).get("PENDING", 0))
+        await asyncio.gather(*tasks)
+    return sent, failed, pending
 
 
 VARIANT = "query($sku: String!) { variant(sku: $sku) { sku available } }"
