@@ -26,8 +26,8 @@ async def _serve(
             seen[0] += 1
             writer.write(_ANSWER)
             await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        pass  # the client left, or the receiver is stopping
     finally:
         writer.close()
 

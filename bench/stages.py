@@ -4,9 +4,11 @@ and scaling over two workers and over two processes (9a, 9b)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import _db, floor, table
@@ -106,6 +108,36 @@ def reserve_rows(run: Run) -> None:
 HOOKED_ENDPOINTS = 3
 
 
+@contextlib.contextmanager
+def _hooked(run: Run, key: str, *, worker: bool) -> Iterator[tuple[Serve, str]]:
+    """A server on a fresh database with `HOOKED_ENDPOINTS` endpoints on
+    INVENTORY_LEVEL_UPDATED posting to a receiver process (`bench.receiver`), its delivery
+    worker on or off; ``(server, database url)`` for the block."""
+    url = run.database()
+    port = run.free_port()
+    receiver = run.processes.start(
+        [sys.executable, "-m", "bench.receiver", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        asyncio.run(
+            _db.add_endpoints(
+                url, HOOKED_ENDPOINTS, ["INVENTORY_LEVEL_UPDATED"], f"http://127.0.0.1:{port}"
+            )
+        )
+        env = {
+            "OUTBOX_WORKER": "true" if worker else "false",
+            "WEBHOOK_SECRETS_KEY": _db.BENCH_SECRETS_KEY,
+        }
+        if os.environ.get("BENCH_EXPERIMENT_SQL"):
+            asyncio.run(_db.run_sql(url, os.environ["BENCH_EXPERIMENT_SQL"]))
+        yield run.serve(f"hooks-{key}", database=url, extra_env=env), url
+    finally:
+        run.processes.stop(receiver)
+
+
 def _reserve_with_endpoints(run: Run, skus: list[str], uniform: Load) -> None:
     """Rows 3h and 3w: row 3 again with three endpoints subscribed to
     INVENTORY_LEVEL_UPDATED (one outbox row per changed level and endpoint, written in each
@@ -113,31 +145,10 @@ def _reserve_with_endpoints(run: Run, skus: list[str], uniform: Load) -> None:
     worker on, delivering to a receiver process, with the outbox's figures after the run
     (does delivery keep up with the events the reserves make?)."""
     for key, worker in (("3h", False), ("3w", True)):
-        url = run.database()
-        port = run.free_port()
-        receiver = run.processes.start(
-            [sys.executable, "-m", "bench.receiver", "--port", str(port)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            asyncio.run(
-                _db.add_endpoints(
-                    url, HOOKED_ENDPOINTS, ["INVENTORY_LEVEL_UPDATED"], f"http://127.0.0.1:{port}"
-                )
-            )
-            env = {
-                "OUTBOX_WORKER": "true" if worker else "false",
-                "WEBHOOK_SECRETS_KEY": _db.BENCH_SECRETS_KEY,
-            }
-            if os.environ.get("BENCH_EXPERIMENT_SQL"):
-                asyncio.run(_db.run_sql(url, os.environ["BENCH_EXPERIMENT_SQL"]))
-            server = run.serve(f"hooks-{key}", database=url, extra_env=env)
+        with _hooked(run, key, worker=worker) as (server, url):
             script = _reserve_script(run, f"reserve-{key}", skus)
             results, cpu = run.load([server], script, UNIFORM_CLIENTS)
             figures = asyncio.run(_db.outbox_figures(url))
-        finally:
-            run.processes.stop(receiver)
         hooked = combine(results, cpu)
         what = "worker off" if not worker else "worker delivering"
         row = _load_row(
@@ -170,26 +181,10 @@ def _steady_reserves(run: Run, skus: list[str]) -> None:
     """Row 3k: reserves at a steady `STEADY_RATE` per second (a storefront's stream, not
     saturation) with three endpoints on INVENTORY_LEVEL_UPDATED and the worker delivering to
     a receiver process; the outbox's pending count sampled every second: does it stay flat?"""
-    url = run.database()
-    port = run.free_port()
-    receiver = run.processes.start(
-        [sys.executable, "-m", "bench.receiver", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        asyncio.run(
-            _db.add_endpoints(
-                url, HOOKED_ENDPOINTS, ["INVENTORY_LEVEL_UPDATED"], f"http://127.0.0.1:{port}"
-            )
-        )
-        env = {"OUTBOX_WORKER": "true", "WEBHOOK_SECRETS_KEY": _db.BENCH_SECRETS_KEY}
-        server = run.serve("hooks-3k", database=url, extra_env=env)
+    with _hooked(run, "3k", worker=True) as (server, url):
         seconds = max(4, int(run.duration))
         sent, failed, pending = asyncio.run(_paced(server.base, url, skus, seconds))
         figures = asyncio.run(_db.outbox_figures(url))
-    finally:
-        run.processes.stop(receiver)
     row = Row(
         path=f"reserveStock at {STEADY_RATE}/s, {HOOKED_ENDPOINTS} endpoints, worker delivering",
         clients="4",
