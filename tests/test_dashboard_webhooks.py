@@ -268,3 +268,32 @@ async def test_hostile_url_and_description_show_as_text(
     assert await page.evaluate("document.body.dataset.pwned") is None
     row = await fetch_one(sessions, "SELECT url, description FROM webhook_endpoints")
     assert tuple(row) == (url, HOSTILE)
+
+
+async def test_more_deliveries_page_in_after_the_newest(
+    page: Page, server: LiveServer, sessions: Sessions
+) -> None:
+    """55 deliveries: the newest 50 first, "More" brings the other 5 once, then hides."""
+    endpoint_id = uuid.UUID(await create(server))
+    now = datetime.now(UTC)
+    body = event_body(WebhookTopic.STOCK_OUT, {}, now)
+    async with sessions.begin() as session:
+        await enqueue(
+            session,
+            [NewMessage(WebhookTopic.STOCK_OUT, body, endpoint_id=endpoint_id) for _ in range(55)],
+        )
+    rows = await fetch_all(
+        sessions, "SELECT id FROM outbox_messages WHERE channel = 'WEBHOOK' ORDER BY id"
+    )
+    await signed_in(page, server)
+    table = page.locator("#webhook-deliveries tbody")
+    await expect(table.locator("tr")).to_have_count(50)
+    await expect(table.locator("tr").first).to_have_attribute("data-delivery", str(rows[-1].id))
+    more = page.locator("#deliveries-more")
+    await expect(more).to_be_visible()
+    await more.click()
+    await expect(table.locator("tr")).to_have_count(55)
+    await expect(table.locator("tr").last).to_have_attribute("data-delivery", str(rows[0].id))
+    await expect(more).to_be_hidden()
+    shown = await table.locator("tr").evaluate_all("rows => rows.map(r => r.dataset.delivery)")
+    assert shown == [str(r.id) for r in reversed(rows)]  # each once, newest first

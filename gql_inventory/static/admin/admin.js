@@ -446,6 +446,7 @@
     $("#webhook-secret-done").addEventListener("click", webhooks.hideSecret);
     $("#deliveries-status").addEventListener("change", webhooks.loadDeliveries);
     $("#deliveries-refresh").addEventListener("click", webhooks.loadDeliveries);
+    $("#deliveries-more").addEventListener("click", webhooks.moreDeliveries);
     $("#reservations-status").addEventListener("change", sections.loadReservations);
     $("#reservations-sku").addEventListener("change", sections.loadReservations);
     document.querySelectorAll("#report-range button").forEach(function (b) {

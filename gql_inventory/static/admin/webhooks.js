@@ -19,8 +19,9 @@ window.gqlAdminWebhooks = function (api) {
   var ENDPOINT = "id url topics enabled description disabledReason createdAt previousSecretExpiresAt";
   var ERRORS = "userErrors { code message field }";
   var LIST = "{ webhookEndpoints { " + ENDPOINT + " } }";
-  var DELIVERIES = "query($status: [WebhookDeliveryStatus!], $first: Int) { " +
-    "webhookDeliveries(status: $status, first: $first) { totalCount edges { node { id messageId " +
+  var DELIVERIES = "query($status: [WebhookDeliveryStatus!], $first: Int, $after: String) { " +
+    "webhookDeliveries(status: $status, first: $first, after: $after) { totalCount " +
+    "pageInfo { hasNextPage endCursor } edges { node { id messageId " +
     "topic status attempts lastStatusCode lastError nextAttemptAt createdAt endpoint { id url } } } } }";
   var CREATE = "mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoint(input: $input) " +
     "{ endpoint { " + ENDPOINT + " } secret " + ERRORS + " } }";
@@ -176,17 +177,31 @@ window.gqlAdminWebhooks = function (api) {
   }
 
   // ---------- deliveries ----------
+  // the deliveries list: PAGE at a time, newest first; "More" appends the next page
+  var deliveries = { after: null, generation: 0 };
   function loadDeliveries() {
+    deliveries.generation++;
+    deliveries.after = null;
+    $("#webhook-deliveries tbody").textContent = "";
+    return deliveryPage(deliveries.generation);
+  }
+  function moreDeliveries() { return deliveryPage(deliveries.generation); }
+  function deliveryPage(generation) {
     var chosen = $("#deliveries-status").value;
-    return gql(DELIVERIES, { status: chosen ? chosen.split(",") : null, first: PAGE }).then(function (body) {
+    $("#deliveries-more").hidden = true;
+    var variables = { status: chosen ? chosen.split(",") : null, first: PAGE, after: deliveries.after };
+    return gql(DELIVERIES, variables).then(function (body) {
+      if (generation !== deliveries.generation) return;
       $("#deliveries-error").textContent = body.errors ? graphqlErrors(body).map(say).join(" ") : "";
       if (body.errors) return;
       var conn = body.data.webhookDeliveries;
       var tbody = $("#webhook-deliveries tbody");
-      tbody.textContent = "";
       conn.edges.forEach(function (edge) { tbody.appendChild(deliveryRow(edge.node)); });
+      deliveries.after = conn.pageInfo.endCursor;
+      $("#deliveries-more").hidden = !conn.pageInfo.hasNextPage;
+      var shown = tbody.children.length;
       $("#deliveries-count").textContent = conn.totalCount + (conn.totalCount === 1 ? " delivery" : " deliveries") +
-        (conn.totalCount > conn.edges.length ? " (newest " + conn.edges.length + " shown)" : "");
+        (conn.totalCount > shown ? " (newest " + shown + " shown)" : "");
     });
   }
   function deliveryRow(d) {
@@ -223,5 +238,5 @@ window.gqlAdminWebhooks = function (api) {
   function load() { return Promise.all([loadEndpoints(), loadDeliveries()]); }
 
   return { load: load, drawTopics: drawTopics, submitCreate: submitCreate, loadDeliveries: loadDeliveries,
-    copySecret: copySecret, hideSecret: hideSecret };
+    moreDeliveries: moreDeliveries, copySecret: copySecret, hideSecret: hideSecret };
 };
