@@ -9,7 +9,7 @@
 // shipment's variants again (refreshLevels).
 window.gqlAdminShipments = function (api) {
   "use strict";
-  var $ = api.$, gql = api.gql, errorCode = api.errorCode;
+  var $ = api.$, gql = api.gql;
   var clearErrors = api.clearErrors, showUserErrors = api.showUserErrors;
 
   var PAGE = 20;
@@ -25,19 +25,8 @@ window.gqlAdminShipments = function (api) {
   var RECEIVE = "mutation($input: ReceiveInboundShipmentInput!) { receiveInboundShipment(input: $input) " + PAYLOAD + " }";
   var CANCEL = "mutation($id: ID!) { cancelInboundShipment(shipmentId: $id) " + PAYLOAD + " }";
 
-  var list = { after: null, generation: 0 }; // generation: a newer load() drops older answers
-
-  function graphqlErrors(body) {
-    return body.errors.map(function (e) { return { code: errorCode(e) || "ERROR", message: e.message }; });
-  }
-  function say(e) { return e.code + ": " + e.message; }
-  function el(parent, tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined) node.textContent = text;
-    parent.appendChild(node);
-    return node;
-  }
+  var kit = window.gqlAdminKit(api);
+  var graphqlErrors = kit.graphqlErrors, say = kit.say, el = kit.el;
   // ["input", "lines", "2", "quantity"] -> 2; null for a field outside the lines
   function lineIndex(field) {
     var at = (field || []).indexOf("lines");
@@ -48,28 +37,14 @@ window.gqlAdminShipments = function (api) {
   }
 
   // ---------- the list ----------
-  function load() {
-    list.generation++;
-    list.after = null;
-    $("#shipments").textContent = "";
-    return page(list.generation);
-  }
-  function more() { return page(list.generation); }
-  function page(generation) {
-    var chosen = $("#shipments-status").value;
-    $("#shipments-more").hidden = true;
-    var variables = { status: chosen ? chosen.split(",") : null, first: PAGE, after: list.after };
-    return gql(LIST, variables).then(function (body) {
-      if (generation !== list.generation) return;
-      $("#shipments-error").textContent = body.errors ? graphqlErrors(body).map(say).join(" ") : "";
-      if (body.errors) return;
-      var conn = body.data.inboundShipments;
-      conn.edges.forEach(function (edge) { $("#shipments").appendChild(render(edge.node)); });
-      list.after = conn.pageInfo.endCursor;
-      $("#shipments-more").hidden = !conn.pageInfo.hasNextPage;
-      $("#shipments-count").textContent = conn.totalCount + (conn.totalCount === 1 ? " shipment" : " shipments");
-    });
-  }
+  var list = kit.pagedList({
+    query: LIST, field: "inboundShipments", size: PAGE, status: "#shipments-status",
+    more: "#shipments-more", error: "#shipments-error", count: "#shipments-count",
+    body: "#shipments", render: function (node) { return render(node); },
+    counted: function (total) { return total + (total === 1 ? " shipment" : " shipments"); },
+  });
+  function load() { return list.load(); }
+  function more() { return list.more(); }
 
   // One <article data-shipment=id>: a head line, a table of lines (with a units input per
   // line while it is open), the actions while it is open, its error and result lines.

@@ -5,12 +5,10 @@
 // with textContent, never as HTML.
 window.gqlAdminStockOps = function (api) {
   "use strict";
-  var $ = api.$, gql = api.gql, state = api.state, errorCode = api.errorCode;
+  var $ = api.$, gql = api.gql, state = api.state;
   var clearErrors = api.clearErrors, showUserErrors = api.showUserErrors, intOrNull = api.intOrNull;
 
-  function graphqlErrors(body) {
-    return body.errors.map(function (e) { return { code: errorCode(e) || "ERROR", message: e.message }; });
-  }
+  var graphqlErrors = window.gqlAdminKit(api).graphqlErrors;
 
   // ---------- transfer form ----------
   var TRANSFER = "mutation($input: TransferStockInput!) { transferStock(input: $input) { " +

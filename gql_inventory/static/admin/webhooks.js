@@ -9,7 +9,7 @@
 // form or the server is shown with textContent, never as HTML.
 window.gqlAdminWebhooks = function (api) {
   "use strict";
-  var $ = api.$, gql = api.gql, errorCode = api.errorCode;
+  var $ = api.$, gql = api.gql;
   var clearErrors = api.clearErrors, showUserErrors = api.showUserErrors;
 
   var TOPICS = ["INVENTORY_LEVEL_UPDATED", "STOCK_LOW", "STOCK_OUT", "STOCK_BACK_IN", "ORDER_PAID",
@@ -32,17 +32,8 @@ window.gqlAdminWebhooks = function (api) {
   var DELETE = "mutation($id: ID!) { deleteWebhookEndpoint(id: $id) { endpoint { id } " + ERRORS + " } }";
   var RETRY = "mutation($id: ID!) { retryWebhookDelivery(id: $id) { delivery { id status } " + ERRORS + " } }";
 
-  function graphqlErrors(body) {
-    return body.errors.map(function (e) { return { code: errorCode(e) || "ERROR", message: e.message }; });
-  }
-  function say(e) { return e.code + ": " + e.message; }
-  function el(parent, tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    parent.appendChild(node);
-    return node;
-  }
+  var kit = window.gqlAdminKit(api);
+  var graphqlErrors = kit.graphqlErrors, say = kit.say, el = kit.el;
   function when(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
 
   // ---------- the secret, shown once ----------
@@ -178,32 +169,17 @@ window.gqlAdminWebhooks = function (api) {
 
   // ---------- deliveries ----------
   // the deliveries list: PAGE at a time, newest first; "More" appends the next page
-  var deliveries = { after: null, generation: 0 };
-  function loadDeliveries() {
-    deliveries.generation++;
-    deliveries.after = null;
-    $("#webhook-deliveries tbody").textContent = "";
-    return deliveryPage(deliveries.generation);
-  }
-  function moreDeliveries() { return deliveryPage(deliveries.generation); }
-  function deliveryPage(generation) {
-    var chosen = $("#deliveries-status").value;
-    $("#deliveries-more").hidden = true;
-    var variables = { status: chosen ? chosen.split(",") : null, first: PAGE, after: deliveries.after };
-    return gql(DELIVERIES, variables).then(function (body) {
-      if (generation !== deliveries.generation) return;
-      $("#deliveries-error").textContent = body.errors ? graphqlErrors(body).map(say).join(" ") : "";
-      if (body.errors) return;
-      var conn = body.data.webhookDeliveries;
-      var tbody = $("#webhook-deliveries tbody");
-      conn.edges.forEach(function (edge) { tbody.appendChild(deliveryRow(edge.node)); });
-      deliveries.after = conn.pageInfo.endCursor;
-      $("#deliveries-more").hidden = !conn.pageInfo.hasNextPage;
-      var shown = tbody.children.length;
-      $("#deliveries-count").textContent = conn.totalCount + (conn.totalCount === 1 ? " delivery" : " deliveries") +
-        (conn.totalCount > shown ? " (newest " + shown + " shown)" : "");
-    });
-  }
+  var deliveries = kit.pagedList({
+    query: DELIVERIES, field: "webhookDeliveries", size: PAGE, status: "#deliveries-status",
+    more: "#deliveries-more", error: "#deliveries-error", count: "#deliveries-count",
+    body: "#webhook-deliveries tbody", render: function (node) { return deliveryRow(node); },
+    counted: function (total, shown) {
+      return total + (total === 1 ? " delivery" : " deliveries") +
+        (total > shown ? " (newest " + shown + " shown)" : "");
+    },
+  });
+  function loadDeliveries() { return deliveries.load(); }
+  function moreDeliveries() { return deliveries.more(); }
   function deliveryRow(d) {
     var tr = document.createElement("tr");
     tr.dataset.delivery = d.id;
