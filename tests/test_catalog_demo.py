@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from typer.testing import CliRunner, Result
 
-from gql_inventory import cli
 from gql_inventory.catalog import ImportReport, seed_demo_catalog
 from gql_inventory.catalog.demo import LOW_STOCK_SKUS, OUT_OF_STOCK_SKUS, demo_catalog
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
-from gql_inventory.settings import get_settings
 from gql_inventory.stock.ledger import apply_movement
 from tests.conftest import GraphQLCaller
 from tests.support import graphql
+from tests.support.cli import run_cli
 from tests.support.invariants import assert_invariants
 from tests.support.payments import pending_order, send
 
@@ -148,21 +143,6 @@ async def test_demo_reseed_keeps_a_changed_level(sessions: Sessions) -> None:
 
 
 # ---------------------------------------------------------------- a restart (issue 15 item 2)
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
-    """The command line on the test database, offline payments."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-async def run_cli(*args: str) -> Result:
-    """The command line, in a thread (it runs its own event loop)."""
-    return await asyncio.to_thread(CliRunner().invoke, cli.app, list(args))
 
 
 async def test_a_second_make_run_changes_no_existing_stock(

@@ -4,36 +4,17 @@ nothing is written."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from typer.testing import CliRunner
 
-from gql_inventory import cli
-from gql_inventory.settings import get_settings
 from tests.support.catalog import Catalog
+from tests.support.cli import run_cli
 from tests.support.graphql import snapshot
 from tests.support.scenarios import fetch_all
 
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
-    """The command line on the test database, offline payments."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-async def _run(*args: str) -> Result:
-    return await asyncio.to_thread(CliRunner().invoke, cli.app, list(args))
 
 
 async def _nothing_written(sessions: Sessions) -> list[object]:
@@ -46,7 +27,7 @@ async def test_a_shopify_like_file_makes_one_open_shipment(
     path = tmp_path / "po.csv"
     path.write_text("Handle,Variant SKU,Incoming\nmug,MUG,12\n,,\nshirt,SHIRT-S,+3\n")
     before = await snapshot(sessions)
-    result = await _run(
+    result = await run_cli(
         "import-shipment",
         str(path),
         "--location",
@@ -131,7 +112,7 @@ async def test_a_hostile_file_is_refused_whole(
     path = tmp_path / "hostile.csv"
     path.write_text(content)
     before = await snapshot(sessions)
-    result = await _run("import-shipment", str(path))
+    result = await run_cli("import-shipment", str(path))
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
     assert lines[-1].endswith("nothing imported"), result.output
@@ -147,10 +128,10 @@ async def test_an_unknown_location_or_a_bad_date_is_refused(
 ) -> None:
     path = tmp_path / "po.csv"
     path.write_text("SKU,Quantity\nMUG,1\n")
-    nowhere = await _run("import-shipment", str(path), "--location", "Nowhere")
+    nowhere = await run_cli("import-shipment", str(path), "--location", "Nowhere")
     assert nowhere.exit_code == 1
     assert "unknown location 'Nowhere'" in nowhere.output
-    naive = await _run("import-shipment", str(path), "--expected-at", "2027-02-01T08:00:00")
+    naive = await run_cli("import-shipment", str(path), "--expected-at", "2027-02-01T08:00:00")
     assert naive.exit_code == 2
     assert "offset" in naive.output
     assert await _nothing_written(sessions) == []

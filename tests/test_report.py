@@ -6,22 +6,16 @@ The history is tests/support/report_history.py; the window is ``[T0, T0 + 24 h)`
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from click.testing import Result
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from typer.testing import CliRunner
 
-from gql_inventory import cli
 from gql_inventory.domain.errors import InvalidInput
-from gql_inventory.settings import get_settings
 from gql_inventory.stock.report import (
     InventoryReport,
     UnitsByState,
@@ -30,6 +24,7 @@ from gql_inventory.stock.report import (
     inventory_report,
 )
 from tests.conftest import GraphQLCaller
+from tests.support.cli import run_cli
 from tests.support.report_history import END, T0, write_history
 
 # Reservations created in the window: 4 paid (created at 0, 1, 2, 3 h; 0 h is exactly
@@ -194,24 +189,11 @@ async def test_inventory_report_needs_an_admin_and_a_sane_window(gql: GraphQLCal
 # ---------------------------------------------------------------- the command line
 
 
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-async def _run_cli(*args: str) -> Result:
-    return await asyncio.to_thread(CliRunner().invoke, cli.app, list(args))
-
-
 WINDOW_ARGS = ("--from", "2026-03-02T00:00:00Z", "--to", "2026-03-03T00:00:00")  # naive: UTC
 
 
 async def test_report_command_prints_json(cli_env: None, history: dict[str, int]) -> None:
-    result = await _run_cli("report", *WINDOW_ARGS, "--format", "json")
+    result = await run_cli("report", *WINDOW_ARGS, "--format", "json")
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert printed["from"] == "2026-03-02T00:00:00+00:00"
@@ -232,7 +214,7 @@ async def test_report_command_prints_json(cli_env: None, history: dict[str, int]
 
 
 async def test_report_command_prints_csv(cli_env: None, history: dict[str, int]) -> None:
-    result = await _run_cli("report", *WINDOW_ARGS, "--format", "csv")
+    result = await run_cli("report", *WINDOW_ARGS, "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0] == ["metric", "value"]
@@ -248,7 +230,7 @@ async def test_report_command_prints_csv(cli_env: None, history: dict[str, int])
 async def test_report_command_prints_an_aligned_table(
     cli_env: None, history: dict[str, int]
 ) -> None:
-    result = await _run_cli("report", *WINDOW_ARGS)
+    result = await run_cli("report", *WINDOW_ARGS)
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[2].split() == ["reservationsCreated", "11"]
@@ -260,10 +242,10 @@ async def test_report_command_prints_an_aligned_table(
 
 
 async def test_report_command_refuses_a_bad_window(cli_env: None, engine: AsyncEngine) -> None:
-    reversed_window = await _run_cli("report", "--from", "2026-03-03", "--to", "2026-03-02")
+    reversed_window = await run_cli("report", "--from", "2026-03-03", "--to", "2026-03-02")
     assert reversed_window.exit_code == 2
     assert "to must be after from" in reversed_window.stderr
-    garbage = await _run_cli("report", "--from", "yesterday")
+    garbage = await run_cli("report", "--from", "yesterday")
     assert garbage.exit_code == 2
     assert "not an ISO 8601 date-time" in garbage.stderr
 
@@ -271,7 +253,7 @@ async def test_report_command_refuses_a_bad_window(cli_env: None, engine: AsyncE
 async def test_report_command_defaults_to_the_last_24_hours(
     cli_env: None, engine: AsyncEngine
 ) -> None:
-    result = await _run_cli("report", "--format", "json")
+    result = await run_cli("report", "--format", "json")
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     span = datetime.fromisoformat(printed["to"]) - datetime.fromisoformat(printed["from"])
@@ -281,7 +263,7 @@ async def test_report_command_defaults_to_the_last_24_hours(
 async def test_report_command_weekly_with_the_low_stock_list(
     cli_env: None, history: dict[str, int]
 ) -> None:
-    result = await _run_cli(
+    result = await run_cli(
         "report", "--to", "2026-03-03T00:00:00Z", "--days", "7", "--low-stock", "--format", "json"
     )
     assert result.exit_code == 0, result.output
@@ -296,9 +278,9 @@ async def test_report_command_weekly_with_the_low_stock_list(
         {"sku": "RPT-B", "available": 3, "threshold": 5},
         {"sku": "RPT-A", "available": 4, "threshold": 5},
     ]
-    text = await _run_cli("report", "--days", "1", "--low-stock")
+    text = await run_cli("report", "--days", "1", "--low-stock")
     assert text.exit_code == 0, text.output
     assert text.stdout.splitlines()[-1].split() == ["lowStock:RPT-A", "4/5"]
-    both = await _run_cli("report", "--from", "2026-03-01", "--days", "7")
+    both = await run_cli("report", "--from", "2026-03-01", "--days", "7")
     assert both.exit_code == 2
     assert "not both" in both.stderr

@@ -4,9 +4,8 @@ trigger refuses it) rolls back alone; the others expire; the report names it.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,18 +14,17 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from structlog.testing import LogCapture
-from typer.testing import CliRunner, Result
 
-from gql_inventory import cli
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.jobs import sweeper
 from gql_inventory.models import Reservation, ReservationStatus, StockMovement
 from gql_inventory.services import Services
-from gql_inventory.settings import Settings, get_settings
+from gql_inventory.settings import Settings
 from gql_inventory.stock import reservations
 from gql_inventory.stock.levels import LineRequest
 from gql_inventory.stock.reservations import ReservationLimits
 from tests.support.catalog import Catalog
+from tests.support.cli import run_cli
 from tests.support.invariants import assert_invariants
 from tests.support.payments import (
     Stock,
@@ -189,20 +187,6 @@ async def test_one_failing_reservation_does_not_stop_the_sweep(
     assert (again.expired, again.failed) == ([bad], {})
     assert await stock(sessions, "MUG") == Stock(on_hand=50, reserved=0)
     await assert_invariants(sessions)
-
-
-async def run_cli(*args: str) -> Result:
-    """The command line, in a thread (it runs its own event loop)."""
-    return await asyncio.to_thread(CliRunner().invoke, cli.app, list(args))
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 async def test_cli_max_age_expires_old_holds_whatever_their_ttl(

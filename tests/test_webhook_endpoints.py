@@ -5,11 +5,9 @@ changed (checked from the database); and the `gql-inventory webhooks` commands."
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,14 +18,13 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
-from typer.testing import CliRunner, Result
 
-from gql_inventory import cli
 from gql_inventory.models import WebhookTopic
 from gql_inventory.outbound.outbox import NewMessage, enqueue, event_body
 from gql_inventory.outbound.secrets import secret_box, signing_secrets
-from gql_inventory.settings import Settings, get_settings
+from gql_inventory.settings import Settings
 from tests.conftest import GraphQLCaller
+from tests.support.cli import run_cli
 from tests.support.scenarios import fetch_all, fetch_one
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -580,20 +577,6 @@ async def test_hostile_text_is_stored_and_returned_as_given(
 
 
 # ---------------------------------------------------------------- the command line
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-async def run_cli(*args: str) -> Result:
-    """The command line, in a thread (it runs its own event loop)."""
-    return await asyncio.to_thread(CliRunner().invoke, cli.app, list(args))
 
 
 async def test_cli_lists_endpoints_with_delivery_counts_and_retries(

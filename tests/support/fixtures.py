@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 
 from gql_inventory.payments.stripe import StripePaymentProvider
 from gql_inventory.services import Services
+from gql_inventory.settings import get_settings
 from tests.support.catalog import Catalog, make_catalog
 from tests.support.fake_stripe import API_KEY, FakeStripe, running_fake_stripe
 from tests.support.live import ServerFactory
@@ -62,3 +63,13 @@ async def provider(app: Starlette, fake_stripe: FakeStripe) -> AsyncIterator[Str
 def secret(app: Starlette) -> str:
     """The webhook signing secret of the app under test."""
     return str(app.state.services.settings.webhook_secret())
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[None]:
+    """The command line on the test database, offline payments (`tests.support.cli.run_cli`)."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
