@@ -20,6 +20,7 @@ from gql_inventory.outbound.messages import ClaimedMessage
 from gql_inventory.outbound.outbox import NewMessage, OperatorTopic, Topic, enqueue, event_body
 from gql_inventory.outbound.smtp import parse_smtp_url
 from gql_inventory.settings import Settings
+from tests.support.outbox import as_claimed
 from tests.support.smtp import SmtpServer, free_port, running_smtp
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -58,16 +59,7 @@ async def claimed(
                 text("SELECT * FROM outbox_messages WHERE message_id = :m"), {"m": message_id}
             )
         ).one()
-    return ClaimedMessage(
-        id=row.id,
-        channel=row.channel,
-        message_id=row.message_id,
-        topic=row.topic,
-        payload=row.payload,
-        attempt=1,
-        created_at=row.created_at,
-        recipient=row.recipient,
-    )
+    return as_claimed(row)
 
 
 def order_data(**extra: Any) -> dict[str, Any]:

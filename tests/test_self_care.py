@@ -26,10 +26,10 @@ from gql_inventory.jobs.prune import prune
 from gql_inventory.jobs.self_care import self_care_tick
 from gql_inventory.models import WebhookTopic
 from gql_inventory.outbound.email import EmailSender
-from gql_inventory.outbound.messages import ClaimedMessage
 from gql_inventory.outbound.outbox import NewMessage, enqueue, event_body
 from gql_inventory.settings import Settings, get_settings
 from tests.support.catalog import Catalog
+from tests.support.outbox import as_claimed
 from tests.support.smtp import SmtpServer, running_smtp
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -61,19 +61,6 @@ async def sql(sessions: Sessions, statement: str, **params: Any) -> list[Any]:
 
 async def outbox(sessions: Sessions) -> list[Any]:
     return await sql(sessions, "SELECT * FROM outbox_messages ORDER BY id")
-
-
-def claimed(row: Any) -> ClaimedMessage:
-    return ClaimedMessage(
-        id=row.id,
-        channel=row.channel,
-        message_id=row.message_id,
-        topic=row.topic,
-        payload=row.payload,
-        attempt=1,
-        created_at=row.created_at,
-        recipient=row.recipient,
-    )
 
 
 def gauge(name: str) -> float | None:
@@ -240,7 +227,7 @@ async def test_invariant_check_exports_logs_and_alerts_on_drift(
     assert (data["count"], data["levels"][0]["sku"]) == (1, "MUG")
     sender = EmailSender.from_settings(settings)
     assert sender is not None
-    outcome = await sender(claimed(rows[0]))
+    outcome = await sender(as_claimed(rows[0]))
     assert outcome.delivered, outcome
     [mail] = smtp.received
     assert mail.message["Subject"] == "[inventory] 1 stock level(s) disagree with the ledger"

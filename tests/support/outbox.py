@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.models import WebhookEndpoint, WebhookTopic
+from gql_inventory.outbound.messages import ClaimedMessage
 from gql_inventory.outbound.outbox import NewMessage, enqueue, event_body
 from gql_inventory.outbound.secrets import new_secret, secret_box
 from gql_inventory.settings import Settings
@@ -92,3 +93,18 @@ async def outbox_rows(engine: AsyncEngine) -> dict[str, Any]:
     async with engine.connect() as conn:
         rows = (await conn.execute(text("SELECT * FROM outbox_messages ORDER BY id"))).all()
     return {r.message_id: r for r in rows}
+
+
+def as_claimed(row: Any, attempt: int = 1) -> ClaimedMessage:
+    """An `outbox_messages` row as the delivery worker hands it to a sender."""
+    return ClaimedMessage(
+        id=row.id,
+        channel=row.channel,
+        message_id=row.message_id,
+        topic=row.topic,
+        payload=row.payload,
+        attempt=attempt,
+        created_at=row.created_at,
+        endpoint_id=row.endpoint_id,
+        recipient=row.recipient,
+    )
