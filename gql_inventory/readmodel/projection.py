@@ -59,22 +59,10 @@ class StockProjection:
         A level not seen before is added. Returns True when the figures were taken.
         """
         held = self._levels.get(level_id)
-        if held is not None:
-            if version <= held.version:
-                return False
-            self._levels[level_id] = LevelRow(
-                level_id,
-                held.variant_id,
-                held.location_id,
-                on_hand,
-                reserved,
-                version,
-                damaged,
-                quality_control,
-                safety_stock,
-                backordered,
-            )
-            return True
+        if held is not None and version <= held.version:
+            return False
+        if held is not None:  # a level keeps its variant and location
+            variant_id, location_id = held.variant_id, held.location_id
         self._levels[level_id] = LevelRow(
             level_id,
             variant_id,
@@ -87,6 +75,8 @@ class StockProjection:
             safety_stock,
             backordered,
         )
+        if held is not None:
+            return True
         ids = self._by_variant.setdefault(variant_id, [])
         ids.append(level_id)
         if len(ids) > 1:
