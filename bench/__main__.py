@@ -1,7 +1,7 @@
 """`make bench` (`python -m bench`): every path of issue 11 against `gql-inventory serve`,
 next to the raw floor measured in the same run, printed as one Markdown table.
 
-    python -m bench [--duration 8] [--quick] [--only floor,reserve,reads,fanout,scaling,many]
+    python -m bench [--duration 8] [--quick] [--only floor,reserve,reads,mixed,fanout,scaling,many]
 
 The database server is `DATABASE_URL`'s when set, else an embedded PostgreSQL in
 var/bench-pgdata. Each server gets a fresh database copied from one seeded template (the
@@ -26,13 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import _db, live, stages, table, wrk
+from bench import _db, live, mixed, stages, table, wrk
 from bench.run import Run
 from bench.server import Processes, raise_nofile
 from bench.table import Row
 
 ROOT = Path(__file__).resolve().parent.parent
-STAGES = ("floor", "reserve", "reads", "fanout", "scaling", "many")
+STAGES = ("floor", "reserve", "reads", "mixed", "fanout", "scaling", "many")
 #: Table order of the rows, and the stage making each.
 ORDER = (
     ("1", "floor"),
@@ -54,6 +54,10 @@ ORDER = (
     ("9a", "scaling"),
     ("9b", "scaling"),
     ("9c", "scaling"),
+    ("10a", "mixed"),
+    ("10b", "mixed"),
+    ("10c", "mixed"),
+    ("10d", "mixed"),
 )
 
 
@@ -111,6 +115,7 @@ def _stage(run: Run, name: str, redis: str) -> Callable[[], None]:
         "floor": lambda: stages.floor_rows(run),
         "reserve": lambda: stages.reserve_rows(run),
         "reads": lambda: stages.read_rows(run),
+        "mixed": lambda: mixed.mixed_rows(run),
         "fanout": lambda: live.fanout_rows(run),
         "scaling": lambda: stages.scaling_rows(run, redis),
         "many": lambda: live.many_row(run),

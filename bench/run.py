@@ -136,6 +136,36 @@ class Run:
         results = each(self.duration)
         return results, sum(s.cpu() for s in servers) - before
 
+    def load_together(
+        self, server: Serve, loads: Sequence[tuple[Path, int]]
+    ) -> tuple[list[wrk.WrkResult], float]:
+        """One wrk per ``(script, connections)`` of `loads`, all at once on `server`, after a
+        warm-up; returns their results in that order and the server's CPU seconds."""
+
+        def each(duration: float) -> list[wrk.WrkResult]:
+            with concurrent.futures.ThreadPoolExecutor(len(loads)) as pool:
+                futures = [
+                    pool.submit(
+                        wrk.run,
+                        self.wrk_path,
+                        server.base + "/graphql",
+                        script,
+                        connections=connections,
+                        duration=duration,
+                    )
+                    for script, connections in loads
+                ]
+                try:
+                    return [f.result() for f in futures]
+                except BaseException:  # Ctrl-C, SIGTERM: the threads wait for wrk to exit
+                    wrk.kill_running()
+                    raise
+
+        each(self.warmup)
+        before = server.cpu()
+        results = each(self.duration)
+        return results, server.cpu() - before
+
 
 @dataclass(frozen=True)
 class Load:

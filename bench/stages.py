@@ -20,7 +20,7 @@ UNIFORM_CLIENTS = 16
 HOT_CLIENTS = 64
 
 
-def _load_row(run: Run, key: str, path: str, clients: int, load: Load) -> Row:
+def load_row(run: Run, key: str, path: str, clients: int, load: Load) -> Row:
     """A row with a load's figures; failures (any non-200, error or userError) noted."""
     row = Row(
         path=path,
@@ -78,7 +78,7 @@ def reserve_rows(run: Run) -> None:
     skus = [level.sku for level in run.levels]
     results, cpu = run.load([server], _reserve_script(run, "reserve", skus), UNIFORM_CLIENTS)
     uniform = combine(results, cpu)
-    row = _load_row(run, "3", f"reserveStock, uniform over {len(skus)} SKUs", 16, uniform)
+    row = load_row(run, "3", f"reserveStock, uniform over {len(skus)} SKUs", 16, uniform)
     vs_floor = uniform.rate / run.figures["1"] if run.figures.get("1") else None
     row.ratio = table.ratio(vs_floor, "row 1")
     row.goal = ">= 0.5x row 1, <= 1.5 ms CPU"
@@ -89,7 +89,7 @@ def reserve_rows(run: Run) -> None:
 
     results, cpu = run.load([server], _reserve_script(run, "reserve-hot", skus[:1]), HOT_CLIENTS)
     hot = combine(results, cpu)
-    row = _load_row(run, "4", "reserveStock, one hot SKU", HOT_CLIENTS, hot)
+    row = load_row(run, "4", "reserveStock, one hot SKU", HOT_CLIENTS, hot)
     vs_uniform = hot.rate / uniform.rate if uniform.rate else None
     vs_floor = hot.rate / run.figures["2"] if run.figures.get("2") else None
     row.ratio = table.ratio(vs_uniform, "row 3") + "; " + table.ratio(vs_floor, "row 2")
@@ -151,7 +151,7 @@ def _reserve_with_endpoints(run: Run, skus: list[str], uniform: Load) -> None:
             figures = asyncio.run(_db.outbox_figures(url))
         hooked = combine(results, cpu)
         what = "worker off" if not worker else "worker delivering"
-        row = _load_row(
+        row = load_row(
             run,
             key,
             f"reserveStock, uniform, {HOOKED_ENDPOINTS} endpoints on INVENTORY_LEVEL_UPDATED, "
@@ -272,7 +272,7 @@ def _read_rows(
         script = run.script(f"read-{key}", bodies, ('"errors"',))
         results, cpu = run.load([server], script, UNIFORM_CLIENTS)
         load = combine(results, cpu)
-        row = _load_row(run, key, path, UNIFORM_CLIENTS, load)
+        row = load_row(run, key, path, UNIFORM_CLIENTS, load)
         row.goal = ">= 3,300 req/s, <= 0.3 ms CPU"
         row.met = load.rate >= 3300 and load.cpu_ms <= 0.3 and _clean(load)
         run.rows[key] = row
@@ -282,7 +282,7 @@ def _scaling_row(run: Run, key: str, path: str, servers: list[Serve]) -> None:
     skus = [level.sku for level in run.levels]
     results, cpu = run.load(servers, _reserve_script(run, "reserve", skus), UNIFORM_CLIENTS)
     load = combine(results, cpu)
-    row = _load_row(run, key, path, UNIFORM_CLIENTS, load)
+    row = load_row(run, key, path, UNIFORM_CLIENTS, load)
     if len(servers) > 1:
         row.notes.append("p50/p99: the worse of the two wrk runs (8 connections each)")
     base = run.figures.get("3")

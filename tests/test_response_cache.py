@@ -118,15 +118,18 @@ async def running(
             yield run
 
 
-async def _same_three_ways(run: Running, query: str, variables: Any, admin: bool) -> bytes:
-    """Miss, then hit, then the view without the cache: the same status, headers, bytes."""
+async def _same_three_ways(
+    run: Running, query: str, variables: Any, admin: bool, *, kept: bool = False
+) -> bytes:
+    """Miss (a hit when `kept`: still fresh from before), then hit, then the view without
+    the cache: the same status, headers, bytes."""
     headers = ADMIN if admin else {}
     body = {"query": query, "variables": variables}
     hits = _count("hit")
     miss = await run.client.post("/graphql", json=body, headers=headers)
     hit = await run.client.post("/graphql", json=body, headers=headers)
     straight = await run.uncached.post("/graphql", json=body, headers=headers)
-    assert _count("hit") == hits + 1
+    assert _count("hit") == hits + (2 if kept else 1)
     assert miss.status_code == hit.status_code == straight.status_code == 200
     assert miss.content == hit.content == straight.content
     assert miss.headers.raw == hit.headers.raw == straight.headers.raw
@@ -140,11 +143,13 @@ async def test_a_hit_follows_a_miss_with_the_bytes_execution_gives(running: Runn
             await _same_three_ways(running, query, variables, admin)
     assert running.cache is not None
     assert len(running.cache.store) == 2 * len(READS)
-    # after changes, fresh answers are again what execution gives
+    # after a change of MUG, fresh answers are again what execution gives; the locations
+    # (no stock read) stay kept
     await running.post(RESERVE.replace("quantity: 1", "quantity: 3"))
     for admin in (False, True):
         for query, variables in READS:
-            await _same_three_ways(running, query, variables, admin)
+            kept = "locations" in query
+            await _same_three_ways(running, query, variables, admin, kept=kept)
 
 
 async def test_a_reservation_made_here_shows_in_the_next_read(running: Running) -> None:
@@ -404,3 +409,55 @@ async def test_incoming_is_never_served_stale_after_a_shipment(running: Running)
             "nextIncomingAt": "2027-03-01T00:00:00+00:00",
             "stockLevels": [{"incoming": 7}],
         }
+
+
+async def test_a_read_of_an_unchanged_variant_stays_a_hit_while_others_change(
+    running: Running, sessions: async_sessionmaker[AsyncSession], catalog: Catalog
+) -> None:
+    """Issue 18: entries depend on the variants they read, not on any stock change."""
+    mug = await _same_three_ways(running, VARIANT, {"sku": "MUG"}, admin=False)
+    page = "{ products(first: 10) { edges { node { handle variants { sku available } } } } }"
+    await _same_three_ways(running, page, None, admin=False)
+    shirt = await running.available("SHIRT-S")
+    for n in range(1, 4):  # this process's own reservations of another variant
+        reserved = await running.post(RESERVE.replace('"MUG"', '"SHIRT-S"'))
+        assert reserved.json()["data"]["reserveStock"]["userErrors"] == []
+        hits = _count("hit")
+        again = await running.client.post(
+            "/graphql", json={"query": VARIANT, "variables": {"sku": "MUG"}}
+        )
+        assert _count("hit") == hits + 1
+        assert again.content == mug
+        assert await running.available("SHIRT-S") == shirt - n  # its own entry moved on
+    # a read that includes the changed variant is fresh, and again identical to execution
+    misses = _count("miss")
+    await _same_three_ways(running, page, None, admin=False)
+    assert _count("miss") == misses + 1
+    # a change committed elsewhere, heard through the ledger: only CAP's entries go
+    cap = await running.available("CAP")
+    await running.available("CAP")
+    async with running.services.engine.connect() as conn:
+        level_id = (
+            await conn.execute(
+                text("SELECT id FROM stock_levels WHERE variant_id = :v ORDER BY id LIMIT 1"),
+                {"v": catalog.variants["CAP"]},
+            )
+        ).scalar_one()
+    epoch = running.reads.epoch
+    async with sessions.begin() as session:
+        await apply_movement(
+            UnitOfWork(session, actor="import"),
+            level_id=level_id,
+            kind=MovementKind.RECEIPT,
+            on_hand_delta=5,
+        )
+
+    async def dispatched() -> bool:
+        return running.reads.epoch > epoch
+
+    await eventually(dispatched, what="the hub to dispatch the receipt")
+    hits = _count("hit")
+    assert (await running.post(VARIANT, {"sku": "MUG"})).content == mug
+    assert _count("hit") == hits + 1
+    assert await running.available("CAP") == cap + 5
+    assert _count("hit") == hits + 1  # CAP's entry was stale: a miss

@@ -4,6 +4,7 @@ store, and the ASGI wrapper in front of a fake app (docs/adr/0012-read-response-
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -89,25 +90,25 @@ def test_the_store_drops_least_recently_used_entries_past_either_limit() -> None
     store = ResponseStore(max_entries=3, max_bytes=16 * (ENTRY_OVERHEAD + 200))
     tag: Tag = (1, 1)
     for key in "abcd":
-        assert store.put(key, 1, tag, 200, (), b"x" * 10)
+        assert store.put(key, 1, tag, 0, (), (), b"x" * 10)
     assert len(store) == 3
     assert store.get("a", tag) is None  # dropped first
     assert store.get("b", tag) is not None  # now the most recent
-    store.put("e", 1, tag, 200, (), b"x" * 10)
+    store.put("e", 1, tag, 0, (), (), b"x" * 10)
     assert store.get("c", tag) is None
     assert store.get("b", tag) is not None
     # bytes: a large-ish entry pushes older ones out until the total fits
     small = ResponseStore(max_entries=100, max_bytes=16 * (ENTRY_OVERHEAD + 100))
     for n in range(40):
-        small.put(n, 1, tag, 200, (), b"y" * 90)
+        small.put(n, 1, tag, 0, (), (), b"y" * 90)
         assert small.bytes <= small.max_bytes
-    assert not small.put("huge", 1, tag, 200, (), b"z" * small.max_bytes)  # over 1/16
+    assert not small.put("huge", 1, tag, 0, (), (), b"z" * small.max_bytes)  # over 1/16
     assert small.get("huge", tag) is None
 
 
 def test_an_entry_of_another_tag_is_never_returned_and_is_dropped() -> None:
     store = ResponseStore(max_entries=10, max_bytes=1 << 20)
-    store.put("k", 1, (1, 5), 200, (), b"old")
+    store.put("k", 1, (1, 5), 0, (), (), b"old")
     assert store.get("k", (2, 5)) is None
     assert len(store) == 0
     assert store.bytes == 0
@@ -121,6 +122,8 @@ class FakeView:
         self.calls = 0
         self.database = False
         self.errors = False
+        self.variants: list[int] = []  # stock read from the projection
+        self.during: FakeReads | None = None  # moves variant 7 while it runs, if set
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.calls += 1
@@ -131,6 +134,13 @@ class FakeView:
             trace = trace_of(scope)
             assert trace is not None  # the cache opened it for this request
             trace.note_database_read()
+        for variant_id in self.variants:
+            trace = trace_of(scope)
+            assert trace is not None
+            trace.note_stock_read(variant_id)
+        if self.during is not None:
+            self.during.epoch += 1
+            self.during.stamps[7] = self.during.epoch
         data: dict[str, Any] = {"data": {"n": self.calls}}
         if self.errors:
             data["errors"] = [{"message": "no"}]
@@ -143,10 +153,25 @@ class FakeView:
         await send({"type": "http.response.body", "body": body})
 
 
+class FakeReads:
+    """A read model's freshness: the tag in `tags[0]`, variants changed at set epochs."""
+
+    def __init__(self, tags: list[Tag | None]) -> None:
+        self.tags = tags
+        self.epoch = 0
+        self.stamps: dict[int, int] = {}
+
+    def tag(self) -> Tag | None:
+        return self.tags[0]
+
+    def changed_since(self, variant_ids: Iterable[int], epoch: int) -> bool:
+        return any(self.stamps.get(v, 0) > epoch for v in variant_ids)
+
+
 def _cache(view: FakeView, tag: list[Tag | None], **store: int) -> ResponseCache:
     return ResponseCache(
         view,
-        tag=lambda: tag[0],
+        reads=FakeReads(tag),
         role=lambda auth: "" if auth is None else f"admin:{auth.decode()}",
         store=ResponseStore(
             max_entries=store.get("max_entries", 100), max_bytes=store.get("max_bytes", 1 << 20)
@@ -227,3 +252,33 @@ def test_a_fragment_bomb_is_classified_in_one_visit_per_fragment(
     monkeypatch.setattr(ReadOperations, "_roots_allowed", counting)
     assert ReadOperations().document(fragment_bomb(16), None) is True
     assert walks == 16 + 2  # the operation, then F0 ... F16 once each
+
+
+async def test_an_entry_is_stale_only_when_a_variant_it_read_changed() -> None:
+    view = FakeView()
+    view.variants = [7]
+    cache = _cache(view, [(1, 1)])
+    reads = cache._reads
+    assert isinstance(reads, FakeReads)
+
+    def change(variant_id: int) -> None:
+        reads.epoch += 1
+        reads.stamps[variant_id] = reads.epoch
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=cache), base_url="http://t"
+    ) as c:
+        body = {"query": READ, "variables": {"sku": "A"}}
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 1}}
+        change(8)  # another variant: still a hit
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 1}}
+        change(7)  # its own: stale, dropped, run again
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 2}}
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 2}}
+        view.during = reads  # variant 7 changes while the next one runs: not kept
+        change(7)
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 3}}
+        view.during = None
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 4}}
+        assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 4}}
+        assert len(cache.store) == 1

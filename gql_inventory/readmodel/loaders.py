@@ -138,12 +138,20 @@ class Loaders:
 
     def _fast_levels(self, variant_id: int) -> list[LevelRow] | Miss:
         stock = self._reads.stock() if self._reads is not None else None
-        return MISS if stock is None else stock.levels_of(variant_id)
+        if stock is None:
+            return MISS
+        if self._trace is not None:
+            self._trace.note_stock_read(variant_id)
+        return stock.levels_of(variant_id)
 
     def _fast_level(self, level_id: int) -> LevelRow | Miss | None:
         stock = self._reads.stock() if self._reads is not None else None
         found = stock.level(level_id) if stock is not None else None
-        return MISS if found is None else found
+        if found is None:
+            return MISS
+        if self._trace is not None:
+            self._trace.note_stock_read(found.variant_id)
+        return found
 
     # ------------------------------------------------------------ loaders
 

@@ -14,10 +14,12 @@ when each may be trusted by reads (docs/adr/0009-stock-projection.md).
 
 Otherwise readers get None and read the database, as without live events.
 
-`epoch` counts every change of what readers may see (each figure taken, each new
-snapshot, each local catalog change); `tag()` pairs it with the snapshot's version, so
-an answer computed from the read model stays right exactly while the tag is unchanged
-(the response cache, docs/adr/0012-read-response-cache.md).
+Freshness, for the response cache (docs/adr/0012-read-response-cache.md): `epoch` counts
+every stock figure taken, and each variant remembers the epoch of its last one
+(`changed_since`); `tag()` is ``(generation, catalog version)``, where `generation` counts
+what changes every answer at once (a new snapshot, a local catalog change). An answer that
+read variants V at epoch E stays right while the tag is unchanged and no variant of V
+changed since E.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from gql_inventory.kit.logs import get_logger
@@ -65,8 +67,11 @@ class ReadModel:
         self.poll_seconds = poll_seconds
         self.max_age = max(3 * poll_seconds, 3.0)
         self.loaded = asyncio.Event()
-        #: Grows by one with every change readers may see (never goes back).
+        #: Grows by one with every stock figure taken (never goes back).
         self.epoch = 0
+        #: Grows by one with every new snapshot and local catalog change.
+        self.generation = 0
+        self._stamps: dict[int, int] = {}  # variant id -> epoch of its last figure taken
         self._engine = engine
         self._hub_ready = hub_ready
         self._in_sync = in_sync
@@ -98,12 +103,19 @@ class ReadModel:
         return snapshot
 
     def tag(self) -> tuple[int, int] | None:
-        """``(epoch, catalog version)`` while both stock and catalog reads may trust the
-        read model, else None: equal tags mean every read-model answer is unchanged."""
+        """``(generation, catalog version)`` while both stock and catalog reads may trust
+        the read model, else None. Equal tags mean every catalog answer is unchanged; a
+        stock answer also needs its variants unchanged (`changed_since`)."""
         snapshot = self.catalog()
         if snapshot is None or self.stock() is None:
             return None
-        return (self.epoch, snapshot.version)
+        return (self.generation, snapshot.version)
+
+    def changed_since(self, variant_ids: Iterable[int], epoch: int) -> bool:
+        """True when a figure of any of `variant_ids` was taken after `epoch` (an `epoch`
+        value read earlier)."""
+        stamps = self._stamps
+        return any(stamps.get(variant_id, 0) > epoch for variant_id in variant_ids)
 
     # ------------------------------------------------------------ writers
 
@@ -145,6 +157,7 @@ class ReadModel:
     def _apply(self, figures: _Figures) -> None:
         if self.projection.apply(*figures):  # not an echo of figures already held
             self.epoch += 1
+            self._stamps[figures[1]] = self.epoch
         if self._recording is not None:
             self._recording.append(figures)
 
@@ -152,7 +165,7 @@ class ReadModel:
         """This process committed a catalog change: read the catalog from the database
         until a snapshot loaded after now is in place (read-your-writes)."""
         self._changes += 1
-        self.epoch += 1
+        self.generation += 1
         self._wake.set()
 
     # ------------------------------------------------------------ lifecycle
@@ -204,7 +217,7 @@ class ReadModel:
             self._recording = None
         self.projection = projection
         self.snapshot = snapshot
-        self.epoch += 1
+        self.generation += 1
         self._changes_loaded = changes
         self._checked_at = started
         self.loaded.set()

@@ -1,12 +1,14 @@
 """The response cache's ASGI wrapper of the /graphql route (docs/adr/0012-read-response-cache.md).
 
 For a GET or POST whose role and exact request bytes (the POST body, the GET query
-string) were answered before at the read model's current tag, the stored response is
-sent as it was, without running Strawberry. Otherwise the request runs as usual, and
-its response is kept when all of these held:
+string) were answered before at the read model's current tag, and none of whose variants
+has changed since (`ReadModel.changed_since`), the stored response is sent as it was,
+without running Strawberry. Otherwise the request runs as usual, and its response is
+kept when all of these held:
 
-- the read model was trusted when the request arrived (`ReadModel.tag()` not None) and
-  its tag was still the same after the response (no change during the execution);
+- the read model was trusted when the request arrived (`ReadModel.tag()` not None), its
+  tag was still the same after the response, and no variant the request read changed
+  since it arrived (no change during the execution);
 - the request is one query operation on whitelisted read fields (`operations`);
 - no read went to the database (`trace`), and the response is a 200 JSON body
   without errors, sent in one piece.
@@ -17,8 +19,8 @@ derives it, so an admin's answer is never another caller's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -40,10 +42,24 @@ _JSON = b"application/json"
 _KEY_OVERHEAD = 64
 
 
+class Freshness(Protocol):
+    """What the cache asks of the read model (`gql_inventory.readmodel.reads.ReadModel`)."""
+
+    @property
+    def epoch(self) -> int:
+        """Grows with every stock figure taken."""
+
+    def tag(self) -> Tag | None:
+        """The catalog-wide tag, None while the read model is not trusted."""
+
+    def changed_since(self, variant_ids: Iterable[int], epoch: int) -> bool:
+        """True when a figure of one of `variant_ids` was taken after `epoch`."""
+
+
 class ResponseCache:
     """ASGI app: `app` (the GraphQL view) behind a cache of read responses.
 
-    `tag()` is the read model's current tag, None while it is not trusted (then every
+    `reads` tells freshness: its `tag()` is None while it is not trusted (then every
     request goes to `app`); `role(authorization header or None)` names the caller
     (``""``: anonymous). `store` bounds memory; `operations` picks cacheable requests.
     """
@@ -52,7 +68,7 @@ class ResponseCache:
         self,
         app: ASGIApp,
         *,
-        tag: Callable[[], Tag | None],
+        reads: Freshness,
         role: Callable[[bytes | None], str],
         store: ResponseStore,
         operations: ReadOperations,
@@ -60,7 +76,7 @@ class ResponseCache:
         self.app = app
         self.store = store
         self.operations = operations
-        self._tag = tag
+        self._reads = reads
         self._role = role
 
     @classmethod
@@ -84,7 +100,7 @@ class ResponseCache:
 
         return cls(
             app,
-            tag=reads.tag,
+            reads=reads,
             role=role,
             store=ResponseStore(
                 max_entries=settings.response_cache_entries,
@@ -95,7 +111,8 @@ class ResponseCache:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope.get("method")
-        tag = self._tag() if scope["type"] == "http" else None
+        reads = self._reads
+        tag = reads.tag() if scope["type"] == "http" else None
         if tag is None or (method != "POST" and method != "GET"):
             await self.app(scope, receive, send)
             return
@@ -125,7 +142,11 @@ class ResponseCache:
                 return
         role = self._role(authorization)
         key = (method, role, raw)
+        epoch = reads.epoch
         found = self.store.get(key, tag)
+        if found is not None and reads.changed_since(found.variants, found.epoch):
+            self.store.drop(key)
+            found = None
         if found is not None:
             RESPONSE_CACHE_HITS.inc()
             await send(
@@ -138,7 +159,7 @@ class ResponseCache:
             await self.app(scope, receive, send)
             return
         RESPONSE_CACHE_MISSES.inc()
-        await self._run_and_keep(scope, receive, send, key, len(raw) + len(role), tag)
+        await self._run_and_keep(scope, receive, send, key, len(raw) + len(role), (tag, epoch))
 
     async def _run_and_keep(
         self,
@@ -147,7 +168,7 @@ class ResponseCache:
         send: Send,
         key: tuple[str, str, bytes],
         key_bytes: int,
-        tag: Tag,
+        arrived: tuple[Tag, int],
     ) -> None:
         start: Message | None = None
         chunks: list[bytes] = []
@@ -173,9 +194,14 @@ class ResponseCache:
         if (b"content-type", _JSON) not in headers:
             return
         body = b"".join(chunks)
-        if b'"errors":' in body or self._tag() != tag:
+        tag, epoch = arrived
+        reads = self._reads
+        if b'"errors":' in body or reads.tag() != tag:
             return  # an error (or an alias named errors), or the read model moved on
-        if self.store.put(key, key_bytes + _KEY_OVERHEAD, tag, 200, headers, body):
+        variants = tuple(trace.variants)
+        if reads.changed_since(variants, epoch):
+            return  # a variant it read changed while it ran
+        if self.store.put(key, key_bytes + _KEY_OVERHEAD, tag, epoch, variants, headers, body):
             RESPONSE_CACHE_STORED.inc()
 
 

@@ -10,9 +10,11 @@ from gql_inventory.kit.lru import LRU
 #: Bookkeeping per entry beyond its key's and response's bytes (dict slot, objects).
 ENTRY_OVERHEAD = 256
 
-#: ``(epoch, catalog version)`` of the read model an entry was computed under
+#: ``(generation, catalog version)`` of the read model an entry was computed under
 #: (`gql_inventory.readmodel.reads.ReadModel.tag`).
 Tag = tuple[int, int]
+#: Bytes counted per variant id an entry depends on.
+VARIANT_BYTES = 8
 #: Raw ASGI headers (`bytes` is a property of `ResponseStore`).
 Headers = tuple[tuple[bytes, bytes], ...]
 _Body = bytes
@@ -20,9 +22,12 @@ _Body = bytes
 
 @dataclass(frozen=True, slots=True)
 class CachedResponse:
-    """One response as it was sent: status, raw ASGI headers and body bytes, valid at `tag`."""
+    """One response as it was sent: status, raw ASGI headers and body bytes, valid at `tag`
+    while none of `variants` (ids whose stock it read) changed after read-model `epoch`."""
 
     tag: Tag
+    epoch: int
+    variants: tuple[int, ...]
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
@@ -63,21 +68,35 @@ class ResponseStore:
             return None
         return found
 
+    def drop(self, key: Hashable) -> None:
+        """Forget the entry under `key` (found stale), if any."""
+        self._entries.pop(key)
+
     def put(
         self,
         key: Hashable,
         key_bytes: int,
         tag: Tag,
-        status: int,
+        epoch: int,
+        variants: tuple[int, ...],
         headers: Headers,
         body: _Body,
+        status: int = 200,
     ) -> bool:
-        """Keep a response under `key` (whose own size is `key_bytes`); False when it is
-        too big to keep. Older entries are dropped until both limits hold."""
-        size = key_bytes + len(body) + sum(len(k) + len(v) for k, v in headers) + ENTRY_OVERHEAD
+        """Keep a response under `key` (whose own size is `key_bytes`), computed at `tag`
+        and read-model `epoch` from the stock of `variants`; False when it is too big to
+        keep. Older entries are dropped until both limits hold."""
+        size = (
+            key_bytes
+            + len(body)
+            + sum(len(k) + len(v) for k, v in headers)
+            + VARIANT_BYTES * len(variants)
+            + ENTRY_OVERHEAD
+        )
         if self.max_entries <= 0:
             return False
-        return self._entries.put(key, CachedResponse(tag, status, headers, body, size), size)
+        entry = CachedResponse(tag, epoch, variants, status, headers, body, size)
+        return self._entries.put(key, entry, size)
 
     def clear(self) -> None:
         """Drop every entry."""
