@@ -259,6 +259,15 @@ class Settings(OutboundSettings, BaseSettings):
         description="Memory (bytes) of those responses and their keys; one response may "
         "take a sixteenth of it at most; 0 turns the response cache off.",
     )
+    reads_per_turn: int = Field(
+        default=8,
+        ge=0,
+        le=10_000,
+        description="While a write (any /graphql request that is not a cached stock or "
+        "catalog read) is in flight, at most this many reads start per event-loop "
+        "iteration, so a read flood cannot starve reservations "
+        "(docs/adr/0021-reads-take-turns.md); 0 turns it off. Needs the response cache.",
+    )
     # The connection edge (issue 15): what the server closes, when (docs/edge.md, ADR 0015).
     keep_alive_seconds: int = Field(
         default=75,

@@ -174,6 +174,12 @@ _RESPONSE_CACHE = Counter(
 RESPONSE_CACHE_HITS = _RESPONSE_CACHE.labels("hit")
 RESPONSE_CACHE_MISSES = _RESPONSE_CACHE.labels("miss")
 RESPONSE_CACHE_STORED = _RESPONSE_CACHE.labels("stored")
+#: Reads that waited for their turn while writes ran (docs/adr/0021-reads-take-turns.md).
+READ_TURN_WAITS = Counter(
+    "gql_inventory_read_turn_waits_total",
+    "Stock and catalog reads that waited a loop iteration or more for their turn while a "
+    "write was in flight (READS_PER_TURN)",
+)
 
 #: Distinct GraphQL operation names labelled per process; later names count as "other".
 MAX_OPERATION_NAMES = 100

@@ -15,6 +15,9 @@ kept when all of these held:
 
 Role: ``admin:<name>`` for an admin token, else anonymous, as `gql_inventory.context`
 derives it, so an admin's answer is never another caller's.
+
+Reads (hits and cacheable misses) take turns with writes (`gql_inventory.edge.turns`,
+docs/adr/0021-reads-take-turns.md): every other request through here counts as a write.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql_inventory.context import admin_name, bearer_token
+from gql_inventory.edge.turns import Turns
 from gql_inventory.kit.metrics import (
     RESPONSE_CACHE_HITS,
     RESPONSE_CACHE_MISSES,
@@ -61,7 +65,8 @@ class ResponseCache:
 
     `reads` tells freshness: its `tag()` is None while it is not trusted (then every
     request goes to `app`); `role(authorization header or None)` names the caller
-    (``""``: anonymous). `store` bounds memory; `operations` picks cacheable requests.
+    (``""``: anonymous). `store` bounds memory; `operations` picks cacheable requests;
+    `turns` (None: off) makes reads take turns while other requests run.
     """
 
     def __init__(
@@ -72,10 +77,12 @@ class ResponseCache:
         role: Callable[[bytes | None], str],
         store: ResponseStore,
         operations: ReadOperations,
+        turns: Turns | None = None,
     ) -> None:
         self.app = app
         self.store = store
         self.operations = operations
+        self.turns = turns
         self._reads = reads
         self._role = role
 
@@ -83,7 +90,7 @@ class ResponseCache:
     def build(cls, app: ASGIApp, services: Services) -> ResponseCache | None:
         """The cache in front of `app`, or None when it is off: `RESPONSE_CACHE_ENTRIES`
         or `RESPONSE_CACHE_BYTES` at 0, or no read model (live events or the stock
-        projection off)."""
+        projection off). Reads take turns unless `READS_PER_TURN` is 0."""
         settings = services.settings
         reads = services.live.reads if services.live is not None else None
         if reads is None or settings.response_cache_entries <= 0:
@@ -107,6 +114,7 @@ class ResponseCache:
                 max_bytes=settings.response_cache_bytes,
             ),
             operations=ReadOperations(max_tokens=settings.max_tokens),
+            turns=Turns(settings.reads_per_turn) if settings.reads_per_turn > 0 else None,
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,11 +133,11 @@ class ResponseCache:
             elif name == b"accept":
                 accept = value if accept is None else accept
         if accept is not None and (b"multipart" in accept or b"event-stream" in accept):
-            await self.app(scope, receive, send)  # a streaming transport: not ours
+            await self._other(scope, receive, send)  # a streaming transport: not ours
             return
         if method == "POST":
             if content_type is None or content_type.split(b";", 1)[0].strip().lower() != _JSON:
-                await self.app(scope, receive, send)
+                await self._other(scope, receive, send)
                 return
             raw = await _read_body(receive)
             if raw is None:
@@ -138,7 +146,7 @@ class ResponseCache:
         else:
             raw = scope.get("query_string", b"")
             if not raw:
-                await self.app(scope, receive, send)
+                await self._other(scope, receive, send)
                 return
         role = self._role(authorization)
         key = (method, role, raw)
@@ -148,6 +156,8 @@ class ResponseCache:
             self.store.drop(key)
             found = None
         if found is not None:
+            if self.turns is not None:
+                await self.turns.read()
             RESPONSE_CACHE_HITS.inc()
             await send(
                 {"type": "http.response.start", "status": found.status, "headers": found.headers}
@@ -156,10 +166,20 @@ class ResponseCache:
             return
         cacheable = self.operations.post(raw) if method == "POST" else self.operations.get(raw)
         if not cacheable:
-            await self.app(scope, receive, send)
+            await self._other(scope, receive, send)
             return
+        if self.turns is not None:
+            await self.turns.read()
         RESPONSE_CACHE_MISSES.inc()
         await self._run_and_keep(scope, receive, send, key, len(raw) + len(role), (tag, epoch))
+
+    async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request that is not a cacheable read: a write for `turns`."""
+        if self.turns is None:
+            await self.app(scope, receive, send)
+            return
+        with self.turns.writing():
+            await self.app(scope, receive, send)
 
     async def _run_and_keep(
         self,
