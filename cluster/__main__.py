@@ -75,7 +75,9 @@ async def _drill(stack: Stack, catalog: seed.Catalog, args: argparse.Namespace) 
         subscribers=args.subscribers,
         throughput_seconds=args.throughput_seconds,
     )
-    speed = await drill.throughput(stack, catalog.fast, options)
+    speed = None
+    if options.throughput_seconds > 0:
+        speed = await drill.throughput(stack, catalog.fast, options)
     results = [
         await drill.run_fault(stack, catalog.drill, name, options, seed=n)
         for n, name in enumerate(drill.FAULTS)
@@ -83,7 +85,7 @@ async def _drill(stack: Stack, catalog: seed.Catalog, args: argparse.Namespace) 
     _print(speed, results, options)
     if args.json:
         figures = {
-            "throughput": drill.as_dict(speed),
+            "throughput": drill.as_dict(speed) if speed else None,
             "faults": [drill.as_dict(r) for r in results],
         }
         args.json.write_text(json.dumps(figures, indent=2))
@@ -92,18 +94,19 @@ async def _drill(stack: Stack, catalog: seed.Catalog, args: argparse.Namespace) 
 
 
 def _print(
-    speed: drill.Throughput, results: list[drill.FaultResult], options: drill.Options
+    speed: drill.Throughput | None, results: list[drill.FaultResult], options: drill.Options
 ) -> None:
+    if speed is not None:
+        print(
+            f"\nreserveStock from wrk, {options.throughput_clients} connections, "
+            f"{options.throughput_seconds:g} s each:"
+        )
+        print("| target | reserves/s | against one serve |\n| --- | --- | --- |")
+        print(f"| HAProxy, 3 serve | {speed.haproxy:,.0f} | {speed.ratio:.2f}x |")
+        print(f"| one serve, direct | {speed.one_server:,.0f} | 1.00x |")
     print(
-        f"\nreserveStock from wrk, {options.throughput_clients} connections, "
-        f"{options.throughput_seconds:g} s each:"
-    )
-    print("| target | reserves/s | against one serve |\n| --- | --- | --- |")
-    print(f"| HAProxy, 3 serve | {speed.haproxy:,.0f} | {speed.ratio:.2f}x |")
-    print(f"| one serve, direct | {speed.one_server:,.0f} | 1.00x |")
-    print(
-        f"\nfaults: {options.rate:g} reserves/s from {options.clients} clients for "
-        f"{options.duration:g} s, {options.subscribers} subscribers, fault at a third:"
+        f"\nfaults: {options.rate:g} reserves/s from {options.clients} clients, "
+        f"{options.duration:g} s of load, {options.subscribers} subscribers:"
     )
     print(
         "| fault | answered (held / refused) | before / after the fault | retried tries "
