@@ -159,7 +159,7 @@ class Stack:
 
     # ---------------------------------------------------------------- serve, HAProxy
 
-    def _serve(self, port: int) -> Serve:
+    def _serve(self, port: int, **settings: str) -> Serve:
         env = {
             "DB_STATEMENT_CACHE": "false",
             "BROADCAST_URL": self.redis_url,
@@ -168,6 +168,7 @@ class Stack:
             "MAX_CONNECTIONS_PER_CLIENT": "0",  # every connection comes from HAProxy
             "LOG_LEVEL": "WARNING",
             **self.serve_env,
+            **settings,
         }
         log = self.workdir / f"serve-{port}.log"
         if log.exists():  # a restart: keep what the killed one wrote
@@ -175,10 +176,17 @@ class Stack:
         return Serve(
             self.processes,
             port=port,
-            database_url=self.pooled_url,
+            database_url=env.pop("DATABASE_URL", self.pooled_url),
             log_dir=self.workdir,
             extra_env=env,
         )
+
+    async def start_direct_serve(self) -> Serve:
+        """One more `serve`, outside HAProxy, on PostgreSQL directly with the statement
+        cache on (the baseline of what PgBouncer costs); ready. Stop it with `stop()`."""
+        serve = self._serve(free_port(), DATABASE_URL=self.direct_url, DB_STATEMENT_CACHE="true")
+        await asyncio.to_thread(serve.wait_ready)
+        return serve
 
     async def kill_serve(self, index: int) -> None:
         """kill -9 server `index` (no shutdown of any kind)."""
