@@ -120,19 +120,25 @@ def create_engine(
     SQLAlchemy or asyncpg, and the statements SQLAlchemy prepares get unique names
     (SQLAlchemy's asyncpg dialect documents this for PgBouncer).
     """
-    connect_args: dict[str, Any] = {}
-    if not statement_cache:
-        connect_args = {
-            **asyncpg_options(statement_cache=False),
-            "prepared_statement_cache_size": 0,
-            "prepared_statement_name_func": _statement_name,
-        }
     return create_async_engine(
         to_async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        connect_args=connect_args,
+        connect_args=engine_connect_args(statement_cache=statement_cache),
     )
+
+
+def engine_connect_args(*, statement_cache: bool = True) -> dict[str, Any]:
+    """SQLAlchemy's asyncpg ``connect_args`` for `statement_cache` (`DB_STATEMENT_CACHE`):
+    off, no statement cached by SQLAlchemy or asyncpg and the statements SQLAlchemy
+    prepares uniquely named, as SQLAlchemy documents for PgBouncer."""
+    if statement_cache:
+        return {}
+    return {
+        **asyncpg_options(statement_cache=False),
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _statement_name,
+    }
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
