@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -45,6 +46,9 @@ def _arguments() -> argparse.Namespace:
 
 
 async def _main(args: argparse.Namespace) -> int:
+    main = asyncio.current_task()
+    assert main is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)  # stop it all
     server = seed.start_postgres(args.data_dir)
     catalog = await seed.create_database(server, units=args.units)
     stack = Stack(args.workdir, server, catalog.database, serves=args.serves)
@@ -56,6 +60,7 @@ async def _main(args: argparse.Namespace) -> int:
     finally:
         stack.stop()
         await seed.drop_database(server, catalog.database)
+        seed.stop_postgres(args.data_dir)
 
 
 async def _up(stack: Stack) -> int:
@@ -63,7 +68,12 @@ async def _up(stack: Stack) -> int:
     print(f"servers: {', '.join(str(p) for p in stack.serve_ports)}; logs in {stack.workdir}")
     print(f"PgBouncer: {stack.pooled_url}  Redis: {stack.redis_url}")
     print("Ctrl-C stops it all")
-    await asyncio.Event().wait()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: a background job ignores it
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    print("stopping")
     return 0
 
 
@@ -132,5 +142,5 @@ def _print(
 if __name__ == "__main__":
     try:
         sys.exit(asyncio.run(_main(_arguments())))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
         sys.exit(130)
