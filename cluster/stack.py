@@ -154,6 +154,7 @@ class Stack:
         if self._redis is not None:
             self._redis.kill()
             await asyncio.to_thread(self._redis.wait)
+            self.processes.stop(self._redis)  # reaped: only forgets it
         await asyncio.sleep(down_seconds)
         await self.start_redis()
 
@@ -190,9 +191,10 @@ class Stack:
 
     async def kill_serve(self, index: int) -> None:
         """kill -9 server `index` (no shutdown of any kind)."""
-        process = self.servers[index].process
-        process.send_signal(signal.SIGKILL)
-        await asyncio.to_thread(process.wait)
+        server = self.servers[index]
+        server.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(server.process.wait)
+        server.stop()  # reaped: only forgets it and closes its log
 
     async def restart_serve(self, index: int) -> None:
         """Start server `index` again on its port and wait until it is ready."""
@@ -287,8 +289,7 @@ class PgBouncer:
     async def stop(self) -> None:
         """SIGTERM: PgBouncer's immediate shutdown, every client connection cut."""
         if self._process is not None:
-            self._process.send_signal(signal.SIGTERM)
-            await asyncio.to_thread(self._process.wait)
+            await asyncio.to_thread(self.processes.stop, self._process)
             self._process = None
 
     def remove_files(self) -> None:
