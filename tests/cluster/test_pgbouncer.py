@@ -1,5 +1,6 @@
-"""`DB_STATEMENT_CACHE=false`: the service behind a real PgBouncer in transaction mode
-(Debian's, without prepared-statement support), reserving and reading concurrently.
+"""The service behind a real PgBouncer in transaction mode (Debian's, without
+prepared-statement support): `DB_STATEMENT_CACHE=false` with concurrent reserves and
+reads, and LISTEN/NOTIFY kept on a direct connection (`BROADCAST_URL`).
 
 PgBouncer here has two server connections per database, so the requests' transactions
 hop between them: a statement prepared by name on one is unknown on the other, and two
@@ -16,13 +17,24 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bench.server import Processes
 from cluster.stack import PgBouncer, free_port
+from gql_inventory.live.pubsub import LISTEN_APPLICATION_NAME
 from gql_inventory.stock.invariants import find_violations
 from tests.support.catalog import make_catalog
-from tests.support.live import ADMIN_TOKEN, WAIT, ServerFactory
+from tests.support.live import (
+    ADMIN_TOKEN,
+    STOCK_CHANGED,
+    WAIT,
+    GraphQLWS,
+    ServerFactory,
+    reserve_on,
+    wait_hub_at,
+    wait_positioned,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -97,3 +109,46 @@ async def test_reserves_and_reads_through_pgbouncer_in_transaction_mode(
         assert await find_violations(conn) == []
         count = (await conn.exec_driver_sql("SELECT count(*) FROM reservations")).scalar_one()
     assert count == len(held)
+
+
+async def test_events_cross_processes_by_listen_on_a_direct_connection(
+    pooled_url: str,
+    database_url: str,
+    servers: ServerFactory,
+    sessions: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+) -> None:
+    """Requests through PgBouncer, LISTEN/NOTIFY on PostgreSQL directly (`BROADCAST_URL`)."""
+    async with sessions.begin() as session:
+        await make_catalog(session)
+    env = {
+        "DATABASE_URL": pooled_url,
+        "DB_STATEMENT_CACHE": "false",
+        "BROADCAST_URL": database_url,
+        "LIVE_POLL_SECONDS": "60",  # anything delivered came by NOTIFY, not the ledger poll
+        "BROADCAST_HEARTBEAT_SECONDS": "5",
+    }
+    first = await servers.start(**env)
+    second = await servers.start(**env)
+    top = await wait_positioned(engine)
+    for server in (first, second):
+        await wait_hub_at(server, top)
+    catch_ups = await second.metric("gql_inventory_ledger_catch_ups_total")
+    async with GraphQLWS.connect(second.ws_url) as client:
+        op = await client.subscribe(STOCK_CHANGED, {"after": await second.stock_cursor()})
+        made = await reserve_on(first, ("MUG", 2))  # committed through PgBouncer
+        assert made["userErrors"] == [], made
+        (event,) = await client.events(op, 1)
+    assert (event["sku"], event["reservedDelta"]) == ("MUG", 2)
+    assert await second.metric("gql_inventory_ledger_catch_ups_total") == catch_ups
+    async with engine.connect() as conn:
+        listening = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND application_name = :name"
+                ),
+                {"name": LISTEN_APPLICATION_NAME},
+            )
+        ).scalar_one()
+    assert listening == 2  # one direct LISTEN connection per process
