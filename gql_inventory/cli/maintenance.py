@@ -162,7 +162,7 @@ def prune_command() -> None:
             database_url(),
             pool_size=2,
             max_overflow=0,
-            statement_cache=get_settings().db_statement_cache,
+            statement_cache=settings.db_statement_cache,
         )
         try:
             return await prune(make_sessionmaker(engine), settings)
