@@ -112,14 +112,16 @@ def _print(
             f"\nreserveStock from wrk, {options.throughput_clients} connections, "
             f"{options.throughput_seconds:g} s each, the better of two runs:"
         )
-        print("| target | reserves/s | against one serve |\n| --- | --- | --- |")
-        print(f"| HAProxy, 3 serve | {speed.haproxy:,.0f} | {speed.ratio:.2f}x |")
-        print(f"| one serve (PgBouncer) | {speed.one_server:,.0f} | 1.00x |")
         direct = speed.one_server_direct / speed.one_server if speed.one_server else 0.0
-        print(
-            f"| one serve on PostgreSQL directly, statement cache on "
-            f"| {speed.one_server_direct:,.0f} | {direct:.2f}x |"
+        rows = (
+            ("HAProxy, 3 serve", speed.haproxy, speed.ratio),
+            ("one serve (PgBouncer)", speed.one_server, 1.0),
+            ("one serve on PostgreSQL directly, cache on", speed.one_server_direct, direct),
         )
+        print("| target | reserves/s | against one serve | reservations per commit |")
+        print("| --- | --- | --- | --- |")
+        for (name, rate, ratio), per_commit in zip(rows, speed.per_commit, strict=True):
+            print(f"| {name} | {rate:,.0f} | {ratio:.2f}x | {per_commit:g} |")
     print(
         f"\nfaults: {options.rate:g} reserves/s from {options.clients} clients, "
         f"{options.duration:g} s of load, {options.subscribers} subscribers:"

@@ -48,6 +48,23 @@ async def reservation_count(url: str) -> int:
         await conn.close()
 
 
+async def commits_since(url: str, since: int) -> tuple[int, int]:
+    """``(reservations, transactions that made them)`` for the reservations made after
+    reservation number `since` (`reservation_count` earlier). A reservation's
+    `created_at` is its transaction's start (`now()`), so distinct values count commits."""
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            """SELECT count(*) AS made, count(DISTINCT created_at) AS commits
+                 FROM (SELECT created_at FROM reservations
+                        ORDER BY created_at OFFSET $1) AS recent""",
+            since,
+        )
+    finally:
+        await conn.close()
+    return int(row["made"]), int(row["commits"])
+
+
 async def lost(url: str, answers: Sequence[Answer]) -> int:
     """Held answers whose reservation is missing, not ACTIVE, or holds other units."""
     held = {a.reservation_id: a.lines for a in answers if a.reservation_id is not None}

@@ -80,6 +80,8 @@ class Throughput:
     haproxy: float
     one_server: float
     one_server_direct: float
+    #: Reservations per committed transaction in those runs (the same order).
+    per_commit: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def ratio(self) -> float:
@@ -233,7 +235,9 @@ async def throughput(stack: Stack, skus: list[str], options: Options) -> Through
     bodies = [json.dumps({"query": RESERVE_ONE, "variables": {"sku": sku}}) for sku in skus]
     script = wrk.write_script(stack.workdir, "reserve", bodies, markers=('"errors"', '"code"'))
 
-    async def rate(base: str) -> float:
+    async def rate(base: str) -> tuple[float, float]:
+        """Requests/s, and reservations per commit (how much the group commit batched)."""
+        before = await checks.reservation_count(stack.direct_url)
         result = await asyncio.to_thread(
             wrk.run,
             binary,
@@ -244,18 +248,24 @@ async def throughput(stack: Stack, skus: list[str], options: Options) -> Through
         )
         if result.ok != result.requests or result.socket_errors:
             raise RuntimeError(f"wrk against {base}: {result}")
-        return round(result.rate, 1)
+        made, commits = await checks.commits_since(stack.direct_url, before)
+        return round(result.rate, 1), round(made / commits, 1) if commits else 0.0
 
     direct = await stack.start_direct_serve()
     targets = (stack.url, f"http://127.0.0.1:{stack.serve_ports[0]}", direct.base)
-    best = [0.0, 0.0, 0.0]
+    best = [(0.0, 0.0)] * len(targets)
     try:
         for _ in range(2):  # interleaved, the better of two: other work on the machine varies
             for n, base in enumerate(targets):
                 best[n] = max(best[n], await rate(base))
     finally:
         direct.stop()
-    return Throughput(haproxy=best[0], one_server=best[1], one_server_direct=best[2])
+    return Throughput(
+        haproxy=best[0][0],
+        one_server=best[1][0],
+        one_server_direct=best[2][0],
+        per_commit=(best[0][1], best[1][1], best[2][1]),
+    )
 
 
 def as_dict(result: FaultResult | Throughput) -> dict[str, object]:
