@@ -128,14 +128,15 @@ def _print(
     )
     print(
         "| fault | answered (held / refused) | before / after the fault | retried tries "
-        "| lost | duplicates | missed | subscribers resumed | down s |"
+        "| lost | duplicates | missed | subscribers per server | resumed | down s |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(
             f"| {r.fault} | {r.held + r.refused} ({r.held} / {r.refused}) "
             f"| {r.answered_before} / {r.answered_after} | {r.retried_tries} | {r.lost} "
-            f"| {r.duplicates} | {r.missed} | {r.resumed_subscribers} | {r.fault_seconds} |"
+            f"| {r.duplicates} | {r.missed} | {'/'.join(map(str, r.subscribers_per_server))} "
+            f"| {r.resumed_subscribers} | {r.fault_seconds} |"
         )
         if r.unanswered or r.subscriber_errors:
             print(f"  unanswered: {r.unanswered}; subscriber errors: {r.subscriber_errors}")

@@ -68,6 +68,7 @@ class FaultResult:
     duplicates: int
     missed: int
     resumed_subscribers: int
+    subscribers_per_server: list[int]
     subscriber_errors: list[str]
     fault_seconds: float
 
@@ -179,6 +180,7 @@ async def run_fault(
     try:
         for subscriber in subscribers:
             await asyncio.wait_for(subscriber.connected.wait(), WAIT)
+        spread = [int(await websockets_on(port)) for port in stack.serve_ports]
         load = Load(stack.url, skus, clients=options.clients, rate=options.rate, seed=seed)
         stop = asyncio.Event()
         running = asyncio.create_task(load.run(stop))
@@ -221,6 +223,7 @@ async def run_fault(
         + max(0, created - len(load.held)),
         missed=sum(m.total for m in missed),
         resumed_subscribers=sum(1 for s in subscribers if s.connects > 1),
+        subscribers_per_server=spread,
         subscriber_errors=sorted({e for s in subscribers for e in s.errors}),
         fault_seconds=round(repaired - struck, 2),
     )

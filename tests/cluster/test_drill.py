@@ -62,3 +62,10 @@ def test_no_reservation_lost_no_unit_sold_twice_no_version_missed(
 def test_subscribers_of_the_killed_serve_resumed(figures: dict[str, object]) -> None:
     result = _faults(figures)["kill -9 one serve"]
     assert result["resumed_subscribers"] > 0, figures["output"]
+
+
+def test_subscribers_were_spread_over_the_servers(figures: dict[str, object]) -> None:
+    for result in _faults(figures).values():
+        spread = result["subscribers_per_server"]
+        assert isinstance(spread, list)
+        assert sum(1 for n in spread if n > 0) >= 2, figures["output"]
