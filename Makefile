@@ -8,7 +8,7 @@ CATALOG ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck docs install clean stop bench
+.PHONY: run test lint typecheck docs install clean stop bench cluster cluster-drill test-cluster cluster-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,8 @@ run: $(STAMP)
 	$(BIN)/gql-inventory serve --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
-	$(BIN)/ruff check gql_inventory tests bench
-	$(BIN)/ruff format --check gql_inventory tests bench
+	$(BIN)/ruff check gql_inventory tests bench cluster
+	$(BIN)/ruff format --check gql_inventory tests bench cluster
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -44,6 +44,27 @@ test: lint typecheck docs
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The local cluster (docs/scaling.md#local-cluster-drill): HAProxy and PgBouncer from
+# Debian, installed here when missing (root only, as `make bench` installs wrk).
+cluster-packages:
+	@command -v haproxy >/dev/null && command -v pgbouncer >/dev/null || \
+		(apt-get update && apt-get install -y haproxy pgbouncer)
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+
+# HAProxy before three `serve`, PgBouncer (transaction mode) before PostgreSQL, Redis;
+# in the foreground, Ctrl-C stops it all.
+cluster: $(STAMP) cluster-packages
+	$(BIN)/python -m cluster up
+
+# The three faults (kill -9 of one serve, PgBouncer restart, Redis restart) under load;
+# prints the figures.
+cluster-drill: $(STAMP) cluster-packages
+	$(BIN)/python -m cluster drill
+
+# The drill as a test (tests/cluster, marker `cluster`, left out of the default run).
+test-cluster: $(STAMP) cluster-packages
+	$(BIN)/pytest -m cluster -n 0 tests/cluster
 
 # Stop what `make run` started: the server (its pid is in var/serve.pid), then the
 # embedded PostgreSQL in var/pgdata (serve stops it itself when it exits normally).

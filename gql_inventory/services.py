@@ -94,7 +94,10 @@ class Services:
         settings.check_stripe()
         url = database_url or resolve_database_url(settings)
         engine = create_engine(
-            url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            statement_cache=settings.db_statement_cache,
         )
         live = LiveEvents(engine, url, settings) if live_events and settings.live_events else None
         services = cls(
@@ -112,6 +115,7 @@ class Services:
             services.after_commit,
             max_batch=max(settings.reserve_batch_max, 1),
             emails=services.email_routing,
+            statement_cache=settings.db_statement_cache,
         )
         return services
 

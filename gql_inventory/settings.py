@@ -188,6 +188,13 @@ class Settings(OutboundSettings, BaseSettings):
     max_tokens: int = 5000
     db_pool_size: int = 10
     db_max_overflow: int = 20
+    db_statement_cache: bool = Field(
+        default=True,
+        description="Cache prepared statements per connection (asyncpg, SQLAlchemy). Set "
+        "false behind PgBouncer in transaction mode without prepared-statement support "
+        "(before 1.21, or `max_prepared_statements = 0`): every connection the service "
+        "opens then uses unnamed or uniquely named statements (docs/scaling.md).",
+    )
     log_level: str = "INFO"
     log_json: bool = False
     access_log: bool = Field(

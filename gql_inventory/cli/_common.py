@@ -37,7 +37,12 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction on the configured database; commit if it returns."""
 
     async def main() -> T:
-        engine = create_engine(database_url(), pool_size=2, max_overflow=0)
+        engine = create_engine(
+            database_url(),
+            pool_size=2,
+            max_overflow=0,
+            statement_cache=get_settings().db_statement_cache,
+        )
         try:
             async with make_sessionmaker(engine).begin() as session:
                 return await work(session)

@@ -158,7 +158,12 @@ def prune_command() -> None:
     settings = get_settings()
 
     async def main() -> PruneResult:
-        engine = create_engine(database_url(), pool_size=2, max_overflow=0)
+        engine = create_engine(
+            database_url(),
+            pool_size=2,
+            max_overflow=0,
+            statement_cache=settings.db_statement_cache,
+        )
         try:
             return await prune(make_sessionmaker(engine), settings)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,24 @@ def resolve_database_url(settings: Settings) -> str:
     return url
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> AsyncEngine:
+def asyncpg_options(*, statement_cache: bool = True) -> dict[str, Any]:
+    """Keywords of every ``asyncpg.connect`` the service makes itself (the reserve batcher).
+
+    `statement_cache` False (`DB_STATEMENT_CACHE=false`, behind PgBouncer in transaction
+    mode): ``statement_cache_size=0``, so asyncpg uses unnamed statements, parsed again
+    in each use, which any server connection accepts.
+    """
+    return {} if statement_cache else {"statement_cache_size": 0}
+
+
+def _statement_name() -> str:
+    """A name no other client of a pooled server connection can have taken."""
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 20, statement_cache: bool = True
+) -> AsyncEngine:
     """An asyncpg-backed engine for a libpq or SQLAlchemy PostgreSQL URL.
 
     A pool of `pool_size` connections (plus up to `max_overflow` more under load) per
@@ -96,12 +114,31 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
     that connection and every one pooled before it, and the request is answered 503
     with `Retry-After` (`kit.outage.is_database_outage`), the next one on fresh
     connections (docs/adr/0011-request-path.md).
+
+    `statement_cache` False (`DB_STATEMENT_CACHE=false`: PgBouncer in transaction mode,
+    which hands each transaction any server connection): no statement is cached, by
+    SQLAlchemy or asyncpg, and the statements SQLAlchemy prepares get unique names
+    (SQLAlchemy's asyncpg dialect documents this for PgBouncer).
     """
     return create_async_engine(
         to_async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        connect_args=engine_connect_args(statement_cache=statement_cache),
     )
+
+
+def engine_connect_args(*, statement_cache: bool = True) -> dict[str, Any]:
+    """SQLAlchemy's asyncpg ``connect_args`` for `statement_cache` (`DB_STATEMENT_CACHE`):
+    off, no statement cached by SQLAlchemy or asyncpg and the statements SQLAlchemy
+    prepares uniquely named, as SQLAlchemy documents for PgBouncer."""
+    if statement_cache:
+        return {}
+    return {
+        **asyncpg_options(statement_cache=False),
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": _statement_name,
+    }
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

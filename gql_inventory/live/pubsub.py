@@ -99,13 +99,26 @@ def _make_broadcast(url: str) -> Broadcast:
 
 
 def _redis_backend(url: str) -> Any:
-    """broadcaster 0.3.1's Redis backend signals its listener before SUBSCRIBE completes;
-    the listener then finds no subscribed channel, stops and never restarts, and the
-    subscription stays silent (encode/broadcaster#133 fixed only the restart after an
-    unsubscribe). Signal once the subscription is in place."""
+    """broadcaster 0.3.1's Redis backend, with two fixes.
+
+    It signals its listener before SUBSCRIBE completes; the listener then finds no
+    subscribed channel, stops and never restarts, and the subscription stays silent
+    (encode/broadcaster#133 fixed only the restart after an unsubscribe): signal once
+    the subscription is in place. And it starts its listener task before connecting,
+    while a failed `Broadcast.connect` never calls the backend's `disconnect`: the task
+    stayed pending after every failed reconnect (Redis down): cancel it there.
+    """
     from broadcaster._backends.redis import RedisBackend
 
     class OrderedRedisBackend(RedisBackend):
+        async def connect(self) -> None:
+            try:
+                await super().connect()
+            except BaseException:
+                if self._listener is not None:
+                    self._listener.cancel()
+                raise
+
         async def subscribe(self, channel: str) -> None:
             await self._pubsub.subscribe(channel)
             self._ready.set()

@@ -9,8 +9,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from gql_inventory.kit.db import to_async_url
+from gql_inventory.kit.db import engine_connect_args, to_async_url
 from gql_inventory.models import Base
+from gql_inventory.settings import get_settings
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,7 +22,6 @@ def _database_url() -> str:
     if url:
         return str(url)
     from gql_inventory.kit.db import resolve_database_url
-    from gql_inventory.settings import get_settings
 
     return resolve_database_url(get_settings())
 
@@ -33,7 +33,11 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(to_async_url(_database_url()), poolclass=NullPool)
+    engine = create_async_engine(
+        to_async_url(_database_url()),
+        poolclass=NullPool,
+        connect_args=engine_connect_args(statement_cache=get_settings().db_statement_cache),
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

@@ -35,6 +35,7 @@ from gql_inventory.domain.errors import DomainError
 from gql_inventory.domain.rows import ReservationRow
 from gql_inventory.domain.uow import Announcements
 from gql_inventory.kit import metrics
+from gql_inventory.kit.db import asyncpg_options
 from gql_inventory.kit.logs import get_logger
 from gql_inventory.outbound.events import EmailRouting, write_events
 from gql_inventory.stock.allocation import ReservationLimits
@@ -70,7 +71,9 @@ class ReserveBatcher:
     first use and reopens it after a failure); `limits` are the reservation limits;
     `after_commit` announces each committed batch (`Services.after_commit`);
     `max_batch` caps the requests per transaction (1: each its own); `emails` routes the
-    outbox events by e-mail (`EmailRouting`, off by default). Workers start on
+    outbox events by e-mail (`EmailRouting`, off by default); `statement_cache` False
+    opens the connections without asyncpg's statement cache (`DB_STATEMENT_CACHE`,
+    PgBouncer in transaction mode). Workers start on
     first use in the running event loop; `close` stops them after the queue drains.
     """
 
@@ -83,8 +86,10 @@ class ReserveBatcher:
         max_batch: int = 256,
         in_flight: int = IN_FLIGHT,
         emails: EmailRouting | None = None,
+        statement_cache: bool = True,
     ) -> None:
         self._url = database_url
+        self._connect_options = asyncpg_options(statement_cache=statement_cache)
         self._limits = limits
         self._after_commit = after_commit
         self._max_batch = max_batch
@@ -169,7 +174,7 @@ class ReserveBatcher:
         after a failure: it is reopened for the next batch)."""
         try:
             if conn is None or conn.is_closed():
-                conn = await asyncpg.connect(self._url)
+                conn = await asyncpg.connect(self._url, **self._connect_options)
             transaction = conn.transaction()
             await transaction.start()
             try:
@@ -223,7 +228,7 @@ class ReserveBatcher:
         for delay in VERIFY_DELAYS:
             await asyncio.sleep(delay)
             try:
-                conn = await asyncpg.connect(self._url)
+                conn = await asyncpg.connect(self._url, **self._connect_options)
                 try:
                     found = await stored_count(conn, result.created)
                 finally:

@@ -229,8 +229,8 @@ async def lock_levels_by_variant(
 
 
 # ---------------------------------------------------------------- new reservations
-# Raw asyncpg statements ($n parameters, prepared and cached by asyncpg): the group
-# commit runs them on its own connection, a lone `reserve` on its session's.
+# Raw asyncpg statements ($n parameters, cached by asyncpg unless DB_STATEMENT_CACHE is
+# off): the group commit runs them on its own connection, a lone `reserve` on its session's.
 
 _LOCK_FOR_RESERVE = """
 WITH locked AS MATERIALIZED (
