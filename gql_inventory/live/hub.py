@@ -183,11 +183,16 @@ class Hub:
     # ------------------------------------------------------------ publishing
 
     async def publish_stock(self, events: Sequence[StockEvent]) -> None:
-        """Broadcast positioned events to every process (the relay's output).
+        """Hand positioned events (the relay's output) to this hub, then broadcast them to
+        every process.
 
-        Skipped while the backend is down: every hub reads them from the ledger when
-        it (re)subscribes, or at its next poll.
+        This hub takes them first, without waiting for their round trip through the
+        backend (its echo is then skipped: already dispatched). The broadcast is skipped
+        while the backend is down: every hub reads them from the ledger when it
+        (re)subscribes, or at its next poll.
         """
+        if self.catchup.ready.is_set():  # before that, the hub has no position to go on from
+            await self.catchup.on_stock(list(events))
         if not self.pubsub.connected:
             return
         for message in encode_stock(events):
