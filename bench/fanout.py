@@ -2,8 +2,8 @@
 
 A client process (``python -m bench.fanout URL --count N --sku SKU``) opens N
 graphql-transport-ws connections (aiohttp's websocket client: its frame reader is compiled,
-so the clients take less of the cores they share with the server than a pure-Python
-client: 29-39 against 34-56 us per delivery, docs/adr/0021-framed-fan-out.md), each
+so the clients take less of the cores they share with the server than websockets'
+pure-Python one: docs/adr/0021-framed-fan-out.md), each
 subscribing to `stockChanged(skus: [SKU])`, and
 records, per event, the level `version` it carries and its arrival time on
 CLOCK_MONOTONIC (`time.monotonic`, one clock for every process of the machine). It
