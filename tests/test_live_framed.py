@@ -1,8 +1,10 @@
 """The framed fan-out (docs/adr/0021-framed-fan-out.md): a shared group's message is framed
 once and the same bytes go to each member socket; a socket with per-message deflate gets a
 frame of its own; a group wider than a slice of the loop gets every event to every member
-once and in order while members leave; a slow member is closed alone, under the edge's
-websocket protocol and under uvicorn's own."""
+once and in order while members leave; changes committed in the process reach its
+subscribers once, in order, though its hub gets them from its relay and again from the
+broadcast; a slow member is closed alone, under the edge's websocket protocol and under
+uvicorn's own."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 import websockets
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.websocket.fanout import SLICE
@@ -24,6 +27,7 @@ from tests.support.live import (
     ServerFactory,
     eventually,
     position_of,
+    reserve_on,
     wait_hub_at,
     wait_positioned,
 )
@@ -98,6 +102,43 @@ async def test_a_group_wider_than_a_slice_gets_every_event_once_in_order(
         for client in clients[leaving:]:  # nothing more: no duplicate came after the 20th
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(client.ws.recv(), 0.2)
+
+
+async def test_changes_committed_here_reach_its_subscribers_once_in_order(
+    servers: ServerFactory, catalog: Catalog, engine: AsyncEngine
+) -> None:
+    """30 reserveStock requests at once on one server: its relay positions them and hands
+    them to its own hub, which gets them again from the broadcast (the echo). A group of
+    three and a subscriber with other variables each get every position once, in order:
+    the positions the ledger gave those movements."""
+    server = await servers.start(LIVE_POLL_SECONDS="0.2")
+    start = await wait_positioned(engine)
+    await wait_hub_at(server, start)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(GraphQLWS.connect(server.ws_url)) for _ in range(4)
+        ]
+        for client in clients[:3]:
+            await client.subscribe(STOCK_CHANGED, {"skus": ["MUG"]}, "1")
+        await clients[3].subscribe(STOCK_CHANGED, {"skus": ["MUG", "SHIRT-M"]}, "1")
+        await wait_stock_subscribers(server, 4)
+        payloads = await asyncio.gather(*(reserve_on(server, ("MUG", 1)) for _ in range(30)))
+        assert all(p["userErrors"] == [] for p in payloads)
+        got = await asyncio.gather(*(c.events("1", 30) for c in clients))
+        async with engine.connect() as conn:
+            ledger = (
+                await conn.execute(
+                    text("SELECT position FROM stock_movements WHERE position > :p ORDER BY 1"),
+                    {"p": start},
+                )
+            ).scalars()
+            positions = list(ledger)
+        assert len(positions) == 30
+        for events in got:
+            assert [position_of(e) for e in events] == positions
+        for client in clients:  # nothing more: the echo was not sent again
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.ws.recv(), 0.3)
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
