@@ -65,6 +65,15 @@ class EdgeWebSocketProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope["extensions"][FRAMED_SEND] = self.send_framed
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        """uvicorn's; then the extension leaves the scope, whose bound method would hold the
+        protocol in a cycle (scope -> method -> protocol -> scope) that only the cyclic
+        collector frees (docs/adr/0010-shared-subscription-execution.md)."""
+        super().connection_lost(exc)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"].pop(FRAMED_SEND, None)
+
     def send_framed(self, message: FramedText) -> Sent:
         """Write `message` now if the socket takes it (`Sent.SENT`); `Sent.PAUSED` while
         the transport is paused, `Sent.GONE` once the connection is not open (the same
