@@ -1,7 +1,10 @@
 """Live fan-out: websocket subscribers in client processes, and the measurement of a change.
 
 A client process (``python -m bench.fanout URL --count N --sku SKU``) opens N
-graphql-transport-ws connections, each subscribing to `stockChanged(skus: [SKU])`, and
+graphql-transport-ws connections (aiohttp's websocket client: its frame reader is compiled,
+so the clients take less of the cores they share with the server than websockets'
+pure-Python one: docs/adr/0022-framed-fan-out.md), each
+subscribing to `stockChanged(skus: [SKU])`, and
 records, per event, the level `version` it carries and its arrival time on
 CLOCK_MONOTONIC (`time.monotonic`, one clock for every process of the machine). It
 answers one JSON line per command read from stdin: ``status`` (sockets open, those with
@@ -11,7 +14,8 @@ it exits; so does it at end of input, so it never outlives the orchestrator).
 `Clients` runs such processes from the orchestrator; `measure` sends one change at a time
 through `adjustStock` and turns arrivals into latencies from the moment just before the
 mutation was sent (so the mutation's own time is included: an upper bound of
-commit-to-delivery) and from the moment its response arrived (a lower bound).
+commit-to-delivery) and from the moment its response arrived (a lower bound), with the CPU
+the server and the client processes used meanwhile.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import httpx
 import uvloop
-import websockets
 
 from bench.server import ROOT, Processes, cpu_seconds, graphql, raise_nofile
 
@@ -44,50 +49,53 @@ class _Subscribers:
 
     def __init__(self, url: str, count: int, sku: str) -> None:
         self.url, self.count, self.sku = url, count, sku
-        self.sockets: list[Any] = []
+        self.session: aiohttp.ClientSession | None = None
+        self.sockets: list[aiohttp.ClientWebSocketResponse] = []
         self.readers: list[asyncio.Task[None]] = []
         self.failed = 0
         self.with_event: set[int] = set()
         self.events = 0
         self.closed = 0
-        self.received: list[tuple[float, str | bytes]] = []
+        self.received: list[tuple[float, str]] = []
 
     async def open(self) -> None:
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=True),
+            timeout=aiohttp.ClientTimeout(total=None, connect=120),
+            # The handshake websockets' client sent (row 7 counts the server's memory per
+            # socket, the request's headers included): no Accept or Accept-Encoding.
+            skip_auto_headers=("Accept", "Accept-Encoding"),
+        )
         gate = asyncio.Semaphore(32)
         await asyncio.gather(*(self._one(i, gate) for i in range(self.count)))
 
     async def _one(self, index: int, gate: asyncio.Semaphore) -> None:
+        assert self.session is not None
         async with gate:
             try:
-                ws = await websockets.connect(
-                    self.url,
-                    subprotocols=[websockets.Subprotocol("graphql-transport-ws")],
-                    max_queue=None,
-                    compression=None,
-                    ping_interval=None,
-                    open_timeout=120,
+                ws = await self.session.ws_connect(
+                    self.url, protocols=("graphql-transport-ws",), autoping=True, compress=0
                 )
-                await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-                await ws.recv()
+                await ws.send_str(json.dumps({"type": "connection_init", "payload": {}}))
+                await ws.receive(timeout=120)
                 payload = {"query": SUBSCRIBE, "variables": {"skus": [self.sku]}}
-                await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-            except (OSError, TimeoutError, websockets.WebSocketException):
+                await ws.send_str(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
+            except (OSError, TimeoutError, aiohttp.ClientError):
                 self.failed += 1
                 return
         self.sockets.append(ws)
         self.readers.append(asyncio.create_task(self._read(index, ws)))
 
-    async def _read(self, index: int, ws: Any) -> None:
-        try:
-            async for raw in ws:
-                # Stamp and keep the frame; decode later (`arrivals`): the clients share the
-                # server's cores, so their own work per message is kept to the minimum.
-                self.received.append((time.monotonic(), raw))
-                if '"next"' in (raw if isinstance(raw, str) else raw.decode()):
-                    self.events += 1
-                    self.with_event.add(index)
-        except websockets.ConnectionClosed:
-            pass
+    async def _read(self, index: int, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            # Stamp and keep the frame; decode later (`arrivals`): the clients share the
+            # server's cores, so their own work per message is kept to the minimum.
+            self.received.append((time.monotonic(), message.data))
+            if '"next"' in message.data:
+                self.events += 1
+                self.with_event.add(index)
         self.closed += 1
 
     def arrivals(self) -> dict[int, list[float]]:
@@ -110,6 +118,9 @@ class _Subscribers:
 
     async def close(self) -> None:
         await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+        await asyncio.gather(*self.readers, return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
 
 
 async def _client(url: str, count: int, sku: str) -> None:
@@ -246,21 +257,34 @@ def wait_registered(
 
 @dataclass(frozen=True)
 class Delivery:
-    """Latencies (ms) of deliveries, from sending and from the response; how many came."""
+    """Latencies (ms) of deliveries, from sending and from the response; how many came;
+    CPU seconds the subscriber processes and the server used from the first change to
+    the last delivery (the decoding of arrivals afterwards left out)."""
 
     from_sent: list[float]
     from_answer: list[float]
     delivered: int
     expected: int
+    changes: list[Change]
+    client_cpu: float
+    server_cpu: float
 
 
 def measure(
-    client: httpx.Client, clients: Clients, sku: str, rounds: int, *, wait: float = 30.0
+    client: httpx.Client,
+    clients: Clients,
+    sku: str,
+    rounds: int,
+    *,
+    wait: float = 30.0,
+    server_cpu: Callable[[], float] = lambda: 0.0,
 ) -> Delivery:
     """`rounds` changes, one at a time, each awaited at every open subscriber (at most
-    `wait` seconds), then matched to arrivals by version."""
+    `wait` seconds), then matched to arrivals by version. `server_cpu`: the server's CPU
+    seconds so far (for `Delivery.server_cpu`)."""
     changes = []
     expected = 0
+    cpu = clients.cpu(), server_cpu()
     for _ in range(rounds):
         target = clients.status()
         goal = target["events"] + target["open"]
@@ -269,13 +293,14 @@ def measure(
         deadline = time.monotonic() + wait
         while clients.status()["events"] < goal and time.monotonic() < deadline:
             time.sleep(0.02)
+    used = clients.cpu() - cpu[0], server_cpu() - cpu[1]
     arrivals = clients.arrivals()
     from_sent, from_answer = [], []
     for c in changes:
         for arrived in arrivals.get(c.version, []):
             from_sent.append((arrived - c.sent) * 1000)
             from_answer.append((arrived - c.answered) * 1000)
-    return Delivery(from_sent, from_answer, len(from_sent), expected)
+    return Delivery(from_sent, from_answer, len(from_sent), expected, changes, *used)
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Identical subscriptions (document, variables, role) share one execution per event: every
 member gets the same bytes but for its operation id; other variables or roles do not share;
-members come and go without stopping the others; a slow member is closed alone (4008);
+members come and go without stopping the others (a slow member: tests/test_live_framed.py);
 resume cursors still run their own catch-up; the groups are gone once everyone has left."""
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocketState
 
 from gql_inventory.websocket.fanout import Run, SharedSubscriptions
 from gql_inventory.websocket.members import Member
 from gql_inventory.websocket.sharing import group_key
-from tests.support.catalog import Catalog, make_catalog, make_product
+from tests.support.catalog import Catalog
 from tests.support.live import (
     ADMIN_TOKEN,
     STOCK_CHANGED,
@@ -36,7 +35,6 @@ from tests.support.live import (
     wait_positioned,
 )
 from tests.test_edge_websocket import change_stock
-from tests.test_live_slow import FAT, LONG_SKU, burst, open_stalled_socket, read_until_closed
 
 MEMBERS = 12
 
@@ -241,71 +239,6 @@ async def test_resuming_while_changes_flow_hands_over_without_gap_or_duplicate(
 
 
 @pytest.mark.slow
-async def test_a_slow_member_is_closed_alone(
-    servers: ServerFactory, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
-) -> None:
-    """A member that never reads, in the same group as a healthy one: it is closed with
-    4008 while the healthy member gets every event, and the group goes on."""
-    async with sessions.begin() as session:
-        catalog = await make_catalog(session)
-        await make_product(
-            session, catalog, "long", "Long", [(LONG_SKU, "Default Title", 100, {"Main": 1})]
-        )
-    server = await servers.start(
-        "--ws-ping-interval", "600", "--ws-ping-timeout", "600", SUBSCRIBER_BUFFER_SIZE="64"
-    )
-    # The catalog's movements must have reached the hub before anyone subscribes: one the
-    # hub dispatches after the group registered is (rightly) delivered, one event more.
-    await wait_hub_at(server, await wait_positioned(engine))
-    received: list[dict[str, Any]] = []
-    async with GraphQLWS.connect(server.ws_url) as healthy:
-        await healthy.subscribe(FAT, op_id="fat")
-
-        async def read_forever() -> None:
-            while True:
-                received.append((await healthy.data("fat"))["stockChanged"])
-
-        reader = asyncio.create_task(read_forever())
-        sock = await open_stalled_socket(server)
-        try:
-            async with websockets.connect(
-                server.ws_url,
-                sock=sock,
-                subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-                max_queue=1,
-                compression=None,
-            ) as stalled:
-                await stalled.send(json.dumps({"type": "connection_init", "payload": {}}))
-                assert json.loads(await stalled.recv())["type"] == "connection_ack"
-                await stalled.send(
-                    json.dumps({"id": "fat", "type": "subscribe", "payload": {"query": FAT}})
-                )
-                await wait_stock_subscribers(server, 2)
-                assert await gauge(server, "shared_subscription_groups") == 1
-                written = 0
-                for _ in range(40):  # bounded: bursts until the stalled member is dropped
-                    await burst(sessions, catalog.variants[LONG_SKU], 100)
-                    written += 100
-
-                    async def caught_up(target: int = written) -> bool:
-                        return len(received) >= target
-
-                    await eventually(caught_up, what="the healthy member to keep up")
-                    if await gauge(server, "slow_subscribers_dropped_total") >= 1:
-                        break
-                assert await gauge(server, "slow_subscribers_dropped_total") == 1
-                assert await gauge(server, "subscribers", 'kind="stock"') == 1
-                assert await gauge(server, "subscriber_queued_events") == 0
-                positions = [position_of(e) for e in received]
-                assert positions == list(range(positions[0], positions[0] + written))
-                with pytest.raises(websockets.ConnectionClosed) as closed:
-                    await asyncio.wait_for(read_until_closed(stalled), WAIT)
-                assert closed.value.rcvd is not None
-                assert closed.value.rcvd.code == 4008
-        finally:
-            reader.cancel()
-
-
 @pytest.mark.parametrize(
     ("query", "variables", "shared"),
     [

@@ -118,6 +118,7 @@ def uvicorn_options(
     `DB_MAX_OVERFLOW`) connections: see docs/scaling.md for the connection budget.
     """
     from gql_inventory.edge.connections import EdgeHttpProtocol
+    from gql_inventory.edge.websocket_protocol import EdgeWebSocketProtocol
 
     return {
         "factory": True,
@@ -128,6 +129,8 @@ def uvicorn_options(
         "loop": "uvloop",
         # uvicorn's httptools protocol with our timeouts and caps (docs/edge.md)
         "http": EdgeHttpProtocol,
+        # uvicorn's websocket protocol with the framed writes of fan-outs (ADR 0022)
+        "ws": EdgeWebSocketProtocol,
         "timeout_keep_alive": settings.keep_alive_seconds,
         "access_log": settings.access_log,
         "log_level": "info",

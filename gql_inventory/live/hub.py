@@ -84,6 +84,8 @@ class Hub:
         #: Bounds on resuming from a cursor (window, budgets, chunks).
         self.replays = ReplayGate(engine, config.replay)
         self._tasks: list[asyncio.Task[None]] = []
+        #: Events this process's relay positioned, on their way to this hub's catch-up.
+        self._local: set[asyncio.Task[None]] = set()
 
     @property
     def position(self) -> int:
@@ -107,7 +109,7 @@ class Hub:
 
     async def stop(self) -> None:
         """Stop the tasks, close every subscriber and the backend connection."""
-        await reap(self._tasks)  # re-cancels: a library may swallow the first one
+        await reap([*self._tasks, *self._local])  # re-cancels: a library may swallow one
         self.subscribers.close_all("server shutting down")
         self.orders.close_feeds("server shutting down")
         await self.pubsub.close()
@@ -183,11 +185,20 @@ class Hub:
     # ------------------------------------------------------------ publishing
 
     async def publish_stock(self, events: Sequence[StockEvent]) -> None:
-        """Broadcast positioned events to every process (the relay's output).
+        """Broadcast positioned events (the relay's output) to every process, and hand them
+        to this hub at once.
 
-        Skipped while the backend is down: every hub reads them from the ledger when
-        it (re)subscribes, or at its next poll.
+        This hub takes them in a task of its own, which runs while the broadcast is on its
+        way: its fan-out does not wait for the backend's round trip (the echo is skipped:
+        already dispatched), and the broadcast and the relay's next pass do not wait for
+        its fan-out. Those tasks take the catch-up's lock in the order they were made, so
+        in position order. The broadcast is skipped while the backend is down: every hub
+        reads them from the ledger when it (re)subscribes, or at its next poll.
         """
+        if self.catchup.ready.is_set():  # before that, the hub has no position to go on from
+            task = asyncio.create_task(self._take_local(list(events)), name="live-hub-local")
+            self._local.add(task)
+            task.add_done_callback(self._local.discard)
         if not self.pubsub.connected:
             return
         for message in encode_stock(events):
@@ -202,6 +213,12 @@ class Hub:
 
     async def _on_stock(self, events: list[StockEvent]) -> None:
         await self.catchup.on_stock(events)
+
+    async def _take_local(self, events: list[StockEvent]) -> None:
+        try:
+            await self.catchup.on_stock(events)
+        except Exception as exc:  # the broadcast's echo, or the next poll, brings them
+            log.warning("live.local_dispatch_failed", error=repr(exc), count=len(events))
 
     async def _dispatch(self, event: StockEvent) -> None:
         for observe in self.observers:

@@ -14,13 +14,15 @@ explicit object the stream talks to (`StreamLink`), never a context variable.
 - `gql_inventory.websocket.link.Alone`: the same link for an operation Strawberry runs
   itself (one that cannot share).
 
-Each result is encoded once and written to every member socket in turn. A write that
-completes at once (the usual case: uvicorn writes to the transport without waiting)
-costs no task; a socket whose transport is paused gets a bounded backlog and one drain
-task until it catches up; a backlog past `limit` closes the socket with 4008, like an
-overflowing subscriber buffer (docs/adr/0006-websocket-close-paths.md). Which operations
-may share, and under which key: `gql_inventory.websocket.sharing`
-(docs/adr/0010-shared-subscription-execution.md, docs/adr/0014-explicit-fan-out.md).
+Each result is encoded and framed once per operation id and written to every member
+socket in turn, in slices between which the loop runs (`SLICE`). A write goes through the
+server's framed write (`gql_inventory.edge.websocket_protocol`; elsewhere, the ASGI send
+stepped once by hand) and costs no task when the socket takes it at once; a socket whose
+transport is paused gets a bounded backlog and one drain task until it catches up; a
+backlog past `limit` closes the socket with 4008, like an overflowing subscriber buffer
+(docs/adr/0006-websocket-close-paths.md). Which operations may share, and under which
+key: `gql_inventory.websocket.sharing` (docs/adr/0010-shared-subscription-execution.md,
+docs/adr/0014-explicit-fan-out.md, docs/adr/0022-framed-fan-out.md).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
+from gql_inventory.edge.websocket_protocol import FramedText, Sent
 from gql_inventory.kit import metrics
 from gql_inventory.kit.logs import get_logger
 from gql_inventory.websocket.limits import SLOW_CLOSE_CODE, close_soon, is_closing
@@ -39,6 +42,9 @@ from gql_inventory.websocket.members import Continue, Member
 from gql_inventory.websocket.sharing import GroupKey
 
 log = get_logger(__name__)
+
+#: Members written to between two turns of the event loop (~20 us each: ADR 0022).
+SLICE = 250
 
 #: How a run starts its execution: Strawberry's result stream, for a context whose
 #: `fanout` is the given run.
@@ -147,7 +153,7 @@ class Run:
                         return
                     first = False
                     if isinstance(result, ExecutionResult):
-                        self._broadcast_next(result)
+                        await self._broadcast_next(result)
                         if self.paced:
                             await self._wait_for_sockets()
             finally:
@@ -169,7 +175,7 @@ class Run:
         if drains:
             await asyncio.wait(drains)
 
-    def _broadcast_next(self, result: ExecutionResult) -> None:
+    async def _broadcast_next(self, result: ExecutionResult) -> None:
         payload: dict[str, Any] = {"data": result.data}
         if result.errors:
             payload["errors"] = [e.formatted for e in result.errors]
@@ -181,11 +187,25 @@ class Run:
             metrics.SHARED_EXECUTIONS.inc()
         written = 0
         position = self.position
-        for member in list(self.members):
-            if member.skip_through >= position:
-                continue  # a member that caught up alone already sent it
-            if self._write(member, '{"id":' + member.id_json + body):
-                written += 1
+        # One frame per operation id (clients number their operations alike: most
+        # members share one), the same bytes written to each of their sockets.
+        frames: dict[str, FramedText] = {}
+        members = list(self.members)
+        for start in range(0, len(members), SLICE):
+            if start:
+                # Let the loop run between slices (a request, the change's own response):
+                # the last sockets wait, the first ones do not.
+                await asyncio.sleep(0)
+            for member in members[start : start + SLICE]:
+                if member not in self.members or member.skip_through >= position:
+                    continue  # left meanwhile, or caught up alone past this event
+                framed = frames.get(member.id_json)
+                if framed is None:
+                    framed = frames[member.id_json] = FramedText.of(
+                        '{"id":' + member.id_json + body
+                    )
+                if self._write(member, framed):
+                    written += 1
         metrics.EVENTS_SENT.labels(self.kind).inc(written)
 
     def _broadcast_final(self, kind: str, payload: Any) -> None:
@@ -194,37 +214,51 @@ class Run:
         if payload is not None:
             tail += ',"payload":' + self.registry.encode(payload)
         for member in list(self.members):
-            self._write(member, '{"id":' + member.id_json + tail + "}")
+            self._write(member, FramedText.of('{"id":' + member.id_json + tail + "}"))
             self._release(member)
             member.on_end(member)
 
-    def _write(self, member: Member, text: str) -> bool:
-        """Send `text` now if the socket takes it at once, else queue it (bounded)."""
+    def _write(self, member: Member, message: FramedText) -> bool:
+        """Send `message` now if the socket takes it at once, else queue it (bounded)."""
         if is_closing(member.websocket):
             return False
         if member.backlog is not None:
             if len(member.backlog) >= self.registry.limit:
                 self._close_slow(member, _slow_reason(self.registry.limit))
                 return False
-            member.backlog.append(text)
+            member.backlog.append(message.text)
             metrics.QUEUED_EVENTS.inc()
             return True
-        coro = member.websocket.send_text(text)
-        try:
-            suspended = coro.send(None)
-        except StopIteration:
-            return True
-        except Exception:  # the connection is going: its handler cleans up
-            return False
-        member.backlog = deque()
+        if member.send_framed is not None:
+            sent = member.send_framed(message)
+            if sent is Sent.SENT:
+                return True
+            if sent is Sent.GONE:
+                return False  # the connection is going: its handler cleans up
+            # Paused: this message is the first of a backlog, sent by the drain.
+            member.backlog = deque([message.text])
+            metrics.QUEUED_EVENTS.inc()
+            pending: Continue | None = None
+        else:
+            # A server without the framed write: uvicorn's ASGI send, stepped once by hand.
+            coro = member.websocket.send_text(message.text)
+            try:
+                suspended = coro.send(None)
+            except StopIteration:
+                return True
+            except Exception:  # the connection is going: its handler cleans up
+                return False
+            member.backlog = deque()
+            pending = Continue(coro, suspended)
         member.drain = asyncio.get_running_loop().create_task(
-            self._drain(member, Continue(coro, suspended)), name="shared-subscription-drain"
+            self._drain(member, pending), name="shared-subscription-drain"
         )
         return True
 
-    async def _drain(self, member: Member, pending: Continue) -> None:
+    async def _drain(self, member: Member, pending: Continue | None) -> None:
         try:
-            await pending
+            if pending is not None:
+                await pending
             while member.backlog:
                 text = member.backlog.popleft()
                 metrics.QUEUED_EVENTS.dec()

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 from starlette.websockets import WebSocket
 
+from gql_inventory.edge.websocket_protocol import FRAMED_SEND, SendFramed
+
 
 class HasMembers(Protocol):
     """What a member knows of the run it is in (`gql_inventory.websocket.fanout.Run`)."""
@@ -48,8 +50,9 @@ class Continue:
 
 class Member:
     """One subscribe operation in a run: its socket, its id, the run it is in (`run`,
-    which changes when a catch-up hands it over), and (while its socket is slow) a
-    backlog of encoded messages with the task draining it."""
+    which changes when a catch-up hands it over), the server's framed write (`send_framed`,
+    None under a server without `gql_inventory.edge.websocket_protocol`), and (while its
+    socket is slow) a backlog of encoded messages with the task draining it."""
 
     __slots__ = (
         "backlog",
@@ -59,6 +62,7 @@ class Member:
         "on_end",
         "op_id",
         "run",
+        "send_framed",
         "skip_through",
         "websocket",
     )
@@ -79,3 +83,5 @@ class Member:
         self.backlog: deque[str] | None = None
         self.drain: asyncio.Task[None] | None = None
         self.counted = False
+        extensions = websocket.scope.get("extensions") or {}
+        self.send_framed: SendFramed | None = extensions.get(FRAMED_SEND)

@@ -77,7 +77,8 @@ async def eventually(
 
 class LiveServer:
     """`gql-inventory serve` in a subprocess (``--workers 2`` passes through; with
-    uvicorn's ``--ws-*`` options, plain uvicorn with the edge protocol), its data folder
+    uvicorn's ``--ws-*`` options, plain uvicorn with the edge protocols, the websocket one
+    unless ``--ws`` names another), its data folder
     and pid file beside `log_path`. `open_files`: the
     subprocess's RLIMIT_NOFILE (soft and hard), as a deployment's ``ulimit -n``."""
 
@@ -135,6 +136,8 @@ class LiveServer:
             # with the edge protocol named as a user would (docs/edge.md)
             command = ["uvicorn", "gql_inventory.app:create_app", "--factory", "--http"]
             command += ["gql_inventory.edge.connections:EdgeHttpProtocol", "--log-level", "warning"]
+            if "--ws" not in serve_args:  # the edge's websocket protocol too, unless named
+                command += ["--ws", "gql_inventory.edge.websocket_protocol:EdgeWebSocketProtocol"]
         else:
             command = ["gql_inventory.cli", "serve"]
         self.process = subprocess.Popen(
