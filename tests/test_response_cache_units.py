@@ -13,6 +13,7 @@ import orjson
 import pytest
 from starlette.types import Receive, Scope, Send
 
+from gql_inventory.edge.turns import Turns
 from gql_inventory.response_cache.asgi import ResponseCache
 from gql_inventory.response_cache.operations import ReadOperations
 from gql_inventory.response_cache.store import ENTRY_OVERHEAD, ResponseStore, Tag
@@ -282,3 +283,28 @@ async def test_an_entry_is_stale_only_when_a_variant_it_read_changed() -> None:
         assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 4}}
         assert (await c.post("/graphql", json=body)).json() == {"data": {"n": 4}}
         assert len(cache.store) == 1
+
+
+async def test_a_streaming_request_is_not_counted_as_a_write() -> None:
+    """A long-lived multipart or event-stream request would otherwise keep reads taking
+    turns for as long as it stays open (ADR 0021)."""
+    view = FakeView()
+    cache = _cache(view, [(1, 1)])
+    cache.turns = Turns(per_turn=1)
+    seen: list[int] = []
+    inner = cache.app
+
+    async def watching(scope: Scope, receive: Receive, send: Send) -> None:
+        assert cache.turns is not None
+        seen.append(cache.turns.writes)
+        await inner(scope, receive, send)
+
+    cache.app = watching
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=cache), base_url="http://t"
+    ) as c:
+        body = {"query": READ, "variables": {"sku": "A"}}
+        for accept in ("multipart/mixed", "text/event-stream"):
+            await c.post("/graphql", json=body, headers={"accept": accept})
+        await c.post("/graphql", json={"query": "mutation { m }"})
+    assert seen == [0, 0, 1]  # the mutation counts, the streams do not

@@ -133,7 +133,7 @@ class ResponseCache:
             elif name == b"accept":
                 accept = value if accept is None else accept
         if accept is not None and (b"multipart" in accept or b"event-stream" in accept):
-            await self._other(scope, receive, send)  # a streaming transport: not ours
+            await self.app(scope, receive, send)  # a stream: not ours, and no write for turns
             return
         if method == "POST":
             if content_type is None or content_type.split(b";", 1)[0].strip().lower() != _JSON:
