@@ -22,7 +22,7 @@ from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
 from gql_inventory.stock.ledger import apply_movement
 from gql_inventory.websocket.handler import reap
-from tests.support.catalog import Catalog, make_catalog, make_product
+from tests.support.catalog import Catalog, make_catalog
 from tests.support.live import (
     ROOT,
     STOCK_CHANGED,
@@ -34,7 +34,7 @@ from tests.support.live import (
     eventually,
     wait_positioned,
 )
-from tests.test_live_slow import FAT, LONG_SKU, burst, open_stalled_socket
+from tests.test_live_slow import FAT, LONG_SKU, burst, open_stalled_socket, start_with_long_sku
 
 LIMIT = 50
 PER_KIND = 100
@@ -181,16 +181,9 @@ async def test_a_slow_subscriber_closed_with_4008_frees_its_connection(
 ) -> None:
     """A client that never reads overflows its buffer and is closed (4008); once it drops,
     its connection, subscription and buffered events are all freed."""
-    async with sessions.begin() as session:
-        catalog = await make_catalog(session)
-        await make_product(
-            session, catalog, "long", "Long", [(LONG_SKU, "Default Title", 100, {"Main": 1})]
-        )
-    server = await servers.start(
-        "--ws-ping-interval",
-        "600",
-        "--ws-ping-timeout",
-        "600",
+    catalog, server = await start_with_long_sku(
+        servers,
+        sessions,
         SUBSCRIBER_BUFFER_SIZE="64",
         LIVE_POLL_SECONDS="0.2",
     )

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gql_inventory.websocket.fanout import SLICE
-from tests.support.catalog import Catalog, make_catalog, make_product
+from tests.support.catalog import Catalog
 from tests.support.live import (
     STOCK_CHANGED,
     WAIT,
@@ -33,7 +33,14 @@ from tests.support.live import (
 )
 from tests.test_edge_websocket import change_stock
 from tests.test_live_shared import gauge, raw_next, wait_stock_subscribers
-from tests.test_live_slow import FAT, LONG_SKU, burst, open_stalled_socket, read_until_closed
+from tests.test_live_slow import (
+    FAT,
+    LONG_SKU,
+    burst,
+    open_stalled_socket,
+    read_until_closed,
+    start_with_long_sku,
+)
 
 #: Plain uvicorn (a ``--ws-*`` option) with the edge's websocket protocol, or uvicorn's own.
 PROTOCOLS = [pytest.param((), id="edge"), pytest.param(("--ws", "websockets-sansio"), id="uvicorn")]
@@ -151,16 +158,9 @@ async def test_a_slow_member_is_closed_alone(
     """A member that never reads, in the same group as a healthy one: it is closed with
     4008 while the healthy member gets every event, and the group goes on; under the edge's
     protocol (framed writes until the socket pauses) and under uvicorn's own (ASGI sends)."""
-    async with sessions.begin() as session:
-        catalog = await make_catalog(session)
-        await make_product(
-            session, catalog, "long", "Long", [(LONG_SKU, "Default Title", 100, {"Main": 1})]
-        )
-    server = await servers.start(
-        "--ws-ping-interval",
-        "600",
-        "--ws-ping-timeout",
-        "600",
+    catalog, server = await start_with_long_sku(
+        servers,
+        sessions,
         *protocol,
         SUBSCRIBER_BUFFER_SIZE="64",
     )

@@ -15,7 +15,7 @@ import pytest
 import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tests.support.catalog import Catalog, make_catalog, make_product
+from tests.support.catalog import Catalog
 from tests.support.live import (
     ADMIN_TOKEN,
     STOCK_CHANGED,
@@ -26,7 +26,7 @@ from tests.support.live import (
     position_of,
     wait_positioned,
 )
-from tests.test_live_slow import FAT, LONG_SKU, burst, open_stalled_socket
+from tests.test_live_slow import FAT, LONG_SKU, burst, open_stalled_socket, start_with_long_sku
 
 WINDOW = 20
 
@@ -94,16 +94,9 @@ async def test_a_replay_that_cannot_get_a_slot_in_time_is_refused_busy(
 ) -> None:
     """A client that never reads holds the only slot with a long replay (its writes are
     paced by its socket); another resume waits the queue time, then gets REPLAY_BUSY."""
-    async with sessions.begin() as session:
-        catalog = await make_catalog(session)
-        await make_product(
-            session, catalog, "long", "Long", [(LONG_SKU, "Default Title", 100, {"Main": 1})]
-        )
-    server = await servers.start(
-        "--ws-ping-interval",
-        "600",
-        "--ws-ping-timeout",
-        "600",
+    catalog, server = await start_with_long_sku(
+        servers,
+        sessions,
         REPLAY_CONCURRENCY="1",
         REPLAY_QUEUE_SECONDS="1",
     )

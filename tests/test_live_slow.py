@@ -32,6 +32,28 @@ BUFFER = 64
 #: A 250-character SKU, selected 30 times (aliases) by the stalled client: each event is
 #: ~8 KB on its wire, so the kernel's socket buffers (up to tcp_wmem's 4 MB) fill fast.
 LONG_SKU = "LONG-" + "X" * 245
+
+
+async def start_with_long_sku(
+    servers: ServerFactory,
+    sessions: async_sessionmaker[AsyncSession],
+    *serve_args: str,
+    **env: str,
+) -> tuple[Catalog, LiveServer]:
+    """The test catalog plus a product of `LONG_SKU` (1 unit at Main), and a server with
+    websocket pings 10 minutes apart (a stalled client must be closed by its buffer, not
+    by a ping), started with `serve_args` and the settings `env`."""
+    async with sessions.begin() as session:
+        catalog = await make_catalog(session)
+        await make_product(
+            session, catalog, "long", "Long", [(LONG_SKU, "Default Title", 100, {"Main": 1})]
+        )
+    server = await servers.start(
+        "--ws-ping-interval", "600", "--ws-ping-timeout", "600", *serve_args, **env
+    )
+    return catalog, server
+
+
 FAT = "subscription { stockChanged { cursor " + " ".join(f"a{i}: sku" for i in range(30)) + " } }"
 
 
@@ -71,16 +93,9 @@ async def read_until_closed(ws: Any) -> None:
 async def test_a_subscriber_that_never_reads_is_closed_and_others_keep_receiving(
     servers: ServerFactory, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine
 ) -> None:
-    async with sessions.begin() as session:
-        catalog: Catalog = await make_catalog(session)
-        await make_product(
-            session, catalog, "long", "Long", [(LONG_SKU, "Default Title", 100, {"Main": 1})]
-        )
-    server = await servers.start(
-        "--ws-ping-interval",
-        "600",
-        "--ws-ping-timeout",
-        "600",
+    catalog, server = await start_with_long_sku(
+        servers,
+        sessions,
         SUBSCRIBER_BUFFER_SIZE=str(BUFFER),
         LIVE_POLL_SECONDS="0.2",
     )
