@@ -43,10 +43,12 @@ CREATE = """mutation($input: CreateWebhookEndpointInput!) { createWebhookEndpoin
 
 @pytest.fixture
 async def server(servers: ServerFactory, sessions: Sessions, engine: AsyncEngine) -> LiveServer:
-    """test_dashboard.py's demo server, with WEBHOOK_SECRETS_KEY known to the test."""
+    """test_dashboard.py's demo server, with WEBHOOK_SECRETS_KEY known to the test, and no
+    delivery worker: these tests set deliveries' states themselves and read them back, and a
+    worker sending the retried delivery at once raced that read (FAILED, 9 attempts)."""
     async with sessions.begin() as session:
         await seed_demo_catalog(UnitOfWork(session, actor="import"))
-    started = await servers.start(WEBHOOK_SECRETS_KEY=KEY)
+    started = await servers.start(WEBHOOK_SECRETS_KEY=KEY, OUTBOX_WORKER="false")
     await wait_positioned(engine)
     return started
 
