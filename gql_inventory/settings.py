@@ -267,7 +267,7 @@ class Settings(OutboundSettings, BaseSettings):
         "take a sixteenth of it at most; 0 turns the response cache off.",
     )
     reads_per_turn: int = Field(
-        default=8,
+        default=5,
         ge=0,
         le=10_000,
         description="While a write (any /graphql request that is not a cached stock or "

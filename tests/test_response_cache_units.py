@@ -3,6 +3,7 @@ store, and the ASGI wrapper in front of a fake app (docs/adr/0012-read-response-
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -308,3 +309,53 @@ async def test_a_streaming_request_is_not_counted_as_a_write() -> None:
             await c.post("/graphql", json=body, headers={"accept": accept})
         await c.post("/graphql", json={"query": "mutation { m }"})
     assert seen == [0, 0, 1]  # the mutation counts, the streams do not
+
+
+class _QueueWatch(Turns):
+    """Turns whose `queued` event is set once a read waits for its turn."""
+
+    def __init__(self, per_turn: int) -> None:
+        super().__init__(per_turn)
+        self.queued = asyncio.Event()
+
+    def _schedule(self) -> None:
+        if self.waiting:
+            self.queued.set()
+        super()._schedule()
+
+
+async def test_reads_that_waited_their_turn_look_again_before_running() -> None:
+    """While a write runs, reads of one cold key queue for their turns (one a turn here):
+    the first runs and keeps its response, the others find it when their turn comes
+    instead of each running the operation again; and an entry found before the wait is
+    not sent when its variant changed meanwhile (ADR 0021)."""
+    view = FakeView()
+    view.variants = [7]
+    cache = _cache(view, [(1, 1)])
+    reads = cache._reads
+    assert isinstance(reads, FakeReads)
+    turns = cache.turns = _QueueWatch(per_turn=1)
+    body = {"query": READ, "variables": {"sku": "A"}}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=cache), base_url="http://t"
+    ) as c:
+        with turns.writing():
+            other = c.post("/graphql", json={"query": READ, "variables": {"sku": "B"}})
+            first, *answers = await asyncio.gather(
+                other, *(c.post("/graphql", json=body) for _ in range(6))
+            )
+            assert first.json() == {"data": {"n": 1}}  # B took this loop iteration's turn
+            assert [a.json() for a in answers] == [{"data": {"n": 2}}] * 6
+            assert view.calls == 2
+
+            async def change_while_waiting() -> None:
+                await turns.queued.wait()
+                reads.epoch += 1
+                reads.stamps[7] = reads.epoch
+
+            waiting = [c.post("/graphql", json=body) for _ in range(3)]
+            *answers, _ = await asyncio.gather(*waiting, change_while_waiting())
+        # The first took its turn at once and was sent before the change; the two that
+        # waited did not send the stale entry: one ran again, the other found its answer.
+        assert [a.json()["data"]["n"] for a in answers] == [2, 3, 3]
+        assert view.calls == 3

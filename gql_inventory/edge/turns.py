@@ -55,8 +55,9 @@ class Turns:
         finally:
             self.writes -= 1
 
-    async def read(self) -> None:
-        """Wait for this read's turn (at once when no write runs and nobody waits).
+    async def read(self) -> bool:
+        """Wait for this read's turn (at once when no write runs and nobody waits); True
+        when it waited (what the read looked up before may have changed meanwhile).
 
         Raises `asyncio.CancelledError` when the request is cancelled while it waits; its
         place passes to the next read."""
@@ -64,12 +65,13 @@ class Turns:
             if self.writes:
                 self._started += 1
                 self._schedule()
-            return
+            return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         READ_TURN_WAITS.inc()
         self._waiting.append(future)
         self._schedule()
         await future
+        return True
 
     def _schedule(self) -> None:
         if not self._scheduled:

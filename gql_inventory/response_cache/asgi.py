@@ -35,7 +35,7 @@ from gql_inventory.kit.metrics import (
     RESPONSE_CACHE_STORED,
 )
 from gql_inventory.response_cache.operations import ReadOperations
-from gql_inventory.response_cache.store import ResponseStore, Tag
+from gql_inventory.response_cache.store import CachedResponse, ResponseStore, Tag
 from gql_inventory.response_cache.trace import open_trace
 
 if TYPE_CHECKING:
@@ -150,28 +150,38 @@ class ResponseCache:
                 return
         role = self._role(authorization)
         key = (method, role, raw)
-        epoch = reads.epoch
-        found = self.store.get(key, tag)
-        if found is not None and reads.changed_since(found.variants, found.epoch):
-            self.store.drop(key)
-            found = None
+        found = self._fresh(key, tag)
+        if found is None and not (
+            self.operations.post(raw) if method == "POST" else self.operations.get(raw)
+        ):
+            await self._other(scope, receive, send)
+            return
+        if self.turns is not None and await self.turns.read():
+            # It waited: another read may have kept this response, or a variant moved.
+            tag = reads.tag()
+            if tag is None:
+                await self.app(scope, receive, send)
+                return
+            found = self._fresh(key, tag)
         if found is not None:
-            if self.turns is not None:
-                await self.turns.read()
             RESPONSE_CACHE_HITS.inc()
             await send(
                 {"type": "http.response.start", "status": found.status, "headers": found.headers}
             )
             await send({"type": "http.response.body", "body": found.body})
             return
-        cacheable = self.operations.post(raw) if method == "POST" else self.operations.get(raw)
-        if not cacheable:
-            await self._other(scope, receive, send)
-            return
-        if self.turns is not None:
-            await self.turns.read()
-        RESPONSE_CACHE_MISSES.inc()
-        await self._run_and_keep(scope, receive, send, key, len(raw) + len(role), (tag, epoch))
+        RESPONSE_CACHE_MISSES.inc()  # cacheable: an entry is only ever kept for such a read
+        arrived = (tag, reads.epoch)
+        await self._run_and_keep(scope, receive, send, key, len(raw) + len(role), arrived)
+
+    def _fresh(self, key: tuple[str, str, bytes], tag: Tag) -> CachedResponse | None:
+        """The entry under `key` kept at `tag` with none of its variants changed since,
+        else None (a stale entry is dropped)."""
+        found = self.store.get(key, tag)
+        if found is not None and self._reads.changed_since(found.variants, found.epoch):
+            self.store.drop(key)
+            return None
+        return found
 
     async def _other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """A request that is not a cacheable read: a write for `turns`."""
