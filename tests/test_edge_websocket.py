@@ -34,7 +34,7 @@ from tests.support.live import (
     eventually,
     wait_positioned,
 )
-from tests.test_live_slow import FAT, LONG_SKU, burst, open_stalled_socket, start_with_long_sku
+from tests.test_live_slow import FAT, LONG_SKU, burst, connect_stalled, start_with_long_sku
 
 LIMIT = 50
 PER_KIND = 100
@@ -188,17 +188,8 @@ async def test_a_slow_subscriber_closed_with_4008_frees_its_connection(
         LIVE_POLL_SECONDS="0.2",
     )
     await wait_positioned(engine)
-    sock = await open_stalled_socket(server)
-    stalled = await websockets.connect(
-        server.ws_url,
-        sock=sock,
-        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-        max_queue=1,
-        compression=None,
-    )
+    stalled = await connect_stalled(server)
     try:
-        await stalled.send(json.dumps({"type": "connection_init", "payload": {}}))
-        assert json.loads(await stalled.recv())["type"] == "connection_ack"
         await stalled.send(
             json.dumps({"id": "fat", "type": "subscribe", "payload": {"query": FAT}})
         )

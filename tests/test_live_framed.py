@@ -37,7 +37,7 @@ from tests.test_live_slow import (
     FAT,
     LONG_SKU,
     burst,
-    open_stalled_socket,
+    connect_stalled,
     read_until_closed,
     start_with_long_sku,
 )
@@ -176,17 +176,8 @@ async def test_a_slow_member_is_closed_alone(
                 received.append((await healthy.data("fat"))["stockChanged"])
 
         reader = asyncio.create_task(read_forever())
-        sock = await open_stalled_socket(server)
         try:
-            async with websockets.connect(
-                server.ws_url,
-                sock=sock,
-                subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-                max_queue=1,
-                compression=None,
-            ) as stalled:
-                await stalled.send(json.dumps({"type": "connection_init", "payload": {}}))
-                assert json.loads(await stalled.recv())["type"] == "connection_ack"
+            async with await connect_stalled(server) as stalled:
                 await stalled.send(
                     json.dumps({"id": "fat", "type": "subscribe", "payload": {"query": FAT}})
                 )

@@ -12,7 +12,6 @@ import contextlib
 import json
 
 import pytest
-import websockets
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.support.catalog import Catalog
@@ -26,7 +25,7 @@ from tests.support.live import (
     position_of,
     wait_positioned,
 )
-from tests.test_live_slow import FAT, LONG_SKU, burst, open_stalled_socket, start_with_long_sku
+from tests.test_live_slow import FAT, LONG_SKU, burst, connect_stalled, start_with_long_sku
 
 WINDOW = 20
 
@@ -104,16 +103,7 @@ async def test_a_replay_that_cannot_get_a_slot_in_time_is_refused_busy(
     for _ in range(15):
         await burst(sessions, catalog.variants[LONG_SKU], 100)
     await wait_positioned(engine)
-    sock = await open_stalled_socket(server)
-    async with websockets.connect(
-        server.ws_url,
-        sock=sock,
-        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-        max_queue=1,
-        compression=None,
-    ) as stalled:
-        await stalled.send(json.dumps({"type": "connection_init", "payload": {}}))
-        assert json.loads(await stalled.recv())["type"] == "connection_ack"
+    async with await connect_stalled(server) as stalled:
         query = FAT.replace("subscription {", "subscription($after: String) {").replace(
             "stockChanged {", "stockChanged(after: $after) {"
         )

@@ -12,6 +12,8 @@ import pytest
 import websockets
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
 
 from gql_inventory.domain.uow import UnitOfWork
 from gql_inventory.models import MovementKind
@@ -84,6 +86,22 @@ async def open_stalled_socket(server: LiveServer) -> socket.socket:
     return sock
 
 
+async def connect_stalled(server: LiveServer) -> ClientConnection:
+    """A graphql-transport-ws connection over `open_stalled_socket`, acknowledged, that
+    keeps one message queued at most and no compression (what it does not read must not
+    shrink on the wire); the caller closes it (``async with`` or ``transport.abort()``)."""
+    stalled = await websockets.connect(
+        server.ws_url,
+        sock=await open_stalled_socket(server),
+        subprotocols=[Subprotocol("graphql-transport-ws")],
+        max_queue=1,
+        compression=None,
+    )
+    await stalled.send(json.dumps({"type": "connection_init", "payload": {}}))
+    assert json.loads(await stalled.recv())["type"] == "connection_ack"
+    return stalled
+
+
 async def read_until_closed(ws: Any) -> None:
     while True:
         await ws.recv()
@@ -112,16 +130,7 @@ async def test_a_subscriber_that_never_reads_is_closed_and_others_keep_receiving
 
         reader = asyncio.create_task(read_forever())
         try:
-            sock = await open_stalled_socket(server)
-            async with websockets.connect(
-                server.ws_url,
-                sock=sock,
-                subprotocols=["graphql-transport-ws"],
-                max_queue=1,
-                compression=None,  # what it does not read must not shrink on the wire
-            ) as stalled:  # type: ignore[list-item]
-                await stalled.send(json.dumps({"type": "connection_init", "payload": {}}))
-                assert json.loads(await stalled.recv())["type"] == "connection_ack"
+            async with await connect_stalled(server) as stalled:
                 await stalled.send(
                     json.dumps({"id": "fat", "type": "subscribe", "payload": {"query": FAT}})
                 )
